@@ -1,0 +1,1 @@
+"""The engine: owns simulated time. Imports model, policy Protocols and the Recorder Protocol only."""

@@ -1,0 +1,52 @@
+"""One run: owns the simpy Environment and steps it, reporting progress in simulated terms.
+
+No wall clock here: the caller turns progress fractions into a progress bar.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import simpy
+
+from dcsim.engine.training import TrainingEngine
+
+ProgressCallback = Callable[[float], None]
+
+
+class Simulation:
+    def __init__(self, env: simpy.Environment, training: TrainingEngine | None, horizon: float | None) -> None:
+        self.env = env
+        self.training = training
+        self.horizon = horizon
+        self.events = 0
+        self.end_time = 0.0
+
+    def run(self, progress: ProgressCallback | None = None, every: int = 8192) -> float:
+        """Process events until the horizon or until nothing is left; return the end time."""
+        env = self.env
+        if self.training is not None:
+            self.training.start()
+        limit = self.horizon if self.horizon is not None else math.inf
+        total = len(self.training.jobs) if self.training is not None else 0
+        steps = 0
+        while True:
+            when = env.peek()
+            if when == math.inf or when > limit:
+                break
+            env.step()
+            steps += 1
+            if progress is not None and steps % every == 0:
+                progress(self._fraction(total))
+        self.events = steps
+        self.end_time = limit if self.horizon is not None else env.now
+        if progress is not None:
+            progress(1.0)
+        return self.end_time
+
+    def _fraction(self, total: int) -> float:
+        done = self.training.finished / total if self.training is not None and total else 0.0
+        if self.horizon is not None:
+            return max(done, self.env.now / self.horizon)
+        return done

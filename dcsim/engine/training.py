@@ -1,0 +1,247 @@
+"""Training jobs on the cluster: arrivals, scheduling passes, placement, fluid progress, completion.
+
+Events happen only where state changes: an arrival, the end of a job's start-up, a completion, and
+at most one scheduling pass per instant (coalesced). A job's finish event is planned from its
+remaining work and rate; when a rate changes the plan is versioned and the stale event ignored.
+The engine is also the read-only view policies see (SchedulerView and ClusterView protocols).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import partial
+
+import simpy
+
+from dcsim.errors import PolicyError
+from dcsim.metrics.protocol import Recorder
+from dcsim.model import Cluster, Job, JobState
+from dcsim.policies.base import Placement, PlacementRequest, QueuedJobView, StartJob, TrainingScheduler
+from dcsim.engine.power import PowerModel
+
+
+class TrainingEngine:
+    def __init__(
+        self, env: simpy.Environment, cluster: Cluster, jobs: Sequence[Job], scheduler: TrainingScheduler,
+        placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder, power: PowerModel,
+        startup: float = 0.0,
+    ) -> None:
+        self.env = env
+        self.cluster = cluster
+        self.jobs = jobs
+        self.scheduler = scheduler
+        self.placement = placement
+        self.speeds = speeds
+        self.recorder = recorder
+        self.power = power
+        self.startup = startup
+        self._queue: dict[int, Job] = {}
+        self._by_estimate: list[tuple[float, float, int]] = []
+        self._running_ends: dict[str, list[tuple[float, int, int]]] = {m: [] for m in cluster.accelerator_models}
+        self._busy: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
+        self._candidates: dict[tuple[str, tuple[str, ...] | None], tuple[str, ...]] = {}
+        self._pass_pending = False
+        self._next_arrival = 0
+        self.completed = 0
+        self.rejected = 0
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._emit_levels()
+        self._schedule_next_arrival()
+
+    @property
+    def finished(self) -> int:
+        return self.completed + self.rejected
+
+    def _schedule_next_arrival(self) -> None:
+        if self._next_arrival < len(self.jobs):
+            delay = max(0.0, self.jobs[self._next_arrival].submit - self.env.now)
+            self.env.timeout(delay).callbacks.append(self._on_arrival)
+
+    def _on_arrival(self, _event: simpy.Event) -> None:
+        now = self.env.now
+        while self._next_arrival < len(self.jobs) and self.jobs[self._next_arrival].submit <= now:
+            self._submit(self.jobs[self._next_arrival])
+            self._next_arrival += 1
+        self._emit_levels()
+        self._schedule_next_arrival()
+
+    def _submit(self, job: Job) -> None:
+        self.recorder.job_submitted(job)
+        if not self._feasible(job):
+            job.state = JobState.REJECTED
+            job.reason = self._infeasible_reason(job)
+            self.rejected += 1
+            self.recorder.job_rejected(job)
+            return
+        self._queue[job.id] = job
+        bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
+        self._request_pass()
+
+    def _feasible(self, job: Job) -> bool:
+        return any(self.cluster.capacity[m] >= job.demand for m in self._allowed_models(job))
+
+    def _infeasible_reason(self, job: Job) -> str:
+        allowed = self._allowed_models(job)
+        if not allowed:
+            return f"needs {'/'.join(job.allowed or ())}, which the cluster does not have"
+        largest = max(self.cluster.capacity[m] for m in allowed)
+        return f"needs {job.demand} accelerators; the largest allowed pool has {largest}"
+
+    def _allowed_models(self, job: Job) -> tuple[str, ...]:
+        models = self.cluster.accelerator_models
+        return models if job.allowed is None else tuple(m for m in models if m in job.allowed)
+
+    # --- scheduling pass ------------------------------------------------------------------------
+    def _request_pass(self) -> None:
+        if not self._pass_pending:
+            self._pass_pending = True
+            self.env.timeout(0).callbacks.append(self._run_pass)
+
+    def _run_pass(self, _event: simpy.Event) -> None:
+        self._pass_pending = False
+        if not self._queue:
+            return
+        decisions = self.scheduler.schedule(self)
+        for decision in decisions:
+            self._apply(decision)
+        if decisions:
+            self._emit_levels()
+
+    def _apply(self, decision: StartJob) -> None:
+        scheduler = getattr(self.scheduler, "name", type(self.scheduler).__name__)
+        job = self._queue.get(decision.job_id) if isinstance(decision, StartJob) else None
+        if job is None:
+            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: job is not waiting in the queue")
+        accelerator = decision.accelerator
+        if accelerator not in self.candidate_accelerators(job):
+            raise PolicyError(f"scheduler {scheduler!r} started job {job.id} on {accelerator!r}, "
+                              f"which it may not use (allowed: {', '.join(self.candidate_accelerators(job))})")
+        if self.cluster.free[accelerator] < job.demand:
+            raise PolicyError(f"scheduler {scheduler!r} started job {job.id} needing {job.demand} {accelerator} "
+                              f"but only {self.cluster.free[accelerator]} are free")
+        allocation = self.placement.place(PlacementRequest(job.id, job.demand, accelerator), self.cluster)
+        self._check_allocation(job, accelerator, allocation)
+        for node_id, count in allocation:
+            self.cluster.allocate(node_id, count)
+        del self._queue[job.id]
+        del self._by_estimate[bisect.bisect_left(self._by_estimate, (job.estimate, job.submit, job.id))]
+        self._start(job, accelerator, tuple(allocation))
+
+    def _check_allocation(self, job: Job, accelerator: str, allocation: object) -> None:
+        name = getattr(self.placement, "name", type(self.placement).__name__)
+        prefix = f"placement {name!r} for job {job.id} ({job.demand} x {accelerator})"
+        try:
+            pairs = [(int(node), int(count)) for node, count in allocation]  # type: ignore[attr-defined]
+        except (TypeError, ValueError):
+            raise PolicyError(f"{prefix}: expected (node id, count) pairs, got {allocation!r}") from None
+        seen: set[int] = set()
+        for node_id, count in pairs:
+            if not 0 <= node_id < len(self.cluster.nodes):
+                raise PolicyError(f"{prefix}: node {node_id} does not exist")
+            node = self.cluster.nodes[node_id]
+            if node.accelerator != accelerator:
+                raise PolicyError(f"{prefix}: node {node.name} has {node.accelerator}, not {accelerator}")
+            if node_id in seen or count < 1 or count > self.cluster.free_on[node_id]:
+                raise PolicyError(f"{prefix}: takes {count} on node {node.name}, which has "
+                                  f"{self.cluster.free_on[node_id]} free (or is listed twice)")
+            seen.add(node_id)
+        if sum(count for _, count in pairs) != job.demand:
+            raise PolicyError(f"{prefix}: allocates {sum(c for _, c in pairs)} accelerators, not {job.demand}")
+
+    # --- running jobs ---------------------------------------------------------------------------
+    def _start(self, job: Job, accelerator: str, allocation: tuple[tuple[int, int], ...]) -> None:
+        now = self.env.now
+        job.state = JobState.RUNNING
+        job.accelerator = accelerator
+        job.allocation = allocation
+        job.start = now
+        job.rate = self.speeds[(job.model, accelerator)]
+        job.remaining = job.work
+        job.estimated_end = now + self.startup + job.estimate / job.rate
+        bisect.insort(self._running_ends[accelerator], (job.estimated_end, job.id, job.demand))
+        self.recorder.job_started(job)
+        if self.startup > 0:
+            self.env.timeout(self.startup).callbacks.append(partial(self._on_compute_start, job))
+        else:
+            self._begin_compute(job)
+
+    def _on_compute_start(self, job: Job, _event: simpy.Event) -> None:
+        self._begin_compute(job)
+        self._emit_levels()
+
+    def _begin_compute(self, job: Job) -> None:
+        job.compute_start = self.env.now
+        job.progress_time = self.env.now
+        self._busy[job.accelerator] += job.demand  # type: ignore[index]
+        self._plan_finish(job)
+
+    def _plan_finish(self, job: Job) -> None:
+        """(Re)plan the completion event from remaining work and current rate."""
+        job.plan_version += 1
+        delay = job.remaining / job.rate
+        self.env.timeout(delay).callbacks.append(partial(self._on_finish, job, job.plan_version))
+
+    def _on_finish(self, job: Job, version: int, _event: simpy.Event) -> None:
+        if version != job.plan_version:
+            return  # superseded by a later plan
+        accelerator = job.accelerator
+        assert accelerator is not None
+        job.remaining = 0.0
+        job.end = self.env.now
+        job.state = JobState.COMPLETED
+        for node_id, count in job.allocation:
+            self.cluster.release(node_id, count)
+        ends = self._running_ends[accelerator]
+        del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
+        self._busy[accelerator] -= job.demand
+        self.completed += 1
+        self.recorder.job_finished(job)
+        self._emit_levels()
+        if self._queue:
+            self._request_pass()
+
+    def _emit_levels(self) -> None:
+        cluster = self.cluster
+        allocated = [cluster.capacity[m] - cluster.free[m] for m in cluster.accelerator_models]
+        busy = [self._busy[m] for m in cluster.accelerator_models]
+        self.recorder.levels(self.env.now, len(self._queue), allocated, busy,
+                             self.power.accelerators_w(self._busy), self.power.hosts_w(cluster.occupied_nodes))
+
+    # --- SchedulerView ----------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    @property
+    def free(self) -> Mapping[str, int]:
+        return self.cluster.free
+
+    def queued(self) -> Iterator[QueuedJobView]:
+        return iter(self._queue.values())
+
+    def queued_by_estimate(self) -> Iterator[QueuedJobView]:
+        queue = self._queue
+        return (queue[job_id] for _, _, job_id in self._by_estimate)
+
+    def queue_length(self) -> int:
+        return len(self._queue)
+
+    def candidate_accelerators(self, job: QueuedJobView) -> tuple[str, ...]:
+        allowed = getattr(job, "allowed", None)
+        key = (job.model, allowed)
+        cached = self._candidates.get(key)
+        if cached is None:
+            models = [m for m in self.cluster.accelerator_models if allowed is None or m in allowed]
+            order = {m: i for i, m in enumerate(models)}
+            cached = tuple(sorted(models, key=lambda m: (-self.speeds[(job.model, m)], order[m])))
+            self._candidates[key] = cached
+        return cached
+
+    def relative_speed(self, job: QueuedJobView, accelerator: str) -> float:
+        return self.speeds[(job.model, accelerator)]
+
+    def running_by_estimated_end(self, accelerator: str) -> Iterable[tuple[float, int]]:
+        return ((end, demand) for end, _, demand in self._running_ends[accelerator])

@@ -1,0 +1,38 @@
+"""Every error a user can cause is a DcsimError subclass, so the CLI can print one line and exit 2.
+
+The message is written for a person: file, field or line, what was expected, what was found.
+"""
+
+from __future__ import annotations
+
+
+class DcsimError(Exception):
+    """Base of all user-facing dcsim errors."""
+
+
+class UnitError(DcsimError, ValueError):
+    """A quantity string that cannot be parsed ("80GiB", "700W", "2h")."""
+
+
+class ScenarioError(DcsimError):
+    """A scenario file that is missing, unreadable or invalid; may carry several problems."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class CatalogError(DcsimError):
+    """An unknown accelerator or model name, or a broken catalog file."""
+
+
+class TraceError(DcsimError):
+    """A trace file that cannot be read: missing file, missing column, no usable row."""
+
+
+class PolicyError(DcsimError):
+    """An unknown policy name, bad policy parameters, or an invalid decision made by a policy."""
+
+
+class ResultError(DcsimError):
+    """A results folder that cannot be written or read back."""

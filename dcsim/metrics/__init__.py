@@ -1,0 +1,1 @@
+"""Observation: the Recorder protocol, the frame recorder, and the summary."""

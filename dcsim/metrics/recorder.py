@@ -1,0 +1,106 @@
+"""Collects what the engine reports and turns it into pandas frames with fixed columns.
+
+Frames (columns are part of the metrics contract, documented in README "Outputs"):
+- jobs: job_id, name, model, submit_s, start_s, compute_start_s, end_s, wait_s, run_s, jct_s, slowdown,
+  accelerators, accelerator_model, nodes, work_ref_s, estimate_ref_s, state, reason
+- timeseries: time_s, queue_length, allocated_all, busy_all, allocated_<model>, busy_<model> (counts),
+  power_accelerators_w, power_hosts_w, power_network_w, power_storage_w, power_it_w, power_facility_w.
+  Each row holds from its time until the next row's (piecewise constant); the last row is at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from dcsim.model import Job, JobState
+
+JOB_COLUMNS = [
+    "job_id", "name", "model", "submit_s", "start_s", "compute_start_s", "end_s", "wait_s", "run_s", "jct_s",
+    "slowdown", "accelerators", "accelerator_model", "nodes", "work_ref_s", "estimate_ref_s", "state", "reason",
+]
+
+
+class FrameRecorder:
+    """The Recorder used by runs: keeps job references and level rows, builds frames at the end."""
+
+    def __init__(self, accelerator_models: Sequence[str], pue: float) -> None:
+        self.accelerator_models = tuple(accelerator_models)
+        self.pue = pue
+        self._jobs: list[Job] = []
+        self._times: list[float] = []
+        self._rows: list[tuple[int, tuple[int, ...], tuple[int, ...], float, float]] = []
+
+    def job_submitted(self, job: Job) -> None:
+        self._jobs.append(job)
+
+    def job_rejected(self, job: Job) -> None:
+        pass  # the job record already carries state and reason
+
+    def job_started(self, job: Job) -> None:
+        pass
+
+    def job_finished(self, job: Job) -> None:
+        pass
+
+    def levels(self, time: float, queue_length: int, allocated: Sequence[int], busy: Sequence[int],
+               accelerator_w: float, host_w: float) -> None:
+        row = (queue_length, tuple(allocated), tuple(busy), accelerator_w, host_w)
+        if self._times and self._times[-1] == time:
+            self._rows[-1] = row  # several changes at one instant: the last one holds
+        else:
+            self._times.append(time)
+            self._rows.append(row)
+
+    # --- frames -------------------------------------------------------------------------------------
+    def jobs_frame(self, end_time: float) -> pd.DataFrame:
+        rows = []
+        for job in self._jobs:
+            state = job.state.value
+            if job.state in (JobState.QUEUED, JobState.RUNNING):
+                state = "unfinished"
+            wait = (job.start - job.submit) if job.start is not None else np.nan
+            run = (job.end - job.start) if job.end is not None and job.start is not None else np.nan
+            jct = (job.end - job.submit) if job.end is not None else np.nan
+            rows.append((
+                job.id, job.name, job.model, job.submit, _nan(job.start), _nan(job.compute_start), _nan(job.end),
+                wait, run, jct, jct / run if run and run > 0 else np.nan, job.demand, job.accelerator or "",
+                len(job.allocation), job.work, job.estimate, state, job.reason,
+            ))
+        frame = pd.DataFrame.from_records(rows, columns=JOB_COLUMNS)
+        return frame.astype({"job_id": "int64", "accelerators": "int64", "nodes": "int64"})
+
+    def timeseries_frame(self, end_time: float) -> pd.DataFrame:
+        times = list(self._times)
+        rows = list(self._rows)
+        if rows and times[-1] < end_time:
+            times.append(end_time)
+            rows.append(rows[-1])
+        elif rows:
+            times = [t for t in times if t <= end_time]
+            rows = rows[: len(times)]
+        models = self.accelerator_models
+        data: dict[str, object] = {"time_s": np.asarray(times, dtype=float),
+                                   "queue_length": np.asarray([r[0] for r in rows], dtype=np.int64)}
+        allocated = np.asarray([r[1] for r in rows], dtype=np.int64).reshape(len(rows), len(models))
+        busy = np.asarray([r[2] for r in rows], dtype=np.int64).reshape(len(rows), len(models))
+        data["allocated_all"] = allocated.sum(axis=1)
+        data["busy_all"] = busy.sum(axis=1)
+        for i, model in enumerate(models):
+            data[f"allocated_{model}"] = allocated[:, i]
+            data[f"busy_{model}"] = busy[:, i]
+        accelerator_w = np.asarray([r[3] for r in rows], dtype=float)
+        host_w = np.asarray([r[4] for r in rows], dtype=float)
+        data["power_accelerators_w"] = accelerator_w
+        data["power_hosts_w"] = host_w
+        data["power_network_w"] = np.zeros(len(rows))
+        data["power_storage_w"] = np.zeros(len(rows))
+        data["power_it_w"] = accelerator_w + host_w
+        data["power_facility_w"] = (accelerator_w + host_w) * self.pue
+        return pd.DataFrame(data)
+
+
+def _nan(value: float | None) -> float:
+    return np.nan if value is None else value

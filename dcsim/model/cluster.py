@@ -1,0 +1,77 @@
+"""Cluster state: nodes, free accelerators per node, and the indexes policies query.
+
+Nodes of one accelerator model are indexed by how many accelerators they have free, each bucket a
+sorted list of node ids, so best-fit and spread placements are O(node size) lookups rather than scans.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dcsim.catalog import AcceleratorSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    id: int
+    name: str
+    pool: str
+    accelerator: str
+    size: int
+    host_idle_w: float
+    host_busy_w: float
+
+
+class Cluster:
+    """Mutable allocation state over immutable nodes; the engine is its only writer."""
+
+    def __init__(self, nodes: Sequence[Node], specs: dict[str, AcceleratorSpec]) -> None:
+        self.nodes: tuple[Node, ...] = tuple(nodes)
+        self.specs = specs
+        self.free_on: list[int] = [node.size for node in self.nodes]
+        self.accelerator_models: tuple[str, ...] = tuple(dict.fromkeys(n.accelerator for n in self.nodes))
+        self.capacity: dict[str, int] = dict.fromkeys(self.accelerator_models, 0)
+        self.max_node_size: dict[str, int] = dict.fromkeys(self.accelerator_models, 0)
+        for node in self.nodes:
+            self.capacity[node.accelerator] += node.size
+            self.max_node_size[node.accelerator] = max(self.max_node_size[node.accelerator], node.size)
+        self.free: dict[str, int] = dict(self.capacity)
+        self._buckets: dict[str, list[list[int]]] = {
+            model: [[] for _ in range(self.max_node_size[model] + 1)] for model in self.accelerator_models
+        }
+        for node in self.nodes:
+            self._buckets[node.accelerator][node.size].append(node.id)
+        self.occupied_nodes: dict[str, int] = {pool: 0 for pool in dict.fromkeys(n.pool for n in self.nodes)}
+
+    # --- queries (the ClusterView protocol) ---------------------------------------------------
+    def nodes_with_free(self, accelerator: str, free: int) -> Sequence[int]:
+        """Ids of nodes of this model with exactly `free` free accelerators, ascending."""
+        buckets = self._buckets[accelerator]
+        return buckets[free] if 0 <= free < len(buckets) else ()
+
+    def node(self, node_id: int) -> Node:
+        return self.nodes[node_id]
+
+    # --- updates (engine only) ----------------------------------------------------------------
+    def allocate(self, node_id: int, count: int) -> None:
+        self._move(node_id, -count)
+
+    def release(self, node_id: int, count: int) -> None:
+        self._move(node_id, count)
+
+    def _move(self, node_id: int, delta: int) -> None:
+        node = self.nodes[node_id]
+        before = self.free_on[node_id]
+        after = before + delta
+        buckets = self._buckets[node.accelerator]
+        old = buckets[before]
+        del old[bisect.bisect_left(old, node_id)]
+        bisect.insort(buckets[after], node_id)
+        self.free_on[node_id] = after
+        self.free[node.accelerator] += delta
+        if before == node.size:
+            self.occupied_nodes[node.pool] += 1
+        elif after == node.size:
+            self.occupied_nodes[node.pool] -= 1

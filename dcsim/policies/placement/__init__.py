@@ -1,0 +1,1 @@
+"""Placement policies: which nodes a started job's accelerators come from."""

@@ -1,0 +1,1 @@
+"""Training schedulers: which queued jobs start, in which order."""

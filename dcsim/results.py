@@ -1,0 +1,92 @@
+"""RunResult: everything one run produced, saved to and loaded from a folder without re-running.
+
+A folder holds summary.json, scenario.yaml (resolved, with the policies' parameters), jobs.csv,
+timeseries.csv for people, and frames/*.parquet for exact reloading. Folders are written
+atomically: into a temporary sibling, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from dcsim.errors import ResultError
+
+FRAME_NAMES = ("jobs", "timeseries")
+
+
+@dataclass
+class RunResult:
+    scenario: dict[str, Any]
+    seed: int
+    version: str
+    summary: dict[str, Any]
+    jobs: pd.DataFrame
+    timeseries: pd.DataFrame
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def frames(self) -> dict[str, pd.DataFrame]:
+        return {"jobs": self.jobs, "timeseries": self.timeseries}
+
+    def save(self, folder: str | Path, extra_files: Callable[[Path], None] | None = None) -> Path:
+        """Write the result (and whatever `extra_files` adds, e.g. charts) atomically to `folder`."""
+        return write_atomically(Path(folder), lambda tmp: self._write(tmp, extra_files))
+
+    def _write(self, folder: Path, extra_files: Callable[[Path], None] | None) -> None:
+        (folder / "summary.json").write_text(summary_json(self.summary))
+        (folder / "scenario.yaml").write_text(yaml.safe_dump(self.scenario, sort_keys=False))
+        (folder / "frames").mkdir()
+        for name, frame in self.frames.items():
+            frame.to_csv(folder / f"{name}.csv", index=False)
+            frame.to_parquet(folder / "frames" / f"{name}.parquet", index=False)
+        if extra_files is not None:
+            extra_files(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> RunResult:
+        folder = Path(folder)
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+            scenario = yaml.safe_load((folder / "scenario.yaml").read_text())
+            frames = {name: pd.read_parquet(folder / "frames" / f"{name}.parquet") for name in FRAME_NAMES}
+        except FileNotFoundError as exc:
+            raise ResultError(f"{folder}: not a dcsim results folder ({Path(exc.filename).name} missing)") from None
+        return cls(scenario=scenario, seed=int(summary["seed"]), version=str(summary["dcsim_version"]),
+                   summary=summary, jobs=frames["jobs"], timeseries=frames["timeseries"])
+
+
+def summary_json(summary: dict[str, Any]) -> str:
+    return json.dumps(summary, indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def write_atomically(folder: Path, write: Callable[[Path], None]) -> Path:
+    """Fill a temporary sibling folder with `write`, then swap it into place; no half-written output."""
+    folder = folder.resolve()
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    except OSError as exc:
+        raise ResultError(f"{folder}: cannot create output folder: {exc.strerror}") from None
+    try:
+        write(tmp)
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+            os.rename(folder, old / folder.name)
+            os.rename(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder

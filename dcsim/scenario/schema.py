@@ -1,0 +1,267 @@
+"""The scenario file schema: frozen pydantic models, SI floats inside, unit strings accepted.
+
+`dcsim schema` prints the JSON Schema of `Scenario` so editors can autocomplete scenario files.
+Checks that need the catalog (accelerator and model names) live in `scenario/checks.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from dcsim.scenario.units_types import Duration, PositiveDuration, Power, Rate
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- cluster -------------------------------------------------------------------------------------
+
+
+class HostPower(_Strict):
+    """Power of one host (CPUs, memory, fans, NICs), excluding its accelerators."""
+
+    idle: Power = Field(300.0, description="host power when none of its accelerators is allocated")
+    busy: Power | None = Field(None, description="host power when any accelerator is allocated; default idle")
+
+    @property
+    def busy_w(self) -> float:
+        return self.idle if self.busy is None else self.busy
+
+
+class NodePool(_Strict):
+    """`count` identical nodes, each with `accelerators_per_node` accelerators of one model."""
+
+    name: str = Field(min_length=1)
+    count: int = Field(ge=1, description="number of nodes")
+    accelerator: str = Field(description="accelerator model from the catalog, e.g. H100, A100, TPU-v4")
+    accelerators_per_node: int = Field(8, ge=1)
+    host_power: HostPower = HostPower()
+
+
+class Cluster(_Strict):
+    node_pools: list[NodePool] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Cluster:
+        seen: set[str] = set()
+        for pool in self.node_pools:
+            if pool.name in seen:
+                raise ValueError(f"node pool names must be unique; {pool.name!r} appears twice")
+            seen.add(pool.name)
+        return self
+
+
+# --- distributions -------------------------------------------------------------------------------
+
+
+class Constant(_Strict):
+    distribution: Literal["constant"]
+    value: PositiveDuration
+
+
+class Exponential(_Strict):
+    distribution: Literal["exponential"]
+    mean: PositiveDuration
+
+
+class LogNormal(_Strict):
+    distribution: Literal["lognormal"]
+    median: PositiveDuration
+    sigma: float = Field(1.0, ge=0, description="standard deviation of log(duration)")
+
+
+class Uniform(_Strict):
+    distribution: Literal["uniform"]
+    low: PositiveDuration
+    high: PositiveDuration
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high < self.low:
+            raise ValueError(f"high must be >= low, got low={self.low} s, high={self.high} s")
+        return self
+
+
+DurationDistribution = Annotated[Constant | Exponential | LogNormal | Uniform, Field(discriminator="distribution")]
+
+
+class Arrivals(_Strict):
+    """Job arrival process: Poisson, or gamma inter-arrivals for trace-like burstiness (cv > 1)."""
+
+    process: Literal["poisson", "gamma", "constant"] = "poisson"
+    rate: Rate = Field(description='mean arrival rate, e.g. "20/h"')
+    cv: float = Field(1.0, gt=0, description="coefficient of variation of inter-arrival times (gamma only)")
+
+
+class AcceleratorsPerJob(_Strict):
+    """Gang size distribution: `values` accelerators with relative `weights`."""
+
+    values: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    weights: list[float] | None = None
+
+    @field_validator("values")
+    @classmethod
+    def _powers_of_two(cls, values: list[int]) -> list[int]:
+        for value in values:
+            if value < 1 or value & (value - 1):
+                raise ValueError(f"each value must be a power of two >= 1, got {value}")
+        return values
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> AcceleratorsPerJob:
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                raise ValueError(f"weights needs {len(self.values)} entries (one per value), got {len(self.weights)}")
+            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+                raise ValueError("weights must be >= 0 with a positive sum")
+        return self
+
+
+class Steps(_Strict):
+    """Work given as a number of steps times the step time on the reference accelerator."""
+
+    count: int = Field(ge=1)
+    step_time: PositiveDuration = Field(description="seconds per step on the reference accelerator")
+
+
+class Constraint(_Strict):
+    """A fraction of jobs that must run on one of the listed accelerator models."""
+
+    fraction: float = Field(ge=0, le=1)
+    accelerators: list[str] = Field(min_length=1)
+
+
+# --- training workload ---------------------------------------------------------------------------
+
+
+class _TrainingCommon(_Strict):
+    reference_accelerator: str | None = Field(
+        None, description="accelerator on which durations are measured; default: the catalog reference (V100)"
+    )
+    models: dict[str, float] = Field(
+        default_factory=lambda: {"generic": 1.0},
+        description="model-type mix (name -> weight); the type sets relative speed per accelerator",
+    )
+    estimate_error: float = Field(
+        0.0, ge=0, description="user runtime estimates = true work x U(1, 1 + estimate_error)"
+    )
+    startup: Duration = Field(0.0, description="time a job holds its accelerators before computing")
+    constraint: Constraint | None = None
+
+    @field_validator("models")
+    @classmethod
+    def _mix(cls, models: dict[str, float]) -> dict[str, float]:
+        if not models:
+            raise ValueError("needs at least one model type")
+        if any(weight < 0 for weight in models.values()) or sum(models.values()) <= 0:
+            raise ValueError("weights must be >= 0 with a positive sum")
+        return models
+
+
+class SyntheticTraining(_TrainingCommon):
+    source: Literal["synthetic"]
+    jobs: int = Field(ge=1, description="number of jobs to generate")
+    arrival: Arrivals
+    accelerators: AcceleratorsPerJob = AcceleratorsPerJob()
+    duration: DurationDistribution | None = Field(None, description="run time on the reference accelerator")
+    steps: Steps | None = None
+
+    @model_validator(mode="after")
+    def _one_work_kind(self) -> SyntheticTraining:
+        if (self.duration is None) == (self.steps is None):
+            raise ValueError("give exactly one of duration or steps")
+        return self
+
+
+class TraceColumns(_Strict):
+    """Which CSV column holds each job field; submit/duration/accelerators are required."""
+
+    submit: str = "submit"
+    duration: str = "duration"
+    accelerators: str = "accelerators"
+    model: str | None = None
+    accelerator_type: str | None = None
+    name: str | None = None
+
+
+class TraceTraining(_TrainingCommon):
+    source: Literal["trace"]
+    path: str = Field(description="CSV file, relative to the scenario file")
+    format: Literal["csv", "philly"] = Field(
+        "csv", description="philly presets the columns of the Philly trace (timestamp, duration, num_gpus)"
+    )
+    columns: TraceColumns | None = None
+    time_scale: float = Field(1.0, gt=0, description="multiply inter-arrival times (0.5 = twice the rate)")
+    limit: int | None = Field(None, ge=1, description="use only the first N usable jobs by submit time")
+    min_duration: Duration = Field(0.0, description="skip (and count) jobs shorter than this")
+
+
+TrainingWorkload = Annotated[SyntheticTraining | TraceTraining, Field(discriminator="source")]
+
+
+class Workload(_Strict):
+    training: TrainingWorkload | None = None
+
+
+# --- policies, energy, top level -----------------------------------------------------------------
+
+
+class PolicySpec(_Strict):
+    """A registered policy name plus keyword parameters. YAML may give just the name."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "params" not in value and "name" in value:
+            return {"name": value["name"], "params": {k: v for k, v in value.items() if k != "name"}}
+        return value
+
+
+class Policies(_Strict):
+    scheduler: PolicySpec = PolicySpec(name="fifo")
+    placement: PolicySpec = PolicySpec(name="pack")
+
+
+class Energy(_Strict):
+    pue: float = Field(1.2, ge=1.0, description="power usage effectiveness: facility / IT power")
+    carbon_intensity: float = Field(400.0, ge=0, description="grid carbon intensity, gCO2 per kWh")
+    busy_power_fraction: float = Field(
+        1.0, gt=0, le=1.0, description="fraction of TDP a computing accelerator draws"
+    )
+
+
+class Reporting(_Strict):
+    gantt_max_jobs: int = Field(300, ge=0, description="draw the job Gantt chart only up to this many jobs")
+
+
+class Scenario(_Strict):
+    """A complete, validated scenario. Times in seconds, power in watts."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    horizon: PositiveDuration | None = Field(None, description="stop simulating here; default: when all work is done")
+    cluster: Cluster
+    workload: Workload
+    policies: Policies = Policies()
+    energy: Energy = Energy()
+    reporting: Reporting = Reporting()
+
+    _base_dir: str = PrivateAttr(default=".")
+
+    @property
+    def base_dir(self) -> str:
+        """Folder of the scenario file; relative trace paths are resolved against it."""
+        return self._base_dir
+
+    def with_base_dir(self, base_dir: str) -> Scenario:
+        self._base_dir = base_dir
+        return self

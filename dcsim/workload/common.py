@@ -1,0 +1,75 @@
+"""What every training-workload source shares: model mix, estimates, constraints, the report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dcsim.model import Job
+from dcsim.scenario.schema import SyntheticTraining, TraceTraining
+
+StreamFactory = Callable[[str], np.random.Generator]
+
+
+@dataclass
+class WorkloadReport:
+    """How the job list was obtained; rows that could not be used are counted per reason."""
+
+    source: str
+    rows_read: int = 0
+    jobs: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_lines: dict[str, list[int]] = field(default_factory=dict)
+
+    def skip(self, reason: str, lines: list[int]) -> None:
+        if not lines:
+            return
+        self.skipped[reason] = self.skipped.get(reason, 0) + len(lines)
+        self.skipped_lines.setdefault(reason, []).extend(lines[:10])
+
+    def as_dict(self) -> dict[str, object]:
+        return {"source": self.source, "rows_read": self.rows_read, "jobs": self.jobs,
+                "skipped": dict(sorted(self.skipped.items())),
+                "skipped_example_lines": {k: v[:10] for k, v in sorted(self.skipped_lines.items())}}
+
+
+def draw_models(spec: SyntheticTraining | TraceTraining, count: int, streams: StreamFactory) -> list[str]:
+    names = list(spec.models)
+    weights = np.asarray([spec.models[name] for name in names], dtype=float)
+    picks = streams("models").choice(len(names), size=count, p=weights / weights.sum())
+    return [names[i] for i in picks]
+
+
+def draw_estimates(spec: SyntheticTraining | TraceTraining, work: np.ndarray, streams: StreamFactory) -> np.ndarray:
+    """User runtime estimates: work x U(1, 1 + estimate_error) (users over-estimate)."""
+    if spec.estimate_error == 0:
+        return work.copy()
+    return work * streams("estimates").uniform(1.0, 1.0 + spec.estimate_error, size=len(work))
+
+
+def draw_constraints(
+    spec: SyntheticTraining | TraceTraining, count: int, streams: StreamFactory, canonical: Callable[[str], str]
+) -> list[tuple[str, ...] | None]:
+    if spec.constraint is None or spec.constraint.fraction == 0:
+        return [None] * count
+    rng = streams("constraints")
+    pinned = rng.random(count) < spec.constraint.fraction
+    choices = [canonical(name) for name in spec.constraint.accelerators]
+    which = rng.integers(0, len(choices), size=count)
+    return [(choices[w],) if p else None for p, w in zip(pinned, which, strict=True)]
+
+
+def make_jobs(
+    submit: np.ndarray, demand: np.ndarray, work: np.ndarray, models: list[str], estimates: np.ndarray,
+    allowed: list[tuple[str, ...] | None], names: list[str] | None = None,
+) -> list[Job]:
+    """Assemble Job records with run-scoped ids 0..n-1 in submit order."""
+    order = np.argsort(submit, kind="stable")
+    jobs = []
+    for new_id, i in enumerate(order):
+        jobs.append(Job(id=new_id, name=names[i] if names else f"job-{new_id}", submit=float(submit[i]),
+                        demand=int(demand[i]), model=models[i], work=float(work[i]),
+                        estimate=float(estimates[i]), allowed=allowed[i]))
+    return jobs
