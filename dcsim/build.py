@@ -6,10 +6,12 @@ The only place besides dcsim.policies that names concrete policies (through the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import simpy
 
 from dcsim.catalog import load_catalog
+from dcsim.errors import PolicyError
 from dcsim.engine.power import PowerModel
 from dcsim.engine.rng import stream
 from dcsim.engine.simulation import Simulation
@@ -63,13 +65,33 @@ def build_jobs(scenario: Scenario, seed: int) -> tuple[list[Job], WorkloadReport
                       set(catalog.model_types()))
 
 
+def build_policy(scenario: Scenario, family: str) -> Any:
+    """Instantiate the scenario's policy of `family`; errors name the scenario field."""
+    spec = getattr(scenario.policies, family)
+    try:
+        return registry.build(family, spec.name, spec.params)
+    except PolicyError as exc:
+        raise PolicyError(f"policies.{family}: {exc}") from None
+
+
+def policy_problems(scenario: Scenario) -> list[str]:
+    """Unknown policy names or parameters, as `dcsim validate` reports them."""
+    problems = []
+    for family in registry.FAMILIES:
+        try:
+            build_policy(scenario, family)
+        except PolicyError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     seed = scenario.seed if seed is None else seed
     catalog = load_catalog()
     cluster = build_cluster(scenario)
     jobs, report = build_jobs(scenario, seed)
-    scheduler = registry.build("scheduler", scenario.policies.scheduler.name, scenario.policies.scheduler.params)
-    placement = registry.build("placement", scenario.policies.placement.name, scenario.policies.placement.params)
+    scheduler = build_policy(scenario, "scheduler")
+    placement = build_policy(scenario, "placement")
     recorder = FrameRecorder(cluster.accelerator_models, scenario.energy.pue)
     power = PowerModel(cluster, scenario.energy.busy_power_fraction)
     env = simpy.Environment()

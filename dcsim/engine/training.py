@@ -42,6 +42,8 @@ class TrainingEngine:
         self._busy: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
         self._candidates: dict[tuple[str, tuple[str, ...] | None], tuple[str, ...]] = {}
         self._pass_pending = False
+        self._arrivals: list[Job] = []  # every queued job in arrival order, never shrinks
+        self._allocation_version = 0
         self._next_arrival = 0
         self.completed = 0
         self.rejected = 0
@@ -76,7 +78,9 @@ class TrainingEngine:
             self.rejected += 1
             self.recorder.job_rejected(job)
             return
+        job.candidates = self._candidate_order(job)
         self._queue[job.id] = job
+        self._arrivals.append(job)
         bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
         self._request_pass()
 
@@ -116,9 +120,9 @@ class TrainingEngine:
         if job is None:
             raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: job is not waiting in the queue")
         accelerator = decision.accelerator
-        if accelerator not in self.candidate_accelerators(job):
+        if accelerator not in job.candidates:
             raise PolicyError(f"scheduler {scheduler!r} started job {job.id} on {accelerator!r}, "
-                              f"which it may not use (allowed: {', '.join(self.candidate_accelerators(job))})")
+                              f"which it may not use (allowed: {', '.join(job.candidates)})")
         if self.cluster.free[accelerator] < job.demand:
             raise PolicyError(f"scheduler {scheduler!r} started job {job.id} needing {job.demand} {accelerator} "
                               f"but only {self.cluster.free[accelerator]} are free")
@@ -154,6 +158,7 @@ class TrainingEngine:
     # --- running jobs ---------------------------------------------------------------------------
     def _start(self, job: Job, accelerator: str, allocation: tuple[tuple[int, int], ...]) -> None:
         now = self.env.now
+        self._allocation_version += 1
         job.state = JobState.RUNNING
         job.accelerator = accelerator
         job.allocation = allocation
@@ -189,6 +194,7 @@ class TrainingEngine:
             return  # superseded by a later plan
         accelerator = job.accelerator
         assert accelerator is not None
+        self._allocation_version += 1
         job.remaining = 0.0
         job.end = self.env.now
         job.state = JobState.COMPLETED
@@ -226,15 +232,29 @@ class TrainingEngine:
         queue = self._queue
         return (queue[job_id] for _, _, job_id in self._by_estimate)
 
+    @property
+    def allocation_version(self) -> int:
+        return self._allocation_version
+
+    @property
+    def arrival_mark(self) -> int:
+        return len(self._arrivals)
+
+    def queued_since(self, mark: int) -> Iterator[QueuedJobView]:
+        queued = JobState.QUEUED
+        return (job for job in self._arrivals[mark:] if job.state is queued)
+
     def queue_length(self) -> int:
         return len(self._queue)
 
     def candidate_accelerators(self, job: QueuedJobView) -> tuple[str, ...]:
-        allowed = getattr(job, "allowed", None)
-        key = (job.model, allowed)
+        return job.candidates  # type: ignore[attr-defined]
+
+    def _candidate_order(self, job: Job) -> tuple[str, ...]:
+        key = (job.model, job.allowed)
         cached = self._candidates.get(key)
         if cached is None:
-            models = [m for m in self.cluster.accelerator_models if allowed is None or m in allowed]
+            models = self._allowed_models(job)
             order = {m: i for i, m in enumerate(models)}
             cached = tuple(sorted(models, key=lambda m: (-self.speeds[(job.model, m)], order[m])))
             self._candidates[key] = cached

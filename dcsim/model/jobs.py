@@ -42,4 +42,5 @@ class Job:
     plan_version: int = 0
     estimated_end: float = 0.0
     reason: str = ""
+    candidates: tuple[str, ...] = ()  # allowed models present in the cluster, fastest first (set on submit)
     extra: dict[str, object] = field(default_factory=dict)

@@ -6,6 +6,7 @@ loads a module or class whose import registers classes with `@register`.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -62,7 +63,9 @@ def names(family: str) -> list[str]:
 def get_class(family: str, name: str) -> type:
     known = names(family)
     if name not in known:
-        raise PolicyError(f"unknown {family} policy {name!r} (choices: {', '.join(known)})")
+        close = difflib.get_close_matches(name, known, n=2, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise PolicyError(f"unknown {family} policy {name!r}{hint} (choices: {', '.join(known)})")
     return _REGISTRY[family][name]
 
 

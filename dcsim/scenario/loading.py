@@ -43,11 +43,11 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
 
 def scenario_from_dict(data: Mapping[str, Any], label: str = "<scenario>", base_dir: str = ".") -> Scenario:
     """Validate a plain dict (as from YAML) into a Scenario."""
+    problems = catalog_problems(data)
     try:
         scenario = Scenario.model_validate(dict(data))
     except ValidationError as exc:
-        raise ScenarioError([f"{label}: {problem}" for problem in format_validation_error(exc)]) from None
-    problems = catalog_problems(scenario)
+        problems = format_validation_error(exc) + problems
     if problems:
         raise ScenarioError([f"{label}: {problem}" for problem in problems])
     return scenario.with_base_dir(base_dir)
@@ -57,22 +57,23 @@ def format_validation_error(exc: ValidationError) -> list[str]:
     """One line per problem: `dotted.path: message, got value`."""
     lines = []
     for error in exc.errors(include_url=False):
+        loc = [str(part) for part in error["loc"]]
         # Drop pydantic's union-tag segments (e.g. 'synthetic') so the path matches the YAML.
-        loc = [str(part) for part in error["loc"] if not _is_tag(part, error)]
+        loc = [part for i, part in enumerate(loc) if i == len(loc) - 1 or part not in _UNION_TAGS]
         path = ".".join(loc) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
             lines.append(f"{path}: required field is missing")
         elif error["type"] == "extra_forbidden":
             lines.append(f"{path}: unknown field (check spelling; `dcsim schema` lists the fields)")
+        elif ", got " in message:
+            lines.append(f"{path}: {message}")
         else:
             lines.append(f"{path}: {message}, got {error.get('input')!r}")
     return lines
 
 
-def _is_tag(part: object, error: Any) -> bool:
-    tags = {"synthetic", "trace", "constant", "exponential", "lognormal", "uniform", "function-before[_from_shorthand(), PolicySpec]"}
-    return isinstance(part, str) and part in tags and error["type"] != "extra_forbidden"
+_UNION_TAGS = {"synthetic", "trace", "constant", "exponential", "lognormal", "uniform"}
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str], label: str = "<scenario>") -> dict[str, Any]:

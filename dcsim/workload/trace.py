@@ -31,22 +31,25 @@ def read_trace(
     spec: TraceTraining, base_dir: str, streams: StreamFactory, canonical: Callable[[str], str],
     known_models: set[str],
 ) -> tuple[list[Job], WorkloadReport]:
-    path = Path(spec.path) if Path(spec.path).is_absolute() else Path(base_dir) / spec.path
-    columns = spec.columns or (PHILLY_COLUMNS if spec.format == "philly" else TraceColumns())
+    path, columns = _resolve(spec, base_dir)
     frame = _read_csv(path, columns)
     report = WorkloadReport(source=f"trace:{spec.path}", rows_read=len(frame))
     lines = frame.index.to_numpy() + 2
 
+    keep = ~(frame == "").all(axis=1).to_numpy()
+    report.skip("blank line", lines[~keep].tolist())
     submit = _parse_times(frame[columns.submit])
     duration = pd.to_numeric(frame[columns.duration], errors="coerce").to_numpy(dtype=float)
     demand_raw = pd.to_numeric(frame[columns.accelerators], errors="coerce").to_numpy(dtype=float)
-    bad_submit = np.isnan(submit)
-    bad_duration = ~bad_submit & ~(duration > 0)
-    bad_demand = ~bad_submit & ~bad_duration & ~((demand_raw >= 1) & (demand_raw == np.floor(demand_raw)))
-    report.skip(f"{columns.submit}: not a time", lines[bad_submit].tolist())
-    report.skip(f"{columns.duration}: not a positive number", lines[bad_duration].tolist())
-    report.skip(f"{columns.accelerators}: not a positive integer", lines[bad_demand].tolist())
-    keep = ~(bad_submit | bad_duration | bad_demand)
+    checks = [
+        (f"{columns.submit}: not a time", ~np.isnan(submit)),
+        (f"{columns.duration}: not a positive number", duration > 0),
+        (f"{columns.accelerators}: not a positive integer", (demand_raw >= 1) & (demand_raw == np.floor(demand_raw))),
+    ]
+    for reason, valid in checks:  # each row is counted under its first problem only
+        bad = keep & ~valid
+        report.skip(reason, lines[bad].tolist())
+        keep &= valid
     short = keep & (duration < spec.min_duration)
     report.skip("shorter than min_duration", lines[short].tolist())
     keep &= ~short
@@ -80,13 +83,23 @@ def read_trace(
     return jobs, report
 
 
-def _read_csv(path: Path, columns: TraceColumns) -> pd.DataFrame:
+def _resolve(spec: TraceTraining, base_dir: str) -> tuple[Path, TraceColumns]:
+    path = Path(spec.path) if Path(spec.path).is_absolute() else Path(base_dir) / spec.path
+    return path, spec.columns or (PHILLY_COLUMNS if spec.format == "philly" else TraceColumns())
+
+
+def _read_csv(path: Path, columns: TraceColumns, nrows: int | None = None) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, nrows=nrows)
     except FileNotFoundError:
         raise TraceError(f"{path}: trace file not found") from None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise TraceError(f"{path}: not a readable CSV file: {str(exc).splitlines()[0]}") from None
+    _check_columns(path, frame, columns)
+    return frame
+
+
+def _check_columns(path: Path, frame: pd.DataFrame, columns: TraceColumns) -> None:
     needed = {"submit": columns.submit, "duration": columns.duration, "accelerators": columns.accelerators,
               "model": columns.model, "accelerator_type": columns.accelerator_type, "name": columns.name}
     for field_name, column in needed.items():
@@ -95,7 +108,6 @@ def _read_csv(path: Path, columns: TraceColumns) -> pd.DataFrame:
                 f"{path}: missing column {column!r} for {field_name} (columns present: {', '.join(frame.columns)}); "
                 f"set workload.training.columns.{field_name}"
             )
-    return frame
 
 
 def _parse_times(values: pd.Series) -> np.ndarray:
@@ -155,3 +167,14 @@ def _skipped_text(report: WorkloadReport) -> str:
         return f"{report.rows_read} rows read"
     parts = [f"{count} {reason} (e.g. line {report.skipped_lines[reason][0]})" for reason, count in report.skipped.items()]
     return f"{report.rows_read} rows read; skipped: " + "; ".join(parts)
+
+
+def check_trace_header(spec: TraceTraining, base_dir: str) -> list[str]:
+    """Problems `dcsim validate` can find without reading the whole trace: file and columns."""
+    path, columns = _resolve(spec, base_dir)
+    try:
+        _read_csv(path, columns, nrows=0)
+    except TraceError as exc:
+        return [f"workload.training.path: {exc}"]
+    return []
+

@@ -4,9 +4,18 @@ Later jobs may jump ahead when, by the user's runtime estimates, they do not del
 reservation: they end before the reservation starts, or use only accelerators the head will not need.
 `max_scan` bounds how many queued jobs one pass examines for backfilling, as production schedulers
 do (Slurm's bf_max_job_test); it keeps a pass cheap when the queue is long.
+
+A pass after arrivals only (no job started or ended since the last pass) cannot start any job the
+last pass examined: free counts and the reservation are unchanged and time has only moved on, which
+makes "ends before the shadow time" harder. Such a pass examines only the new arrivals. This memo is
+an optimisation; the decisions are the same as a full rescan's.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from dcsim.policies.base import (
     PolicyBase,
@@ -18,6 +27,17 @@ from dcsim.policies.base import (
 from dcsim.policies.registry import register
 
 
+@dataclass(frozen=True, slots=True)
+class _Memo:
+    version: int
+    mark: int
+    reserved: str | None
+    shadow: float
+    extra: int
+    scanned: int
+    exhausted: bool
+
+
 @register("scheduler", "easy_backfill")
 class EasyBackfill(PolicyBase):
     """FIFO plus backfilling of jobs that do not delay the first blocked job (EASY)."""
@@ -26,8 +46,18 @@ class EasyBackfill(PolicyBase):
         if max_scan < 1:
             raise ValueError(f"max_scan must be >= 1, got {max_scan}")
         self.max_scan = max_scan
+        self._memo: _Memo | None = None
+
+    def get_params(self) -> dict[str, Any]:
+        return {"max_scan": self.max_scan}
 
     def schedule(self, view: SchedulerView) -> list[StartJob]:
+        memo = self._memo
+        if memo is not None and memo.version == view.allocation_version:
+            if memo.exhausted:
+                return []  # the last scan stopped for want of free accelerators or at max_scan
+            return self._backfill(view, view.queued_since(memo.mark), dict(view.free), memo.reserved,
+                                  memo.shadow, memo.extra, memo.scanned, [])
         free = dict(view.free)
         starts: list[StartJob] = []
         queue = view.queued()
@@ -40,29 +70,41 @@ class EasyBackfill(PolicyBase):
             free[accelerator] -= job.demand
             starts.append(StartJob(job.id, accelerator))
         if head is None:
+            self._memo = None
             return starts
         reserved, shadow, extra = self._reservation(view, head, free)
-        scanned = 0
+        return self._backfill(view, queue, free, reserved, shadow, extra, 0, starts)
+
+    def _backfill(self, view: SchedulerView, queue: Iterator[QueuedJobView], free: dict[str, int],
+                  reserved: str | None, shadow: float, extra: int, scanned: int,
+                  starts: list[StartJob]) -> list[StartJob]:
+        mark = view.arrival_mark
+        # The backfill scan is the hot loop of long-queue runs: keep lookups local.
+        now = view.now
+        candidates = view.candidate_accelerators
+        speed = view.relative_speed
+        free_total = sum(free.values())
+        exhausted = False
         for job in queue:  # continues after the head
-            if scanned >= self.max_scan or not any(free.values()):
+            if scanned >= self.max_scan or free_total == 0:
+                exhausted = True
                 break
             scanned += 1
-            for accelerator in view.candidate_accelerators(job):
-                if free[accelerator] < job.demand:
+            demand = job.demand
+            for accelerator in candidates(job):
+                if free[accelerator] < demand:
                     continue
-                if accelerator != reserved:
-                    ok = True
-                elif view.now + job.estimate / view.relative_speed(job, accelerator) <= shadow:
-                    ok = True
-                elif job.demand <= extra:
-                    extra -= job.demand
-                    ok = True
-                else:
-                    ok = False
-                if ok:
-                    free[accelerator] -= job.demand
-                    starts.append(StartJob(job.id, accelerator))
-                    break
+                if accelerator == reserved and now + job.estimate / speed(job, accelerator) > shadow:
+                    if demand > extra:
+                        continue
+                    extra -= demand  # runs past the shadow time on accelerators the head will not need
+                free[accelerator] -= demand
+                free_total -= demand
+                starts.append(StartJob(job.id, accelerator))
+                break
+        # Remember the scan only if it started nothing: then the allocation stays as it was seen.
+        self._memo = None if starts else _Memo(view.allocation_version, mark, reserved, shadow, extra,
+                                                scanned, exhausted)
         return starts
 
     @staticmethod

@@ -1,0 +1,226 @@
+"""The `dcsim` command: run, validate, schema, compare, policies.
+
+User mistakes (DcsimError) print one line per problem and exit 2; --debug shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dcsim.errors import DcsimError, ScenarioError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Simulate AI data-center clusters.")
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+_debug = {"on": False}
+
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a field: dotted.key=value (repeatable)")]
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False) -> None:
+    _debug["on"] = debug
+
+
+class LazyProgress:
+    """A progress bar that appears only once a task has taken more than `delay` seconds."""
+
+    def __init__(self, label: str, delay: float = 1.0) -> None:
+        self.label = label
+        self.delay = delay
+        self.started = time.perf_counter()
+        self._progress: Progress | None = None
+        self._task = 0
+
+    def __call__(self, fraction: float) -> None:
+        if self._progress is None:
+            if time.perf_counter() - self.started < self.delay or not console.is_terminal:
+                return
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                                      TimeElapsedColumn(), console=console, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(self.label, total=1.0)
+        self._progress.update(self._task, completed=min(fraction, 1.0))
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="results folder (default reports/NAME)")] = None,
+    overrides: SetOption = None,
+    seed: Annotated[int | None, typer.Option(help="override the scenario seed")] = None,
+    charts: Annotated[bool, typer.Option(help="write PNG charts and report.html")] = True,
+) -> None:
+    """Simulate a scenario and write summary.json, CSV frames, charts and report.html."""
+    import dcsim
+
+    progress = LazyProgress(f"simulating {scenario.name}")
+    try:
+        result = dcsim.run(scenario, seed=seed, overrides=overrides or [], progress=progress)
+    finally:
+        progress.close()
+    from dcsim.reporting import write_report
+
+    folder = output or Path("reports") / _safe_name(result.summary["scenario"])
+    written = result.save(folder, extra_files=(lambda tmp: write_report(result, tmp)) if charts else None)
+    _print_run_summary(result.summary)
+    out.print(f"results written to {written}")
+
+
+@app.command()
+def validate(
+    scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML files")],
+    overrides: SetOption = None,
+) -> None:
+    """Check scenario files; report every problem with file, field, expected and actual value."""
+    from dcsim.build import policy_problems
+    from dcsim.scenario import load_scenario
+    from dcsim.scenario.schema import TraceTraining
+    from dcsim.workload.trace import check_trace_header
+
+    failed = False
+    for path in scenarios:
+        try:
+            scenario = load_scenario(path, overrides or [])
+            training = scenario.workload.training
+            problems = policy_problems(scenario)
+            if isinstance(training, TraceTraining):
+                problems += check_trace_header(training, scenario.base_dir)
+            if problems:
+                raise ScenarioError([f"{path}: {problem}" for problem in problems])
+        except DcsimError as exc:
+            failed = True
+            for line in str(exc).splitlines():
+                console.print(line, markup=False, highlight=False)
+            continue
+        accelerators = sum(p.count * p.accelerators_per_node for p in scenario.cluster.node_pools)
+        out.print(f"{path}: ok ({len(scenario.cluster.node_pools)} node pools, {accelerators} accelerators)",
+                  markup=False)
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (for editor autocompletion)."""
+    from dcsim.scenario.schema import Scenario
+
+    print(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+@app.command()
+def policies() -> None:
+    """List registered policies by family, with their parameters and defaults."""
+    from dcsim.policies import describe
+    from dcsim.policies.registry import FAMILIES
+
+    table = Table("family", "name", "parameters", "description")
+    for family in FAMILIES:
+        for name, doc, params in describe(family):
+            text = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "-"
+            table.add_row(family, name, text, doc)
+    out.print(table)
+
+
+@app.command()
+def compare(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    policy: Annotated[list[str], typer.Option("--policy", help="a variant, e.g. scheduler=easy_backfill (repeat)")],
+    seeds: Annotated[int, typer.Option(help="number of seeds (from the scenario seed upwards)")] = 5,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="folder (default reports/NAME-compare)")] = None,
+    overrides: SetOption = None,
+    workers: Annotated[int, typer.Option(help="parallel worker processes")] = 1,
+) -> None:
+    """Run policy variants on identical workloads over several seeds; table with 95% CIs, charts, CSV."""
+    from dcsim.compare import compare as run_compare
+
+    if seeds < 1:
+        raise DcsimError(f"--seeds: expected a number >= 1, got {seeds}")
+    progress = LazyProgress(f"comparing {len(policy)} variants x {seeds} seeds")
+    try:
+        comparison = run_compare(scenario, policy, seeds, overrides=overrides or [], workers=workers,
+                                 progress=progress)
+    finally:
+        progress.close()
+    folder = output or Path("reports") / f"{_safe_name(comparison.scenario_name)}-compare"
+    written = comparison.save(folder)
+    summary = comparison.summary_table()
+    table = Table("metric", *comparison.variants, title=f"{comparison.scenario_name}: mean ± 95% CI over "
+                  f"{len(comparison.seeds)} seeds")
+    for metric in summary["metric"].unique():
+        cells = []
+        for variant in comparison.variants:
+            row = summary[(summary["metric"] == metric) & (summary["variant"] == variant)].iloc[0]
+            cells.append(_mean_ci(row["mean"], row["ci95"]))
+        table.add_row(metric, *cells)
+    out.print(table)
+    out.print(f"comparison written to {written}")
+
+
+def _mean_ci(mean: float, half: float) -> str:
+    if mean != mean:  # NaN
+        return "-"
+    text = f"{mean:,.4g}" if abs(mean) < 1000 else f"{mean:,.0f}"
+    return text if half != half else f"{text} ± {half:,.3g}"
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "run"
+
+
+def _print_run_summary(summary: dict[str, object]) -> None:
+    from dcsim.units import format_duration
+
+    table = Table("metric", "value", title=f"{summary['scenario']} (seed {summary['seed']})")
+    table.add_row("simulated time", format_duration(float(summary["sim_time_s"])))  # type: ignore[arg-type]
+    table.add_row("wall time", f"{summary['wall_time_s']:.2f} s")
+    training = summary.get("training")
+    if isinstance(training, dict):
+        table.add_row("jobs completed / submitted", f"{training['jobs_completed']} / {training['jobs_submitted']}")
+        for key in ("wait_s", "jct_s"):
+            stat = training[key]
+            if stat["mean"] is not None:
+                table.add_row(f"{key[:-2]} mean / p95",
+                              f"{format_duration(stat['mean'])} / {format_duration(stat['p95'])}")
+    utilization = summary["utilization"]
+    assert isinstance(utilization, dict)
+    table.add_row("utilization busy / allocated",
+                  f"{utilization['busy']['all']:.1%} / {utilization['allocated']['all']:.1%}")
+    energy = summary["energy"]
+    assert isinstance(energy, dict)
+    table.add_row("facility energy", f"{energy['facility_kwh']:,.1f} kWh ({energy['carbon_kg']:,.0f} kg CO2)")
+    workload = summary.get("workload")
+    if isinstance(workload, dict) and workload.get("skipped"):
+        skipped = ", ".join(f"{n} {reason}" for reason, n in workload["skipped"].items())
+        table.add_row("trace rows skipped", skipped)
+    out.print(table)
+
+
+def main() -> None:
+    """Console-script entry point: map user errors to one line per problem and exit code 2."""
+    try:
+        app()  # standalone: typer itself reports usage errors with exit code 2
+    except DcsimError as exc:
+        if _debug["on"]:
+            raise
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            console.print(f"error: {line}", markup=False, highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

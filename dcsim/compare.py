@@ -1,0 +1,137 @@
+"""Compare policy variants on the same workloads (common random numbers) over several seeds.
+
+Each variant is a comma-separated list of policy settings, e.g. "scheduler=easy_backfill" or
+"scheduler=easy_backfill,scheduler.max_scan=200,placement=spread". For every seed, every variant
+sees the identical job list, because workload streams depend only on the seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from dcsim.errors import PolicyError
+from dcsim.policies.registry import FAMILIES
+from dcsim.results import RunResult, write_atomically
+from dcsim.runner import resolve, run
+from dcsim.scenario import Scenario, scenario_from_dict
+from dcsim.scenario.loading import apply_overrides
+
+HEADLINE = {
+    "wait_mean_s": ("training", "wait_s", "mean"),
+    "wait_p95_s": ("training", "wait_s", "p95"),
+    "jct_mean_s": ("training", "jct_s", "mean"),
+    "jct_p95_s": ("training", "jct_s", "p95"),
+    "slowdown_mean": ("training", "slowdown", "mean"),
+    "makespan_s": ("training", "makespan_s"),
+    "busy_utilization": ("utilization", "busy", "all"),
+    "allocated_utilization": ("utilization", "allocated", "all"),
+    "facility_kwh": ("energy", "facility_kwh"),
+    "carbon_kg": ("energy", "carbon_kg"),
+}
+
+
+def variant_overrides(variant: str) -> list[str]:
+    """Turn "scheduler=sjf,placement.x=1" into scenario overrides under `policies.`."""
+    names, params = [], []
+    for part in filter(None, (p.strip() for p in variant.split(","))):
+        key, sep, value = part.partition("=")
+        family, _, param = key.partition(".")
+        if not sep or family not in FAMILIES:
+            raise PolicyError(f"--policy {variant!r}: expected FAMILY=NAME or FAMILY.PARAM=VALUE "
+                              f"with FAMILY one of {', '.join(FAMILIES)}")
+        if param:
+            params.append(f"policies.{family}.params.{param}={value}")
+        else:  # a new policy name starts from its own defaults
+            names.extend([f"policies.{family}.name={value}", f"policies.{family}.params={{}}"])
+    return names + params
+
+
+def headline(summary: dict[str, Any]) -> dict[str, float]:
+    row = {}
+    for name, path in HEADLINE.items():
+        value: Any = summary
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        row[name] = float(value) if value is not None else math.nan
+    return row
+
+
+@dataclass
+class Comparison:
+    scenario_name: str
+    variants: list[str]
+    seeds: list[int]
+    table: pd.DataFrame  # one row per (variant, seed): headline metrics
+    jobs_by_variant: dict[str, pd.DataFrame]
+
+    def summary_table(self) -> pd.DataFrame:
+        """Mean and 95% confidence half-width (Student t over seeds) per variant and metric."""
+        rows = []
+        for variant in self.variants:
+            runs = self.table[self.table["variant"] == variant]
+            for metric in HEADLINE:
+                values = runs[metric].dropna().to_numpy(dtype=float)
+                mean = float(values.mean()) if values.size else math.nan
+                half = (float(scipy_stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
+                        if values.size > 1 else math.nan)
+                rows.append({"variant": variant, "metric": metric, "mean": mean, "ci95": half, "runs": values.size})
+        return pd.DataFrame(rows)
+
+    def save(self, folder: str | Path) -> Path:
+        from dcsim.reporting import write_comparison_charts
+
+        def write(tmp: Path) -> None:
+            self.table.to_csv(tmp / "comparison_runs.csv", index=False)
+            self.summary_table().to_csv(tmp / "comparison_summary.csv", index=False)
+            write_comparison_charts(self.table, self.jobs_by_variant, tmp)
+
+        return write_atomically(Path(folder), write)
+
+
+def _one(args: tuple[Scenario, int]) -> RunResult:
+    scenario, seed = args
+    return run(scenario, seed=seed)
+
+
+def compare(
+    scenario: Scenario | str | Path, variants: Sequence[str], seeds: int | Iterable[int] = 5, *,
+    overrides: Iterable[str] = (), workers: int = 1, progress: Callable[[float], None] | None = None,
+) -> Comparison:
+    """Run every variant on every seed; same seed, same workload for all variants."""
+    base = resolve(scenario, overrides)
+    seed_list = list(range(base.seed, base.seed + seeds)) if isinstance(seeds, int) else list(seeds)
+    if not variants:
+        raise PolicyError("compare needs at least one --policy variant")
+    normalized = base.model_dump(mode="json")
+    scenarios = {}
+    for variant in variants:
+        data = apply_overrides(normalized, variant_overrides(variant))
+        scenarios[variant] = scenario_from_dict(data, f"{base.name} [{variant}]", base_dir=base.base_dir)
+    tasks = [(scenarios[v], s) for v in variants for s in seed_list]
+    results: list[RunResult] = []
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for result in pool.map(_one, tasks):
+                results.append(result)
+                if progress:
+                    progress(len(results) / len(tasks))
+    else:
+        for task in tasks:
+            results.append(_one(task))
+            if progress:
+                progress(len(results) / len(tasks))
+    rows, jobs = [], {}
+    for (variant, seed), result in zip([(v, s) for v in variants for s in seed_list], results, strict=True):
+        rows.append({"variant": variant, "seed": seed, **headline(result.summary)})
+        frame = result.jobs.assign(seed=seed)
+        jobs[variant] = frame if variant not in jobs else pd.concat([jobs[variant], frame], ignore_index=True)
+    return Comparison(base.name, list(variants), seed_list, pd.DataFrame(rows), jobs)
