@@ -11,11 +11,11 @@ from typing import Any
 import simpy
 
 from dcsim.catalog import load_catalog
-from dcsim.errors import PolicyError
 from dcsim.engine.power import PowerModel
 from dcsim.engine.rng import stream
 from dcsim.engine.simulation import Simulation
 from dcsim.engine.training import TrainingEngine
+from dcsim.errors import PolicyError
 from dcsim.metrics.recorder import FrameRecorder
 from dcsim.model import Cluster, Job, Node
 from dcsim.policies import registry

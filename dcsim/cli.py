@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dcsim.errors import DcsimError, ScenarioError
@@ -40,7 +40,7 @@ class LazyProgress:
         self.delay = delay
         self.started = time.perf_counter()
         self._progress: Progress | None = None
-        self._task = 0
+        self._task = TaskID(0)
 
     def __call__(self, fraction: float) -> None:
         if self._progress is None:

@@ -129,7 +129,8 @@ def compare(
             results.append(_one(task))
             if progress:
                 progress(len(results) / len(tasks))
-    rows, jobs = [], {}
+    rows: list[dict[str, Any]] = []
+    jobs: dict[str, pd.DataFrame] = {}
     for (variant, seed), result in zip([(v, s) for v in variants for s in seed_list], results, strict=True):
         rows.append({"variant": variant, "seed": seed, **headline(result.summary)})
         frame = result.jobs.assign(seed=seed)

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +32,16 @@ class RunResult:
     summary: dict[str, Any]
     jobs: pd.DataFrame
     timeseries: pd.DataFrame
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def frames(self) -> dict[str, pd.DataFrame]:
         return {"jobs": self.jobs, "timeseries": self.timeseries}
 
-    def save(self, folder: str | Path, extra_files: Callable[[Path], None] | None = None) -> Path:
+    def save(self, folder: str | Path, extra_files: Callable[[Path], object] | None = None) -> Path:
         """Write the result (and whatever `extra_files` adds, e.g. charts) atomically to `folder`."""
         return write_atomically(Path(folder), lambda tmp: self._write(tmp, extra_files))
 
-    def _write(self, folder: Path, extra_files: Callable[[Path], None] | None) -> None:
+    def _write(self, folder: Path, extra_files: Callable[[Path], object] | None) -> None:
         (folder / "summary.json").write_text(summary_json(self.summary))
         (folder / "scenario.yaml").write_text(yaml.safe_dump(self.scenario, sort_keys=False))
         (folder / "frames").mkdir()

@@ -53,4 +53,4 @@ def run(
     resolved_dict["seed"] = model.seed
     resolved_dict["policies"] = model.policies
     return RunResult(scenario=resolved_dict, seed=model.seed, version=__version__, summary=summary,
-                     jobs=jobs, timeseries=timeseries, extra={"capacity": dict(model.cluster.capacity)})
+                     jobs=jobs, timeseries=timeseries)

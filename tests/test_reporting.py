@@ -51,7 +51,7 @@ def test_gantt_skipped_above_limit(tmp_path: Path) -> None:
 
 def test_reloaded_result_draws_same_charts(quickstart: RunResult, report: list[Path], tmp_path: Path) -> None:
     reloaded = RunResult.load(quickstart.save(tmp_path / "run"))
-    assert not reloaded.extra  # capacity must then come from the scenario's node pools
+    assert reloaded.summary["cluster"]["accelerators"] == quickstart.summary["cluster"]["accelerators"]
     paths = write_run_charts(reloaded, tmp_path)
     assert [p.name for p in paths] == [p.name for p in report if p.suffix == ".png"]
     assert all(is_png(p) for p in paths)

@@ -148,10 +148,11 @@ def test_mmc_mean_jct_is_wait_plus_work(mmc: MMC) -> None:
     expected = mmc_wq(mmc.c, mmc.lam, MU) + 1 / MU
     observed = mmc.mean_over_seeds("jct_s")
     assert observed == pytest.approx(expected, rel=JCT_RTOL)
-    # On V100 (the reference, speed 1) and without start-up, run time is exactly the drawn work.
+    # On V100 (the reference, speed 1) and without start-up, run time is the drawn work, up to the
+    # rounding of end - start at simulated times near 1e7 s (an ulp there is ~2e-9 s).
     for result in mmc.results:
         jobs = result.jobs
-        np.testing.assert_allclose(jobs["run_s"], jobs["work_ref_s"], rtol=1e-9)
+        np.testing.assert_allclose(jobs["run_s"], jobs["work_ref_s"], rtol=1e-9, atol=1e-6)
         np.testing.assert_allclose(jobs["jct_s"], jobs["wait_s"] + jobs["run_s"], rtol=1e-9, atol=1e-6)
 
 

@@ -14,11 +14,11 @@ from functools import partial
 
 import simpy
 
+from dcsim.engine.power import PowerModel
 from dcsim.errors import PolicyError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Job, JobState
 from dcsim.policies.base import Placement, PlacementRequest, QueuedJobView, StartJob, TrainingScheduler
-from dcsim.engine.power import PowerModel
 
 
 class TrainingEngine:

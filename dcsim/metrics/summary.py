@@ -42,6 +42,7 @@ def summarize(
     summary: dict[str, Any] = {
         "scenario": scenario_name, "seed": seed, "dcsim_version": version, "sim_time_s": sim_time,
         "wall_time_s": wall_time, "events": events,
+        "cluster": {"accelerators": dict(capacity), "total_accelerators": sum(capacity.values())},
     }
     if workload is not None:
         summary["workload"] = dict(workload)

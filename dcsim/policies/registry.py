@@ -30,7 +30,7 @@ def register(family: str, name: str) -> Callable[[T], T]:
         existing = _REGISTRY[family].get(name)
         if existing is not None and existing is not cls:
             raise PolicyError(f"{family} policy {name!r} is already registered by {existing.__module__}")
-        for param in inspect.signature(cls.__init__).parameters.values():
+        for param in inspect.signature(cls).parameters.values():
             if param.name != "self" and param.kind is not inspect.Parameter.KEYWORD_ONLY:
                 raise PolicyError(f"{cls.__name__}: constructor parameter {param.name!r} must be keyword-only")
         cls.family = family  # type: ignore[attr-defined]
@@ -71,7 +71,7 @@ def get_class(family: str, name: str) -> type:
 
 def constructor_params(cls: type) -> dict[str, Any]:
     """Keyword-only constructor parameters and their defaults (inspect.Parameter.empty if none)."""
-    signature = inspect.signature(cls.__init__)
+    signature = inspect.signature(cls)
     return {p.name: p.default for p in signature.parameters.values() if p.name != "self"}
 
 

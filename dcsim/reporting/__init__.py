@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dcsim.reporting.charts import write_comparison_charts, write_run_charts
+from dcsim.reporting.charts import write_run_charts
+from dcsim.reporting.comparison import write_comparison_charts
 from dcsim.reporting.html import write_report_html
 from dcsim.results import RunResult
 

@@ -1,4 +1,4 @@
-"""PNG charts of one run and of a policy comparison, drawn from saved results only.
+"""PNG charts of one run, drawn from its saved result only, plus helpers shared with comparison charts.
 
 Charts read the RunResult frames (never the live model), so a result reloaded from disk draws the
 same charts. Timeseries rows are piecewise-constant levels; long series are reduced to time-weighted
@@ -7,7 +7,6 @@ bin averages so the chart stays readable and fast to draw.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from scipy import stats as scipy_stats
 
 from dcsim.results import RunResult
 
@@ -69,31 +70,17 @@ def accelerator_models(result: RunResult) -> list[str]:
             if c.startswith("allocated_") and c != "allocated_all"]
 
 
-def capacity(result: RunResult) -> dict[str, float]:
-    """Accelerators per model: recorded capacity, else node pools, else derived from the summary."""
-    models = accelerator_models(result)
-    recorded = result.extra.get("capacity") or {}
-    pools: dict[str, float] = {}
-    for pool in (result.scenario.get("cluster") or {}).get("node_pools") or []:
-        name = str(pool.get("accelerator"))
-        size = float(pool.get("count", 0)) * float(pool.get("accelerators_per_node", 0))
-        pools[name] = pools.get(name, 0.0) + size
-    util = (result.summary.get("utilization") or {}).get("allocated") or {}
-    ts, sim_time = result.timeseries, float(result.summary.get("sim_time_s") or 0.0)
-    out = {}
-    for model in models:
-        allocated = ts[f"allocated_{model}"].to_numpy(dtype=float)
-        if model in recorded:
-            out[model] = float(recorded[model])
-        elif model in pools:
-            out[model] = pools[model]
-        elif util.get(model) and sim_time > 0 and len(ts) > 1:  # summary = time-mean / capacity
-            weights = np.diff(ts["time_s"].to_numpy(dtype=float), append=ts["time_s"].iloc[-1])
-            out[model] = float(round(float(np.dot(allocated, weights)) / sim_time / float(util[model])))
-        else:
-            out[model] = 0.0
-        out[model] = max(out[model], float(allocated.max()) if len(allocated) else 0.0, 1.0)
-    return out
+def capacity(result: RunResult) -> dict[str, float | None]:
+    """Accelerators per model from summary.json's `cluster` section; None if the result lacks it."""
+    known = (result.summary.get("cluster") or {}).get("accelerators") or {}
+    return {model: float(known[model]) if model in known else None for model in accelerator_models(result)}
+
+
+def time_axis(ax: Axes, ts: pd.DataFrame, scale: float, unit: str) -> None:
+    """Simulated time from zero to the last row (a unit-wide axis when the run has no duration)."""
+    end = float(ts["time_s"].max()) if len(ts) else 0.0
+    ax.set_xlim(0, end / scale if end > 0 else 1)
+    ax.set_xlabel(f"simulated time ({unit})")
 
 
 def model_colors(models: Sequence[str]) -> dict[str, Any]:
@@ -151,16 +138,19 @@ def _utilization(result: RunResult, path: Path, scale: float, unit: str) -> Path
         no_data(axes[0, 0], "no accelerators recorded")
     for ax, model in zip(axes[:, 0], models, strict=False):
         times, values = levels(result.timeseries, [f"allocated_{model}", f"busy_{model}"])
-        values = values / caps[model]
+        peak = float(result.timeseries[f"allocated_{model}"].max())  # unbinned, the true peak
+        cap = caps[model] or max(peak, 1.0)  # unknown capacity: scale to the peak allocation
+        values = values / cap
         ax.fill_between(times / scale, values[:, 0], step="post", color=colors[model], alpha=0.25,
                         label="allocated")
         ax.step(times / scale, values[:, 1], where="post", color=colors[model], lw=1.2, label="busy")
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("fraction")
-        ax.set_title(f"{model} ({caps[model]:.0f} accelerators)", fontsize=10, loc="left")
+        known = f"{cap:.0f} accelerators" if caps[model] else f"capacity unknown, scaled to peak {cap:.0f}"
+        ax.set_title(f"{model} ({known})", fontsize=10, loc="left")
         ax.grid(alpha=0.3)
         ax.legend(**LEGEND_ABOVE)
-    axes[-1, 0].set_xlabel(f"simulated time ({unit})")
+    time_axis(axes[-1, 0], result.timeseries, scale, unit)
     fig.suptitle("Accelerator utilization: allocated and busy fraction of capacity")
     fig.tight_layout()
     return save(fig, path)
@@ -175,7 +165,7 @@ def _queue(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
         ax.step(times / scale, values[:, 0], where="post", color="tab:purple", lw=1.2)
         ax.fill_between(times / scale, values[:, 0], step="post", color="tab:purple", alpha=0.15)
         ax.set_ylim(bottom=0)
-    ax.set_xlabel(f"simulated time ({unit})")
+    time_axis(ax, ts, scale, unit)
     ax.set_ylabel("jobs waiting")
     ax.set_title("Queue length")
     ax.grid(alpha=0.3)
@@ -233,7 +223,7 @@ def _power(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
         ax.step(times / scale, values[:, 1] / 1e3, where="post", color="tab:gray", lw=1.0, label="IT")
         ax.set_ylim(bottom=0)
         ax.legend(**LEGEND_ABOVE)
-    ax.set_xlabel(f"simulated time ({unit})")
+    time_axis(ax, ts, scale, unit)
     ax.set_ylabel("power (kW)")
     ax.set_title("Power draw", loc="left")
     ax.grid(alpha=0.3)
@@ -253,19 +243,20 @@ def _gantt(jobs: pd.DataFrame, models: list[str], end: float, path: Path, scale:
     stop = np.where(unfinished, end, ends)
     submit = jobs["submit_s"].to_numpy(dtype=float)
     color = [colors[str(m)] for m in jobs["accelerator_model"]]
-    ax.barh(rows, (start - submit) / scale, left=submit / scale, height=0.3, color=color, alpha=0.3, lw=0)
-    ax.barh(rows, (stop - start) / scale, left=start / scale, height=0.8, color=color, lw=0)
+    ax.add_collection(_bars(submit / scale, start / scale, rows, 0.3, color, alpha=0.3))
+    ax.add_collection(_bars(start / scale, stop / scale, rows, 0.8, color, alpha=1.0))
     if unfinished.any():
-        ax.scatter(stop[unfinished] / scale, rows[unfinished], marker=">", s=12, color="black", zorder=3)
+        ax.scatter(stop[unfinished] / scale, rows[unfinished], marker=">", s=12, color="black", zorder=3,
+                   clip_on=False)
     used = set(jobs["accelerator_model"].astype(str))
-    handles = [Patch(color=colors[m], label=m) for m in present if m in used]
+    handles: list[Artist] = [Patch(color=colors[m], label=m) for m in present if m in used]
     handles.append(Patch(color="0.6", alpha=0.3, label="waiting (submit to start)"))
     if unfinished.any():
-        handles.append(Patch(color="black", label="unfinished at end (▶)"))
+        handles.append(Line2D([], [], marker=">", color="black", lw=0, label="unfinished at end"))
     ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), fontsize=8,
               frameon=False)
     ax.set_ylim(len(jobs) - 0.5, -0.5)
-    ax.set_xlim(left=min(0.0, float(submit.min()) / scale), right=end / scale if end > 0 else None)
+    ax.set_xlim(min(0.0, float(submit.min()) / scale), max(end, float(stop.max()), 1.0) / scale)
     ax.set_xlabel(f"simulated time ({unit})")
     ax.set_ylabel(f"job (by start time, {len(jobs)} jobs)")
     fig.suptitle("Jobs over time, colored by accelerator model")
@@ -274,63 +265,10 @@ def _gantt(jobs: pd.DataFrame, models: list[str], end: float, path: Path, scale:
     return save(fig, path)
 
 
-# --- comparison -----------------------------------------------------------------------------------
-def mean_ci(values: np.ndarray) -> tuple[float, float]:
-    """Mean and 95% Student-t half-width over seeds (NaN half-width for fewer than two values)."""
-    if values.size == 0:
-        return math.nan, math.nan
-    if values.size == 1:
-        return float(values[0]), math.nan
-    t = float(scipy_stats.t.ppf(0.975, values.size - 1))
-    half = t * float(values.std(ddof=1)) / math.sqrt(values.size)
-    return float(values.mean()), half
-
-
-def write_comparison_charts(
-    table: pd.DataFrame, jobs_by_variant: dict[str, pd.DataFrame], folder: Path
-) -> list[Path]:
-    """Bar chart of every metric (mean over seeds, 95% CI) per variant, and the pooled wait CDFs."""
-    folder = Path(folder)
-    variants = [str(v) for v in dict.fromkeys(table["variant"])] if "variant" in table else []
-    metrics = [str(c) for c in table.columns
-               if c not in ("variant", "seed") and pd.api.types.is_numeric_dtype(table[c])]
-    ncols = min(3, max(len(metrics), 1))
-    nrows = max(math.ceil(len(metrics) / ncols), 1)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 0.6 + 2.9 * nrows), squeeze=False)
-    if not metrics or not variants:
-        no_data(axes[0, 0], "no metrics")
-    colors = [plt.get_cmap("tab10")(i % 10) for i in range(len(variants))]
-    for ax, metric in zip(axes.flat, metrics, strict=False):
-        stats = [mean_ci(table.loc[table["variant"].astype(str) == v, metric].dropna().to_numpy(dtype=float))
-                 for v in variants]
-        means = np.array([s[0] for s in stats])
-        halves = np.array([s[1] for s in stats])
-        scale, unit = time_unit(float(np.nanmax(np.abs(means)))) if metric.endswith("_s") and np.isfinite(
-            means).any() else (1.0, "")
-        ax.bar(range(len(variants)), np.nan_to_num(means / scale), color=colors,
-               yerr=np.where(np.isfinite(halves), halves / scale, 0.0), capsize=4, ecolor="black")
-        ax.set_title(f"{metric.removesuffix('_s')} ({unit})" if unit else metric, fontsize=10)
-        ax.set_xticks(range(len(variants)), [_short(v) for v in variants], rotation=20, ha="right",
-                      fontsize=8)
-        if (table[metric].dropna() >= 0).all():
-            ax.set_ylim(bottom=0)  # a t-interval can reach below zero; the metric cannot
-        ax.grid(alpha=0.3, axis="y")
-    for ax in list(axes.flat)[len(metrics):] if metrics else []:
-        ax.set_visible(False)
-    fig.suptitle("Policy comparison: mean over seeds with 95% confidence interval")
-    fig.tight_layout()
-    paths = [save(fig, folder / "comparison_metrics.png")]
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    pooled = {str(v): finite(j["wait_s"]) if "wait_s" in j else np.array([], dtype=float)
-              for v, j in jobs_by_variant.items()}
-    cdf_plot(ax, pooled, "wait", [plt.get_cmap("tab10")(i % 10) for i in range(len(pooled))])
-    ax.set_title("Wait time CDF per variant (jobs pooled over seeds)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths.append(save(fig, folder / "comparison_wait_cdf.png"))
-    return paths
-
-
-def _short(label: str, width: int = 28) -> str:
-    return label if len(label) <= width else label[: width - 1] + "…"
+def _bars(left: np.ndarray, right: np.ndarray, rows: np.ndarray, height: float, colors: list[Any],
+          alpha: float) -> PolyCollection:
+    """Horizontal bars as one collection: hundreds of separate patches make the Gantt slow."""
+    low, high = rows - height / 2, rows + height / 2
+    corners = ((left, low), (left, high), (right, high), (right, low))
+    verts = np.stack([np.column_stack(corner) for corner in corners], axis=1)  # (bars, 4, 2)
+    return PolyCollection(list(verts), facecolors=colors, alpha=alpha, linewidths=0)

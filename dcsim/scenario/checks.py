@@ -47,7 +47,8 @@ def catalog_problems(data: Any) -> list[str]:
         if check(path, name, catalog.accelerator) and present:
             canonical = catalog.canonical_accelerator(name)
             if canonical not in present:
-                problems.append(f"{path}: {name!r} is not in the cluster (node pools have {', '.join(sorted(present))})")
+                have = ", ".join(sorted(present))
+                problems.append(f"{path}: {name!r} is not in the cluster (node pools have {have})")
     return problems
 
 

@@ -79,6 +79,11 @@ _UNION_TAGS = {"synthetic", "trace", "constant", "exponential", "lognormal", "un
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str], label: str = "<scenario>") -> dict[str, Any]:
     """Apply `dotted.key=value` overrides; the value is parsed as YAML ("8", "2h", "[1, 2]")."""
     result = copy.deepcopy(data)
+    policies = result.get("policies")
+    if isinstance(policies, dict):  # `scheduler: fifo` shorthand -> mapping, so `scheduler.param=v` works
+        for family, spec in policies.items():
+            if isinstance(spec, str):
+                policies[family] = {"name": spec}
     for override in overrides:
         key, sep, raw_value = override.partition("=")
         if not sep or not key.strip():
@@ -106,8 +111,10 @@ def _set_path(node: Any, parts: list[str], value: Any, override: str) -> None:
             if last:
                 node[part] = value
                 return
-            if not isinstance(node.get(part), dict | list):
-                node[part] = {}
-            node = node[part]
-        else:
-            raise ScenarioError([f"--set {override!r}: {where}: cannot set a field inside a plain value"])
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict | list):
+                raise ScenarioError([f"--set {override!r}: {where}: cannot set a field inside a plain value "
+                                     f"({child!r})"])
+            node = child

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from dcsim import units
 
 
-def _quantity(kind: units.Kind, *, ge: float | None = None, gt: float | None = None) -> Any:
-    schema = {"anyOf": [{"type": "number"}, {"type": "string"}], "description": units.expected(kind)}
-    return Annotated[
-        float,
-        BeforeValidator(lambda value: units.parse(value, kind)),
-        WithJsonSchema(schema),
-        Field(ge=ge, gt=gt),
-    ]
+def _si(kind: units.Kind) -> tuple[BeforeValidator, WithJsonSchema]:
+    schema: dict[str, Any] = {"anyOf": [{"type": "number"}, {"type": "string"}], "description": units.expected(kind)}
+    return BeforeValidator(lambda value: units.parse(value, kind)), WithJsonSchema(schema)
 
 
-Duration = _quantity("duration", ge=0)
-PositiveDuration = _quantity("duration", gt=0)
-Power = _quantity("power", ge=0)
-Rate = _quantity("rate", gt=0)
+_DURATION = _si("duration")
+_POWER = _si("power")
+_RATE = _si("rate")
+
+Duration: TypeAlias = Annotated[float, _DURATION[0], _DURATION[1], Field(ge=0)]
+PositiveDuration: TypeAlias = Annotated[float, _DURATION[0], _DURATION[1], Field(gt=0)]
+Power: TypeAlias = Annotated[float, _POWER[0], _POWER[1], Field(ge=0)]
+Rate: TypeAlias = Annotated[float, _RATE[0], _RATE[1], Field(gt=0)]

@@ -18,7 +18,9 @@ from dcsim.workload.common import (
 )
 
 
-def generate(spec: SyntheticTraining, streams: StreamFactory, canonical: Callable[[str], str]) -> tuple[list[Job], WorkloadReport]:
+def generate(
+    spec: SyntheticTraining, streams: StreamFactory, canonical: Callable[[str], str]
+) -> tuple[list[Job], WorkloadReport]:
     n = spec.jobs
     submit = np.cumsum(_interarrivals(spec.arrival, n, streams("arrivals")))
     sizes = np.asarray(spec.accelerators.values)

@@ -71,7 +71,10 @@ def read_trace(
 
     times = (submit[index] - submit[index].min()) * spec.time_scale
     work = duration[index]
-    names = frame[columns.name].astype(str).to_numpy()[index].tolist() if columns.name else [f"line-{n}" for n in lines[index]]
+    if columns.name:
+        names = frame[columns.name].astype(str).to_numpy()[index].tolist()
+    else:
+        names = [f"line-{n}" for n in lines[index]]
     jobs = make_jobs(times, demand_raw[index].astype(int), work, [models[i] for i in index],
                      draw_estimates(spec, work, streams), [allowed[i] for i in index], names)
     # Constraints from the scenario apply only to jobs the trace did not pin to a type.
@@ -126,8 +129,9 @@ def _map_types(
 ) -> np.ndarray:
     bad: list[int] = []
     cache: dict[str, str | None] = {}
-    for i in np.flatnonzero(keep):
-        text = values.iat[i].strip()
+    texts: list[str] = values.astype(str).tolist()
+    for i in np.flatnonzero(keep).tolist():
+        text = texts[i].strip()
         if not text:
             continue
         if text not in cache:
@@ -138,7 +142,7 @@ def _map_types(
         if cache[text] is None:
             bad.append(i)
         else:
-            allowed[i] = (cache[text],)  # type: ignore[assignment]
+            allowed[i] = (cache[text] or "",)
     report.skip(f"{columns.accelerator_type}: unknown accelerator", lines[bad].tolist())
     keep = keep.copy()
     keep[bad] = False
@@ -150,8 +154,9 @@ def _map_models(
     report: WorkloadReport, columns: TraceColumns,
 ) -> np.ndarray:
     bad: list[int] = []
-    for i in np.flatnonzero(keep):
-        text = values.iat[i].strip()
+    texts: list[str] = values.astype(str).tolist()
+    for i in np.flatnonzero(keep).tolist():
+        text = texts[i].strip()
         if text in known:
             models[i] = text
         elif text:
@@ -165,7 +170,8 @@ def _map_models(
 def _skipped_text(report: WorkloadReport) -> str:
     if not report.skipped:
         return f"{report.rows_read} rows read"
-    parts = [f"{count} {reason} (e.g. line {report.skipped_lines[reason][0]})" for reason, count in report.skipped.items()]
+    parts = [f"{count} {reason} (e.g. line {report.skipped_lines[reason][0]})"
+             for reason, count in report.skipped.items()]
     return f"{report.rows_read} rows read; skipped: " + "; ".join(parts)
 
 

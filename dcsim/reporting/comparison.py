@@ -1,0 +1,86 @@
+"""PNG charts of a policy comparison: headline metrics with confidence intervals, pooled wait CDFs.
+
+Input is the comparison table (one row per variant and seed) and each variant's jobs, not RunResults,
+so a comparison can be redrawn from its saved CSV files.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from dcsim.reporting.charts import cdf_plot, finite, no_data, save, time_unit
+
+
+def mean_ci(values: np.ndarray) -> tuple[float, float]:
+    """Mean and 95% Student-t half-width over seeds (NaN half-width for fewer than two values)."""
+    if values.size == 0:
+        return math.nan, math.nan
+    if values.size == 1:
+        return float(values[0]), math.nan
+    t = float(scipy_stats.t.ppf(0.975, values.size - 1))
+    half = t * float(values.std(ddof=1)) / math.sqrt(values.size)
+    return float(values.mean()), half
+
+
+def write_comparison_charts(
+    table: pd.DataFrame, jobs_by_variant: dict[str, pd.DataFrame], folder: Path
+) -> list[Path]:
+    """Bar chart of every metric (mean over seeds, 95% CI) per variant, and the pooled wait CDFs."""
+    folder = Path(folder)
+    variants = [str(v) for v in dict.fromkeys(table["variant"])] if "variant" in table else []
+    metrics = [str(c) for c in table.columns
+               if c not in ("variant", "seed") and pd.api.types.is_numeric_dtype(table[c])]
+    ncols = min(3, max(len(metrics), 1))
+    nrows = max(math.ceil(len(metrics) / ncols), 1)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 0.6 + 2.9 * nrows), squeeze=False)
+    if not metrics or not variants:
+        no_data(axes[0, 0], "no metrics")
+    colors = [plt.get_cmap("tab10")(i % 10) for i in range(len(variants))]
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        stats = [mean_ci(table.loc[table["variant"].astype(str) == v, metric].dropna().to_numpy(dtype=float))
+                 for v in variants]
+        means = np.array([s[0] for s in stats])
+        halves = np.array([s[1] for s in stats])
+        scale, unit = time_unit(float(np.nanmax(np.abs(means)))) if metric.endswith("_s") and np.isfinite(
+            means).any() else (1.0, "")
+        ax.bar(range(len(variants)), np.nan_to_num(means / scale), color=colors)
+        shown = np.isfinite(means) & np.isfinite(halves)  # no error bar from a single seed
+        ax.errorbar(np.flatnonzero(shown), means[shown] / scale, yerr=halves[shown] / scale, fmt="none",
+                    capsize=4, ecolor="black")
+        for i in np.flatnonzero(~np.isfinite(means)):
+            ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=8, color="0.4")
+        ax.set_title(f"{metric.removesuffix('_s')} ({unit})" if unit else metric, fontsize=10)
+        ax.set_xticks(range(len(variants)), [_short(v) for v in variants], rotation=20, ha="right",
+                      fontsize=8)
+        if (table[metric].dropna() >= 0).all():
+            ax.set_ylim(bottom=0)  # a t-interval can reach below zero; the metric cannot
+        ax.grid(alpha=0.3, axis="y")
+    for ax in list(axes.flat)[len(metrics):] if metrics else []:
+        ax.set_visible(False)
+    fig.suptitle("Policy comparison: mean over seeds with 95% confidence interval")
+    fig.tight_layout()
+    paths = [save(fig, folder / "comparison_metrics.png")]
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    pooled = {str(v): finite(j["wait_s"]) if "wait_s" in j else np.array([], dtype=float)
+              for v, j in jobs_by_variant.items()}
+    cdf_plot(ax, pooled, "wait", [plt.get_cmap("tab10")(i % 10) for i in range(len(pooled))])
+    ax.set_title("Wait time CDF per variant (jobs pooled over seeds)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    paths.append(save(fig, folder / "comparison_wait_cdf.png"))
+    return paths
+
+
+def _short(label: str, width: int = 28) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"

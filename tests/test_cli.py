@@ -1,0 +1,123 @@
+"""The dcsim command as a user runs it: exit codes, one-line errors, atomic output folders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import SCENARIOS
+
+QUICK = str(SCENARIOS / "quickstart.yaml")
+
+
+def dcsim(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dcsim", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_run_writes_the_metrics_contract(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    done = dcsim("run", QUICK, "-o", str(out), "--set", "workload.training.jobs=60")
+    assert done.returncode == 0, done.stderr
+    for name in ("summary.json", "jobs.csv", "timeseries.csv", "scenario.yaml", "report.html", "utilization.png",
+                 "queue.png", "wait_jct_cdf.png", "power.png", "gantt.png"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("scenario", "seed", "dcsim_version", "sim_time_s", "wall_time_s", "training", "utilization",
+                "queue", "energy"):
+        assert key in summary
+    assert set(summary["training"]) >= {"jobs_submitted", "jobs_completed", "jobs_unfinished", "wait_s", "jct_s",
+                                        "slowdown", "makespan_s"}
+    assert set(summary["energy"]["by_component_kwh"]) == {"accelerators", "hosts", "network", "storage"}
+    assert f"results written to {out}" in done.stdout
+    assert not list(tmp_path.glob(".report.*")), "temporary folders left behind"
+
+
+def test_rerun_replaces_the_folder_atomically(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    assert dcsim("run", QUICK, "-o", str(out), "--set", "workload.training.jobs=20", "--no-charts").returncode == 0
+    (out / "stale.txt").write_text("from before")
+    assert dcsim("run", QUICK, "-o", str(out), "--set", "workload.training.jobs=20", "--no-charts").returncode == 0
+    assert not (out / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("run", "missing.yaml"), "error: missing.yaml: file not found"),
+    (("run", QUICK, "--set", "policies.scheduler=bogus"),
+     "error: policies.scheduler: unknown scheduler policy 'bogus' (choices: easy_backfill, fifo, sjf)"),
+    (("run", QUICK, "--set", "policies.scheduler.max_scn=5"),
+     "error: policies.scheduler: scheduler policy 'easy_backfill': unknown parameter 'max_scn' (parameters: max_scan)"),
+    (("run", QUICK, "--set", "cluster.node_pools.0.count=0"),
+     f"error: {QUICK}: cluster.node_pools.0.count: Input should be greater than or equal to 1, got 0"),
+    (("run", QUICK, "--set", "nonsense"), "error: --set 'nonsense': expected dotted.key=value"),
+    (("compare", QUICK, "--policy", "scheduler=fifo", "--seeds", "0"),
+     "error: --seeds: expected a number >= 1, got 0"),
+    (("compare", QUICK, "--policy", "schedular=fifo"),
+     "error: --policy 'schedular=fifo': expected FAMILY=NAME or FAMILY.PARAM=VALUE "
+     "with FAMILY one of scheduler, placement"),
+])
+def test_user_errors_print_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    out = tmp_path / "out"
+    done = dcsim(*args, "-o", str(out))
+    assert done.returncode == 2
+    assert done.stderr.strip() == message
+    assert "Traceback" not in done.stderr
+    assert not out.exists(), "nothing may be written on error"
+
+
+def test_trace_with_missing_column_fails_cleanly(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("submit,duration\n1,2\n")
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(Path(QUICK).read_text().replace(
+        "source: synthetic", "source: trace\n    path: t.csv").replace("    jobs: 300\n", "").replace(
+        "    arrival: {process: gamma, rate: 8/h, cv: 2.0}\n", "").replace(
+        "    accelerators: {values: [1, 2, 4, 8, 16, 32], weights: [40, 15, 15, 20, 7, 3]}\n", "").replace(
+        "    duration: {distribution: lognormal, median: 2h, sigma: 1.2}\n", ""))
+    done = dcsim("run", str(scenario), "-o", str(tmp_path / "out"))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (f"error: {trace}: missing column 'accelerators' for accelerators (columns "
+                                   "present: submit, duration); set workload.training.columns.accelerators")
+    validated = dcsim("validate", str(scenario))
+    assert validated.returncode == 2
+    assert "workload.training.path:" in validated.stderr and "missing column 'accelerators'" in validated.stderr
+
+
+def test_validate_reports_ok_and_all_problems(tmp_path: Path) -> None:
+    done = dcsim("validate", QUICK)
+    assert done.returncode == 0 and "ok (3 node pools, 128 accelerators)" in done.stdout
+    bad = dcsim("validate", QUICK, "--set", "cluster.node_pools.0.accelerator=H1000", "--set", "energy.pue=0.5")
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert any("energy.pue: Input should be greater than or equal to 1, got 0.5" in line for line in lines)
+    assert any("cluster.node_pools.0.accelerator: unknown accelerator 'H1000'" in line for line in lines)
+
+
+def test_debug_shows_the_traceback() -> None:
+    done = dcsim("--debug", "run", "missing.yaml")
+    assert done.returncode != 0 and "Traceback" in done.stderr
+
+
+def test_schema_and_policies_commands() -> None:
+    schema = json.loads(dcsim("schema").stdout)
+    assert "cluster" in schema["properties"] and "node_pools" in json.dumps(schema)
+    listing = dcsim("policies").stdout
+    for name in ("fifo", "sjf", "easy_backfill", "pack", "spread", "max_scan=1000"):
+        assert name in listing
+
+
+def test_compare_writes_table_csv_and_charts(tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    done = dcsim("compare", QUICK, "--policy", "scheduler=fifo", "--policy", "scheduler=easy_backfill",
+                 "--seeds", "2", "--set", "workload.training.jobs=60", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "mean ± 95% CI over 2 seeds" in done.stdout
+    for name in ("comparison_runs.csv", "comparison_summary.csv", "comparison_metrics.png", "comparison_wait_cdf.png"):
+        assert (out / name).is_file(), name
+    runs = (out / "comparison_runs.csv").read_text().splitlines()
+    assert len(runs) == 1 + 2 * 2

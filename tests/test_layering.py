@@ -1,0 +1,71 @@
+"""The layering rules of DESIGN.md, checked by parsing every module's imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "dcsim"
+
+# module prefix -> dcsim modules it may import (prefix match). Catalog is data, read like units.
+ALLOWED = {
+    "dcsim.errors": [],
+    "dcsim.units": ["dcsim.errors"],
+    "dcsim.catalog": ["dcsim.units", "dcsim.errors"],
+    "dcsim.scenario": ["dcsim.scenario", "dcsim.units", "dcsim.errors", "dcsim.catalog"],
+    "dcsim.model": ["dcsim.model", "dcsim.catalog", "dcsim.errors", "dcsim.units"],
+    "dcsim.workload": ["dcsim.workload", "dcsim.model", "dcsim.scenario", "dcsim.errors", "dcsim.units"],
+    "dcsim.policies": ["dcsim.policies", "dcsim.model", "dcsim.errors"],
+    "dcsim.metrics": ["dcsim.metrics", "dcsim.model", "dcsim.errors", "dcsim.units"],
+    "dcsim.engine": ["dcsim.engine", "dcsim.model", "dcsim.policies.base", "dcsim.metrics.protocol", "dcsim.errors",
+                     "dcsim.units"],
+    "dcsim.reporting": ["dcsim.reporting", "dcsim.results", "dcsim.units", "dcsim.errors"],
+    "dcsim.results": ["dcsim.errors"],
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def dcsim_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("dcsim")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dcsim"):
+            found.add(node.module)
+    return found
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_module_respects_layering(path: Path) -> None:
+    name = module_name(path)
+    rule = next((prefix for prefix in sorted(ALLOWED, key=len, reverse=True)
+                 if name == prefix or name.startswith(prefix + ".")), None)
+    if rule is None:
+        return  # top-level build/run/CLI code may import anything
+    allowed = ALLOWED[rule]
+    if name == "dcsim.policies":  # the package __init__ imports the concrete policies to register them
+        allowed = [*allowed, "dcsim.policies"]
+    bad = [imp for imp in dcsim_imports(path)
+           if imp != "dcsim" and not any(imp == a or imp.startswith(f"{a}.") for a in allowed)]
+    assert not bad, f"{name} imports {bad}; allowed: {allowed}"
+
+
+def test_engine_names_no_concrete_policy() -> None:
+    for path in (PACKAGE / "engine").rglob("*.py"):
+        for imp in dcsim_imports(path):
+            concrete = ("dcsim.policies.scheduling", "dcsim.policies.placement", "dcsim.policies.registry")
+            assert not imp.startswith(concrete), f"{path.name} imports {imp}"
+
+
+def test_reporting_never_runs_a_simulation() -> None:
+    for path in (PACKAGE / "reporting").rglob("*.py"):
+        assert not {i for i in dcsim_imports(path) if i.startswith(("dcsim.runner", "dcsim.engine", "dcsim.build"))}

@@ -1,0 +1,39 @@
+"""Every shipped scenario validates and runs briefly (a shortened copy of itself)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import dcsim
+from dcsim.scenario import load_scenario
+from dcsim.scenario.schema import TraceTraining
+from dcsim.workload.trace import check_trace_header
+from tests.helpers import SCENARIOS
+
+SHIPPED = sorted(SCENARIOS.glob("*.yaml"))
+
+
+def test_there_are_scenarios() -> None:
+    assert {p.name for p in SHIPPED} >= {"quickstart.yaml", "philly.yaml"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_scenario_validates_and_runs(path: Path) -> None:
+    scenario = load_scenario(path)
+    training = scenario.workload.training
+    if isinstance(training, TraceTraining):
+        problems = check_trace_header(training, scenario.base_dir)
+        if problems:
+            pytest.skip(f"trace not available here: {problems[0]}")
+        shorten = ["workload.training.limit=1500"]
+    else:
+        shorten = ["workload.training.jobs=80"] if training is not None else []
+    result = dcsim.run(path, overrides=shorten)
+    summary = result.summary
+    assert summary["scenario"] == scenario.name
+    if training is not None:
+        assert summary["training"]["jobs_completed"] + summary["training"]["jobs_unfinished"] \
+            + summary["training"]["jobs_rejected"] == summary["training"]["jobs_submitted"] > 0
+    assert 0.0 < summary["utilization"]["allocated"]["all"] <= 1.0

@@ -1,0 +1,106 @@
+"""Trace replay: column mapping, row accounting with line numbers, Philly through the generic reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dcsim
+from dcsim.errors import TraceError
+from dcsim.scenario import scenario_from_dict
+from tests.helpers import PHILLY
+
+
+def trace_scenario(path: Path, **training: Any) -> dict[str, Any]:
+    return {
+        "name": "trace", "seed": 5,
+        "cluster": {"node_pools": [{"name": "g", "count": 4, "accelerator": "V100", "accelerators_per_node": 8}]},
+        "workload": {"training": {"source": "trace", "path": str(path), **training}},
+    }
+
+
+def write_csv(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "jobs.csv"
+    path.write_text(text)
+    return path
+
+
+def test_column_mapping_and_bad_rows_are_counted_with_line_numbers(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, (
+        "when,secs,gpus,arch,kind\n"
+        "0,100,1,V100,LM\n"          # line 2: ok
+        "10,abc,1,V100,LM\n"         # line 3: bad duration
+        "20,50,0,V100,LM\n"          # line 4: bad gang size
+        "later,50,2,V100,LM\n"       # line 5: bad submit time
+        "30,50,2,Z900,LM\n"          # line 6: unknown accelerator
+        "40,50,2,,Alien\n"           # line 7: unknown model
+        "\n"                         # line 8: blank
+        "50,70,4,,ResNet-50\n"       # line 9: ok
+    ))
+    columns = {"submit": "when", "duration": "secs", "accelerators": "gpus", "accelerator_type": "arch",
+               "model": "kind"}
+    result = dcsim.run(scenario_from_dict(trace_scenario(path, columns=columns)))
+    workload = result.summary["workload"]
+    assert workload["rows_read"] == 8
+    assert workload["jobs"] == 2
+    assert workload["skipped"] == {
+        "arch: unknown accelerator": 1, "blank line": 1, "gpus: not a positive integer": 1,
+        "kind: unknown model type": 1, "secs: not a positive number": 1, "when: not a time": 1,
+    }
+    assert workload["skipped_example_lines"]["secs: not a positive number"] == [3]
+    assert workload["skipped_example_lines"]["when: not a time"] == [5]
+    assert workload["skipped_example_lines"]["arch: unknown accelerator"] == [6]
+    assert workload["rows_read"] == workload["jobs"] + sum(workload["skipped"].values())
+    assert result.jobs["name"].tolist() == ["line-2", "line-9"]
+    assert result.jobs["model"].tolist() == ["LM", "ResNet-50"]
+
+
+def test_time_scale_and_limit(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "submit,duration,accelerators\n100,10,1\n300,10,1\n200,10,1\n")
+    result = dcsim.run(scenario_from_dict(trace_scenario(path, time_scale=0.5, limit=2)))
+    assert result.jobs["submit_s"].tolist() == [0.0, 50.0]
+    assert result.summary["workload"]["skipped"] == {"beyond limit": 1}
+
+
+def test_datetime_submit_times(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "submit,duration,accelerators\n2017-10-01 00:00:10,5,1\n2017-10-01 00:01:10,5,1\n")
+    result = dcsim.run(scenario_from_dict(trace_scenario(path)))
+    assert result.jobs["submit_s"].tolist() == [0.0, 60.0]
+
+
+def test_missing_column_names_the_file_column_and_setting(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "submit,duration\n1,2\n")
+    with pytest.raises(TraceError) as info:
+        dcsim.run(scenario_from_dict(trace_scenario(path)))
+    assert str(info.value) == (f"{path}: missing column 'accelerators' for accelerators (columns present: submit, "
+                               "duration); set workload.training.columns.accelerators")
+
+
+def test_no_usable_rows_is_an_error_with_counts(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "submit,duration,accelerators\nx,1,1\n")
+    message = r"no usable job rows \(1 rows read; skipped: 1 submit: not a time \(e.g. line 2\)\)"
+    with pytest.raises(TraceError, match=message):
+        dcsim.run(scenario_from_dict(trace_scenario(path)))
+
+
+def test_missing_trace_file(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match="trace file not found"):
+        dcsim.run(scenario_from_dict(trace_scenario(tmp_path / "nope.csv")))
+
+
+@pytest.mark.skipif(not PHILLY.exists(), reason=f"Philly trace not found at {PHILLY}")
+def test_full_philly_trace_replays_through_the_generic_reader() -> None:
+    columns = {"submit": "timestamp", "duration": "duration", "accelerators": "num_gpus"}
+    data = trace_scenario(PHILLY, columns=columns, reference_accelerator="P100")
+    data["cluster"]["node_pools"][0].update(count=400, accelerator="P100")
+    data["policies"] = {"scheduler": "fifo"}
+    result = dcsim.run(scenario_from_dict(data))
+    workload = result.summary["workload"]
+    assert workload["rows_read"] == 82248  # 82,247 jobs plus the file's trailing blank line
+    assert workload["jobs"] == 82247
+    assert workload["skipped"] == {"blank line": 1}
+    training = result.summary["training"]
+    assert training["jobs_completed"] + training["jobs_rejected"] == 82247
+    assert training["jobs_rejected"] == 0  # the largest Philly job asks for 128 GPUs
