@@ -9,4 +9,4 @@ from dcsim.results import RunResult
 from dcsim.runner import run
 from dcsim.scenario import load_scenario
 
-__all__ = ["RunResult", "__version__", "load_scenario", "run"]
+__all__ = ["Comparison", "RunResult", "__version__", "compare", "load_scenario", "run"]
