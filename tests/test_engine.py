@@ -139,3 +139,10 @@ def test_invalid_placement_raises_policy_error_naming_the_policy() -> None:
     message = r"placement 'test_bad_placement' for job 0 \(4 x V100\): takes 5 on node v-0"
     with pytest.raises(PolicyError, match=message):
         run(scenario(policies={"placement": "test_bad_placement"}))
+
+
+def test_loading_a_folder_that_is_not_a_result(tmp_path: Any) -> None:
+    from dcsim.errors import ResultError
+
+    with pytest.raises(ResultError, match=r"not a dcsim results folder \(summary.json missing\)"):
+        dcsim.RunResult.load(tmp_path)

@@ -318,7 +318,8 @@ def test_energy_between_idle_and_peak_power(data: dict[str, Any]) -> None:
     assert idle_w * (1 - rtol) <= energy["peak_power_kw"] * 1e3 / energy["pue"] <= peak_w * (1 + rtol)
     assert energy["facility_kwh"] == pytest.approx(energy["it_kwh"] * data["energy"]["pue"], rel=1e-9)
     hosts = energy["by_component_kwh"]["hosts"]
-    assert run.host_w("idle") * time / J_PER_KWH * (1 - rtol) <= hosts <= run.host_w("busy") * time / J_PER_KWH * (1 + rtol)
+    host_idle_kwh, host_peak_kwh = (run.host_w(which) * time / J_PER_KWH for which in ("idle", "busy"))
+    assert host_idle_kwh * (1 - rtol) <= hosts <= host_peak_kwh * (1 + rtol)
     # Accelerators: every row's power follows from its busy counts, and the total energy is idle
     # power x time plus each job's extra draw over its compute phase (clipped at the end).
     ts = run.ts
@@ -423,11 +424,20 @@ def reference_easy(jobs: pd.DataFrame, capacity: int, speed: dict[str, float], s
     Tie-breaks follow dcsim's documented ones: running jobs by (estimated end, job id).
     Returns start time per job id.
     """
-    pending = [row for row in jobs.sort_values("job_id").itertuples() if row.state != "rejected"]
-    arrivals = list(pending)
+    arrivals = [row for row in jobs.sort_values("job_id").itertuples() if row.state != "rejected"]
     queue: list[Any] = []
     running: list[tuple[float, int, int, float]] = []  # (estimated end, id, demand, true end)
     free, starts = capacity, {}
+
+    def start(job: Any, now: float) -> None:
+        nonlocal free
+        rate = speed[job.model]
+        running.append((now + startup + job.estimate_ref_s / rate, job.job_id, job.accelerators,
+                        now + startup + job.work_ref_s / rate))
+        free -= job.accelerators
+        starts[job.job_id] = now
+        queue.remove(job)
+
     while arrivals or running:
         now = min([r[3] for r in running] + ([arrivals[0].submit_s] if arrivals else []))
         while arrivals and arrivals[0].submit_s <= now:
@@ -435,20 +445,8 @@ def reference_easy(jobs: pd.DataFrame, capacity: int, speed: dict[str, float], s
         for entry in [r for r in running if r[3] <= now]:
             running.remove(entry)
             free += entry[2]
-        if not queue:
-            continue
-
-        def start(job: Any) -> None:
-            nonlocal free
-            rate = speed[job.model]
-            running.append((now + startup + job.estimate_ref_s / rate, job.job_id, job.accelerators,
-                            now + startup + job.work_ref_s / rate))
-            free -= job.accelerators
-            starts[job.job_id] = now
-            queue.remove(job)
-
         while queue and queue[0].accelerators <= free:
-            start(queue[0])
+            start(queue[0], now)
         if not queue:
             continue
         head = queue[0]
@@ -464,10 +462,10 @@ def reference_easy(jobs: pd.DataFrame, capacity: int, speed: dict[str, float], s
             if job.accelerators > free:
                 continue
             if now + job.estimate_ref_s / speed[job.model] <= shadow:
-                start(job)
+                start(job, now)
             elif job.accelerators <= extra:
                 extra -= job.accelerators
-                start(job)
+                start(job, now)
     return starts
 
 
