@@ -315,6 +315,26 @@ def machine() -> str:
             f"CPU: {model or platform.processor() or 'unknown'}, {platform.system()} {platform.release()}")
 
 
+def dcsim_source() -> str:
+    """Where the dcsim under test comes from: the checkout's commit (and whether dcsim/ is modified)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("dcsim")
+    where = Path(spec.origin).resolve().parent if spec and spec.origin else None
+    if where is None:
+        return "dcsim: not importable"
+    text = f"dcsim from {where}"
+    try:
+        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(where), "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        text += f" (git {commit}{', with uncommitted changes in dcsim/' if dirty else ''})"
+    except (OSError, subprocess.CalledProcessError):
+        text += " (not a git checkout)"
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run (< 1 minute)")
@@ -352,6 +372,7 @@ def main() -> None:
 
     print(f"# dcsim training benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print(f"# {machine()}")
+    print(f"# {dcsim_source()}")
     print(f"# repeat={args.repeat} (medians), per-run timeout {args.timeout:.0f} s, quick={args.quick}")
     print("# wall s: dcsim.run() end to end (build, simulate, frames, summary); sim s: summary wall_time_s "
           "(build + simulate); cpu s: process CPU time of dcsim.run(); events/s = events / sim s; "
@@ -360,8 +381,8 @@ def main() -> None:
           "summary busy utilization over the whole run (includes the drain); queue max: longest queue",
           flush=True)
     cache: dict[str, dict[str, Any]] = {}
-    results: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "repeat": args.repeat,
-                               "quick": args.quick}
+    results: dict[str, Any] = {"machine": machine(), "dcsim": dcsim_source(), "date": time.strftime("%Y-%m-%d"),
+                               "repeat": args.repeat, "quick": args.quick}
     rows: list[list[str]] = []
     started = time.perf_counter()
 

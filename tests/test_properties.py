@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -176,6 +176,12 @@ class Run:
         return float(self.result.timeseries["time_s"].iloc[-1])
 
     @property
+    def startup(self) -> float:
+        training = self.scenario.workload.training
+        assert training is not None
+        return training.startup
+
+    @property
     def horizon(self) -> float | None:
         return self.scenario.horizon
 
@@ -190,6 +196,10 @@ class Run:
             busy = float(pool["host_power"].get("busy", idle))
             total += pool["count"] * (idle if which == "idle" else max(idle, busy))
         return total
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return cast(list[dict[str, Any]], frame.to_dict("records"))
 
 
 def _inf(values: pd.Series) -> np.ndarray:
@@ -262,15 +272,16 @@ def test_every_job_accounted_for(data: dict[str, Any]) -> None:
     assert training["jobs_completed"] == int((jobs["state"] == "completed").sum())
     assert list(jobs["job_id"]) == list(range(len(jobs)))
     # The frame carries the generated jobs unchanged.
-    for job, row in zip(arrived, jobs.itertuples(), strict=True):
-        assert (row.job_id, row.submit_s, row.accelerators, row.model) == (job.id, job.submit, job.demand, job.model)
-        assert row.work_ref_s == job.work and row.estimate_ref_s == job.estimate >= job.work * (1 - 1e-12)
+    for job, row in zip(arrived, records(jobs), strict=True):
+        assert (row["job_id"], row["submit_s"], row["accelerators"], row["model"]) == \
+            (job.id, job.submit, job.demand, job.model)
+        assert row["work_ref_s"] == job.work and row["estimate_ref_s"] == job.estimate >= job.work * (1 - 1e-12)
     # Rejected exactly when the job is larger than every allowed model's capacity.
-    for row in jobs.itertuples():
-        too_big = row.accelerators > max((run.capacity[m] for m in run.allowed(row.job_id)), default=0)
-        assert (row.state == "rejected") == too_big, (row.job_id, row.state, row.reason)
-        if row.state == "rejected":
-            assert row.reason and np.isnan(row.start_s) and row.accelerator_model == ""
+    for row in records(jobs):
+        too_big = row["accelerators"] > max((run.capacity[m] for m in run.allowed(row["job_id"])), default=0)
+        assert (row["state"] == "rejected") == too_big, row
+        if row["state"] == "rejected":
+            assert row["reason"] and np.isnan(row["start_s"]) and row["accelerator_model"] == ""
     if run.horizon is None:
         assert training["jobs_unfinished"] == 0
     else:
@@ -340,13 +351,12 @@ def test_energy_between_idle_and_peak_power(data: dict[str, Any]) -> None:
 def test_gang_scheduling_on_one_allowed_model(data: dict[str, Any]) -> None:
     run = Run(data)
     started = run.jobs[run.jobs["start_s"].notna()]
-    for row in started.itertuples():
-        model = row.accelerator_model
-        assert model in run.allowed(row.job_id), (row.job_id, model, run.allowed(row.job_id))
+    for row in records(started):
+        model, demand, nodes = row["accelerator_model"], row["accelerators"], row["nodes"]
+        assert model in run.allowed(row["job_id"]), (row, run.allowed(row["job_id"]))
         # All `accelerators` on nodes of that one model: at least ceil(demand / node size) nodes,
         # at most one per accelerator and no more than the model has.
-        assert math.ceil(row.accelerators / run.node_size[model]) <= row.nodes, row
-        assert row.nodes <= min(row.accelerators, run.nodes[model]), row
+        assert math.ceil(demand / run.node_size[model]) <= nodes <= min(demand, run.nodes[model]), row
     unstarted = run.jobs[run.jobs["start_s"].isna()]
     assert (unstarted["nodes"] == 0).all() and (unstarted["accelerator_model"] == "").all()
 
@@ -356,7 +366,7 @@ def test_gang_scheduling_on_one_allowed_model(data: dict[str, Any]) -> None:
 def test_timing_identities(data: dict[str, Any]) -> None:
     run = Run(data)
     jobs = run.jobs
-    startup = run.scenario.workload.training.startup
+    startup = run.startup
     started = jobs[jobs["start_s"].notna()]
     assert (started["wait_s"] >= 0).all()
     assert (started["start_s"] >= started["submit_s"]).all()
@@ -424,28 +434,29 @@ def reference_easy(jobs: pd.DataFrame, capacity: int, speed: dict[str, float], s
     Tie-breaks follow dcsim's documented ones: running jobs by (estimated end, job id).
     Returns start time per job id.
     """
-    arrivals = [row for row in jobs.sort_values("job_id").itertuples() if row.state != "rejected"]
-    queue: list[Any] = []
+    arrivals = [row for row in records(jobs.sort_values("job_id")) if row["state"] != "rejected"]
+    queue: list[dict[str, Any]] = []
     running: list[tuple[float, int, int, float]] = []  # (estimated end, id, demand, true end)
-    free, starts = capacity, {}
+    free = capacity
+    starts: dict[int, float] = {}
 
-    def start(job: Any, now: float) -> None:
+    def start(job: dict[str, Any], now: float) -> None:
         nonlocal free
-        rate = speed[job.model]
-        running.append((now + startup + job.estimate_ref_s / rate, job.job_id, job.accelerators,
-                        now + startup + job.work_ref_s / rate))
-        free -= job.accelerators
-        starts[job.job_id] = now
+        rate = speed[job["model"]]
+        running.append((now + startup + job["estimate_ref_s"] / rate, job["job_id"], job["accelerators"],
+                        now + startup + job["work_ref_s"] / rate))
+        free -= job["accelerators"]
+        starts[job["job_id"]] = now
         queue.remove(job)
 
     while arrivals or running:
-        now = min([r[3] for r in running] + ([arrivals[0].submit_s] if arrivals else []))
-        while arrivals and arrivals[0].submit_s <= now:
+        now = min([r[3] for r in running] + ([arrivals[0]["submit_s"]] if arrivals else []))
+        while arrivals and arrivals[0]["submit_s"] <= now:
             queue.append(arrivals.pop(0))
         for entry in [r for r in running if r[3] <= now]:
             running.remove(entry)
             free += entry[2]
-        while queue and queue[0].accelerators <= free:
+        while queue and queue[0]["accelerators"] <= free:
             start(queue[0], now)
         if not queue:
             continue
@@ -453,18 +464,18 @@ def reference_easy(jobs: pd.DataFrame, capacity: int, speed: dict[str, float], s
         available, shadow, extra = free, math.inf, 0
         for est_end, _, demand, _ in sorted(running):
             available += demand
-            if available >= head.accelerators:
-                shadow, extra = max(est_end, now), available - head.accelerators
+            if available >= head["accelerators"]:
+                shadow, extra = max(est_end, now), available - head["accelerators"]
                 break
         for job in list(queue[1:]):
             if free == 0:
                 break
-            if job.accelerators > free:
+            if job["accelerators"] > free:
                 continue
-            if now + job.estimate_ref_s / speed[job.model] <= shadow:
+            if now + job["estimate_ref_s"] / speed[job["model"]] <= shadow:
                 start(job, now)
-            elif job.accelerators <= extra:
-                extra -= job.accelerators
+            elif job["accelerators"] <= extra:
+                extra -= job["accelerators"]
                 start(job, now)
     return starts
 
@@ -494,8 +505,9 @@ def test_easy_backfill_matches_reference_on_one_pool(data: dict[str, Any]) -> No
     (model,) = run.capacity
     expected = reference_easy(run.jobs, run.capacity[model],
                               {name: run.speed[(name, model)] for name in data["workload"]["training"]["models"]},
-                              run.scenario.workload.training.startup)
-    actual = run.jobs.set_index("job_id")["start_s"].dropna().to_dict()
+                              run.startup)
+    started = run.jobs[run.jobs["start_s"].notna()]
+    actual = dict(zip(started["job_id"].tolist(), started["start_s"].tolist(), strict=True))
     assert actual.keys() == expected.keys()
     mismatched = {i: (actual[i], expected[i]) for i in actual if not math.isclose(actual[i], expected[i],
                                                                                    rel_tol=1e-9, abs_tol=1e-6)}

@@ -165,7 +165,7 @@ class TrainingEngine:
         job.start = now
         job.rate = self.speeds[(job.model, accelerator)]
         job.remaining = job.work
-        job.estimated_end = now + self.startup + job.estimate / job.rate
+        job.estimated_end = now + self.estimated_runtime(job, accelerator)
         bisect.insort(self._running_ends[accelerator], (job.estimated_end, job.id, job.demand))
         self.recorder.job_started(job)
         if self.startup > 0:
@@ -262,6 +262,9 @@ class TrainingEngine:
 
     def relative_speed(self, job: QueuedJobView, accelerator: str) -> float:
         return self.speeds[(job.model, accelerator)]
+
+    def estimated_runtime(self, job: QueuedJobView, accelerator: str) -> float:
+        return self.startup + job.estimate / self.speeds[(job.model, accelerator)]
 
     def running_by_estimated_end(self, accelerator: str) -> Iterable[tuple[float, int]]:
         return ((end, demand) for end, _, demand in self._running_ends[accelerator])

@@ -22,6 +22,10 @@ JOB_COLUMNS = [
     "slowdown", "accelerators", "accelerator_model", "nodes", "work_ref_s", "estimate_ref_s", "state", "reason",
 ]
 
+_INT_COLUMNS = {"job_id", "accelerators", "nodes"}
+_TEXT_COLUMNS = {"name", "model", "accelerator_model", "state", "reason"}
+JOB_DTYPES = {c: "int64" if c in _INT_COLUMNS else "str" if c in _TEXT_COLUMNS else "float64" for c in JOB_COLUMNS}
+
 
 class FrameRecorder:
     """The Recorder used by runs: keeps job references and level rows, builds frames at the end."""
@@ -70,7 +74,7 @@ class FrameRecorder:
                 len(job.allocation), job.work, job.estimate, state, job.reason,
             ))
         frame = pd.DataFrame.from_records(rows, columns=JOB_COLUMNS)
-        return frame.astype({"job_id": "int64", "accelerators": "int64", "nodes": "int64"})
+        return frame.astype(JOB_DTYPES)  # fixed types even when no job arrived
 
     def timeseries_frame(self, end_time: float) -> pd.DataFrame:
         times = list(self._times)

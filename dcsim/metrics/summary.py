@@ -46,7 +46,7 @@ def summarize(
     }
     if workload is not None:
         summary["workload"] = dict(workload)
-        summary["training"] = _training(jobs)
+        summary["training"] = _training(jobs, int(workload.get("jobs", len(jobs))))
     summary["utilization"] = _utilization(timeseries, weights, capacity, sim_time)
     summary["queue"] = {
         "length_mean": _time_mean(timeseries["queue_length"], weights, sim_time),
@@ -56,10 +56,11 @@ def summarize(
     return round_floats(summary)
 
 
-def _training(jobs: pd.DataFrame) -> dict[str, Any]:
+def _training(jobs: pd.DataFrame, generated: int) -> dict[str, Any]:
     completed = jobs[jobs["state"] == "completed"]
     return {
         "jobs_submitted": len(jobs),
+        "jobs_after_horizon": generated - len(jobs),  # in the workload, but due after the horizon
         "jobs_completed": len(completed),
         "jobs_unfinished": int((jobs["state"] == "unfinished").sum()),
         "jobs_rejected": int((jobs["state"] == "rejected").sum()),

@@ -43,6 +43,9 @@ class SchedulerView(Protocol):
         """Accelerator models the job may run on that exist in the cluster, fastest first."""
         ...
     def relative_speed(self, job: QueuedJobView, accelerator: str) -> float: ...
+    def estimated_runtime(self, job: QueuedJobView, accelerator: str) -> float:
+        """Seconds the job would hold accelerators of that model, by its user estimate (start-up included)."""
+        ...
     @property
     def allocation_version(self) -> int:
         """Counts job starts and completions; equal values mean the running set has not changed."""

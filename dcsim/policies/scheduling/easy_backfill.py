@@ -13,6 +13,7 @@ an optimisation; the decisions are the same as a full rescan's.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,7 @@ class EasyBackfill(PolicyBase):
         starts: list[StartJob] = []
         queue = view.queued()
         head: QueuedJobView | None = None
+        started_ends: dict[str, list[tuple[float, int]]] = {}  # jobs this pass starts: they hold accelerators too
         for job in queue:
             accelerator = first_fit_accelerator(view, job, free)
             if accelerator is None:
@@ -69,10 +71,12 @@ class EasyBackfill(PolicyBase):
                 break
             free[accelerator] -= job.demand
             starts.append(StartJob(job.id, accelerator))
+            end = view.now + view.estimated_runtime(job, accelerator)
+            started_ends.setdefault(accelerator, []).append((end, job.demand))
         if head is None:
             self._memo = None
             return starts
-        reserved, shadow, extra = self._reservation(view, head, free)
+        reserved, shadow, extra = self._reservation(view, head, free, started_ends)
         return self._backfill(view, queue, free, reserved, shadow, extra, 0, starts)
 
     def _backfill(self, view: SchedulerView, queue: Iterator[QueuedJobView], free: dict[str, int],
@@ -82,7 +86,7 @@ class EasyBackfill(PolicyBase):
         # The backfill scan is the hot loop of long-queue runs: keep lookups local.
         now = view.now
         candidates = view.candidate_accelerators
-        speed = view.relative_speed
+        runtime = view.estimated_runtime
         free_total = sum(free.values())
         exhausted = False
         for job in queue:  # continues after the head
@@ -94,7 +98,7 @@ class EasyBackfill(PolicyBase):
             for accelerator in candidates(job):
                 if free[accelerator] < demand:
                     continue
-                if accelerator == reserved and now + job.estimate / speed(job, accelerator) > shadow:
+                if accelerator == reserved and now + runtime(job, accelerator) > shadow:
                     if demand > extra:
                         continue
                     extra -= demand  # runs past the shadow time on accelerators the head will not need
@@ -108,12 +112,19 @@ class EasyBackfill(PolicyBase):
         return starts
 
     @staticmethod
-    def _reservation(view: SchedulerView, head: QueuedJobView, free: dict[str, int]) -> tuple[str | None, float, int]:
-        """Earliest (accelerator, shadow time, extra accelerators) at which the head job can start."""
+    def _reservation(
+        view: SchedulerView, head: QueuedJobView, free: dict[str, int],
+        started_ends: dict[str, list[tuple[float, int]]],
+    ) -> tuple[str | None, float, int]:
+        """Earliest (accelerator, shadow time, extra accelerators) at which the head job can start.
+
+        Walks running jobs and the jobs this pass starts, by estimated end, until enough are freed.
+        """
         best: tuple[str | None, float, int] = (None, float("inf"), 0)
         for accelerator in view.candidate_accelerators(head):
             available = free[accelerator]
-            for end, held in view.running_by_estimated_end(accelerator):
+            ends = heapq.merge(view.running_by_estimated_end(accelerator), sorted(started_ends.get(accelerator, ())))
+            for end, held in ends:
                 available += held
                 if available >= head.demand:
                     shadow = max(end, view.now)
