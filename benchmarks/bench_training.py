@@ -16,8 +16,8 @@ Synthetic workload: Poisson arrivals whose rate gives an offered load of 0.9 of 
 V100 time), estimate_error 1.0, the generic model type.
 
 Usage:
-    python benchmarks/bench_training.py [--quick] [--repeat N] [--only philly|grid|scaling]
-                                        [--timeout S] [--json-out FILE]
+    python benchmarks/bench_training.py [--quick] [--repeat N] [--only philly|grid|overload|scaling]
+                                        [--load L] [--timeout S] [--json-out FILE]
     python benchmarks/bench_training.py --one synthetic:10000:1024:fifo --json   # one run, JSON line
     python benchmarks/bench_training.py --profile synthetic:10000:1024:easy_backfill [--top 10]
 """
@@ -239,7 +239,7 @@ def measure(key: str, repeat: int, timeout: float, cache: dict[str, dict[str, An
         record = spawn(key, timeout)
         if "timed_out" in record or "error" in record:
             summary = dict(record, runs=len(runs))
-            what = (f"timed out after {timeout:.0f} s" if "timed_out" in record
+            what = (f"timed out after {timeout:g} s" if "timed_out" in record
                     else f"failed: {record['error']}")
             print(f"  {key}: run {i + 1} {what}", file=sys.stderr, flush=True)
             cache[key] = summary
@@ -267,7 +267,7 @@ def fmt_row(label: str, m: dict[str, Any]) -> list[str]:
     if "timed_out" in m:
         return [label, f"{spec['jobs']:,}" if "jobs" in spec else "-",
                 f"{spec['accelerators']:,}" if "accelerators" in spec else "-", spec["scheduler"],
-                f"timed out (>{m['timeout_s']:.0f} s)", *blank]
+                f"timed out (>{m['timeout_s']:g} s)", *blank]
     if "error" in m:
         return [label, "", "", spec["scheduler"], "error: " + " ".join(m["error"]), *blank]
     return [
@@ -341,6 +341,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration; medians reported")
     parser.add_argument("--only", choices=["philly", "grid", "overload", "scaling"],
                         help="run one section only")
+    parser.add_argument("--load", type=float, default=OFFERED_LOAD,
+                        help=f"offered load of the scaling sweep (default {OFFERED_LOAD})")
     parser.add_argument("--timeout", type=float, default=600.0, help="per-run timeout in seconds")
     parser.add_argument("--json-out", help="also write all medians to this JSON file")
     parser.add_argument("--one", metavar="CONFIG", help="run one configuration in this process")
@@ -425,7 +427,7 @@ def main() -> None:
         sweep_rows: list[list[str]] = []
         lines = []
         for sched in SCHEDULERS:
-            ms = [measure(synthetic_key(n, sweep_accels, sched), args.repeat, args.timeout, cache)
+            ms = [measure(synthetic_key(n, sweep_accels, sched, args.load), args.repeat, args.timeout, cache)
                   for n in sweep]
             for m in ms:
                 sweep_rows.append(fmt_row("scaling", m))
@@ -447,7 +449,8 @@ def main() -> None:
             if len(ok) < len(ms):
                 lines.append(f"{sched:14s} {len(ms) - len(ok)} sweep size(s) did not finish (see table)")
             results["scaling"][sched] = entry
-        print(f"\n## Scaling sweep at {sweep_accels:,} accelerators (log-log slope of time vs jobs)\n")
+        print(f"\n## Scaling sweep at {sweep_accels:,} accelerators, offered load {args.load:g} "
+              "(log-log slope of time vs jobs)\n")
         results["scaling_table"] = print_table(sweep_rows)
         print()
         for line in lines:

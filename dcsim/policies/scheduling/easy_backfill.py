@@ -48,6 +48,9 @@ class EasyBackfill(PolicyBase):
             raise ValueError(f"max_scan must be >= 1, got {max_scan}")
         self.max_scan = max_scan
         self._memo: _Memo | None = None
+        # Estimated runtime of a queued job per accelerator model: constant while it waits, and looked
+        # up by the backfill scan for nearly every job it examines.
+        self._runtimes: dict[str, dict[int, float]] = {}
 
     def get_params(self) -> dict[str, Any]:
         return {"max_scan": self.max_scan}
@@ -86,7 +89,7 @@ class EasyBackfill(PolicyBase):
         # The backfill scan is the hot loop of long-queue runs: keep lookups local.
         now = view.now
         candidates = view.candidate_accelerators
-        runtime = view.estimated_runtime
+        known = self._runtimes.setdefault(reserved, {}) if reserved is not None else {}
         free_total = sum(free.values())
         exhausted = False
         for job in queue:  # continues after the head
@@ -98,14 +101,21 @@ class EasyBackfill(PolicyBase):
             for accelerator in candidates(job):
                 if free[accelerator] < demand:
                     continue
-                if accelerator == reserved and now + runtime(job, accelerator) > shadow:
-                    if demand > extra:
-                        continue
-                    extra -= demand  # runs past the shadow time on accelerators the head will not need
+                if accelerator == reserved:
+                    runtime = known.get(job.id)
+                    if runtime is None:
+                        runtime = known[job.id] = view.estimated_runtime(job, accelerator)
+                    if now + runtime > shadow:
+                        if demand > extra:
+                            continue
+                        extra -= demand  # runs past the shadow time on accelerators the head will not need
                 free[accelerator] -= demand
                 free_total -= demand
                 starts.append(StartJob(job.id, accelerator))
                 break
+        for start in starts:  # a started job's runtime is never looked up again
+            for runtimes in self._runtimes.values():
+                runtimes.pop(start.job_id, None)
         # Remember the scan only if it started nothing: then the allocation stays as it was seen.
         self._memo = None if starts else _Memo(view.allocation_version, mark, reserved, shadow, extra,
                                                 scanned, exhausted)
