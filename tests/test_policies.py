@@ -104,3 +104,16 @@ def test_easy_backfill_beats_fifo_on_a_blocking_workload() -> None:
         summary = dcsim.run(scenario_from_dict(dict(data, policies={"scheduler": scheduler}))).summary
         waits[scheduler] = summary["training"]["wait_s"]["mean"]
     assert waits["easy_backfill"] < 0.5 * waits["fifo"]
+
+
+def test_compare_in_worker_processes_matches_serial() -> None:
+    data = tiny_scenario()
+    variants = ["scheduler=fifo", "scheduler=easy_backfill,placement=spread"]
+    serial = dcsim.compare(scenario_from_dict(data), variants, seeds=2)
+    parallel = dcsim.compare(scenario_from_dict(data), variants, seeds=2, workers=2)
+    assert serial.table.equals(parallel.table)
+    assert list(serial.table["variant"]) == [variants[0]] * 2 + [variants[1]] * 2
+    # common random numbers: every variant saw the same jobs for a seed
+    fifo, easy = serial.jobs_by_variant[variants[0]], serial.jobs_by_variant[variants[1]]
+    same = ["seed", "submit_s", "accelerators", "work_ref_s"]
+    assert fifo[same].equals(easy[same])

@@ -179,7 +179,6 @@ class TrainingEngine:
 
     def _begin_compute(self, job: Job) -> None:
         job.compute_start = self.env.now
-        job.progress_time = self.env.now
         self._busy[job.accelerator] += job.demand  # type: ignore[index]
         self._plan_finish(job)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -38,9 +38,7 @@ class Job:
     end: float | None = None
     remaining: float = 0.0
     rate: float = 0.0
-    progress_time: float = 0.0
     plan_version: int = 0
     estimated_end: float = 0.0
     reason: str = ""
     candidates: tuple[str, ...] = ()  # allowed models present in the cluster, fastest first (set on submit)
-    extra: dict[str, object] = field(default_factory=dict)
