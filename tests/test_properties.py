@@ -31,7 +31,7 @@ from dcsim.build import build_model
 from dcsim.catalog import load_catalog
 from dcsim.results import RunResult
 from dcsim.scenario import scenario_from_dict
-from tests.reference_easy import reference_easy
+from tests.reference_easy import records, reference_easy
 
 ACCELERATORS = ["V100", "A100", "H100", "TPU-v4"]
 SCHEDULERS = ["fifo", "sjf", "easy_backfill"]
@@ -203,7 +203,6 @@ class Run:
         return total
 
 
-from tests.reference_easy import records  # noqa: E402  (one definition for both modules)
 
 
 def _inf(values: pd.Series) -> np.ndarray:
