@@ -158,14 +158,18 @@ def compare(
         progress.close()
     folder = output or Path("reports") / f"{_safe_name(comparison.scenario_name)}-compare"
     written = comparison.save(folder)
-    summary = comparison.summary_table()
+    summary = comparison.summary_table().set_index(["metric", "variant"])
+    baseline = comparison.variants[0]
     table = Table("metric", *comparison.variants, title=f"{comparison.scenario_name}: mean ± 95% CI over "
-                  f"{len(comparison.seeds)} seeds")
-    for metric in summary["metric"].unique():
+                  f"{len(comparison.seeds)} seeds; Δ = paired difference from {baseline}")
+    for metric in summary.index.get_level_values("metric").unique():
         cells = []
         for variant in comparison.variants:
-            row = summary[(summary["metric"] == metric) & (summary["variant"] == variant)].iloc[0]
-            cells.append(_mean_ci(row["mean"], row["ci95"]))
+            row = summary.loc[(metric, variant)]
+            text = _mean_ci(row["mean"], row["ci95"])
+            if variant != baseline:
+                text += f"\nΔ {_mean_ci(row['diff_vs_first'], row['diff_ci95'])}"
+            cells.append(text)
         table.add_row(metric, *cells)
     out.print(table)
     out.print(f"comparison written to {written}")

@@ -117,3 +117,16 @@ def test_compare_in_worker_processes_matches_serial() -> None:
     fifo, easy = serial.jobs_by_variant[variants[0]], serial.jobs_by_variant[variants[1]]
     same = ["seed", "submit_s", "accelerators", "work_ref_s"]
     assert fifo[same].equals(easy[same])
+
+
+def test_summary_table_has_paired_differences_from_the_first_variant() -> None:
+    comparison = dcsim.compare(scenario_from_dict(tiny_scenario()), ["scheduler=fifo", "scheduler=sjf"], seeds=3)
+    table = comparison.summary_table().set_index(["variant", "metric"])
+    runs = comparison.table.set_index(["variant", "seed"])["wait_mean_s"]
+    diffs = (runs.loc["scheduler=sjf"] - runs.loc["scheduler=fifo"]).to_numpy()
+    row = table.loc[("scheduler=sjf", "wait_mean_s")]
+    assert row["diff_vs_first"] == pytest.approx(diffs.mean())
+    assert row["mean"] == pytest.approx(runs.loc["scheduler=sjf"].mean())
+    assert row["runs"] == 3
+    assert row["diff_ci95"] == pytest.approx(4.302652729911275 * diffs.std(ddof=1) / 3**0.5)  # t(0.975, 2)
+    assert table.loc[("scheduler=fifo", "wait_mean_s")]["diff_vs_first"] == 0.0
