@@ -92,18 +92,21 @@ class Comparison:
         The paired interval is the one to read when asking "is B better than A": common random numbers
         remove the seed-to-seed variation that both variants share.
         """
-        by_seed = self.table.set_index(["variant", "seed"])
         baseline = self.variants[0]
         rows = []
         for variant in self.variants:
             for metric in HEADLINE:
-                values = by_seed.loc[variant, metric].to_numpy(dtype=float)
+                values = self._per_seed(variant, metric)
                 mean, half, runs = mean_ci(values)
-                diff = by_seed.loc[variant, metric] - by_seed.loc[baseline, metric]
-                diff_mean, diff_half, _ = mean_ci(diff.to_numpy(dtype=float))
+                diff_mean, diff_half, _ = mean_ci(values - self._per_seed(baseline, metric))
                 rows.append({"variant": variant, "metric": metric, "mean": mean, "ci95": half, "runs": runs,
                              "diff_vs_first": diff_mean, "diff_ci95": diff_half})
         return pd.DataFrame(rows)
+
+    def _per_seed(self, variant: str, metric: str) -> np.ndarray:
+        """The metric for each seed, in seed order (every variant ran the same seeds)."""
+        runs = self.table[self.table["variant"] == variant].sort_values("seed")
+        return runs[metric].to_numpy(dtype=float)
 
     def save(self, folder: str | Path) -> Path:
         from dcsim.reporting import write_comparison_charts
