@@ -15,7 +15,7 @@ from dcsim.engine.power import PowerModel
 from dcsim.engine.rng import stream
 from dcsim.engine.simulation import Simulation
 from dcsim.engine.training import TrainingEngine
-from dcsim.errors import PolicyError
+from dcsim.errors import DcsimError, PolicyError
 from dcsim.metrics.recorder import FrameRecorder
 from dcsim.model import Cluster, Job, Node
 from dcsim.policies import registry
@@ -87,6 +87,8 @@ def policy_problems(scenario: Scenario) -> list[str]:
 
 def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     seed = scenario.seed if seed is None else seed
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise DcsimError(f"seed: expected an integer >= 0, got {seed!r}")
     catalog = load_catalog()
     cluster = build_cluster(scenario)
     jobs, report = build_jobs(scenario, seed)

@@ -62,20 +62,22 @@ def run(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="results folder (default reports/NAME)")] = None,
     overrides: SetOption = None,
-    seed: Annotated[int | None, typer.Option(help="override the scenario seed")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="override the scenario seed")] = None,
     charts: Annotated[bool, typer.Option(help="write PNG charts and report.html")] = True,
 ) -> None:
     """Simulate a scenario and write summary.json, CSV frames, charts and report.html."""
     import dcsim
+    from dcsim.results import check_output_folder
 
+    loaded = dcsim.load_scenario(scenario, overrides or [])
+    folder = check_output_folder(output or Path("reports") / _safe_name(loaded.name))  # fail before simulating
     progress = LazyProgress(f"simulating {scenario.name}")
     try:
-        result = dcsim.run(scenario, seed=seed, overrides=overrides or [], progress=progress)
+        result = dcsim.run(loaded, seed=seed, progress=progress)
     finally:
         progress.close()
     from dcsim.reporting import write_report
 
-    folder = output or Path("reports") / _safe_name(result.summary["scenario"])
     written = result.save(folder, extra_files=(lambda tmp: write_report(result, tmp)) if charts else None)
     _print_run_summary(result.summary)
     out.print(f"results written to {written}")
@@ -140,23 +142,22 @@ def policies() -> None:
 def compare(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
     policy: Annotated[list[str], typer.Option("--policy", help="a variant, e.g. scheduler=easy_backfill (repeat)")],
-    seeds: Annotated[int, typer.Option(help="number of seeds (from the scenario seed upwards)")] = 5,
+    seeds: Annotated[int, typer.Option(min=1, max=10_000, help="number of seeds (from the scenario seed upwards)")] = 5,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="folder (default reports/NAME-compare)")] = None,
     overrides: SetOption = None,
-    workers: Annotated[int, typer.Option(help="parallel worker processes")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="parallel worker processes")] = 1,
 ) -> None:
     """Run policy variants on identical workloads over several seeds; table with 95% CIs, charts, CSV."""
-    from dcsim.compare import compare as run_compare
+    import dcsim
+    from dcsim.results import check_output_folder
 
-    if seeds < 1:
-        raise DcsimError(f"--seeds: expected a number >= 1, got {seeds}")
+    loaded = dcsim.load_scenario(scenario, overrides or [])
+    folder = check_output_folder(output or Path("reports") / f"{_safe_name(loaded.name)}-compare")
     progress = LazyProgress(f"comparing {len(policy)} variants x {seeds} seeds")
     try:
-        comparison = run_compare(scenario, policy, seeds, overrides=overrides or [], workers=workers,
-                                 progress=progress)
+        comparison = dcsim.compare(loaded, policy, seeds, workers=workers, progress=progress)
     finally:
         progress.close()
-    folder = output or Path("reports") / f"{_safe_name(comparison.scenario_name)}-compare"
     written = comparison.save(folder)
     summary = comparison.summary_table().set_index(["metric", "variant"])
     baseline = comparison.variants[0]
@@ -183,7 +184,8 @@ def _mean_ci(mean: float, half: float) -> str:
 
 
 def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "run"
+    """A folder name from a scenario name: no path separators, no leading dots ("." or "..")."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".") or "run"
 
 
 def _print_run_summary(summary: dict[str, object]) -> None:

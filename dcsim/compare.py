@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dcsim.errors import PolicyError
+from dcsim.errors import DcsimError, PolicyError
 from dcsim.policies.registry import FAMILIES
 from dcsim.results import RunResult, write_atomically
 from dcsim.runner import resolve, run
@@ -130,9 +130,14 @@ def compare(
 ) -> Comparison:
     """Run every variant on every seed; same seed, same workload for all variants."""
     base = resolve(scenario, overrides)
+    if isinstance(seeds, int) and not 1 <= seeds <= 10_000:
+        raise DcsimError(f"seeds: expected a number of seeds from 1 to 10000, got {seeds}")
     seed_list = list(range(base.seed, base.seed + seeds)) if isinstance(seeds, int) else list(seeds)
-    if not variants:
-        raise PolicyError("compare needs at least one --policy variant")
+    if not variants or not seed_list:
+        raise DcsimError("compare needs at least one policy variant and one seed")
+    duplicates = sorted({v for v in variants if list(variants).count(v) > 1})
+    if duplicates:
+        raise DcsimError(f"--policy {duplicates[0]!r} is given more than once; each variant must be distinct")
     normalized = base.model_dump(mode="json")
     scenarios = {}
     for variant in variants:

@@ -68,24 +68,59 @@ def summary_json(summary: dict[str, Any]) -> str:
     return json.dumps(summary, indent=2, sort_keys=False, allow_nan=False) + "\n"
 
 
-def write_atomically(folder: Path, write: Callable[[Path], None]) -> Path:
-    """Fill a temporary sibling folder with `write`, then swap it into place; no half-written output."""
+# Files that mark a folder as replaceable output of dcsim (a run or a comparison).
+_OUTPUT_MARKERS = ("summary.json", "comparison_runs.csv")
+
+
+def check_output_folder(folder: Path) -> Path:
+    """Refuse output paths whose replacement would destroy something that is not dcsim output."""
     folder = folder.resolve()
+    cwd = Path.cwd().resolve()
+    if folder == cwd or folder in cwd.parents:
+        raise ResultError(f"{folder}: refusing to write results over the current folder or one of its parents")
+    if folder.exists():
+        if not folder.is_dir():
+            raise ResultError(f"{folder}: exists and is not a folder; choose another output path")
+        if any(folder.iterdir()) and not any((folder / marker).is_file() for marker in _OUTPUT_MARKERS):
+            raise ResultError(f"{folder}: folder is not empty and holds no dcsim results; choose another output path")
+    return folder
+
+
+def write_atomically(folder: Path, write: Callable[[Path], object]) -> Path:
+    """Fill a temporary sibling folder with `write`, then swap it into place; no half-written output.
+
+    Only an empty folder or an earlier dcsim result is ever replaced (see check_output_folder).
+    """
+    folder = check_output_folder(folder)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; results are ordinary files
     except OSError as exc:
         raise ResultError(f"{folder}: cannot create output folder: {exc.strerror}") from None
     try:
         write(tmp)
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-            os.rename(folder, old / folder.name)
-            os.rename(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, folder)
-    except BaseException:
+        _swap_into_place(tmp, folder)
+    except OSError as exc:
+        raise ResultError(f"{folder}: cannot write results: {exc.strerror or exc}") from None
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
+
+
+def _swap_into_place(tmp: Path, folder: Path) -> None:
+    if not folder.exists():
+        os.rename(tmp, folder)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+    try:
+        os.rename(folder, old / folder.name)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            os.rename(old / folder.name, folder)  # put the previous results back
+            raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)

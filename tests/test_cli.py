@@ -121,3 +121,21 @@ def test_compare_writes_table_csv_and_charts(tmp_path: Path) -> None:
         assert (out / name).is_file(), name
     runs = (out / "comparison_runs.csv").read_text().splitlines()
     assert len(runs) == 1 + 2 * 2
+
+
+@pytest.mark.parametrize("target", ["cwd", "file", "foreign"])
+def test_output_never_replaces_something_that_is_not_dcsim_output(tmp_path: Path, target: str) -> None:
+    (tmp_path / "notes.txt").write_text("important")
+    out = {"cwd": ".", "file": "notes.txt", "foreign": str(tmp_path)}[target]
+    cwd = tmp_path.parent if target == "foreign" else tmp_path
+    done = dcsim("run", QUICK, "-o", out, "--no-charts", cwd=cwd)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ")
+    assert "choose another output path" in done.stderr or "refusing to write results over" in done.stderr
+    assert (tmp_path / "notes.txt").read_text() == "important"
+
+
+def test_results_folder_is_readable_by_others(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    assert dcsim("run", QUICK, "-o", str(out), "--no-charts", "--set", "workload.training.jobs=5").returncode == 0
+    assert out.stat().st_mode & 0o044 == 0o044  # group and others may read (mkdtemp would make it 0700)
