@@ -104,3 +104,33 @@ def test_full_philly_trace_replays_through_the_generic_reader() -> None:
     training = result.summary["training"]
     assert training["jobs_completed"] + training["jobs_rejected"] == 82247
     assert training["jobs_rejected"] == 0  # the largest Philly job asks for 128 GPUs
+
+
+def test_time_zones_and_numbers_in_a_date_column(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "submit,duration,accelerators\n2017-10-03T10:00:00+01:00,5,1\n"
+                               "2017-10-03T09:30:00Z,5,1\n1000,5,1\n")
+    result = dcsim.run(scenario_from_dict(trace_scenario(path)))
+    assert result.jobs["submit_s"].tolist() == [0.0, 1800.0]  # 09:00Z and 09:30Z
+    assert result.summary["workload"]["skipped"] == {"submit: not a time": 1}
+    assert result.summary["workload"]["skipped_example_lines"]["submit: not a time"] == [4]
+
+
+def test_trailing_commas_and_infinite_values(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "submit,duration,accelerators\n0,60,1,\ninf,60,1,\n10,inf,1,\n")
+    result = dcsim.run(scenario_from_dict(trace_scenario(path)))
+    assert result.summary["workload"]["jobs"] == 1
+    assert result.summary["workload"]["skipped"] == {"duration: not a positive number": 1, "submit: not a time": 1}
+
+
+def test_trace_path_that_is_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match="cannot read trace file"):
+        dcsim.run(scenario_from_dict(trace_scenario(tmp_path)))
+
+
+@pytest.mark.skipif(not PHILLY.exists(), reason=f"Philly trace not found at {PHILLY}")
+def test_philly_preset_keeps_its_columns_when_one_is_added() -> None:
+    data = trace_scenario(PHILLY, format="philly", columns={"name": "cluster"}, limit=5)
+    result = dcsim.run(scenario_from_dict(data))
+    assert result.summary["workload"]["jobs"] == 5
+    names = result.jobs["name"].tolist()
+    assert all(len(name) == 6 and int(name, 16) >= 0 for name in names), names  # Philly's hashed cluster ids

@@ -6,6 +6,7 @@ never dropped silently. Submit times are shifted so the first job arrives at t =
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,8 +43,8 @@ def read_trace(
     duration = pd.to_numeric(frame[columns.duration], errors="coerce").to_numpy(dtype=float)
     demand_raw = pd.to_numeric(frame[columns.accelerators], errors="coerce").to_numpy(dtype=float)
     checks = [
-        (f"{columns.submit}: not a time", ~np.isnan(submit)),
-        (f"{columns.duration}: not a positive number", duration > 0),
+        (f"{columns.submit}: not a time", np.isfinite(submit)),
+        (f"{columns.duration}: not a positive number", (duration > 0) & np.isfinite(duration)),
         (f"{columns.accelerators}: not a positive integer", (demand_raw >= 1) & (demand_raw == np.floor(demand_raw))),
     ]
     for reason, valid in checks:  # each row is counted under its first problem only
@@ -87,15 +88,24 @@ def read_trace(
 
 
 def _resolve(spec: TraceTraining, base_dir: str) -> tuple[Path, TraceColumns]:
+    """The trace path and its column mapping: the format's preset, updated by the columns the user set."""
     path = Path(spec.path) if Path(spec.path).is_absolute() else Path(base_dir) / spec.path
-    return path, spec.columns or (PHILLY_COLUMNS if spec.format == "philly" else TraceColumns())
+    preset = PHILLY_COLUMNS if spec.format == "philly" else TraceColumns()
+    if spec.columns is None:
+        return path, preset
+    return path, preset.model_copy(update=spec.columns.model_dump(exclude_unset=True))
 
 
 def _read_csv(path: Path, columns: TraceColumns, nrows: int | None = None) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, nrows=nrows)
+        with warnings.catch_warnings():  # fields beyond the header (e.g. trailing commas) are ignored
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, nrows=nrows,
+                                index_col=False)
     except FileNotFoundError:
         raise TraceError(f"{path}: trace file not found") from None
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot read trace file: {exc.strerror or exc}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise TraceError(f"{path}: not a readable CSV file: {str(exc).splitlines()[0]}") from None
     _check_columns(path, frame, columns)
@@ -114,12 +124,16 @@ def _check_columns(path: Path, frame: pd.DataFrame, columns: TraceColumns) -> No
 
 
 def _parse_times(values: pd.Series) -> np.ndarray:
-    """Seconds as numbers, or date-times (any ISO-like format) converted to seconds."""
+    """Seconds as numbers, or date-times converted to seconds (time zones respected).
+
+    The column is read as numbers when most of its cells are numbers, else as date-times; in date-time
+    mode a bare number is not a time (it would be read as a year), so it is counted as a bad row.
+    """
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.notna().sum() >= (values != "").sum() * 0.5:
         return numeric.to_numpy(dtype=float)
-    stamps = pd.to_datetime(values, errors="coerce", format="mixed")
-    seconds = (stamps - pd.Timestamp("1970-01-01")).dt.total_seconds()
+    stamps = pd.to_datetime(values.where(numeric.isna()), errors="coerce", format="mixed", utc=True)
+    seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     return seconds.to_numpy(dtype=float)
 
 
