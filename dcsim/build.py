@@ -71,11 +71,11 @@ def build_policy(scenario: Scenario, family: str) -> Any:
     try:
         return registry.build(family, spec.name, spec.params)
     except PolicyError as exc:
-        raise PolicyError(f"policies.{family}: {exc}") from None
+        raise PolicyError(f"{scenario.source}: policies.{family}: {exc}") from None
 
 
 def policy_problems(scenario: Scenario) -> list[str]:
-    """Unknown policy names or parameters, as `dcsim validate` reports them."""
+    """Unknown policy names or bad parameters, as `dcsim validate` reports them (file prefix included)."""
     problems = []
     for family in registry.FAMILIES:
         try:
@@ -97,17 +97,18 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     recorder = FrameRecorder(cluster.accelerator_models, scenario.energy.pue)
     power = PowerModel(cluster, scenario.energy.busy_power_fraction)
     env = simpy.Environment()
-    training = None
-    if scenario.workload.training is not None:
-        reference = catalog.canonical_accelerator(
-            scenario.workload.training.reference_accelerator or catalog.reference_accelerator)
-        speeds = {}
-        for model in {job.model for job in jobs}:
-            base = catalog.relative_speed(model, reference)
-            for accelerator in cluster.accelerator_models:
-                speeds[(model, accelerator)] = catalog.relative_speed(model, accelerator) / base
-        training = TrainingEngine(env, cluster, jobs, scheduler, placement, speeds, recorder, power,
-                                  startup=scenario.workload.training.startup)
+    # The training engine also records the cluster's levels and power, so it runs even with no jobs:
+    # an idle cluster still draws idle power until the horizon.
+    spec = scenario.workload.training
+    reference = catalog.canonical_accelerator(
+        (spec.reference_accelerator if spec is not None else None) or catalog.reference_accelerator)
+    speeds = {}
+    for model in {job.model for job in jobs}:
+        base = catalog.relative_speed(model, reference)
+        for accelerator in cluster.accelerator_models:
+            speeds[(model, accelerator)] = catalog.relative_speed(model, accelerator) / base
+    training = TrainingEngine(env, cluster, jobs, scheduler, placement, speeds, recorder, power,
+                              startup=spec.startup if spec is not None else 0.0)
     simulation = Simulation(env, training, scenario.horizon)
     policies = {
         "scheduler": {"name": scheduler.name, "params": scheduler.get_params()},

@@ -62,13 +62,15 @@ def run(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="results folder (default reports/NAME)")] = None,
     overrides: SetOption = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="override the scenario seed")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the scenario seed")] = None,
     charts: Annotated[bool, typer.Option(help="write PNG charts and report.html")] = True,
 ) -> None:
     """Simulate a scenario and write summary.json, CSV frames, charts and report.html."""
     import dcsim
     from dcsim.results import check_output_folder
 
+    if seed is not None and seed < 0:
+        raise DcsimError(f"--seed: expected an integer >= 0, got {seed}")
     loaded = dcsim.load_scenario(scenario, overrides or [])
     folder = check_output_folder(output or Path("reports") / _safe_name(loaded.name))  # fail before simulating
     progress = LazyProgress(f"simulating {scenario.name}")
@@ -101,9 +103,9 @@ def validate(
             training = scenario.workload.training
             problems = policy_problems(scenario)
             if isinstance(training, TraceTraining):
-                problems += check_trace_header(training, scenario.base_dir)
+                problems += [f"{path}: {problem}" for problem in check_trace_header(training, scenario.base_dir)]
             if problems:
-                raise ScenarioError([f"{path}: {problem}" for problem in problems])
+                raise ScenarioError(problems)
         except DcsimError as exc:
             failed = True
             for line in str(exc).splitlines():
@@ -142,15 +144,19 @@ def policies() -> None:
 def compare(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
     policy: Annotated[list[str], typer.Option("--policy", help="a variant, e.g. scheduler=easy_backfill (repeat)")],
-    seeds: Annotated[int, typer.Option(min=1, max=10_000, help="number of seeds (from the scenario seed upwards)")] = 5,
+    seeds: Annotated[int, typer.Option(help="number of seeds (from the scenario seed upwards)")] = 5,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="folder (default reports/NAME-compare)")] = None,
     overrides: SetOption = None,
-    workers: Annotated[int, typer.Option(min=1, help="parallel worker processes")] = 1,
+    workers: Annotated[int, typer.Option(help="parallel worker processes")] = 1,
 ) -> None:
     """Run policy variants on identical workloads over several seeds; table with 95% CIs, charts, CSV."""
     import dcsim
     from dcsim.results import check_output_folder
 
+    if not 1 <= seeds <= 10_000:
+        raise DcsimError(f"--seeds: expected a number from 1 to 10000, got {seeds}")
+    if workers < 1:
+        raise DcsimError(f"--workers: expected a number >= 1, got {workers}")
     loaded = dcsim.load_scenario(scenario, overrides or [])
     folder = check_output_folder(output or Path("reports") / f"{_safe_name(loaded.name)}-compare")
     progress = LazyProgress(f"comparing {len(policy)} variants x {seeds} seeds")

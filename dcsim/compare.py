@@ -142,7 +142,7 @@ def compare(
     scenarios = {}
     for variant in variants:
         data = apply_overrides(normalized, variant_overrides(variant))
-        scenarios[variant] = scenario_from_dict(data, f"{base.name} [{variant}]", base_dir=base.base_dir)
+        scenarios[variant] = scenario_from_dict(data, f"{base.source} [--policy {variant}]", base_dir=base.base_dir)
     tasks = [(scenarios[v], s) for v in variants for s in seed_list]
     results: list[RunResult] = []
     if workers > 1:

@@ -21,6 +21,9 @@ class ScenarioError(DcsimError):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
 
+    def __reduce__(self) -> tuple[type, tuple[list[str]]]:
+        return (type(self), (self.problems,))  # survives pickling, e.g. from a worker process
+
 
 class CatalogError(DcsimError):
     """An unknown accelerator or model name, or a broken catalog file."""

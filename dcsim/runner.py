@@ -25,7 +25,7 @@ def resolve(scenario: Scenario | str | Path, overrides: Iterable[str] = ()) -> S
             from dcsim.scenario.loading import apply_overrides, scenario_from_dict
 
             data = apply_overrides(scenario.model_dump(mode="json"), overrides)
-            return scenario_from_dict(data, scenario.name, base_dir=scenario.base_dir)
+            return scenario_from_dict(data, scenario.source, base_dir=scenario.base_dir)
         return scenario
     return load_scenario(scenario, overrides)
 

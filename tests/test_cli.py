@@ -48,14 +48,21 @@ def test_rerun_replaces_the_folder_atomically(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (("run", "missing.yaml"), "error: missing.yaml: file not found"),
     (("run", QUICK, "--set", "policies.scheduler=bogus"),
-     "error: policies.scheduler: unknown scheduler policy 'bogus' (choices: easy_backfill, fifo, sjf)"),
+     f"error: {QUICK}: policies.scheduler: unknown scheduler policy 'bogus' (choices: easy_backfill, fifo, sjf)"),
     (("run", QUICK, "--set", "policies.scheduler.max_scn=5"),
-     "error: policies.scheduler: scheduler policy 'easy_backfill': unknown parameter 'max_scn' (parameters: max_scan)"),
+     f"error: {QUICK}: policies.scheduler: scheduler policy 'easy_backfill': unknown parameter 'max_scn' "
+     "(parameters: max_scan)"),
+    (("run", QUICK, "--set", "policies.scheduler=easy_backfill", "--set", "policies.scheduler.max_scan=1.5"),
+     f"error: {QUICK}: policies.scheduler: scheduler policy 'easy_backfill': parameter 'max_scan' expects int, "
+     "got 1.5"),
+    (("run", QUICK, "--set", "energy.pue=.inf"),
+     f"error: {QUICK}: energy.pue: Input should be a finite number, got inf"),
     (("run", QUICK, "--set", "cluster.node_pools.0.count=0"),
      f"error: {QUICK}: cluster.node_pools.0.count: Input should be greater than or equal to 1, got 0"),
     (("run", QUICK, "--set", "nonsense"), "error: --set 'nonsense': expected dotted.key=value"),
     (("compare", QUICK, "--policy", "scheduler=fifo", "--seeds", "0"),
-     "error: --seeds: expected a number >= 1, got 0"),
+     "error: --seeds: expected a number from 1 to 10000, got 0"),
+    (("run", QUICK, "--seed", "-5"), "error: --seed: expected an integer >= 0, got -5"),
     (("compare", QUICK, "--policy", "schedular=fifo"),
      "error: --policy 'schedular=fifo': expected FAMILY=NAME or FAMILY.PARAM=VALUE "
      "with FAMILY one of scheduler, placement"),

@@ -146,3 +146,15 @@ def test_loading_a_folder_that_is_not_a_result(tmp_path: Any) -> None:
 
     with pytest.raises(ResultError, match=r"not a dcsim results folder \(summary.json missing\)"):
         dcsim.RunResult.load(tmp_path)
+
+
+def test_idle_cluster_without_workload_draws_idle_power_until_the_horizon() -> None:
+    from dcsim.catalog import load_catalog
+
+    data = scenario(horizon="1h")
+    data["workload"] = {}
+    result = run(data)
+    idle_w = 8 * load_catalog().accelerator("V100").idle_w.value + 2 * 100.0
+    assert result.summary["sim_time_s"] == 3600.0
+    assert result.summary["energy"]["it_kwh"] == pytest.approx(idle_w * 3600 / 3.6e6, rel=1e-12)
+    assert "training" not in result.summary

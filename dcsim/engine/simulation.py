@@ -16,7 +16,7 @@ ProgressCallback = Callable[[float], None]
 
 
 class Simulation:
-    def __init__(self, env: simpy.Environment, training: TrainingEngine | None, horizon: float | None) -> None:
+    def __init__(self, env: simpy.Environment, training: TrainingEngine, horizon: float | None) -> None:
         self.env = env
         self.training = training
         self.horizon = horizon
@@ -26,10 +26,9 @@ class Simulation:
     def run(self, progress: ProgressCallback | None = None, every: int = 8192) -> float:
         """Process events until the horizon or until nothing is left; return the end time."""
         env = self.env
-        if self.training is not None:
-            self.training.start()
+        self.training.start()
         limit = self.horizon if self.horizon is not None else math.inf
-        total = len(self.training.jobs) if self.training is not None else 0
+        total = len(self.training.jobs)
         steps = 0
         while True:
             when = env.peek()
@@ -40,13 +39,13 @@ class Simulation:
             if progress is not None and steps % every == 0:
                 progress(self._fraction(total))
         self.events = steps
-        self.end_time = limit if self.horizon is not None else env.now
+        self.end_time = float(limit if self.horizon is not None else env.now)
         if progress is not None:
             progress(1.0)
         return self.end_time
 
     def _fraction(self, total: int) -> float:
-        done = self.training.finished / total if self.training is not None and total else 0.0
+        done = self.training.finished / total if total else 0.0
         if self.horizon is not None:
             return max(done, self.env.now / self.horizon)
         return done

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import typing
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
 
 from dcsim.errors import PolicyError
 
@@ -84,10 +87,29 @@ def build(family: str, name: str, params: dict[str, Any] | None = None) -> Any:
     if unknown:
         choices = ", ".join(accepted) or "none"
         raise PolicyError(f"{family} policy {name!r}: unknown parameter {unknown[0]!r} (parameters: {choices})")
+    _check_types(cls, family, name, params)
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:
         raise PolicyError(f"{family} policy {name!r}: {exc}") from None
+
+
+def _check_types(cls: type, family: str, name: str, params: dict[str, Any]) -> None:
+    """Parameters must match the constructor's annotations exactly (no 1.5 or true for an int)."""
+    try:
+        hints = typing.get_type_hints(cls.__init__)  # type: ignore[misc]
+    except (NameError, TypeError):  # a plug-in whose annotations cannot be resolved: no type check
+        return
+    for param, value in params.items():
+        hint = hints.get(param)
+        if hint is None:
+            continue
+        try:
+            TypeAdapter(hint).validate_python(value, strict=True)
+        except ValidationError:
+            expected = getattr(hint, "__name__", str(hint))
+            raise PolicyError(f"{family} policy {name!r}: parameter {param!r} expects {expected}, "
+                              f"got {value!r}") from None
 
 
 def describe(family: str) -> list[tuple[str, str, dict[str, Any]]]:

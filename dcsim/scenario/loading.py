@@ -50,7 +50,7 @@ def scenario_from_dict(data: Mapping[str, Any], label: str = "<scenario>", base_
         problems = format_validation_error(exc) + problems
     if problems:
         raise ScenarioError([f"{label}: {problem}" for problem in problems])
-    return scenario.with_base_dir(base_dir)
+    return scenario.with_source(label, base_dir)
 
 
 def format_validation_error(exc: ValidationError) -> list[str]:
@@ -79,11 +79,6 @@ _UNION_TAGS = {"synthetic", "trace", "constant", "exponential", "lognormal", "un
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str], label: str = "<scenario>") -> dict[str, Any]:
     """Apply `dotted.key=value` overrides; the value is parsed as YAML ("8", "2h", "[1, 2]")."""
     result = copy.deepcopy(data)
-    policies = result.get("policies")
-    if isinstance(policies, dict):  # `scheduler: fifo` shorthand -> mapping, so `scheduler.param=v` works
-        for family, spec in policies.items():
-            if isinstance(spec, str):
-                policies[family] = {"name": spec}
     for override in overrides:
         key, sep, raw_value = override.partition("=")
         if not sep or not key.strip():
@@ -114,6 +109,8 @@ def _set_path(node: Any, parts: list[str], value: Any, override: str) -> None:
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
+            elif isinstance(child, str) and depth == 1 and parts[0] == "policies":
+                child = node[part] = {"name": child}  # `scheduler: fifo` shorthand, so `scheduler.param=v` works
             elif not isinstance(child, dict | list):
                 raise ScenarioError([f"--set {override!r}: {where}: cannot set a field inside a plain value "
                                      f"({child!r})"])

@@ -14,7 +14,7 @@ from dcsim.scenario.units_types import Duration, PositiveDuration, Power, Rate
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- cluster -------------------------------------------------------------------------------------
@@ -35,9 +35,9 @@ class NodePool(_Strict):
     """`count` identical nodes, each with `accelerators_per_node` accelerators of one model."""
 
     name: str = Field(min_length=1)
-    count: int = Field(ge=1, description="number of nodes")
+    count: int = Field(ge=1, le=1_000_000, description="number of nodes")
     accelerator: str = Field(description="accelerator model from the catalog, e.g. H100, A100, TPU-v4")
-    accelerators_per_node: int = Field(8, ge=1)
+    accelerators_per_node: int = Field(8, ge=1, le=1024)
     host_power: HostPower = HostPower()
 
 
@@ -256,12 +256,19 @@ class Scenario(_Strict):
     reporting: Reporting = Reporting()
 
     _base_dir: str = PrivateAttr(default=".")
+    _source: str = PrivateAttr(default="<scenario>")
 
     @property
     def base_dir(self) -> str:
         """Folder of the scenario file; relative trace paths are resolved against it."""
         return self._base_dir
 
-    def with_base_dir(self, base_dir: str) -> Scenario:
+    @property
+    def source(self) -> str:
+        """Where the scenario came from (its file), for error messages."""
+        return self._source
+
+    def with_source(self, source: str, base_dir: str) -> Scenario:
+        self._source = source
         self._base_dir = base_dir
         return self
