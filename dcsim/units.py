@@ -21,13 +21,15 @@ _BYTES = {
     "b": 1.0, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "pb": 1e15,
     "kib": 2.0**10, "mib": 2.0**20, "gib": 2.0**30, "tib": 2.0**40, "pib": 2.0**50,
 }
+# Case matters where it changes the meaning: b = bit, B = byte; m = milli, M = mega.
 _BANDWIDTH = {
-    "bps": 1 / 8, "kbps": 1e3 / 8, "mbps": 1e6 / 8, "gbps": 1e9 / 8, "tbps": 1e12 / 8,
-    "b/s": 1.0, "kb/s": 1e3, "mb/s": 1e6, "gb/s": 1e9, "tb/s": 1e12,
-    "kib/s": 2.0**10, "mib/s": 2.0**20, "gib/s": 2.0**30, "tib/s": 2.0**40,
+    "bps": 1 / 8, "kbps": 1e3 / 8, "Mbps": 1e6 / 8, "Gbps": 1e9 / 8, "Tbps": 1e12 / 8,
+    "b/s": 1 / 8, "kb/s": 1e3 / 8, "Mb/s": 1e6 / 8, "Gb/s": 1e9 / 8, "Tb/s": 1e12 / 8,
+    "B/s": 1.0, "kB/s": 1e3, "KB/s": 1e3, "MB/s": 1e6, "GB/s": 1e9, "TB/s": 1e12,
+    "KiB/s": 2.0**10, "MiB/s": 2.0**20, "GiB/s": 2.0**30, "TiB/s": 2.0**40,
 }
-_POWER = {"w": 1.0, "kw": 1e3, "mw": 1e6}
-_ENERGY = {"j": 1.0, "kj": 1e3, "mj": 1e6, "wh": 3600.0, "kwh": 3.6e6, "mwh": 3.6e9}
+_POWER = {"W": 1.0, "kW": 1e3, "KW": 1e3, "MW": 1e6, "mW": 1e-3}
+_ENERGY = {"J": 1.0, "kJ": 1e3, "MJ": 1e6, "Wh": 3600.0, "kWh": 3.6e6, "MWh": 3.6e9}
 _FLOPS = {"flops": 1.0, "gflops": 1e9, "tflops": 1e12, "pflops": 1e15}
 
 _TABLES: dict[str, dict[str, float]] = {
@@ -70,13 +72,20 @@ def parse(value: object, kind: Kind) -> float:
     number, unit = float(match.group(1)), match.group(2)
     if not unit:
         return number
-    table = _TABLES[kind]
-    # Bandwidth distinguishes bits (Gbps) from bytes (GB/s) by case of "b" only in "bps" forms,
-    # which are all lower-case keys; lower-casing everything else is safe.
-    factor = table.get(unit.lower())
+    factor = _lookup(_TABLES[kind], unit)
     if factor is None:
         raise UnitError(f"unknown unit {unit!r} in {value!r}; expected {_EXPECTED[kind]}")
     return number * factor
+
+
+def _lookup(table: dict[str, float], unit: str) -> float | None:
+    """Exact match first; otherwise case-insensitive, but only where that is unambiguous."""
+    if unit in table:
+        return table[unit]
+    matches = {key: factor for key, factor in table.items() if key.lower() == unit.lower()}
+    if len(set(matches.values())) > 1:
+        raise UnitError(f"unit {unit!r} is ambiguous: write {' or '.join(sorted(matches))}")
+    return next(iter(matches.values()), None)
 
 
 def _parse_rate(value: str) -> float:
@@ -88,6 +97,8 @@ def _parse_rate(value: str) -> float:
     except ValueError:
         raise UnitError(f"expected {_EXPECTED['rate']}, got {value!r}") from None
     per_text = per_text.strip()
+    if not per_text:
+        raise UnitError(f"expected {_EXPECTED['rate']}, got {value!r}")
     per = parse(per_text if per_text[:1].isdigit() else f"1{per_text}", "duration")
     if per <= 0:
         raise UnitError(f"expected {_EXPECTED['rate']}, got {value!r}")
