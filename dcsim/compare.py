@@ -23,6 +23,7 @@ from dcsim.results import RunResult, write_atomically
 from dcsim.runner import resolve, run
 from dcsim.scenario import Scenario, scenario_from_dict
 from dcsim.scenario.loading import apply_overrides
+from dcsim.stats import mean_ci
 
 HEADLINE = {
     "wait_mean_s": ("training", "wait_s", "mean"),
@@ -62,19 +63,6 @@ def headline(summary: dict[str, Any]) -> dict[str, float]:
             value = value.get(key) if isinstance(value, dict) else None
         row[name] = float(value) if value is not None else math.nan
     return row
-
-
-def mean_ci(values: np.ndarray) -> tuple[float, float, int]:
-    """Mean, 95% confidence half-width (Student t) and count of the non-NaN values."""
-    from scipy import stats as scipy_stats  # imported here: scipy costs ~2 s at `import dcsim`
-
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return math.nan, math.nan, 0
-    if values.size == 1:
-        return float(values[0]), math.nan, 1
-    half = float(scipy_stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
-    return float(values.mean()), half, int(values.size)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""run(scenario) -> RunResult, and run_many for compare/sweeps.
+"""run(scenario) -> RunResult: resolve the scenario, build the model, simulate, summarize.
 
 Wall-clock time is read here, outside the model, only to report it and drive progress bars.
 """

@@ -66,7 +66,7 @@ def test_jobs_larger_than_any_pool_are_rejected_with_reason() -> None:
     data["workload"]["training"]["accelerators"] = {"values": [16]}
     result = run(data)
     assert (result.jobs["state"] == "rejected").all()
-    assert result.jobs["reason"].iloc[0] == "needs 16 accelerators; the largest allowed pool has 8"
+    assert result.jobs["reason"].iloc[0] == "needs 16 accelerators; the cluster has at most 8 of any model it may use"
     assert result.summary["training"]["jobs_rejected"] == 3
     assert result.summary["training"]["jobs_completed"] == 0
 

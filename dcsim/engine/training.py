@@ -92,7 +92,7 @@ class TrainingEngine:
         if not allowed:
             return f"needs {'/'.join(job.allowed or ())}, which the cluster does not have"
         largest = max(self.cluster.capacity[m] for m in allowed)
-        return f"needs {job.demand} accelerators; the largest allowed pool has {largest}"
+        return f"needs {job.demand} accelerators; the cluster has at most {largest} of any model it may use"
 
     def _allowed_models(self, job: Job) -> tuple[str, ...]:
         models = self.cluster.accelerator_models

@@ -1,6 +1,6 @@
 """Charts and the HTML report, drawn from RunResults only (never from the live model).
 
-Keeping reporting on saved results means `dcsim report DIR` redraws exactly what `dcsim run` drew.
+Keeping reporting on saved results means a reloaded RunResult redraws exactly what `dcsim run` drew.
 """
 
 from __future__ import annotations

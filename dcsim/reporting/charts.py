@@ -12,10 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.artist import Artist
@@ -84,7 +80,7 @@ def time_axis(ax: Axes, ts: pd.DataFrame, scale: float, unit: str) -> None:
 
 
 def model_colors(models: Sequence[str]) -> dict[str, Any]:
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     return {model: cmap(i % 10) for i, model in enumerate(models)}
 
 
@@ -94,8 +90,7 @@ def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    fig.savefig(path, dpi=DPI)  # Figure objects, not pyplot: no global state, no backend switch
     return path
 
 
@@ -132,8 +127,8 @@ def _utilization(result: RunResult, path: Path, scale: float, unit: str) -> Path
     models = accelerator_models(result)
     caps = capacity(result)
     colors = model_colors(models)
-    fig, axes = plt.subplots(max(len(models), 1), 1, figsize=(10, 1.2 + 1.9 * max(len(models), 1)),
-                             sharex=True, squeeze=False)
+    fig = Figure(figsize=(10, 1.2 + 1.9 * max(len(models), 1)))
+    axes = fig.subplots(max(len(models), 1), 1, sharex=True, squeeze=False)
     if not models or result.timeseries.empty:
         no_data(axes[0, 0], "no accelerators recorded")
     for ax, model in zip(axes[:, 0], models, strict=False):
@@ -157,7 +152,8 @@ def _utilization(result: RunResult, path: Path, scale: float, unit: str) -> Path
 
 
 def _queue(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
-    fig, ax = plt.subplots(figsize=(10, 3.2))
+    fig = Figure(figsize=(10, 3.2))
+    ax = fig.subplots()
     if ts.empty:
         no_data(ax, "no timeseries")
     else:
@@ -202,7 +198,8 @@ def cdf_plot(ax: Axes, series: dict[str, np.ndarray], xlabel: str, colors: Seque
 
 
 def _wait_jct(jobs: pd.DataFrame, path: Path) -> Path:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2)
     cdf_plot(axes[0], {"started jobs": finite(jobs["wait_s"])}, "wait", ["tab:orange"])
     axes[0].set_title("Wait (submit to start)")
     cdf_plot(axes[1], {"completed jobs": finite(jobs["jct_s"])}, "JCT", ["tab:blue"])
@@ -213,7 +210,8 @@ def _wait_jct(jobs: pd.DataFrame, path: Path) -> Path:
 
 
 def _power(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
-    fig, ax = plt.subplots(figsize=(10, 3.5))
+    fig = Figure(figsize=(10, 3.5))
+    ax = fig.subplots()
     if ts.empty:
         no_data(ax, "no timeseries")
     else:
@@ -235,7 +233,8 @@ def _gantt(jobs: pd.DataFrame, models: list[str], end: float, path: Path, scale:
     jobs = jobs.sort_values(["start_s", "job_id"]).reset_index(drop=True)
     present = [*models, *sorted(set(jobs["accelerator_model"].astype(str)) - set(models))]
     colors = model_colors(present)
-    fig, ax = plt.subplots(figsize=(10, min(2.5 + 0.04 * len(jobs), 14)))
+    fig = Figure(figsize=(10, min(2.5 + 0.04 * len(jobs), 14)))
+    ax = fig.subplots()
     rows = np.arange(len(jobs))
     start = jobs["start_s"].to_numpy(dtype=float)
     ends = jobs["end_s"].to_numpy(dtype=float)

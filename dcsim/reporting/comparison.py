@@ -10,26 +10,12 @@ import math
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
+from matplotlib.figure import Figure
 
 from dcsim.reporting.charts import cdf_plot, finite, no_data, save, time_unit
-
-
-def mean_ci(values: np.ndarray) -> tuple[float, float]:
-    """Mean and 95% Student-t half-width over seeds (NaN half-width for fewer than two values)."""
-    if values.size == 0:
-        return math.nan, math.nan
-    if values.size == 1:
-        return float(values[0]), math.nan
-    t = float(scipy_stats.t.ppf(0.975, values.size - 1))
-    half = t * float(values.std(ddof=1)) / math.sqrt(values.size)
-    return float(values.mean()), half
+from dcsim.stats import mean_ci
 
 
 def write_comparison_charts(
@@ -42,10 +28,11 @@ def write_comparison_charts(
                if c not in ("variant", "seed") and pd.api.types.is_numeric_dtype(table[c])]
     ncols = min(3, max(len(metrics), 1))
     nrows = max(math.ceil(len(metrics) / ncols), 1)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 0.6 + 2.9 * nrows), squeeze=False)
+    fig = Figure(figsize=(4 * ncols, 0.6 + 2.9 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     if not metrics or not variants:
         no_data(axes[0, 0], "no metrics")
-    colors = [plt.get_cmap("tab10")(i % 10) for i in range(len(variants))]
+    colors = [matplotlib.colormaps["tab10"](i % 10) for i in range(len(variants))]
     for ax, metric in zip(axes.flat, metrics, strict=False):
         stats = [mean_ci(table.loc[table["variant"].astype(str) == v, metric].dropna().to_numpy(dtype=float))
                  for v in variants]
@@ -71,10 +58,11 @@ def write_comparison_charts(
     fig.tight_layout()
     paths = [save(fig, folder / "comparison_metrics.png")]
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     pooled = {str(v): finite(j["wait_s"]) if "wait_s" in j else np.array([], dtype=float)
               for v, j in jobs_by_variant.items()}
-    cdf_plot(ax, pooled, "wait", [plt.get_cmap("tab10")(i % 10) for i in range(len(pooled))])
+    cdf_plot(ax, pooled, "wait", [matplotlib.colormaps["tab10"](i % 10) for i in range(len(pooled))])
     ax.set_title("Wait time CDF per variant (jobs pooled over seeds)")
     ax.grid(alpha=0.3)
     fig.tight_layout()

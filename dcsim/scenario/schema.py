@@ -177,7 +177,8 @@ class SyntheticTraining(_TrainingCommon):
 
 
 class TraceColumns(_Strict):
-    """Which CSV column holds each job field; submit/duration/accelerators are required."""
+    """Which CSV column holds each job field. The trace must have submit, duration and accelerators
+    columns (under these names unless mapped); model, accelerator_type and name are optional."""
 
     submit: str = "submit"
     duration: str = "duration"
