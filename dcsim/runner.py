@@ -40,7 +40,7 @@ def run(
     model = build_model(resolved, seed)
     end_time = model.simulation.run(progress)
     wall = time.perf_counter() - started
-    jobs = model.recorder.jobs_frame(end_time)
+    jobs = model.recorder.jobs_frame()
     timeseries = model.recorder.timeseries_frame(end_time)
     summary = summarize(
         scenario_name=resolved.name, seed=model.seed, version=__version__, sim_time=end_time, wall_time=wall,

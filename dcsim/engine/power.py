@@ -27,7 +27,3 @@ class PowerModel:
     def hosts_w(self, occupied_nodes: Mapping[str, int]) -> float:
         return sum(idle * (count - occupied_nodes[pool]) + busy * occupied_nodes[pool]
                    for pool, (count, idle, busy) in self._pools.items())
-
-    def idle_w(self) -> float:
-        """IT power of the whole cluster with nothing running: the floor of any run's average."""
-        return self.accelerators_w(dict.fromkeys(self._models, 0)) + self.hosts_w(dict.fromkeys(self._pools, 0))

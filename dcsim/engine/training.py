@@ -115,7 +115,7 @@ class TrainingEngine:
             self._emit_levels()
 
     def _apply(self, decision: StartJob) -> None:
-        scheduler = getattr(self.scheduler, "name", type(self.scheduler).__name__)
+        scheduler = getattr(self.scheduler, "name", "?")  # for error messages only
         job = self._queue.get(decision.job_id) if isinstance(decision, StartJob) else None
         if job is None:
             raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: job is not waiting in the queue")
@@ -242,9 +242,6 @@ class TrainingEngine:
     def queued_since(self, mark: int) -> Iterator[QueuedJobView]:
         queued = JobState.QUEUED
         return (job for job in self._arrivals[mark:] if job.state is queued)
-
-    def queue_length(self) -> int:
-        return len(self._queue)
 
     def candidate_accelerators(self, job: QueuedJobView) -> tuple[str, ...]:
         return job.candidates  # type: ignore[attr-defined]

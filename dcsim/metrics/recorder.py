@@ -59,7 +59,7 @@ class FrameRecorder:
             self._rows.append(row)
 
     # --- frames -------------------------------------------------------------------------------------
-    def jobs_frame(self, end_time: float) -> pd.DataFrame:
+    def jobs_frame(self) -> pd.DataFrame:
         rows = []
         for job in self._jobs:
             state = job.state.value
@@ -79,12 +79,9 @@ class FrameRecorder:
     def timeseries_frame(self, end_time: float) -> pd.DataFrame:
         times = list(self._times)
         rows = list(self._rows)
-        if rows and times[-1] < end_time:
+        if rows and times[-1] < end_time:  # the last levels hold until the end
             times.append(end_time)
             rows.append(rows[-1])
-        elif rows:
-            times = [t for t in times if t <= end_time]
-            rows = rows[: len(times)]
         models = self.accelerator_models
         data: dict[str, object] = {"time_s": np.asarray(times, dtype=float),
                                    "queue_length": np.asarray([r[0] for r in rows], dtype=np.int64)}

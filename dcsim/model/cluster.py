@@ -51,9 +51,6 @@ class Cluster:
         buckets = self._buckets[accelerator]
         return buckets[free] if 0 <= free < len(buckets) else ()
 
-    def node(self, node_id: int) -> Node:
-        return self.nodes[node_id]
-
     # --- updates (engine only) ----------------------------------------------------------------
     def allocate(self, node_id: int, count: int) -> None:
         self._move(node_id, -count)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from dcsim.policies.base import (
     PolicyBase,
@@ -51,9 +50,6 @@ class EasyBackfill(PolicyBase):
         # Estimated runtime of a queued job per accelerator model: constant while it waits, and looked
         # up by the backfill scan for nearly every job it examines.
         self._runtimes: dict[str, dict[int, float]] = {}
-
-    def get_params(self) -> dict[str, Any]:
-        return {"max_scan": self.max_scan}
 
     def schedule(self, view: SchedulerView) -> list[StartJob]:
         memo = self._memo
