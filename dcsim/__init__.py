@@ -1,13 +1,32 @@
 """dcsim: a discrete-event simulator of AI data centers.
 
-Public API: load_scenario, run, compare, RunResult.
+Public API: load_scenario, run, compare, RunResult. They load on first use, so importing a small
+part of dcsim (units, errors) does not pull in pandas, simpy and the rest.
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from dcsim.compare import Comparison, compare
-from dcsim.results import RunResult
-from dcsim.runner import run
-from dcsim.scenario import load_scenario
+if TYPE_CHECKING:
+    from dcsim.compare import Comparison, compare
+    from dcsim.results import RunResult
+    from dcsim.runner import run
+    from dcsim.scenario import load_scenario
+
+_PUBLIC = {"Comparison": "dcsim.compare", "compare": "dcsim.compare", "RunResult": "dcsim.results",
+           "run": "dcsim.runner", "load_scenario": "dcsim.scenario"}
 
 __all__ = ["Comparison", "RunResult", "__version__", "compare", "load_scenario", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dcsim' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
