@@ -11,13 +11,13 @@ from typing import Any
 import simpy
 
 from dcsim.catalog import load_catalog
-from dcsim.engine.power import PowerModel
 from dcsim.engine.rng import stream
 from dcsim.engine.simulation import Simulation
 from dcsim.engine.training import TrainingEngine
 from dcsim.errors import DcsimError, PolicyError
 from dcsim.metrics.recorder import FrameRecorder
 from dcsim.model import Cluster, Job, Node
+from dcsim.model.power import PowerCoefficients
 from dcsim.policies import registry
 from dcsim.scenario.schema import Scenario, SyntheticTraining
 from dcsim.workload import WorkloadReport, generate, read_trace
@@ -31,7 +31,7 @@ class Model:
     jobs: list[Job]
     workload: WorkloadReport | None
     recorder: FrameRecorder
-    power: PowerModel
+    power: PowerCoefficients
     simulation: Simulation
     policies: dict[str, dict[str, object]]
 
@@ -94,8 +94,8 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     jobs, report = build_jobs(scenario, seed)
     scheduler = build_policy(scenario, "scheduler")
     placement = build_policy(scenario, "placement")
-    recorder = FrameRecorder(cluster.accelerator_models, scenario.energy.pue)
-    power = PowerModel(cluster, scenario.energy.busy_power_fraction)
+    power = PowerCoefficients.of(cluster, scenario.energy.busy_power_fraction)
+    recorder = FrameRecorder(cluster.accelerator_models, power, scenario.energy.pue)
     env = simpy.Environment()
     # The training engine also records the cluster's levels and power, so it runs even with no jobs:
     # an idle cluster still draws idle power until the horizon.
@@ -107,7 +107,7 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
         base = catalog.relative_speed(model, reference)
         for accelerator in cluster.accelerator_models:
             speeds[(model, accelerator)] = catalog.relative_speed(model, accelerator) / base
-    training = TrainingEngine(env, cluster, jobs, scheduler, placement, speeds, recorder, power,
+    training = TrainingEngine(env, cluster, jobs, scheduler, placement, speeds, recorder,
                               startup=spec.startup if spec is not None else 0.0)
     simulation = Simulation(env, training, scenario.horizon)
     policies = {

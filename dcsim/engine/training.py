@@ -14,7 +14,6 @@ from functools import partial
 
 import simpy
 
-from dcsim.engine.power import PowerModel
 from dcsim.errors import PolicyError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Job, JobState
@@ -24,7 +23,7 @@ from dcsim.policies.base import Placement, PlacementRequest, QueuedJobView, Star
 class TrainingEngine:
     def __init__(
         self, env: simpy.Environment, cluster: Cluster, jobs: Sequence[Job], scheduler: TrainingScheduler,
-        placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder, power: PowerModel,
+        placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder,
         startup: float = 0.0,
     ) -> None:
         self.env = env
@@ -34,7 +33,6 @@ class TrainingEngine:
         self.placement = placement
         self.speeds = speeds
         self.recorder = recorder
-        self.power = power
         self.startup = startup
         self._queue: dict[int, Job] = {}
         self._by_estimate: list[tuple[float, float, int]] = []
@@ -212,8 +210,8 @@ class TrainingEngine:
         cluster = self.cluster
         allocated = [cluster.capacity[m] - cluster.free[m] for m in cluster.accelerator_models]
         busy = [self._busy[m] for m in cluster.accelerator_models]
-        self.recorder.levels(self.env.now, len(self._queue), allocated, busy,
-                             self.power.accelerators_w(self._busy), self.power.hosts_w(cluster.occupied_nodes))
+        occupied = [cluster.occupied_nodes[p] for p in cluster.pools]
+        self.recorder.levels(self.env.now, len(self._queue), allocated, busy, occupied)
 
     # --- SchedulerView ----------------------------------------------------------------------------
     @property

@@ -16,7 +16,8 @@ class Recorder(Protocol):
 
     def levels(
         self, time: float, queue_length: int, allocated: Sequence[int], busy: Sequence[int],
-        accelerator_w: float, host_w: float,
+        occupied_nodes: Sequence[int],
     ) -> None:
-        """Levels that hold from `time` until the next call (piecewise constant)."""
+        """Levels that hold from `time` until the next call (piecewise constant): counts per
+        accelerator model (allocated, busy) and per node pool (nodes with any allocation)."""
         ...

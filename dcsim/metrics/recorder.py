@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dcsim.model import Job, JobState
+from dcsim.model.power import PowerCoefficients
 
 JOB_COLUMNS = [
     "job_id", "name", "model", "submit_s", "start_s", "compute_start_s", "end_s", "wait_s", "run_s", "jct_s",
@@ -30,12 +31,13 @@ JOB_DTYPES = {c: "int64" if c in _INT_COLUMNS else "str" if c in _TEXT_COLUMNS e
 class FrameRecorder:
     """The Recorder used by runs: keeps job references and level rows, builds frames at the end."""
 
-    def __init__(self, accelerator_models: Sequence[str], pue: float) -> None:
+    def __init__(self, accelerator_models: Sequence[str], power: PowerCoefficients, pue: float) -> None:
+        self.power = power
         self.accelerator_models = tuple(accelerator_models)
         self.pue = pue
         self._jobs: list[Job] = []
         self._times: list[float] = []
-        self._rows: list[tuple[int, tuple[int, ...], tuple[int, ...], float, float]] = []
+        self._rows: list[tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = []
 
     def job_submitted(self, job: Job) -> None:
         self._jobs.append(job)
@@ -50,8 +52,8 @@ class FrameRecorder:
         pass
 
     def levels(self, time: float, queue_length: int, allocated: Sequence[int], busy: Sequence[int],
-               accelerator_w: float, host_w: float) -> None:
-        row = (queue_length, tuple(allocated), tuple(busy), accelerator_w, host_w)
+               occupied_nodes: Sequence[int]) -> None:
+        row = (queue_length, tuple(allocated), tuple(busy), tuple(occupied_nodes))
         if self._times and self._times[-1] == time:
             self._rows[-1] = row  # several changes at one instant: the last one holds
         else:
@@ -92,8 +94,15 @@ class FrameRecorder:
         for i, model in enumerate(models):
             data[f"allocated_{model}"] = allocated[:, i]
             data[f"busy_{model}"] = busy[:, i]
-        accelerator_w = np.asarray([r[3] for r in rows], dtype=float)
-        host_w = np.asarray([r[4] for r in rows], dtype=float)
+        power = self.power
+        occupied = np.asarray([r[3] for r in rows], dtype=float).reshape(len(rows), len(power.host_delta_w))
+        # Column by column in a fixed order (not a BLAS product) so results are identical on any machine.
+        accelerator_w = np.full(len(rows), power.accelerators_idle_w)
+        for i, delta in enumerate(power.accelerator_delta_w):
+            accelerator_w += busy[:, i] * delta
+        host_w = np.full(len(rows), power.hosts_idle_w)
+        for i, delta in enumerate(power.host_delta_w):
+            host_w += occupied[:, i] * delta
         data["power_accelerators_w"] = accelerator_w
         data["power_hosts_w"] = host_w
         data["power_network_w"] = np.zeros(len(rows))

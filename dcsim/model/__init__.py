@@ -2,5 +2,6 @@
 
 from dcsim.model.cluster import Cluster, Node
 from dcsim.model.jobs import Job, JobState
+from dcsim.model.power import PowerCoefficients
 
-__all__ = ["Cluster", "Job", "JobState", "Node"]
+__all__ = ["Cluster", "Job", "JobState", "Node", "PowerCoefficients"]

@@ -43,7 +43,8 @@ class Cluster:
         }
         for node in self.nodes:
             self._buckets[node.accelerator][node.size].append(node.id)
-        self.occupied_nodes: dict[str, int] = {pool: 0 for pool in dict.fromkeys(n.pool for n in self.nodes)}
+        self.pools: tuple[str, ...] = tuple(dict.fromkeys(n.pool for n in self.nodes))
+        self.occupied_nodes: dict[str, int] = dict.fromkeys(self.pools, 0)
 
     # --- queries (the ClusterView protocol) ---------------------------------------------------
     def nodes_with_free(self, accelerator: str, free: int) -> Sequence[int]:
