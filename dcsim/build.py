@@ -30,8 +30,7 @@ class Model:
     cluster: Cluster
     jobs: list[Job]
     workload: WorkloadReport | None
-    recorder: FrameRecorder
-    power: PowerCoefficients
+    recorder: FrameRecorder  # holds the power coefficients it applies to level rows
     simulation: Simulation
     policies: dict[str, dict[str, object]]
 
@@ -114,4 +113,4 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
         "scheduler": {"name": scheduler.name, "params": scheduler.get_params()},
         "placement": {"name": placement.name, "params": placement.get_params()},
     }
-    return Model(scenario, seed, cluster, jobs, report, recorder, power, simulation, policies)
+    return Model(scenario, seed, cluster, jobs, report, recorder, simulation, policies)
