@@ -10,11 +10,12 @@ from typing import Any
 
 import simpy
 
+from dcsim.calibration import Calibration, load_calibration
 from dcsim.catalog import load_catalog
 from dcsim.engine.rng import stream
 from dcsim.engine.simulation import Simulation
 from dcsim.engine.training import TrainingEngine
-from dcsim.errors import DcsimError, PolicyError
+from dcsim.errors import DcsimError, PolicyError, ScenarioError
 from dcsim.metrics.recorder import FrameRecorder
 from dcsim.model import Cluster, Job, Node
 from dcsim.model.power import PowerCoefficients
@@ -60,8 +61,59 @@ def build_jobs(scenario: Scenario, seed: int) -> tuple[list[Job], WorkloadReport
 
     if isinstance(spec, SyntheticTraining):
         return generate(spec, streams, catalog.canonical_accelerator)  # type: ignore[arg-type]
+    models = set(load_calibration(scenario.calibration_paths()).model_types())
     return read_trace(spec, scenario.base_dir, streams, catalog.canonical_accelerator,  # type: ignore[arg-type]
-                      set(catalog.model_types()))
+                      models)
+
+
+def power_caps(scenario: Scenario) -> dict[str, float]:
+    """Power cap per accelerator model; pools sharing a model must share its cap (speeds are per model)."""
+    catalog = load_catalog()
+    caps: dict[str, float | None] = {}
+    for index, pool in enumerate(scenario.cluster.node_pools):
+        model = catalog.canonical_accelerator(pool.accelerator)
+        if model in caps and caps[model] != pool.power_cap:
+            raise ScenarioError([f"{scenario.source}: cluster.node_pools.{index}.power_cap: pools of {model} must "
+                                 f"share one power cap, got {pool.power_cap} and {caps[model]}"])
+        caps[model] = pool.power_cap
+    return {model: cap for model, cap in caps.items() if cap is not None}
+
+
+def busy_power(scenario: Scenario, cluster: Cluster, calibration: Calibration,
+               caps: dict[str, float]) -> dict[str, float]:
+    """Watts per computing accelerator: the scenario's TDP fraction if given, else calibrated training
+    power where the catalog has one, else TDP; never above the power cap."""
+    fraction = scenario.energy.busy_power_fraction
+    watts: dict[str, float] = {}
+    for model in cluster.accelerator_models:
+        tdp = cluster.specs[model].tdp_w.value
+        calibrated = None if fraction is not None else calibration.power.training_power(model, caps.get(model))
+        value = calibrated if calibrated is not None else tdp * (fraction or 1.0)
+        watts[model] = min(value, caps.get(model, value))
+    return watts
+
+
+class PlacementSpeed:
+    """Speed of a job spread over more nodes than it needs, relative to the fewest nodes possible.
+
+    Job work is quoted for a consolidated placement; the calibrated synchronisation model says how
+    much slower a step gets when the same accelerators span more nodes. Cached per shape."""
+
+    def __init__(self, calibration: Calibration, cluster: Cluster) -> None:
+        self.calibration = calibration
+        self.largest = dict(cluster.max_node_size)
+        self.cache: dict[tuple[str, str, int, int], float] = {}
+
+    def __call__(self, model: str, accelerator: str, demand: int, nodes: int) -> float:
+        fewest = -(-demand // self.largest[accelerator])
+        if nodes <= fewest or model not in self.calibration.training.models:
+            return 1.0
+        key = (model, accelerator, demand, nodes)
+        factor = self.cache.get(key)
+        if factor is None:
+            ideal = self.calibration.step_time(model, accelerator, demand, fewest).total
+            factor = self.cache[key] = ideal / self.calibration.step_time(model, accelerator, demand, nodes).total
+        return factor
 
 
 def build_policy(scenario: Scenario, family: str) -> Any:
@@ -89,11 +141,13 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise DcsimError(f"seed: expected an integer >= 0, got {seed!r}")
     catalog = load_catalog()
+    calibration = load_calibration(scenario.calibration_paths())
     cluster = build_cluster(scenario)
     jobs, report = build_jobs(scenario, seed)
     scheduler = build_policy(scenario, "scheduler")
     placement = build_policy(scenario, "placement")
-    power = PowerCoefficients.of(cluster, scenario.energy.busy_power_fraction)
+    caps = power_caps(scenario)
+    power = PowerCoefficients.of(cluster, busy_power(scenario, cluster, calibration, caps))
     recorder = FrameRecorder(cluster.accelerator_models, power, scenario.energy.pue)
     env = simpy.Environment()
     # The training engine also records the cluster's levels and power, so it runs even with no jobs:
@@ -103,11 +157,13 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
         (spec.reference_accelerator if spec is not None else None) or catalog.reference_accelerator)
     speeds = {}
     for model in {job.model for job in jobs}:
-        base = catalog.relative_speed(model, reference)
+        base = calibration.relative_speed(model, reference)
         for accelerator in cluster.accelerator_models:
-            speeds[(model, accelerator)] = catalog.relative_speed(model, accelerator) / base
+            slowdown = calibration.power.cap_slowdown(accelerator, caps[accelerator]) if accelerator in caps else 1.0
+            speeds[(model, accelerator)] = calibration.relative_speed(model, accelerator) / base / slowdown
     training = TrainingEngine(env, cluster, jobs, scheduler, placement, speeds, recorder,
-                              startup=spec.startup if spec is not None else 0.0)
+                              startup=spec.startup if spec is not None else 0.0,
+                              placement_speed=PlacementSpeed(calibration, cluster))
     simulation = Simulation(env, training, scenario.horizon)
     policies = {
         "scheduler": {"name": scheduler.name, "params": scheduler.get_params()},

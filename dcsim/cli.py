@@ -1,4 +1,4 @@
-"""The `dcsim` command: run, validate, schema, compare, policies.
+"""The `dcsim` command: run, validate, schema, compare, policies, calibration.
 
 User mistakes (DcsimError) print one line per problem and exit 2; --debug shows the traceback.
 """
@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dcsim.cli_calibration import calibration_app
 from dcsim.errors import DcsimError, ScenarioError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -23,6 +24,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 _debug = {"on": False}
+
+app.add_typer(calibration_app, name="calibration")
 
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a field: dotted.key=value (repeatable)")]
 

@@ -39,3 +39,7 @@ class PolicyError(DcsimError):
 
 class ResultError(DcsimError):
     """A results folder that cannot be written or read back."""
+
+
+class CalibrationError(DcsimError):
+    """A measurement file that cannot be read, or a fit that cannot be made from the points given."""

@@ -33,3 +33,11 @@ def tiny_scenario(**changes: Any) -> dict[str, Any]:
     }
     data.update(copy.deepcopy(changes))
     return data
+
+
+def speed_ratio(model: str, accelerator: str, reference: str) -> float:
+    """Training speed of `model` on `accelerator` over its speed on `reference`, from the shipped calibration."""
+    from dcsim.calibration import load_calibration
+
+    calibration = load_calibration()
+    return calibration.relative_speed(model, accelerator) / calibration.relative_speed(model, reference)

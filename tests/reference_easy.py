@@ -35,8 +35,14 @@ def reference_easy(jobs: pd.DataFrame, capacity: int, speed: dict[str, float], s
     def start(job: dict[str, Any], now: float) -> None:
         nonlocal free
         rate = speed[job["model"]]
-        running.append((now + startup + job["estimate_ref_s"] / rate, job["job_id"], job["accelerators"],
-                        now + startup + job["work_ref_s"] / rate))
+        # The true run time comes from dcsim's record when it has one: a job spread over more nodes
+        # than it needs runs slower (calibrated synchronisation), which EASY's estimates do not know.
+        run = job.get("run_s")
+        true_run = run if run is not None and math.isfinite(run) else startup + job["work_ref_s"] / rate
+        # Estimated end grouped as dcsim groups it (now + run time estimate): exact ties between jobs of
+        # equal speed then resolve the same way in both (float addition is not associative).
+        running.append((now + (startup + job["estimate_ref_s"] / rate), job["job_id"], job["accelerators"],
+                        now + true_run))
         free -= job["accelerators"]
         starts[job["job_id"]] = now
         queue.remove(job)
@@ -54,18 +60,22 @@ def reference_easy(jobs: pd.DataFrame, capacity: int, speed: dict[str, float], s
             continue
         head = queue[0]
         available, shadow, extra = free, math.inf, 0
+        enough_at = math.inf  # estimated end at which the head's accelerators are free
         for est_end, _, demand, _ in sorted(running):
-            available += demand
-            if available >= head["accelerators"]:
-                shadow, extra = max(est_end, now), available - head["accelerators"]
+            if est_end > enough_at:
                 break
+            available += demand  # all jobs ending at that same time count towards the extra
+            if enough_at == math.inf and available >= head["accelerators"]:
+                enough_at = est_end
+        if enough_at < math.inf:
+            shadow, extra = max(enough_at, now), available - head["accelerators"]
         for job in list(queue[1:]):
             if free == 0:
                 break
             if job["accelerators"] > free:
                 continue
             # A job holds its accelerators for start-up plus its estimated compute time.
-            if now + startup + job["estimate_ref_s"] / speed[job["model"]] <= shadow:
+            if now + (startup + job["estimate_ref_s"] / speed[job["model"]]) <= shadow:
                 start(job, now)
             elif job["accelerators"] <= extra:
                 extra -= job["accelerators"]

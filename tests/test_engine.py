@@ -11,6 +11,7 @@ from dcsim.errors import PolicyError
 from dcsim.policies import register
 from dcsim.policies.base import Allocation, ClusterView, PlacementRequest, PolicyBase, SchedulerView, StartJob
 from dcsim.scenario import scenario_from_dict
+from tests.helpers import speed_ratio
 
 
 def scenario(jobs: list[dict[str, Any]] | None = None, **changes: Any) -> dict[str, Any]:
@@ -43,12 +44,10 @@ def test_fifo_gang_jobs_on_two_nodes_by_hand() -> None:
 
 
 def test_relative_speed_shortens_run_time_on_faster_accelerators() -> None:
-    from dcsim.catalog import load_catalog
-
     data = scenario()
     data["cluster"]["node_pools"][0]["accelerator"] = "H100"
     jobs = run(data).jobs
-    speed = load_catalog().relative_speed("generic", "H100") / load_catalog().relative_speed("generic", "V100")
+    speed = speed_ratio("generic", "H100", "V100")
     assert jobs["run_s"].iloc[0] == pytest.approx(100.0 / speed, rel=1e-12)
 
 
@@ -90,14 +89,17 @@ def test_startup_holds_accelerators_without_computing() -> None:
 
 def test_energy_by_hand() -> None:
     # One 4-accelerator job for 100 s on a 2-node V100 pool; 1 s idle before it.
+    from dcsim.calibration import load_calibration
     from dcsim.catalog import load_catalog
 
     data = scenario()
     data["workload"]["training"]["jobs"] = 1
     result = run(data)
     v100 = load_catalog().accelerator("V100")
-    idle, tdp = v100.idle_w.value, v100.tdp_w.value
-    joules = (8 * idle + 200) * 1.0 + (4 * tdp + 4 * idle + 300 + 100) * 100.0
+    busy = load_calibration().power.training_power("V100")  # Zeus-calibrated training power, not TDP
+    assert busy is not None and v100.idle_w.value < busy < v100.tdp_w.value
+    idle = v100.idle_w.value
+    joules = (8 * idle + 200) * 1.0 + (4 * busy + 4 * idle + 300 + 100) * 100.0
     energy = result.summary["energy"]
     assert energy["it_kwh"] == pytest.approx(joules / 3.6e6, rel=1e-9)
     assert energy["facility_kwh"] == pytest.approx(energy["it_kwh"] * 1.2, rel=1e-9)

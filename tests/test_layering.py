@@ -14,7 +14,8 @@ ALLOWED = {
     "dcsim.errors": [],
     "dcsim.units": ["dcsim.errors"],
     "dcsim.catalog": ["dcsim.units", "dcsim.errors"],
-    "dcsim.scenario": ["dcsim.scenario", "dcsim.units", "dcsim.errors", "dcsim.catalog"],
+    "dcsim.calibration": ["dcsim.calibration", "dcsim.catalog", "dcsim.units", "dcsim.errors"],
+    "dcsim.scenario": ["dcsim.scenario", "dcsim.units", "dcsim.errors", "dcsim.catalog", "dcsim.calibration"],
     "dcsim.model": ["dcsim.model", "dcsim.catalog", "dcsim.errors", "dcsim.units"],
     "dcsim.workload": ["dcsim.workload", "dcsim.model", "dcsim.scenario", "dcsim.errors", "dcsim.units"],
     "dcsim.policies": ["dcsim.policies", "dcsim.model", "dcsim.errors"],
@@ -22,6 +23,7 @@ ALLOWED = {
     "dcsim.engine": ["dcsim.engine", "dcsim.model", "dcsim.policies.base", "dcsim.metrics.protocol", "dcsim.errors",
                      "dcsim.units"],
     "dcsim.reporting": ["dcsim.reporting", "dcsim.results", "dcsim.units", "dcsim.errors", "dcsim.stats"],
+    "dcsim.cli_calibration": ["dcsim.calibration", "dcsim.catalog", "dcsim.errors", "dcsim.reporting"],
     "dcsim.stats": [],
     "dcsim.results": ["dcsim.errors"],
 }

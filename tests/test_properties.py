@@ -31,6 +31,7 @@ from dcsim.build import build_model
 from dcsim.catalog import load_catalog
 from dcsim.results import RunResult
 from dcsim.scenario import scenario_from_dict
+from tests.helpers import speed_ratio
 from tests.reference_easy import records, reference_easy
 
 ACCELERATORS = ["V100", "A100", "H100", "TPU-v4"]
@@ -162,7 +163,7 @@ class Run:
         self.idle_w = {m: catalog.accelerator(m).idle_w.value for m in self.capacity}
         self.busy_w = {m: max(catalog.accelerator(m).tdp_w.value * fraction, self.idle_w[m]) for m in self.capacity}
         reference = catalog.reference_accelerator
-        self.speed = {(model, m): catalog.relative_speed(model, m) / catalog.relative_speed(model, reference)
+        self.speed = {(model, m): speed_ratio(model, m, reference)
                       for model in data["workload"]["training"]["models"] for m in self.capacity}
 
     @property

@@ -67,14 +67,15 @@ def test_unknown_model_type_suggests_close_match(tmp_path: Path) -> None:
     data = tiny_scenario()
     data["workload"]["training"]["models"] = {"ResNet50": 1}
     (problem,) = problems_of(write(tmp_path, data))
-    assert "workload.training.models.ResNet50: unknown model type 'ResNet50'; did you mean ResNet-50" in problem
+    assert "workload.training.models.ResNet50: no training calibration for model 'ResNet50'; did you mean ResNet-50" \
+        in problem
 
 
 def test_constraint_to_accelerator_not_in_cluster(tmp_path: Path) -> None:
     data = tiny_scenario()
     data["workload"]["training"]["constraint"] = {"fraction": 0.5, "accelerators": ["V100"]}
     (problem,) = problems_of(write(tmp_path, data))
-    assert "constraint.accelerators.0: 'V100' is not in the cluster (node pools have H100, TPU-v4)" in problem
+    assert "constraint.accelerators.0: 'V100' is not in the cluster (node pools have H100-SXM, TPU-v4)" in problem
 
 
 def test_gang_sizes_must_be_powers_of_two(tmp_path: Path) -> None:

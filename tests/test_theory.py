@@ -20,6 +20,7 @@ import pytest
 import dcsim
 from dcsim.catalog import load_catalog
 from dcsim.scenario import scenario_from_dict
+from tests.helpers import speed_ratio
 
 J_PER_KWH = 3.6e6
 
@@ -242,8 +243,8 @@ def test_energy_of_an_idle_cluster() -> None:
 
     job = result.jobs.iloc[0]
     assert job["state"] == "completed"
-    assert job["accelerator_model"] == "A100"  # the faster allowed model is chosen first
-    speed = catalog.relative_speed("generic", "A100") / catalog.relative_speed("generic", "V100")
+    assert job["accelerator_model"] == "A100-80GB"  # the faster allowed model is chosen first
+    speed = speed_ratio("generic", "A100", "V100")
     assert job["run_s"] == pytest.approx(1.0 / speed, rel=1e-9)
     # A100 host busy power defaults to its idle power: only the accelerator's extra draw counts.
     extra_j = (a100.tdp_w.value - a100.idle_w.value) * job["run_s"]
@@ -282,23 +283,21 @@ def test_energy_with_a_busy_host() -> None:
 @pytest.mark.parametrize("model", ["generic", "ResNet-50", "LM", "Recommendation"])
 @pytest.mark.parametrize("accelerator", ["K80", "V100", "A100", "H100", "TPU-v4"])
 def test_relative_speed(model: str, accelerator: str) -> None:
-    catalog = load_catalog()
     pools = [{"name": "p", "count": 1, "accelerator": accelerator, "accelerators_per_node": 8}]
     result = dcsim.run(scenario_from_dict(single_job_scenario(pools, "1h", accelerators=4, model=model)), seed=0)
-    speed = catalog.relative_speed(model, accelerator) / catalog.relative_speed(model, "V100")
+    speed = speed_ratio(model, accelerator, "V100")
     job = result.jobs.iloc[0]
-    assert job["accelerator_model"] == accelerator
+    assert job["accelerator_model"] == load_catalog().canonical_accelerator(accelerator)
     assert job["run_s"] == pytest.approx(3600.0 / speed, rel=1e-9)
     assert job["slowdown"] == pytest.approx(1.0, rel=1e-12)  # an empty cluster: no wait
 
 
 def test_relative_speed_with_another_reference_accelerator() -> None:
     """Durations measured on A100 (reference_accelerator) take D x speed(A100) / speed(H100) on H100."""
-    catalog = load_catalog()
     pools = [{"name": "p", "count": 1, "accelerator": "H100", "accelerators_per_node": 8}]
     data = single_job_scenario(pools, "1h", reference_accelerator="A100")
     result = dcsim.run(scenario_from_dict(data), seed=0)
-    expected = 3600.0 * catalog.relative_speed("generic", "A100") / catalog.relative_speed("generic", "H100")
+    expected = 3600.0 * speed_ratio("generic", "A100", "H100")
     assert result.jobs["run_s"].iloc[0] == pytest.approx(expected, rel=1e-9)
 
 
@@ -309,7 +308,7 @@ def test_startup_holds_accelerators_without_computing() -> None:
               "host_power": {"idle": "0W"}}]
     data = single_job_scenario(pools, "1h", accelerators=4, startup="5min")
     result = dcsim.run(scenario_from_dict(data), seed=0)
-    speed = catalog.relative_speed("generic", "H100") / catalog.relative_speed("generic", "V100")
+    speed = speed_ratio("generic", "H100", "V100")
     job = result.jobs.iloc[0]
     startup = 300.0
     assert job["compute_start_s"] - job["start_s"] == pytest.approx(startup, abs=1e-9)
@@ -319,8 +318,8 @@ def test_startup_holds_accelerators_without_computing() -> None:
     level_at = lambda t: ts[ts["time_s"] <= t].iloc[-1]  # noqa: E731 - the row that holds at t
     for t in np.linspace(job["start_s"], job["compute_start_s"], 7)[:-1]:
         row = level_at(t)
-        assert row["allocated_all"] == 4 and row["allocated_H100"] == 4
-        assert row["busy_all"] == 0 and row["busy_H100"] == 0
+        assert row["allocated_all"] == 4 and row["allocated_H100-SXM"] == 4
+        assert row["busy_all"] == 0 and row["busy_H100-SXM"] == 0
         assert row["power_accelerators_w"] == pytest.approx(8 * h100.idle_w.value)
     for t in np.linspace(job["compute_start_s"], job["end_s"], 7)[:-1]:
         row = level_at(t)

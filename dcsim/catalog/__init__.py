@@ -1,13 +1,14 @@
-"""The shipped hardware catalog: accelerator specs and relative training speeds, each with a source.
+"""The shipped hardware and model catalog, each figure with a source.
 
-Data lives in `accelerators.yaml` (hand-maintained from datasheets) and `training_speeds.csv`
-(rebuilt from ../shared/data by tools/build_catalog.py). This module only reads them.
+Data lives in `accelerators.yaml` and `models.yaml` (hand-maintained from datasheets, papers and
+model configs). The fitted performance and power models live in `calibration.yaml` and are read by
+dcsim.calibration. This module only reads the data files.
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -38,29 +39,85 @@ class AcceleratorSpec:
     memory_bytes: Figure
     tdp_w: Figure
     idle_w: Figure
+    memory_bandwidth: Figure | None = None
+    interconnect_bandwidth: Figure | None = None
     peak_fp32_flops: Figure | None = None
+    year: int = 0
     aliases: tuple[str, ...] = ()
     description: str = ""
 
     def figures(self) -> dict[str, Figure]:
         """Every figure of this accelerator by field name (for listings)."""
-        names = ["peak_fp16_flops", "peak_fp32_flops", "memory_bytes", "tdp_w", "idle_w"]
-        return {n: f for n in names if (f := getattr(self, n)) is not None}
+        return {n: f for n in _FIELD_KINDS if (f := getattr(self, n)) is not None}
 
 
 @dataclass(frozen=True)
-class SpeedEntry:
-    relative_speed: float
-    estimated: bool
+class ModelSpec:
+    """A trainable or servable model. LLM entries carry their shape, which the roofline models use."""
+
+    name: str
+    family: str
+    kind: str  # "dnn" or "llm"
     source: str
+    description: str = ""
+    params: float | None = None
+    active_params: float | None = None
+    layers: int | None = None
+    hidden: int | None = None
+    heads: int | None = None
+    kv_heads: int | None = None
+    ffn_hidden: int | None = None
+    vocab: int | None = None
+    context: int | None = None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def compute_params(self) -> float:
+        """Parameters touched per token (active experts only for mixture-of-experts models)."""
+        value = self.active_params or self.params
+        if value is None:
+            raise CatalogError(f"model {self.name!r} has no parameter count")
+        return value
+
+
+_LLM_PATTERN = re.compile(r"^llm-(\d+(?:\.\d+)?)([bm])$", re.IGNORECASE)
+
+
+def parameterised_llm(name: str) -> ModelSpec | None:
+    """`llm-13b` / `llm-350m`: a dense decoder-only transformer known only by its parameter count."""
+    match = _LLM_PATTERN.match(name.strip())
+    if match is None:
+        return None
+    params = float(match.group(1)) * (1e9 if match.group(2).lower() == "b" else 1e6)
+    if params <= 0:
+        return None
+    return ModelSpec(name=name.strip().lower(), family="llm", kind="llm", params=params,
+                     source="parameterised: dense transformer given its parameter count",
+                     description=f"dense decoder-only transformer with {params:.3g} parameters")
 
 
 @dataclass(frozen=True)
 class Catalog:
     reference_accelerator: str
     accelerators: dict[str, AcceleratorSpec]
-    speeds: dict[tuple[str, str], SpeedEntry] = field(default_factory=dict)
+    models: dict[str, ModelSpec] = field(default_factory=dict)
     _aliases: dict[str, str] = field(default_factory=dict)
+    _model_aliases: dict[str, str] = field(default_factory=dict)
+
+    def model(self, name: str) -> ModelSpec:
+        """Look up a model by name or alias, or `llm-<N>b`; unknown names list the close matches."""
+        canonical = self._model_aliases.get(name.lower())
+        if canonical is not None:
+            return self.models[canonical]
+        llm = parameterised_llm(name)
+        if llm is None:
+            raise CatalogError(_unknown("model", name, list(self.models)) + "; or llm-<N>b for an N-billion "
+                               "parameter transformer")
+        return llm
+
+    def canonical_model(self, name: str) -> str | None:
+        """Canonical catalog name of a model or alias, None when the catalog does not list it."""
+        return self._model_aliases.get(name.lower())
 
     def accelerator(self, name: str) -> AcceleratorSpec:
         """Look up an accelerator by name or alias; unknown names list the close matches."""
@@ -72,21 +129,6 @@ class Catalog:
         if canonical is None:
             raise CatalogError(_unknown("accelerator", name, list(self.accelerators)))
         return canonical
-
-    def model_types(self) -> list[str]:
-        return sorted({model for model, _ in self.speeds})
-
-    def check_model_type(self, name: str) -> None:
-        if name not in self.model_types():
-            raise CatalogError(_unknown("model type", name, self.model_types()))
-
-    def relative_speed(self, model: str, accelerator: str) -> float:
-        """Speed of `model` on `accelerator` relative to the reference accelerator (= 1.0)."""
-        entry = self.speeds.get((model, accelerator))
-        if entry is None:
-            self.check_model_type(model)
-            raise CatalogError(f"no training speed for model type {model!r} on accelerator {accelerator!r}")
-        return entry.relative_speed
 
 
 def _unknown(what: str, name: str, choices: list[str]) -> str:
@@ -104,9 +146,10 @@ def _figure(raw: Any, kind: units.Kind | None, where: str) -> Figure:
 
 
 _FIELD_KINDS: dict[str, units.Kind | None] = {
-    "peak_fp16_flops": "flops", "peak_fp32_flops": "flops", "memory_bytes": "bytes", "tdp_w": "power",
-    "idle_w": "power",
+    "peak_fp16_flops": "flops", "peak_fp32_flops": "flops", "memory_bytes": "bytes",
+    "memory_bandwidth": "bandwidth", "interconnect_bandwidth": "bandwidth", "tdp_w": "power", "idle_w": "power",
 }
+_LLM_FIELDS = ("params", "active_params", "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "context")
 
 
 @cache
@@ -121,15 +164,32 @@ def load_catalog() -> Catalog:
         figures = {key: _figure(spec[key], kind, f"{where}.{key}") for key, kind in _FIELD_KINDS.items() if key in spec}
         accelerators[name] = AcceleratorSpec(
             name=name, kind=spec["kind"], vendor=spec["vendor"], aliases=tuple(spec.get("aliases", [])),
-            description=spec.get("description", ""), **figures,
+            description=spec.get("description", ""), year=int(spec.get("year", 0)), **figures,
         )
-        for alias in (name, *spec.get("aliases", [])):
-            aliases[alias.lower()] = name
-    speeds: dict[tuple[str, str], SpeedEntry] = {}
-    with package.joinpath("training_speeds.csv").open() as handle:
-        for row in csv.DictReader(handle):
-            speeds[(row["model"], row["accelerator"])] = SpeedEntry(
-                float(row["relative_speed"]), row["estimated"] == "true", row["source"]
-            )
+        _add_aliases(aliases, name, spec.get("aliases", []), "accelerators.yaml")
+    models, model_aliases = _load_models(package.joinpath("models.yaml").read_text())
     return Catalog(reference_accelerator=raw["reference_accelerator"], accelerators=accelerators,
-                   speeds=speeds, _aliases=aliases)
+                   models=models, _aliases=aliases, _model_aliases=model_aliases)
+
+
+def _add_aliases(table: dict[str, str], name: str, aliases: list[str], where: str) -> None:
+    for alias in (name, *aliases):
+        owner = table.setdefault(alias.lower(), name)
+        if owner != name:
+            raise CatalogError(f"catalog/{where}: alias {alias!r} of {name!r} already names {owner!r}")
+
+
+def _load_models(text: str) -> tuple[dict[str, ModelSpec], dict[str, str]]:
+    raw = yaml.safe_load(text)
+    models: dict[str, ModelSpec] = {}
+    aliases: dict[str, str] = {}
+    for name, spec in raw["models"].items():
+        numbers: dict[str, Any] = {}
+        for key in _LLM_FIELDS:
+            if spec.get(key) is not None:
+                numbers[key] = float(spec[key]) if key in ("params", "active_params") else int(spec[key])
+        models[name] = ModelSpec(name=name, family=spec["family"], kind=spec["kind"], source=spec["source"],
+                                 description=spec.get("description", ""), aliases=tuple(spec.get("aliases", [])),
+                                 **numbers)
+        _add_aliases(aliases, name, spec.get("aliases", []), "models.yaml")
+    return models, aliases

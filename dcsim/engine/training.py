@@ -9,7 +9,7 @@ The engine is also the read-only view policies see (SchedulerView and ClusterVie
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 
 import simpy
@@ -19,14 +19,18 @@ from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Job, JobState
 from dcsim.policies.base import Placement, PlacementRequest, QueuedJobView, StartJob, TrainingScheduler
 
+PlacementSpeed = Callable[[str, str, int, int], float]
+"""(model, accelerator, accelerators, nodes spanned) -> speed multiplier of a spread placement (<= 1)."""
+
 
 class TrainingEngine:
     def __init__(
         self, env: simpy.Environment, cluster: Cluster, jobs: Sequence[Job], scheduler: TrainingScheduler,
         placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder,
-        startup: float = 0.0,
+        startup: float = 0.0, placement_speed: PlacementSpeed | None = None,
     ) -> None:
         self.env = env
+        self.placement_speed = placement_speed
         self.cluster = cluster
         self.jobs = jobs
         self.scheduler = scheduler
@@ -162,6 +166,8 @@ class TrainingEngine:
         job.allocation = allocation
         job.start = now
         job.rate = self.speeds[(job.model, accelerator)]
+        if self.placement_speed is not None:
+            job.rate *= self.placement_speed(job.model, accelerator, job.demand, len(allocation))
         job.remaining = job.work
         job.estimated_end = now + self.estimated_runtime(job, accelerator)
         bisect.insort(self._running_ends[accelerator], (job.estimated_end, job.id, job.demand))

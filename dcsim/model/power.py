@@ -14,8 +14,9 @@ from dcsim.model.cluster import Cluster
 
 @dataclass(frozen=True)
 class PowerCoefficients:
-    """Accelerators draw idle power, or busy_power_fraction x TDP while computing; hosts draw their
-    idle power, or busy power while any of their accelerators is allocated."""
+    """Accelerators draw idle power, or their busy power while computing (calibrated training power,
+    a TDP fraction, or a power cap); hosts draw their idle power, or busy power while any of their
+    accelerators is allocated."""
 
     accelerators_idle_w: float  # all accelerators idle
     accelerator_delta_w: tuple[float, ...]  # per accelerator model, cluster.accelerator_models order
@@ -23,10 +24,10 @@ class PowerCoefficients:
     host_delta_w: tuple[float, ...]  # per pool, cluster.pools order
 
     @classmethod
-    def of(cls, cluster: Cluster, busy_power_fraction: float) -> PowerCoefficients:
+    def of(cls, cluster: Cluster, busy_w: dict[str, float]) -> PowerCoefficients:
         specs = cluster.specs
         idle = {m: specs[m].idle_w.value for m in cluster.accelerator_models}
-        busy = {m: max(specs[m].tdp_w.value * busy_power_fraction, idle[m]) for m in cluster.accelerator_models}
+        busy = {m: max(busy_w[m], idle[m]) for m in cluster.accelerator_models}
         pools = {node.pool: node for node in cluster.nodes}  # nodes of a pool share their host power
         return cls(
             accelerators_idle_w=sum(idle[m] * cluster.capacity[m] for m in cluster.accelerator_models),

@@ -1,4 +1,4 @@
-"""Scenario checks that need the catalog: accelerator and model-type names must exist.
+"""Scenario checks that need the catalog: accelerator and model-type names must exist, overlays load.
 
 They read the raw (YAML) dict, so `dcsim validate` reports unknown names together with schema
 errors instead of one round after the other.
@@ -7,16 +7,19 @@ errors instead of one round after the other.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from dcsim.calibration import Calibration, load_calibration
 from dcsim.catalog import load_catalog
-from dcsim.errors import CatalogError
+from dcsim.errors import CalibrationError, CatalogError
 
 
-def catalog_problems(data: Any) -> list[str]:
+def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
     """Return `dotted.path: problem` lines for names the catalog does not know."""
     catalog = load_catalog()
     problems: list[str] = []
+    calibration = _calibration(data, base_dir, problems)
 
     def check(path: str, value: Any, lookup: Callable[[str], object]) -> str | None:
         if not isinstance(value, str):
@@ -40,7 +43,7 @@ def catalog_problems(data: Any) -> list[str]:
     check("workload.training.reference_accelerator", training.get("reference_accelerator"), catalog.accelerator)
     models = training.get("models")
     for model in models if isinstance(models, dict) else {}:
-        check(f"workload.training.models.{model}", model, catalog.check_model_type)
+        check(f"workload.training.models.{model}", model, lambda name: _check_model(calibration, name))
     names = _get(training, "constraint", "accelerators")
     for index, name in enumerate(names if isinstance(names, list) else []):
         path = f"workload.training.constraint.accelerators.{index}"
@@ -50,6 +53,38 @@ def catalog_problems(data: Any) -> list[str]:
                 have = ", ".join(sorted(present))
                 problems.append(f"{path}: {name!r} is not in the cluster (node pools have {have})")
     return problems
+
+
+def _calibration(data: Any, base_dir: str, problems: list[str]) -> Calibration:
+    overlays = _get(data, "calibration")
+    overlays = [overlays] if isinstance(overlays, str) else overlays
+    paths: list[Path] = []
+    for index, name in enumerate(overlays if isinstance(overlays, list) else []):
+        if not isinstance(name, str):
+            continue  # the schema reports wrong types
+        path = Path(base_dir) / name
+        try:
+            load_calibration([path])
+        except CalibrationError as exc:
+            problems.append(f"calibration.{index}: {exc}")
+            continue
+        paths.append(path)
+    return load_calibration(paths)
+
+
+def _check_model(calibration: Calibration, name: str) -> None:
+    if name == "generic" or calibration.training.has_model(name):
+        return
+    known = calibration.model_types()
+    raise CatalogError(_unknown_model(name, known))
+
+
+def _unknown_model(name: str, known: list[str]) -> str:
+    import difflib
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return (f"no training calibration for model {name!r}{hint} (calibrated: {', '.join(known)}; or llm-<N>b, "
+            "or fit your own with `dcsim calibration fit`)")
 
 
 def _get(data: Any, *keys: str) -> Any:

@@ -43,7 +43,7 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
 
 def scenario_from_dict(data: Mapping[str, Any], label: str = "<scenario>", base_dir: str = ".") -> Scenario:
     """Validate a plain dict (as from YAML) into a Scenario."""
-    problems = catalog_problems(data)
+    problems = catalog_problems(data, base_dir)
     try:
         scenario = Scenario.model_validate(dict(data))
     except ValidationError as exc:

@@ -6,6 +6,7 @@ Checks that need the catalog (accelerator and model names) live in `scenario/che
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -39,6 +40,9 @@ class NodePool(_Strict):
     accelerator: str = Field(description="accelerator model from the catalog, e.g. H100, A100, TPU-v4")
     accelerators_per_node: int = Field(8, ge=1, le=1024)
     host_power: HostPower = HostPower()
+    power_cap: Power | None = Field(
+        None, gt=0, description="accelerator power limit; caps busy power and slows steps per the calibrated model"
+    )
 
 
 class Cluster(_Strict):
@@ -234,8 +238,10 @@ class Policies(_Strict):
 class Energy(_Strict):
     pue: float = Field(1.2, ge=1.0, description="power usage effectiveness: facility / IT power")
     carbon_intensity: float = Field(400.0, ge=0, description="grid carbon intensity, gCO2 per kWh")
-    busy_power_fraction: float = Field(
-        1.0, gt=0, le=1.0, description="fraction of TDP a computing accelerator draws"
+    busy_power_fraction: float | None = Field(
+        None, gt=0, le=1.0,
+        description="fraction of TDP a computing accelerator draws; default: the calibrated training power "
+                    "where the catalog has one, else 1.0",
     )
 
 
@@ -255,6 +261,11 @@ class Scenario(_Strict):
     policies: Policies = Policies()
     energy: Energy = Energy()
     reporting: Reporting = Reporting()
+    calibration: list[str] = Field(
+        default_factory=list,
+        description="calibration overlays written by `dcsim calibration fit`, relative to this file; "
+                    "their fits take precedence over the shipped catalog (later files win)",
+    )
 
     _base_dir: str = PrivateAttr(default=".")
     _source: str = PrivateAttr(default="<scenario>")
@@ -263,6 +274,15 @@ class Scenario(_Strict):
     def base_dir(self) -> str:
         """Folder of the scenario file; relative trace paths are resolved against it."""
         return self._base_dir
+
+    @field_validator("calibration", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    def calibration_paths(self) -> list[Path]:
+        """Overlay files, resolved against the scenario's folder."""
+        return [Path(self.base_dir) / path for path in self.calibration]
 
     @property
     def source(self) -> str:

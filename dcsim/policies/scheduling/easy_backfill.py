@@ -130,11 +130,15 @@ class EasyBackfill(PolicyBase):
         for accelerator in view.candidate_accelerators(head):
             available = free[accelerator]
             ends = heapq.merge(view.running_by_estimated_end(accelerator), sorted(started_ends.get(accelerator, ())))
+            found: float | None = None
             for end, held in ends:
-                available += held
-                if available >= head.demand:
-                    shadow = max(end, view.now)
-                    if shadow < best[1]:
-                        best = (accelerator, shadow, available - head.demand)
+                if found is not None and end > found:
                     break
+                available += held  # every job ending at the shadow time frees its accelerators for the extra
+                if found is None and available >= head.demand:
+                    found = end
+            if found is not None:
+                shadow = max(found, view.now)
+                if shadow < best[1]:
+                    best = (accelerator, shadow, available - head.demand)
         return best

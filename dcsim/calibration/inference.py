@@ -1,0 +1,452 @@
+"""LLM inference latency: a roofline of FLOPs, bytes and synchronisation, with fitted multipliers.
+
+Per accelerator, with P = parameters used per token, W = 2 x total params bytes (16-bit weights),
+L layers, d hidden size, tp tensor-parallel degree, peak / bw / link the catalog's 16-bit FLOP/s,
+memory bandwidth and interconnect bandwidth (all per accelerator):
+
+  prefill(n prompt tokens, B requests) = L x prefill_overhead
+      + compute     x 2 P B n / (tp peak)            (the weight GEMMs)
+      + attention   x 2 L d B n^2 / (tp peak)        (causal QK^T and AV)
+      + weight_read x W / (tp bw)
+      + comm        x 2 L x 2 (tp-1)/tp x B n d x 2 bytes / link   (two ring all-reduces per layer)
+      + sync        x 4 L (tp-1)                     (their 2 (tp-1) latency-bound steps, each)
+  decode(B requests, C = context tokens summed over the batch) = L x decode_overhead
+      + memory      x (W + kv_bytes_per_token x C) / (tp bw)
+      + decode_compute x (2 P B + 4 L d C) / (tp peak)
+      + decode_sync x 4 L (tp-1)
+  linear(n tokens) = L x linear_overhead + compute x 2 P n / (tp peak) + weight_read x W / (tp bw)
+
+Every coefficient is >= 0 (scipy nnls), so prefill time never falls as the prompt grows and decode
+throughput B / decode(B, B c) never falls as the batch grows. The overheads are per layer because
+kernel launches and synchronisations are. `compute`, `weight_read` and `memory` are 1 / efficiency.
+Linear rows (GEMM-only profiles) share compute and weight_read with prefill, which lets them inform
+small models and TP 1; their own overhead is separate. Decode streams every weight (W counts all
+experts of a mixture-of-experts model: exact for dense models, an upper bound for MoE at small batch).
+
+The fit is per accelerator and in relative-error space (each row divided by its measured time). A
+coefficient that an accelerator's rows cannot inform (its column is all zero, e.g. sync without TP)
+takes the default: the median of that coefficient over the accelerators that informed it. The
+default also serves accelerators without measurements, marked so in to_dict and the error notes.
+Decode rows from ML.ENERGY (source starting with "ML.ENERGY") are left out of the fit: they are in
+the table for the power model, their context lengths are not known, and mlenergy_decode_check uses
+them as an independent check instead. Errors kept: the in-sample fit per kind, and leave-one-model-out
+(hide every row of one model, refit, predict its prefill and decode rows; for the shipped data:
+BLOOM-176B from Llama-2, and Llama-2-70B from BLOOM-176B plus the Llama-2-7B linear rows).
+
+Models known only by parameter count (llm-<N>b) get an estimated shape: d = 128 L and P = 12 L d^2
+(GPT-3 and Llama-2-7B/13B have d / L = 128), and multi-head attention, so their KV cache is an upper
+bound (grouped-query models hold 4-8x less).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+
+from dcsim.calibration.fitting import FitError, ape_stats, require_points
+from dcsim.calibration.table import row_model
+from dcsim.catalog import AcceleratorSpec, Catalog, ModelSpec, load_catalog
+from dcsim.errors import CalibrationError, CatalogError
+
+PREFILL_TERMS = ("prefill_overhead", "compute", "attention", "weight_read", "comm", "sync", "linear_overhead")
+DECODE_TERMS = ("decode_overhead", "memory", "decode_compute", "decode_sync")
+TERMS = PREFILL_TERMS + DECODE_TERMS
+CHECK_SOURCES = ("ML.ENERGY",)  # row sources kept out of the fit (independent check data)
+BYTES_PER_PARAM = 2.0
+HIDDEN_PER_LAYER = 128.0  # estimated shape: d = 128 L
+COLUMNS = ["family", "kind", "model", "accelerator", "measured", "predicted"]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the roofline needs of a model; `estimated` when derived from the parameter count."""
+
+    params: float
+    compute_params: float
+    layers: float
+    hidden: float
+    kv_bytes_per_token: float
+    estimated: bool
+
+
+def model_shape(model: ModelSpec) -> Shape:
+    try:
+        compute = model.compute_params
+    except CatalogError as exc:
+        raise CalibrationError(f"model {model.name!r} is not an LLM with a parameter count ({exc})") from None
+    params = model.params or compute
+    layers, hidden = model.layers, model.hidden
+    if layers and hidden:
+        heads = model.heads or hidden / HIDDEN_PER_LAYER
+        kv_share = (model.kv_heads or heads) / heads
+        return Shape(params, compute, float(layers), float(hidden), 2.0 * layers * hidden * kv_share * 2.0, False)
+    layers_f = (compute / (12.0 * hidden**2) if hidden else float(layers) if layers
+                else (compute / (12.0 * HIDDEN_PER_LAYER**2)) ** (1.0 / 3.0))
+    hidden_f = float(hidden) if hidden else math.sqrt(compute / (12.0 * layers_f))
+    return Shape(params, compute, layers_f, hidden_f, 4.0 * layers_f * hidden_f, True)
+
+
+def kv_bytes_per_token(model: ModelSpec) -> float:
+    """16-bit K and V of one token over all layers: 2 x layers x kv_heads x head_dim x 2 bytes."""
+    return model_shape(model).kv_bytes_per_token
+
+
+def weight_bytes(model: ModelSpec) -> float:
+    """16-bit weights of all parameters (every expert of a mixture-of-experts model is resident)."""
+    return model_shape(model).params * BYTES_PER_PARAM
+
+
+@dataclass(frozen=True)
+class Hardware:
+    peak: float  # 16-bit FLOP/s
+    bandwidth: float  # memory bytes/s
+    link: float  # interconnect bytes/s
+
+    @classmethod
+    def of(cls, spec: AcceleratorSpec) -> Hardware:
+        if spec.memory_bandwidth is None or spec.interconnect_bandwidth is None:
+            raise CalibrationError(f"accelerator {spec.name}: the catalog gives no memory or interconnect "
+                                   "bandwidth, which the inference model needs")
+        return cls(spec.peak_fp16_flops.value, spec.memory_bandwidth.value, spec.interconnect_bandwidth.value)
+
+
+def _bases(s: Shape, hw: Hardware, tp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Time of each term per unit coefficient, as rows over the workload variables:
+    prefill [1, B n, B n^2] x PREFILL_TERMS, linear [1, n] x PREFILL_TERMS, decode [1, B, C] x DECODE_TERMS."""
+    gemm, weights = 2.0 * s.compute_params / (tp * hw.peak), s.params * BYTES_PER_PARAM / (tp * hw.bandwidth)
+    steps = 4.0 * s.layers * (tp - 1)
+    prefill = np.array([[s.layers, 0, 0, weights, 0, steps, 0],
+                        [0, gemm, 0, 0, 4.0 * s.layers * (tp - 1) / tp * s.hidden * BYTES_PER_PARAM / hw.link, 0, 0],
+                        [0, 0, 2.0 * s.layers * s.hidden / (tp * hw.peak), 0, 0, 0, 0]])
+    linear = np.array([[0, 0, 0, weights, 0, 0, s.layers], [0, gemm, 0, 0, 0, 0, 0]])
+    decode = np.array([[s.layers, weights, 0, steps],
+                       [0, 0, gemm, 0],
+                       [0, s.kv_bytes_per_token / (tp * hw.bandwidth), 4.0 * s.layers * s.hidden / (tp * hw.peak), 0]])
+    return prefill, linear, decode
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One fitted accelerator: its hardware figures, coefficients, and which were fitted here."""
+
+    hardware: Hardware
+    coefficients: dict[str, float]
+    fitted: frozenset[str]
+    points: dict[str, int]
+
+
+@dataclass(frozen=True)
+class InferenceModel:
+    entries: dict[str, Entry]
+    default: dict[str, float]  # median of the fitted accelerators, for everything else
+    sources: tuple[str, ...] = ()
+    errors: tuple[FitError, ...] = ()
+    _cache: dict[tuple[ModelSpec, str, int], tuple[float, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    def prefill_time(self, model: ModelSpec, accelerator: str, prompt_tokens: float, batch: float = 1,
+                     tp: int = 1) -> float:
+        """Seconds to prefill `batch` prompts of `prompt_tokens` each on `tp` accelerators."""
+        k = self._cache.get((model, accelerator, tp)) or self._constants(model, accelerator, tp)
+        tokens = batch * prompt_tokens
+        return k[0] + k[1] * tokens + k[2] * tokens * prompt_tokens
+
+    def decode_time(self, model: ModelSpec, accelerator: str, batch: float, context_tokens: float,
+                    tp: int = 1) -> float:
+        """Seconds of one decode iteration; `context_tokens` is the sum of the requests' contexts."""
+        k = self._cache.get((model, accelerator, tp)) or self._constants(model, accelerator, tp)
+        return k[3] + k[4] * batch + k[5] * context_tokens
+
+    def linear_time(self, model: ModelSpec, accelerator: str, tokens: float, tp: int = 1) -> float:
+        """Seconds of the weight GEMMs of one forward pass over `tokens` tokens."""
+        k = self._cache.get((model, accelerator, tp)) or self._constants(model, accelerator, tp)
+        return k[6] + k[7] * tokens
+
+    def is_fitted(self, accelerator: str) -> bool:
+        return self._canonical(accelerator) in self.entries
+
+    def _canonical(self, accelerator: str) -> str:
+        if accelerator in self.entries:
+            return accelerator
+        try:
+            return load_catalog().canonical_accelerator(accelerator)
+        except CatalogError as exc:
+            raise CalibrationError(str(exc)) from None
+
+    def _constants(self, model: ModelSpec, accelerator: str, tp: int) -> tuple[float, ...]:
+        if tp < 1 or int(tp) != tp:
+            raise CalibrationError(f"tensor parallelism must be a whole number >= 1, got {tp!r}")
+        name = self._canonical(accelerator)
+        entry = self.entries.get(name)
+        hw = entry.hardware if entry else Hardware.of(load_catalog().accelerators[name])
+        coefs = entry.coefficients if entry else self.default
+        s = model_shape(model)
+        p, d = np.array([coefs[t] for t in PREFILL_TERMS]), np.array([coefs[t] for t in DECODE_TERMS])
+        prefill, linear, decode = _bases(s, hw, tp)
+        k = (*(prefill @ p), *(decode @ d), *(linear @ p))
+        constants = tuple(float(v) for v in k)
+        self._cache[(model, accelerator, tp)] = constants
+        return constants
+
+    def predict_row(self, row: Mapping[str, Any], spec: ModelSpec) -> float:
+        """Predicted time of one measurement-table row of kind prefill, decode or linear."""
+        acc, tp, batch, tokens = str(row["accelerator"]), int(row["count"]), float(row["batch"]), float(row["tokens"])
+        if row["kind"] == "prefill":
+            return self.prefill_time(spec, acc, tokens, batch, tp)
+        if row["kind"] == "decode":
+            return self.decode_time(spec, acc, batch, batch * tokens, tp)
+        return self.linear_time(spec, acc, tokens, tp)
+
+    def predictions(self, table: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
+        """Predicted vs measured time of every fit row whose model the catalog can describe."""
+        out = []
+        for row in _records(_fit_rows(table)):
+            spec = _spec(row, catalog)
+            if spec is not None:
+                out.append({"family": f"inference {row['kind']}", "kind": row["kind"], "model": spec.name,
+                            "accelerator": row["accelerator"], "measured": row["time"],
+                            "predicted": self.predict_row(row, spec)})
+        return pd.DataFrame(out, columns=COLUMNS)
+
+    def with_errors(self, *errors: FitError) -> InferenceModel:
+        return replace(self, errors=self.errors + errors)
+
+    def overlay(self, other: InferenceModel) -> InferenceModel:
+        """Accelerators fitted in `other` replace this one's; the default stays this model's."""
+        return InferenceModel(entries={**self.entries, **other.entries}, default=self.default,
+                              sources=self.sources + tuple(s for s in other.sources if s not in self.sources),
+                              errors=self.errors + other.errors)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": "roofline terms x fitted multipliers (dcsim/calibration/inference.py)",
+            "sources": list(self.sources),
+            "accelerators": {name: {
+                "peak_flops": e.hardware.peak, "memory_bandwidth": e.hardware.bandwidth,
+                "interconnect_bandwidth": e.hardware.link, "points": dict(e.points),
+                "coefficients": {t: {"value": e.coefficients[t], "fitted": t in e.fitted} for t in TERMS},
+            } for name, e in sorted(self.entries.items())},
+            "default": {"note": "median of the fitted accelerators; used for every accelerator not listed "
+                                "and for coefficients marked fitted: false",
+                        "coefficients": {t: self.default[t] for t in TERMS}},
+            "errors": [error.to_dict() for error in self.errors],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> InferenceModel:
+        entries = {}
+        for name, e in raw.get("accelerators", {}).items():
+            coefs = {t: float(e["coefficients"][t]["value"]) for t in TERMS}
+            fitted = frozenset(t for t in TERMS if e["coefficients"][t]["fitted"])
+            hw = Hardware(float(e["peak_flops"]), float(e["memory_bandwidth"]), float(e["interconnect_bandwidth"]))
+            entries[str(name)] = Entry(hw, coefs, fitted, {k: int(v) for k, v in e.get("points", {}).items()})
+        return cls(entries=entries, default={t: float(raw["default"]["coefficients"][t]) for t in TERMS},
+                   sources=tuple(raw.get("sources", [])),
+                   errors=tuple(FitError.from_dict(e) for e in raw.get("errors", [])))
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _fit_rows(table: pd.DataFrame) -> pd.DataFrame:
+    rows = table[table["kind"].isin(["prefill", "decode", "linear"])]
+    return rows[~rows["source"].astype(str).str.startswith(CHECK_SOURCES)]
+
+
+def _spec(row: Mapping[str, Any], catalog: Catalog) -> ModelSpec | None:
+    try:
+        spec = row_model(row, catalog)
+        model_shape(spec)
+    except (CatalogError, CalibrationError):
+        return None
+    return spec
+
+
+def _design(rows: list[dict[str, Any]], catalog: Catalog, phase: str) -> tuple[np.ndarray, np.ndarray]:
+    features: list[np.ndarray] = []
+    times: list[float] = []
+    for row in rows:
+        spec = _spec(row, catalog)
+        if spec is None:
+            continue
+        s, hw = model_shape(spec), Hardware.of(catalog.accelerators[row["accelerator"]])
+        tp, batch, tokens = int(row["count"]), float(row["batch"]), float(row["tokens"])
+        prefill, linear, decode = _bases(s, hw, tp)
+        if phase == "decode":
+            features.append(np.array([1.0, batch, batch * tokens]) @ decode)
+        elif row["kind"] == "linear":
+            features.append(np.array([1.0, tokens]) @ linear)
+        else:
+            features.append(np.array([1.0, batch * tokens, batch * tokens**2]) @ prefill)
+        times.append(float(row["time"]))
+    width = len(DECODE_TERMS if phase == "decode" else PREFILL_TERMS)
+    return np.array(features).reshape(-1, width), np.array(times)
+
+
+def _nnls_relative(features: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Non-negative least squares on (predicted - measured) / measured, columns scaled to unit norm."""
+    design = features / times[:, None]
+    norms = np.linalg.norm(design, axis=0)
+    scale = np.where(norms > 0, norms, 1.0)
+    coefs, _ = nnls(design / scale, np.ones(len(times)), maxiter=50 * design.shape[1])
+    return coefs / scale
+
+
+def fit_inference(table: pd.DataFrame, catalog: Catalog, cross_validate: bool = True) -> InferenceModel:
+    """Fit per-accelerator coefficients to the prefill, decode and linear rows of `table`."""
+    rows = _fit_rows(table)
+    require_points(len(rows), 1, "the inference model (prefill, decode or linear rows)")
+    found: dict[str, dict[str, float]] = {}
+    informed: dict[str, frozenset[str]] = {}
+    points: dict[str, dict[str, int]] = {}
+    hardware: dict[str, Hardware] = {}
+    for accelerator, part in rows.groupby("accelerator"):
+        name = str(accelerator)
+        hardware[name] = Hardware.of(catalog.accelerators[name])
+        coefs: dict[str, float] = {}
+        known: set[str] = set()
+        points[name] = {k: int((part["kind"] == k).sum()) for k in ("prefill", "decode", "linear")}
+        for phase, terms, kinds in (("prefill", PREFILL_TERMS, ["prefill", "linear"]),
+                                    ("decode", DECODE_TERMS, ["decode"])):
+            features, times = _design(_records(part[part["kind"].isin(kinds)]), catalog, phase)
+            if len(times) == 0:
+                continue
+            used = np.abs(features).sum(axis=0) > 0
+            require_points(len(times), int(used.sum()) + 1, f"inference {phase} on {name} ({' and '.join(kinds)} "
+                           "rows with a model the catalog describes)")
+            solved = _nnls_relative(features[:, used], times)
+            for term, value in zip(np.array(terms)[used], solved, strict=True):
+                coefs[str(term)] = float(f"{value:.6g}")
+                known.add(str(term))
+        found[name], informed[name] = coefs, frozenset(known)
+    default = {}
+    for term in TERMS:
+        values = [found[name][term] for name in found if term in informed[name]]
+        default[term] = float(f"{np.median(values):.6g}") if values else 0.0
+    entries = {name: Entry(hardware[name], {t: found[name].get(t, default[t]) for t in TERMS}, informed[name],
+                           points[name]) for name in found if informed[name]}
+    sources = tuple(f"{name} ({count} rows)" for name, count in
+                    rows["source"].astype(str).str.split(":").str[0].value_counts().sort_index().items())
+    model = InferenceModel(entries=entries, default=default, sources=sources)
+    errors = _in_sample(model, table, catalog)
+    if cross_validate:
+        errors.extend(leave_one_model_out(table, catalog))
+    return model.with_errors(*errors)
+
+
+def _in_sample(model: InferenceModel, table: pd.DataFrame, catalog: Catalog) -> list[FitError]:
+    predicted = model.predictions(table, catalog)
+    note = f"fitted on {', '.join(sorted(model.entries))}; other accelerators use the median coefficients"
+    return [ape_stats(f"inference.{kind}", "fit", part["predicted"], part["measured"], note=note)
+            for kind in ("prefill", "decode", "linear") if len(part := predicted[predicted["kind"] == kind])]
+
+
+def leave_one_model_out(table: pd.DataFrame, catalog: Catalog) -> list[FitError]:
+    """Hide every row of one model (all kinds), refit, predict its prefill and decode rows."""
+    rows = _fit_rows(table)
+    models = {str(m): spec.name for m in rows["model"].unique() if (spec := _spec({"model": m}, catalog))}
+    canonical = rows["model"].map(lambda m: models.get(str(m), str(m)))
+    results: dict[str, list[pd.DataFrame]] = {"prefill": [], "decode": []}
+    notes: list[str] = []
+    for name in sorted(set(canonical[rows["kind"].isin(["prefill", "decode"])])):
+        hidden = canonical == name
+        try:
+            model = fit_inference(rows[~hidden], catalog, cross_validate=False)
+        except CalibrationError as exc:
+            notes.append(f"{name}: not hidden ({exc})")
+            continue
+        predicted = model.predictions(rows[hidden & rows["kind"].isin(["prefill", "decode"])], catalog)
+        medians = []
+        for kind in results:
+            part = predicted[predicted["kind"] == kind]
+            if len(part):
+                results[kind].append(part)
+                medians.append(f"{kind} {ape_stats('', '', part['predicted'], part['measured']).median_ape:.0f}%")
+        notes.append(f"hide {name}: median {', '.join(medians)}")
+    errors: list[FitError] = []
+    for kind, frames in results.items():
+        if frames:
+            frame = pd.concat(frames)
+            errors.append(ape_stats(f"inference.{kind}", "cv: leave one model out", frame["predicted"],
+                                    frame["measured"], note="; ".join(notes)))
+    return errors
+
+
+V3 = Path("mlenergy-benchmark-v3") / "llm_configurations.csv"
+V2 = Path("mlenergy-leaderboard-v2") / "llm_text_generation.csv"
+_BILLIONS = re.compile(r"(?<![\dx.])(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
+
+
+def mlenergy_decode_check(data: Path, model: InferenceModel, catalog: Catalog) -> FitError:
+    """Predicted decode iteration time vs ML.ENERGY inter-token latency (v3 median ITL, v2 mean TPOT).
+
+    Dense 16-bit transformers without pipeline or data parallelism only. Neither file gives prompt
+    lengths, so the context per request is taken as half the mean output length: an undercount by
+    the mean prompt, which makes the prediction a lower bound on the memory term. Models missing
+    from the catalog get a shape estimated from their parameter count (v3 column, or the v2 name).
+    """
+    pairs: list[tuple[str, float, float]] = []  # dataset and accelerator, predicted, measured
+    skipped = 0
+    for path, version in ((data / V3, 3), (data / V2, 2)):
+        with path.open(newline="") as handle:
+            for record in csv.DictReader(handle):
+                case = _mlenergy_case(record, version, catalog)
+                if case is None:
+                    skipped += 1
+                    continue
+                spec, accelerator, tp, batch, context, measured = case
+                fitted = "" if model.is_fitted(accelerator) else " (default coefficients)"
+                pairs.append((f"v{version} {accelerator}{fitted}",
+                              model.decode_time(spec, accelerator, batch, batch * context, tp), measured))
+    if not pairs:
+        raise CalibrationError(f"{data}: no usable ML.ENERGY rows for the decode check")
+    groups = []
+    for group in sorted({g for g, _, _ in pairs}, reverse=True):
+        ratio = [p / m for g, p, m in pairs if g == group]
+        groups.append(f"{group} n={len(ratio)} median predicted/measured {np.median(ratio):.2f}")
+    return ape_stats("inference.decode", "check: ML.ENERGY ITL", [p for _, p, _ in pairs],
+                     [m for _, _, m in pairs],
+                     note=f"{'; '.join(groups)}; {skipped} rows skipped (MoE, hybrid, 8-bit or lower, pipeline or "
+                          "data parallel, unknown size); context = output/2 per request")
+
+
+def _mlenergy_case(record: dict[str, str], version: int, catalog: Catalog
+                   ) -> tuple[ModelSpec, str, int, float, float, float] | None:
+    if version == 3:
+        if (record["architecture"] != "Dense Transformer" or record["weight_precision"] != "bfloat16"
+                or int(record["data_parallel"]) > 1 or int(record["expert_parallel"]) > 1):
+            return None
+        name, gpu, tp = record["model_id"], record["gpu_model"], int(record["tensor_parallel"])
+        params: float | None = float(record["total_params_billions"]) * 1e9
+        output, measured = float(record["avg_output_len"]), float(record["median_itl_ms"]) / 1000.0
+    else:
+        if int(record["pp"]) > 1:
+            return None
+        name, gpu, tp = record["model"], record["gpu"], int(record["tp"])
+        match = _BILLIONS.search(name.rsplit("/", 1)[-1])
+        params = float(match.group(1)) * 1e9 if match else None
+        output, measured = float(record["avg_output_tokens"]), float(record["avg_tpot_s"])
+    canonical = catalog.canonical_model(name)
+    if canonical is not None:
+        spec = catalog.models[canonical]
+    elif params is not None:
+        spec = ModelSpec(name=name, family="llm", kind="llm", params=params, source="ML.ENERGY parameter count")
+    else:
+        return None
+    if spec.active_params is not None and spec.active_params != spec.params:
+        return None  # mixture of experts
+    try:
+        accelerator = catalog.canonical_accelerator(gpu)
+    except CatalogError:
+        return None
+    return spec, accelerator, tp, float(record["avg_batch_size"]), output / 2.0, measured

@@ -1,0 +1,106 @@
+"""`dcsim calibration` as a user runs it, and overlays taking effect in scenarios."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+import dcsim
+from dcsim.calibration import load_calibration
+from dcsim.scenario.loading import scenario_from_dict
+from tests.helpers import ROOT, tiny_scenario
+from tests.test_cli import dcsim as run_cli
+
+DOC = (ROOT / "docs" / "calibration.md").read_text()
+
+
+def docs_example(tmp_path: Path) -> Path:
+    """The measurement CSV shown in docs/calibration.md, written as a user would save it."""
+    text = re.search(r"```csv\n(.*?)```", DOC, flags=re.S)
+    assert text is not None
+    path = tmp_path / "my_runs.csv"
+    path.write_text(text.group(1))
+    return path
+
+
+def test_list_and_show_print_sources_and_errors() -> None:
+    listing = run_cli("calibration", "list")
+    assert listing.returncode == 0, listing.stderr
+    for name in ("K80", "T4", "A100-40GB", "B200", "TPU-v6e", "ResNet-50", "Llama-2-70B", "cv: leave one accelerator out"):
+        assert name in listing.stdout, name
+    shown = run_cli("calibration", "show", "H100")
+    assert shown.returncode == 0, shown.stderr
+    assert "H100-SXM" in shown.stdout and "datasheet" in shown.stdout.lower()
+    assert "training speed vs V100" in shown.stdout
+    model = run_cli("calibration", "show", "ResNet-50")
+    assert "measured" in model.stdout or "anchors" in model.stdout
+    bad = run_cli("calibration", "show", "H1000")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().startswith("error: unknown accelerator or model 'H1000'; did you mean")
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_report_writes_chart_and_predictions(tmp_path: Path) -> None:
+    done = run_cli("calibration", "report", "-o", str(tmp_path / "cal"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "cal" / "calibration.png").stat().st_size > 10_000
+    predictions = (tmp_path / "cal" / "predictions.csv").read_text().splitlines()
+    assert predictions[0] == "family,kind,model,accelerator,measured,predicted"
+    families = {line.split(",")[0] for line in predictions[1:]}
+    assert {"training scaling", "training cnn"} <= families
+    assert any(f.startswith("inference") for f in families) and any(f.startswith("power") for f in families)
+    assert "median" in done.stdout
+
+
+def test_fit_overlay_from_the_documented_example_and_use_it(tmp_path: Path) -> None:
+    measurements = docs_example(tmp_path)
+    overlay = tmp_path / "my_overlay.yaml"
+    done = run_cli("calibration", "fit", str(measurements), "-o", str(overlay))
+    assert done.returncode == 0, done.stderr
+    assert "fitted training, scaling" in done.stdout
+    body = yaml.safe_load(overlay.read_text())
+    anchor = body["training"]["models"]["MyNet"]["anchors"]["H100-SXM"]
+    # Two batches, so the line through them: 85 ms at 32, 150 ms at 64.
+    assert anchor["t1_s_per_sample"] == pytest.approx(0.065 / 32, rel=1e-6)
+    assert anchor["t0_s"] == pytest.approx(0.085 - 32 * 0.065 / 32, rel=1e-6)
+
+    calibration = load_calibration([overlay])
+    step = calibration.step_time("MyNet", "H100", 16, 2, 64)
+    assert step.compute == pytest.approx(0.150, rel=1e-6)
+    assert step.total == pytest.approx(0.190, rel=1e-6)  # one network point: reproduced exactly
+    assert calibration.relative_speed("ResNet-50", "H100") == load_calibration().relative_speed("ResNet-50", "H100")
+
+    listing = run_cli("calibration", "list", "--overlay", str(overlay))
+    assert "MyNet" in listing.stdout and str(overlay) in listing.stdout
+
+    data = tiny_scenario()
+    data["calibration"] = ["my_overlay.yaml"]
+    data["workload"]["training"]["models"] = {"MyNet": 1}
+    scenario = scenario_from_dict(data, "s.yaml", base_dir=str(tmp_path))
+    result = dcsim.run(scenario)
+    assert result.summary["training"]["jobs_completed"] == 60
+    assert set(result.jobs["model"]) == {"MyNet"}
+
+
+def test_fit_errors_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("kind,model,accelerator,time\ntraining,MyNet,H100,fast\n")
+    done = run_cli("calibration", "fit", str(bad), "-o", str(tmp_path / "o.yaml"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: {bad}:2: column 'time': expected a time > 0 like \"120ms\" or seconds, "
+                                   "got 'fast'")
+    assert not (tmp_path / "o.yaml").exists()
+
+
+def test_scenario_with_unknown_model_or_missing_overlay_says_so(tmp_path: Path) -> None:
+    data = tiny_scenario()
+    data["workload"]["training"]["models"] = {"MyNet": 1}
+    data["calibration"] = "missing.yaml"
+    with pytest.raises(dcsim.errors.ScenarioError) as info:
+        scenario_from_dict(data, "s.yaml", base_dir=str(tmp_path))
+    problems = info.value.problems
+    assert any(p.startswith("s.yaml: calibration.0: ") and "cannot read calibration overlay" in p for p in problems)
+    assert any("workload.training.models.MyNet: no training calibration for model 'MyNet'" in p for p in problems)
