@@ -29,7 +29,8 @@ def docs_example(tmp_path: Path) -> Path:
 def test_list_and_show_print_sources_and_errors() -> None:
     listing = run_cli("calibration", "list")
     assert listing.returncode == 0, listing.stderr
-    for name in ("K80", "T4", "A100-40GB", "B200", "TPU-v6e", "ResNet-50", "Llama-2-70B", "cv: leave one accelerator out"):
+    for name in ("K80", "T4", "A100-40GB", "B200", "TPU-v6e", "ResNet-50", "Llama-2-70B",
+                 "cv: leave one accelerator out"):
         assert name in listing.stdout, name
     shown = run_cli("calibration", "show", "H100")
     assert shown.returncode == 0, shown.stderr

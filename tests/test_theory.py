@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 import dcsim
+from dcsim.calibration import load_calibration
 from dcsim.catalog import load_catalog
 from dcsim.scenario import scenario_from_dict
 from tests.helpers import speed_ratio
@@ -331,3 +332,44 @@ def test_startup_holds_accelerators_without_computing() -> None:
     expected_j = 8 * h100.idle_w.value * result.summary["sim_time_s"] + \
         4 * (h100.tdp_w.value - h100.idle_w.value) * 3600.0 / speed
     assert result.summary["energy"]["it_kwh"] == pytest.approx(expected_j / J_PER_KWH, rel=1e-9)
+
+
+def test_spread_placement_slows_a_job_by_the_calibrated_synchronisation() -> None:
+    """A 4-GPU ImageNet job (Pollux, T4) spread over 4 nodes runs step(1 node) / step(4 nodes) slower."""
+    calibration = load_calibration()
+    pools = [{"name": "p", "count": 4, "accelerator": "T4", "accelerators_per_node": 4}]
+    runs = {}
+    for placement in ("pack", "spread"):
+        data = single_job_scenario(pools, "1h", accelerators=4, model="ImageNet")
+        data["policies"] = {"placement": placement}
+        runs[placement] = dcsim.run(scenario_from_dict(data), seed=0).jobs.iloc[0]
+    assert runs["pack"]["nodes"] == 1 and runs["spread"]["nodes"] == 4
+    packed = calibration.step_time("ImageNet", "T4", 4, 1).total
+    spread = calibration.step_time("ImageNet", "T4", 4, 4).total
+    assert spread > 1.2 * packed  # the network sync measured by Pollux is not small
+    reference_run = 3600.0 / speed_ratio("ImageNet", "T4", "V100")
+    assert runs["pack"]["run_s"] == pytest.approx(reference_run, rel=1e-9)
+    assert runs["spread"]["run_s"] == pytest.approx(reference_run * spread / packed, rel=1e-9)
+
+
+def test_power_cap_caps_power_and_slows_jobs_by_the_fitted_curve() -> None:
+    calibration = load_calibration()
+    v100 = load_catalog().accelerator("V100")
+    pools = [{"name": "p", "count": 1, "accelerator": "V100", "accelerators_per_node": 4,
+              "host_power": {"idle": "0W"}}]
+    data = single_job_scenario(pools, "1h", accelerators=4, model="ResNet-50")
+    free = dcsim.run(scenario_from_dict(data), seed=0)
+    pools[0]["power_cap"] = "100W"
+    capped = dcsim.run(scenario_from_dict(data), seed=0)
+    slowdown = calibration.power.cap_slowdown("V100", 100.0)
+    assert slowdown > 1.2
+    assert capped.jobs["run_s"].iloc[0] == pytest.approx(free.jobs["run_s"].iloc[0] * slowdown, rel=1e-9)
+    busy = capped.timeseries[capped.timeseries["busy_all"] == 4]["power_accelerators_w"].iloc[0]
+    expected = calibration.power.training_power("V100", 100.0)
+    assert expected is not None and expected <= 100.0
+    assert busy == pytest.approx(4 * expected, rel=1e-9)
+    assert busy < 4 * v100.tdp_w.value
+    # Pools of one accelerator model must share a cap: speeds are per model.
+    data["cluster"]["node_pools"] = [pools[0], {**pools[0], "name": "q", "power_cap": "200W"}]
+    with pytest.raises(dcsim.errors.ScenarioError, match=r"pools of V100 must share one power cap"):
+        dcsim.run(scenario_from_dict(data), seed=0)
