@@ -79,17 +79,24 @@ def power_caps(scenario: Scenario) -> dict[str, float]:
     return {model: cap for model, cap in caps.items() if cap is not None}
 
 
-def busy_power(scenario: Scenario, cluster: Cluster, calibration: Calibration,
-               caps: dict[str, float]) -> dict[str, float]:
-    """Watts per computing accelerator: the scenario's TDP fraction if given, else calibrated training
-    power where the catalog has one, else TDP; never above the power cap."""
+def uncapped_busy_power(scenario: Scenario, cluster: Cluster, calibration: Calibration) -> dict[str, float]:
+    """Watts per computing accelerator without a cap: the scenario's TDP fraction if given, else the
+    calibrated training power where the catalog has one, else TDP."""
     fraction = scenario.energy.busy_power_fraction
     watts: dict[str, float] = {}
     for model in cluster.accelerator_models:
-        tdp = cluster.specs[model].tdp_w.value
-        calibrated = None if fraction is not None else calibration.power.training_power(model, caps.get(model))
-        value = calibrated if calibrated is not None else tdp * (fraction or 1.0)
-        watts[model] = min(value, caps.get(model, value))
+        calibrated = None if fraction is not None else calibration.power.training_power(model)
+        watts[model] = calibrated if calibrated is not None else cluster.specs[model].tdp_w.value * (fraction or 1.0)
+    return watts
+
+
+def busy_power(scenario: Scenario, cluster: Cluster, calibration: Calibration,
+               caps: dict[str, float]) -> dict[str, float]:
+    """Busy watts per accelerator under the power caps (the calibrated capped draw where fitted)."""
+    watts = uncapped_busy_power(scenario, cluster, calibration)
+    for model, cap in caps.items():
+        fitted = calibration.power.training_power(model, cap) if scenario.energy.busy_power_fraction is None else None
+        watts[model] = fitted if fitted is not None else min(watts[model], cap)
     return watts
 
 
@@ -147,6 +154,7 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     scheduler = build_policy(scenario, "scheduler")
     placement = build_policy(scenario, "placement")
     caps = power_caps(scenario)
+    uncapped = uncapped_busy_power(scenario, cluster, calibration)
     power = PowerCoefficients.of(cluster, busy_power(scenario, cluster, calibration, caps))
     recorder = FrameRecorder(cluster.accelerator_models, power, scenario.energy.pue)
     env = simpy.Environment()
@@ -159,7 +167,8 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     for model in {job.model for job in jobs}:
         base = calibration.relative_speed(model, reference)
         for accelerator in cluster.accelerator_models:
-            slowdown = calibration.power.cap_slowdown(accelerator, caps[accelerator]) if accelerator in caps else 1.0
+            slowdown = (calibration.power.cap_slowdown(accelerator, caps[accelerator], uncapped[accelerator])
+                        if accelerator in caps else 1.0)
             speeds[(model, accelerator)] = calibration.relative_speed(model, accelerator) / base / slowdown
     training = TrainingEngine(env, cluster, jobs, scheduler, placement, speeds, recorder,
                               startup=spec.startup if spec is not None else 0.0,

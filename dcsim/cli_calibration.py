@@ -90,8 +90,11 @@ def fit(
     sections = fit_sections(table, load_catalog(), base=load_calibration(), cross_validate=cross_validate)
     header = (f"Calibration overlay fitted by `dcsim calibration fit` from {measurements.name} ({len(table)} rows).\n"
               "Name it in a scenario (calibration: [this file]) or pass --overlay to dcsim calibration.")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    write_calibration(sections, output, header)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_calibration(sections, output, header)
+    except OSError as exc:
+        raise CalibrationError(f"-o {output}: cannot write the overlay ({exc.strerror or exc})") from None
     out.print(f"fitted {', '.join(sections)} from {len(table)} rows; wrote {output}", markup=False)
     for section in sections.values():
         for error in section.errors:

@@ -62,13 +62,13 @@ def reference_easy(jobs: pd.DataFrame, capacity: int, speed: dict[str, float], s
         available, shadow, extra = free, math.inf, 0
         enough_at = math.inf  # estimated end at which the head's accelerators are free
         for est_end, _, demand, _ in sorted(running):
-            if est_end > enough_at:
+            if max(est_end, now) > enough_at:
                 break
-            available += demand  # all jobs ending at that same time count towards the extra
+            available += demand  # all jobs ending at that same time (or overdue) count towards the extra
             if enough_at == math.inf and available >= head["accelerators"]:
-                enough_at = est_end
+                enough_at = max(est_end, now)
         if enough_at < math.inf:
-            shadow, extra = max(enough_at, now), available - head["accelerators"]
+            shadow, extra = enough_at, available - head["accelerators"]
         for job in list(queue[1:]):
             if free == 0:
                 break

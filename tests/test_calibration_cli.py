@@ -105,3 +105,71 @@ def test_scenario_with_unknown_model_or_missing_overlay_says_so(tmp_path: Path) 
     problems = info.value.problems
     assert any(p.startswith("s.yaml: calibration.0: ") and "cannot read calibration overlay" in p for p in problems)
     assert any("workload.training.models.MyNet: no training calibration for model 'MyNet'" in p for p in problems)
+
+
+def test_overlays_merge_per_accelerator_and_reload_when_rewritten(tmp_path: Path) -> None:
+    """A one-GPU ResNet-50 overlay keeps the shipped anchors elsewhere; a prefill-only LLM overlay keeps
+    the shipped decode terms; an overlay rewritten on disk is read again."""
+    from dcsim.catalog import load_catalog
+
+    shipped = load_calibration()
+    rows = "kind,model,accelerator,batch,time\ntraining,ResNet-50,V100,32,0.2\ntraining,ResNet-50,V100,64,0.4\n"
+    measurements, overlay = tmp_path / "m.csv", tmp_path / "o.yaml"
+    measurements.write_text(rows)
+    assert run_cli("calibration", "fit", str(measurements), "-o", str(overlay)).returncode == 0
+    merged = load_calibration([overlay]).training.models["ResNet-50"]
+    assert set(merged.anchors) == set(shipped.training.models["ResNet-50"].anchors)
+    assert merged.alpha == shipped.training.models["ResNet-50"].alpha
+    assert merged.anchors["V100"].t1 == pytest.approx(0.2 / 32, rel=1e-6)
+
+    prompts = "".join(f"prefill,llm-13b,H100,1,{n},{0.02 + n * 1e-5}\n" for n in (128, 256, 512, 1024, 2048, 4096))
+    measurements.write_text("kind,model,accelerator,batch,tokens,time\n" + prompts)
+    assert run_cli("calibration", "fit", str(measurements), "-o", str(overlay)).returncode == 0
+    spec = load_catalog().model("Llama-2-13B")
+    reloaded = load_calibration([overlay])
+    assert reloaded.training.models["ResNet-50"].anchors["V100"] == shipped.training.models["ResNet-50"].anchors["V100"]
+    assert reloaded.inference.decode_time(spec, "H100-SXM", 8, 8000) == shipped.inference.decode_time(
+        spec, "H100-SXM", 8, 8000)
+    assert reloaded.inference.prefill_time(spec, "H100-SXM", 1024) != shipped.inference.prefill_time(
+        spec, "H100-SXM", 1024)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("format: dcsim-calibration/1\ntraining: [1, 2]\n", "section 'training': expected a mapping, got list"),
+    ("format: dcsim-calibration/1\ninference: {accelerators: 3}\n", "malformed calibration entry"),
+    ("just text\n", "not a dcsim calibration file"),
+])
+def test_malformed_overlays_give_one_line(tmp_path: Path, text: str, message: str) -> None:
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text(text)
+    done = run_cli("calibration", "list", "--overlay", str(overlay))
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
+
+
+def test_duplicate_columns_and_unwritable_output(tmp_path: Path) -> None:
+    bad = tmp_path / "d.csv"
+    bad.write_text("kind,model,accelerator,time,time\ntraining,ResNet-50,V100,1,2\n")
+    done = run_cli("calibration", "fit", str(bad), "-o", str(tmp_path / "o.yaml"))
+    assert done.returncode == 2 and "duplicate column 'time'" in done.stderr
+    good = docs_example(tmp_path)
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    done = run_cli("calibration", "fit", str(good), "-o", str(blocked / "o.yaml"))
+    assert done.returncode == 2 and "cannot write the overlay" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_power_cap_without_a_fitted_curve_still_slows_jobs() -> None:
+    """H100 has no Zeus fit: it draws TDP when busy, and a cap below TDP slows it by the shared curve."""
+    calibration = load_calibration()
+    assert calibration.power.training_power("H100-SXM") is None
+    data = tiny_scenario()
+    free = dcsim.run(scenario_from_dict(data))
+    data["cluster"]["node_pools"][0]["power_cap"] = "500W"
+    capped = dcsim.run(scenario_from_dict(data))
+    slowdown = calibration.power.cap_slowdown("H100-SXM", 500.0, demand=700.0)
+    assert slowdown > 1.0
+    gpu = free.jobs["accelerator_model"] == "H100-SXM"
+    assert capped.summary["training"]["jct_s"]["mean"] > free.summary["training"]["jct_s"]["mean"]
+    assert gpu.any()

@@ -98,7 +98,8 @@ def fit_sections(table: pd.DataFrame, catalog: Catalog, base: Calibration | None
                  cross_validate: bool = True) -> dict[str, Any]:
     """Fit every section the table has rows for; a section without rows is left out."""
     sections: dict[str, Any] = {}
-    if not section_kinds("training", table).empty:
+    one_accelerator = section_kinds("training", table)
+    if not one_accelerator[one_accelerator["count"] == 1].empty or one_accelerator["tokens"].notna().any():
         sections["training"] = fit_training(table, catalog, cross_validate)
     if not section_kinds("scaling", table).empty:
         training = sections.get("training")
@@ -137,9 +138,12 @@ def read_overlay(path: Path, catalog: Catalog | None = None) -> dict[str, Any]:
     unknown = sorted(set(raw) - {"format", *SECTIONS})
     if unknown:
         raise CalibrationError(f"{path}: unknown section {unknown[0]!r} (sections: {', '.join(SECTIONS)})")
+    for name in SECTIONS:
+        if name in raw and not isinstance(raw[name], dict):
+            raise CalibrationError(f"{path}: section {name!r}: expected a mapping, got {type(raw[name]).__name__}")
     try:
         return _sections_from_dict(raw, catalog)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise CalibrationError(f"{path}: malformed calibration entry ({type(exc).__name__}: {exc})") from None
 
 
@@ -158,13 +162,24 @@ def _shipped() -> Calibration:
 
 
 @cache
-def _with_overlays(overlays: tuple[Path, ...]) -> Calibration:
+def _with_overlays(overlays: tuple[tuple[Path, int, int], ...]) -> Calibration:
     calibration = _shipped()
-    for path in overlays:
+    for path, _, _ in overlays:
         calibration = calibration.overlay(read_overlay(path), str(path))
     return calibration
 
 
 def load_calibration(overlays: Sequence[Path] = ()) -> Calibration:
-    """The shipped calibration with `overlays` applied in order (later ones win)."""
-    return _with_overlays(tuple(Path(p).resolve() for p in overlays))
+    """The shipped calibration with `overlays` applied in order (later ones win).
+
+    Cached per process, keyed by each file's path, modification time and size, so an overlay
+    rewritten on disk is read again."""
+    return _with_overlays(tuple(_stamp(Path(p).resolve()) for p in overlays))
+
+
+def _stamp(path: Path) -> tuple[Path, int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (path, -1, -1)  # read_overlay reports the missing file
+    return (path, stat.st_mtime_ns, stat.st_size)

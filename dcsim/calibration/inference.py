@@ -221,8 +221,17 @@ class InferenceModel:
         return replace(self, errors=self.errors + errors)
 
     def overlay(self, other: InferenceModel) -> InferenceModel:
-        """Accelerators fitted in `other` replace this one's; the default stays this model's."""
-        return InferenceModel(entries={**self.entries, **other.entries}, default=self.default,
+        """Terms fitted in `other` replace this one's, per accelerator; terms `other` could not fit (a
+        prefill-only overlay has no decode terms) keep this model's value, or its default."""
+        entries = dict(self.entries)
+        for name, entry in other.entries.items():
+            base = entries.get(name)
+            keep = base.coefficients if base is not None else self.default
+            coefficients = {t: entry.coefficients[t] if t in entry.fitted else keep[t] for t in TERMS}
+            fitted = entry.fitted | (base.fitted if base is not None else frozenset())
+            entries[name] = Entry(entry.hardware, coefficients, frozenset(fitted),
+                                  {**(base.points if base is not None else {}), **entry.points})
+        return InferenceModel(entries=entries, default=self.default,
                               sources=self.sources + tuple(s for s in other.sources if s not in self.sources),
                               errors=self.errors + other.errors)
 
@@ -329,6 +338,9 @@ def fit_inference(table: pd.DataFrame, catalog: Catalog, cross_validate: bool = 
                 coefs[str(term)] = float(f"{value:.6g}")
                 known.add(str(term))
         found[name], informed[name] = coefs, frozenset(known)
+    if not found:
+        raise CalibrationError("cannot fit the inference model: no prefill, decode or linear row names a model "
+                               "the catalog describes (add params for other models)")
     default = {}
     for term in TERMS:
         values = [found[name][term] for name in found if term in informed[name]]

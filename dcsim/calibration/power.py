@@ -108,15 +108,19 @@ class PowerModel:
             return fit.busy_w
         return min(fit.busy_w, fit.cap_power_ratio * power_cap)
 
-    def cap_slowdown(self, accelerator: str, power_cap: float) -> float:
-        """Step-time multiplier under `power_cap` (1 at or above the busy draw); see `cap_basis`."""
+    def cap_slowdown(self, accelerator: str, power_cap: float, demand: float | None = None) -> float:
+        """Step-time multiplier under `power_cap` (1 at or above the busy draw); see `cap_basis`.
+
+        `demand` overrides the uncapped busy draw (the simulator passes the draw it uses, so a cap
+        saves energy only where it also slows the job)."""
         if power_cap <= 0:
             raise CalibrationError(f"power cap must be > 0 W, got {power_cap:g}")
         fit = self.training.get(accelerator)
         if fit is not None:
-            demand, beta = fit.busy_w, fit.cap_time_exponent
+            fitted_demand, beta = fit.busy_w, fit.cap_time_exponent
         else:
-            demand, beta = self._shared_curve(accelerator)
+            fitted_demand, beta = self._shared_curve(accelerator)
+        demand = fitted_demand if demand is None else demand
         return 1.0 if power_cap >= demand else (demand / power_cap) ** beta
 
     def cap_basis(self, accelerator: str) -> str:

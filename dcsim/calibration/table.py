@@ -69,6 +69,9 @@ def read_measurements(path: Path, catalog: Catalog | None = None) -> pd.DataFram
     if missing:
         raise CalibrationError(f"{path}:{header_line}: missing column{'s' if len(missing) > 1 else ''} "
                                f"{', '.join(missing)} (columns: {', '.join(COLUMNS)})")
+    duplicate = next((name for i, name in enumerate(header) if name in header[:i]), None)
+    if duplicate is not None:
+        raise CalibrationError(f"{path}:{header_line}: duplicate column {duplicate!r}")
     unknown = [name for name in header if name not in COLUMNS]
     if unknown:
         raise CalibrationError(f"{path}:{header_line}: unknown column {unknown[0]!r} (columns: {', '.join(COLUMNS)})")
@@ -87,7 +90,8 @@ def check_row(raw: Mapping[str, Any], catalog: Catalog, where: str, default_sour
     """One row of raw strings or numbers -> typed row in SI units, or a CalibrationError naming `where`."""
 
     def fail(column: str, expected: str) -> CalibrationError:
-        return CalibrationError(f"{where}: column {column!r}: expected {expected}, got {raw.get(column)!r}")
+        got = f"got {raw[column]!r}" if column in raw else "the column is missing"
+        return CalibrationError(f"{where}: column {column!r}: expected {expected}, {got}")
 
     def blank(column: str) -> bool:
         value = raw.get(column)

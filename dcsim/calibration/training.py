@@ -143,8 +143,18 @@ class TrainingModel:
                    errors=tuple(FitError.from_dict(e) for e in raw.get("errors", [])))
 
     def overlay(self, other: TrainingModel) -> TrainingModel:
-        """Models and MFUs fitted in `other` replace this one's; everything else stays."""
-        return TrainingModel(models={**self.models, **other.models}, mfu={**self.mfu, **other.mfu},
+        """Anchors and MFUs measured in `other` replace this one's per accelerator; a model's alpha comes
+        from `other` only if it was fitted there across accelerators (else this one's is kept)."""
+        models = dict(self.models)
+        for name, fit in other.models.items():
+            base = models.get(name)
+            if base is None:
+                models[name] = fit
+                continue
+            alpha, basis = ((fit.alpha, fit.alpha_basis) if fit.alpha_basis.startswith("fitted")
+                            else (base.alpha, base.alpha_basis))
+            models[name] = ModelFit(name, base.family, alpha, basis, {**base.anchors, **fit.anchors})
+        return TrainingModel(models=models, mfu={**self.mfu, **other.mfu},
                              default_mfu=self.default_mfu, catalog=self.catalog,
                              errors=self.errors + other.errors)
 

@@ -132,13 +132,13 @@ class EasyBackfill(PolicyBase):
             ends = heapq.merge(view.running_by_estimated_end(accelerator), sorted(started_ends.get(accelerator, ())))
             found: float | None = None
             for end, held in ends:
-                if found is not None and end > found:
+                if found is not None and max(end, view.now) > found:
                     break
                 available += held  # every job ending at the shadow time frees its accelerators for the extra
                 if found is None and available >= head.demand:
-                    found = end
+                    found = max(end, view.now)  # estimated ends already past count as now
             if found is not None:
-                shadow = max(found, view.now)
+                shadow = found
                 if shadow < best[1]:
                     best = (accelerator, shadow, available - head.demand)
         return best
