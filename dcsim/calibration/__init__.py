@@ -7,6 +7,7 @@ measurements, and a scenario naming overlays gets their entries in place of the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -76,7 +77,6 @@ class Calibration:
 
 def _generic_speed(calibration: Calibration, accelerator: str) -> float:
     """Geometric mean over the calibrated networks (not LLMs): the speed of an unnamed job."""
-    import math
     names = [name for name, fit in calibration.training.models.items() if fit.family != "llm"]
     logs = [math.log(calibration.relative_speed(name, accelerator)) for name in names]
     return math.exp(sum(logs) / len(logs)) if logs else 1.0

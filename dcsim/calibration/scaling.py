@@ -81,7 +81,7 @@ class ScalingModel:
 
     def step_time(self, training: TrainingModel, model: str | ModelSpec, accelerator: str, count: int = 1,
                   nodes: int = 1, batch: float | None = None, tokens: float | None = None) -> StepTime:
-        spec = model if isinstance(model, ModelSpec) else training._spec(model)
+        spec = model if isinstance(model, ModelSpec) else training.spec(model)
         compute = training.compute_time(spec, accelerator, batch, tokens)
         sync = self.sync_time(spec.name, accelerator, count, nodes)
         anchor_batch = batch

@@ -70,7 +70,7 @@ class TrainingModel:
     def compute_time(self, model: str | ModelSpec, accelerator: str, batch: float | None = None,
                      tokens: float | None = None) -> float:
         """Seconds one accelerator needs for the compute of one step of `batch` samples."""
-        spec = model if isinstance(model, ModelSpec) else self._spec(model)
+        spec = model if isinstance(model, ModelSpec) else self.spec(model)
         fit = self.models.get(spec.name)
         if fit is not None:
             anchor_name = self._nearest_anchor(fit, accelerator)
@@ -94,11 +94,12 @@ class TrainingModel:
         if name in self.models:
             return True
         try:
-            return self._spec(name).kind == "llm"
+            return self.spec(name).kind == "llm"
         except CalibrationError:
             return False
 
-    def _spec(self, name: str) -> ModelSpec:
+    def spec(self, name: str) -> ModelSpec:
+        """The model a name denotes: catalog entry, overlay-only network, or llm-<N>b."""
         canonical = self.catalog.canonical_model(name)
         if canonical is not None:
             return self.catalog.models[canonical]
