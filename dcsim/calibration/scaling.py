@@ -5,8 +5,8 @@ Synchronisation is fitted per model and accelerator, separately for jobs inside 
 sync = alpha + beta x (accelerators - 2), the shape of a ring all-reduce whose per-hop latency grows
 with the ring. Pollux reports the synchronisation time itself; for Gavel and MaxText it is the step
 time minus the one-node step time at the same batch. On an accelerator the model was not measured
-on, the nearest measured accelerator's fit is used, with the local part scaled by the ratio of
-intra-node bandwidths; the network part is left as measured. A later network model replaces the
+on, the fit of the nearest measured accelerator (by memory bandwidth, as in training.py) is used,
+with the local part scaled by the ratio of intra-node bandwidths; the network part is left as measured. A later network model replaces the
 `sync` part of StepTime with the time its flows actually get.
 """
 
@@ -23,7 +23,7 @@ from scipy.optimize import nnls
 
 from dcsim.calibration.fitting import FitError, ape_stats
 from dcsim.calibration.table import row_model
-from dcsim.calibration.training import TrainingModel
+from dcsim.calibration.training import TrainingModel, nearest_by_bandwidth, round6, row_tokens
 from dcsim.catalog import Catalog, ModelSpec
 
 CLASSES = ("local", "network")
@@ -73,7 +73,7 @@ class ScalingModel:
             return 0.0
         if accelerator in by_accelerator:
             return by_accelerator[accelerator].time(count)
-        anchor = _nearest(self.catalog, sorted(by_accelerator), accelerator)
+        anchor = nearest_by_bandwidth(self.catalog, by_accelerator, accelerator)
         time = by_accelerator[anchor].time(count)
         if kind == "local":
             time *= _link(self.catalog, anchor) / _link(self.catalog, accelerator)
@@ -92,7 +92,7 @@ class ScalingModel:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "models": {model: {acc: {kind: {"alpha_s": _r(f.alpha), "beta_s": _r(f.beta), "points": f.points}
+            "models": {model: {acc: {kind: {"alpha_s": round6(f.alpha), "beta_s": round6(f.beta), "points": f.points}
                                      for kind, f in sorted(classes.items())}
                                for acc, classes in sorted(by_acc.items())}
                        for model, by_acc in sorted(self.fits.items())},
@@ -120,7 +120,7 @@ class ScalingModel:
             if not training.has_model(spec.name):
                 continue
             step = self.step_time(training, spec, row["accelerator"], int(row["count"]), int(row["nodes"]),
-                                  row["batch"], _tokens(row))
+                                  row["batch"], row_tokens(row))
             out.append({"family": "training scaling", "kind": "training", "model": spec.name,
                         "accelerator": row["accelerator"], "measured": row["time"], "predicted": step.total})
         return pd.DataFrame(out, columns=["family", "kind", "model", "accelerator", "measured", "predicted"])
@@ -139,10 +139,10 @@ def fit_scaling(table: pd.DataFrame, training: TrainingModel, catalog: Catalog,
         if not math.isnan(row["sync_time"]):
             sync = row["sync_time"]
         else:
-            key = (spec.name, row["accelerator"], row["batch"], _tokens(row))
+            key = (spec.name, row["accelerator"], row["batch"], row_tokens(row))
             compute = one_node.get(key)
             if compute is None:
-                compute = training.compute_time(spec, row["accelerator"], row["batch"], _tokens(row))
+                compute = training.compute_time(spec, row["accelerator"], row["batch"], row_tokens(row))
             sync = max(row["time"] - compute, 0.0)
         samples.append({"model": spec.name, "accelerator": row["accelerator"],
                         "kind": "local" if row["nodes"] <= 1 else "network", "count": row["count"],
@@ -194,7 +194,7 @@ def _fit_sync(group: pd.DataFrame) -> SyncFit:
 def _one_node_times(table: pd.DataFrame) -> dict[tuple[str, str, float, float], float]:
     rows = table[(table["kind"] == "training") & ((table["count"] == 1) | (table["nodes"] == 1)
                                                  & table["tokens"].notna())]
-    return {(str(r["model"]), str(r["accelerator"]), float(r["batch"]), _tokens(r)): float(r["time"])
+    return {(str(r["model"]), str(r["accelerator"]), float(r["batch"]), row_tokens(r)): float(r["time"])
             for r in rows.to_dict("records")}
 
 
@@ -204,22 +204,8 @@ def _multi(table: pd.DataFrame) -> pd.DataFrame:
     return table[training & (table["count"] > 1) & ~llm_one_node]
 
 
-def _nearest(catalog: Catalog, candidates: list[str], accelerator: str) -> str:
-    target = math.log(catalog.accelerators[accelerator].peak_fp16_flops.value)
-    return min(candidates, key=lambda name: abs(math.log(catalog.accelerators[name].peak_fp16_flops.value) - target))
-
-
 def _link(catalog: Catalog, accelerator: str) -> float:
     figure = catalog.accelerators[accelerator].interconnect_bandwidth
     if figure is None:
         raise ValueError(f"accelerator {accelerator!r} has no interconnect bandwidth in the catalog")
     return figure.value
-
-
-def _tokens(row: Mapping[Any, Any]) -> float:
-    tokens = row.get("tokens")
-    return float(tokens) if tokens is not None and not math.isnan(tokens) else 2048.0
-
-
-def _r(value: float) -> float:
-    return float(f"{value:.6g}")

@@ -20,7 +20,7 @@ predicts the hidden one-accelerator rows.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,19 +117,16 @@ class TrainingModel:
         return _bandwidth(self.catalog, accelerator)
 
     def _nearest_anchor(self, fit: ModelFit, accelerator: str) -> str:
-        if accelerator in fit.anchors:
-            return accelerator
-        target = math.log(self._bandwidth(accelerator))
-        return min(sorted(fit.anchors), key=lambda name: abs(math.log(self._bandwidth(name)) - target))
+        return nearest_by_bandwidth(self.catalog, fit.anchors, accelerator)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "models": {name: {"family": fit.family, "alpha": _r(fit.alpha), "alpha_basis": fit.alpha_basis,
-                              "anchors": {acc: {"t0_s": _r(a.t0), "t1_s_per_sample": _r(a.t1), "batch": a.batch,
+            "models": {name: {"family": fit.family, "alpha": round6(fit.alpha), "alpha_basis": fit.alpha_basis,
+                              "anchors": {acc: {"t0_s": round6(a.t0), "t1_s_per_sample": round6(a.t1), "batch": a.batch,
                                                 "points": a.points} for acc, a in sorted(fit.anchors.items())}}
                        for name, fit in sorted(self.models.items())},
-            "llm_mfu": {acc: _r(value) for acc, value in sorted(self.mfu.items())},
-            "llm_default_mfu": _r(self.default_mfu),
+            "llm_mfu": {acc: round6(value) for acc, value in sorted(self.mfu.items())},
+            "llm_default_mfu": round6(self.default_mfu),
             "errors": [error.to_dict() for error in self.errors],
         }
 
@@ -169,7 +166,7 @@ class TrainingModel:
                 continue
             out.append({"family": f"training {spec.family}", "kind": "training", "model": spec.name,
                         "accelerator": row["accelerator"], "measured": row["time"],
-                        "predicted": self.compute_time(spec, row["accelerator"], row["batch"], _tokens(row))})
+                        "predicted": self.compute_time(spec, row["accelerator"], row["batch"], row_tokens(row))})
         return pd.DataFrame(out, columns=["family", "kind", "model", "accelerator", "measured", "predicted"])
 
 
@@ -185,7 +182,7 @@ def fit_training(table: pd.DataFrame, catalog: Catalog, cross_validate: bool = T
         spec = specs[str(name)]
         if spec.kind == "llm":
             for row in group.to_dict("records"):
-                flops = LLM_FLOPS_PER_PARAM_TOKEN * spec.compute_params * _tokens(row) * row["batch"]
+                flops = LLM_FLOPS_PER_PARAM_TOKEN * spec.compute_params * row_tokens(row) * row["batch"]
                 peak = catalog.accelerators[row["accelerator"]].peak_fp16_flops.value
                 mfus.setdefault(row["accelerator"], []).append(flops / (row["time"] * peak))
             continue
@@ -241,6 +238,15 @@ def _fit_anchor(rows: pd.DataFrame, what: str) -> Anchor:
     return Anchor(float(t0), float(t1), float(np.median(batch)), len(rows))
 
 
+def nearest_by_bandwidth(catalog: Catalog, measured: Iterable[str], accelerator: str) -> str:
+    """The measured accelerator closest to `accelerator` in memory bandwidth (itself if measured)."""
+    names = sorted(measured)
+    if accelerator in names:
+        return accelerator
+    target = math.log(_bandwidth(catalog, accelerator))
+    return min(names, key=lambda name: abs(math.log(_bandwidth(catalog, name)) - target))
+
+
 def _bandwidth(catalog: Catalog, accelerator: str) -> float:
     figure = catalog.accelerators[accelerator].memory_bandwidth
     if figure is None:
@@ -288,10 +294,10 @@ def _is_llm_rows(table: pd.DataFrame) -> pd.Series:
     return table["tokens"].notna()
 
 
-def _tokens(row: Mapping[Any, Any]) -> float:
+def row_tokens(row: Mapping[Any, Any]) -> float:
     tokens = row.get("tokens")
     return float(tokens) if tokens is not None and not math.isnan(tokens) else DEFAULT_LLM_TOKENS
 
 
-def _r(value: float) -> float:
+def round6(value: float) -> float:
     return float(f"{value:.6g}")
