@@ -6,8 +6,8 @@ sync = alpha + beta x (accelerators - 2), the shape of a ring all-reduce whose p
 with the ring. Pollux reports the synchronisation time itself; for Gavel and MaxText it is the step
 time minus the one-node step time at the same batch. On an accelerator the model was not measured
 on, the fit of the nearest measured accelerator (by memory bandwidth, as in training.py) is used,
-with the local part scaled by the ratio of intra-node bandwidths; the network part is left as measured. A later network model replaces the
-`sync` part of StepTime with the time its flows actually get.
+with the local part scaled by the ratio of intra-node bandwidths; the network part is left as
+measured. A later network model replaces the `sync` part of StepTime with the time its flows get.
 """
 
 from __future__ import annotations
