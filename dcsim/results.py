@@ -1,7 +1,8 @@
 """RunResult: everything one run produced, saved to and loaded from a folder without re-running.
 
 A folder holds summary.json, scenario.yaml (resolved, with the policies' parameters), jobs.csv,
-timeseries.csv for people, and frames/*.parquet for exact reloading. Folders are written
+timeseries.csv (and, when the scenario serves inference, requests.csv, replicas.csv and
+replica_timeseries.csv) for people, and frames/*.parquet for exact reloading. Folders are written
 atomically: into a temporary sibling, then renamed into place.
 """
 
@@ -22,6 +23,7 @@ import yaml
 from dcsim.errors import ResultError
 
 FRAME_NAMES = ("jobs", "timeseries")
+INFERENCE_FRAMES = ("requests", "replicas", "replica_timeseries")  # present when the run served inference
 
 
 @dataclass
@@ -32,10 +34,18 @@ class RunResult:
     summary: dict[str, Any]
     jobs: pd.DataFrame
     timeseries: pd.DataFrame
+    requests: pd.DataFrame | None = None
+    replicas: pd.DataFrame | None = None
+    replica_timeseries: pd.DataFrame | None = None
 
     @property
     def frames(self) -> dict[str, pd.DataFrame]:
-        return {"jobs": self.jobs, "timeseries": self.timeseries}
+        frames = {"jobs": self.jobs, "timeseries": self.timeseries}
+        for name in INFERENCE_FRAMES:
+            frame = getattr(self, name)
+            if frame is not None:
+                frames[name] = frame
+        return frames
 
     def save(self, folder: str | Path, extra_files: Callable[[Path], object] | None = None) -> Path:
         """Write the result (and whatever `extra_files` adds, e.g. charts) atomically to `folder`."""
@@ -58,10 +68,14 @@ class RunResult:
             summary = json.loads((folder / "summary.json").read_text())
             scenario = yaml.safe_load((folder / "scenario.yaml").read_text())
             frames = {name: pd.read_parquet(folder / "frames" / f"{name}.parquet") for name in FRAME_NAMES}
+            for name in INFERENCE_FRAMES if "inference" in summary else ():
+                frames[name] = pd.read_parquet(folder / "frames" / f"{name}.parquet")
         except FileNotFoundError as exc:
             raise ResultError(f"{folder}: not a dcsim results folder ({Path(exc.filename).name} missing)") from None
         return cls(scenario=scenario, seed=int(summary["seed"]), version=str(summary["dcsim_version"]),
-                   summary=summary, jobs=frames["jobs"], timeseries=frames["timeseries"])
+                   summary=summary, jobs=frames["jobs"], timeseries=frames["timeseries"],
+                   requests=frames.get("requests"), replicas=frames.get("replicas"),
+                   replica_timeseries=frames.get("replica_timeseries"))
 
 
 def summary_json(summary: dict[str, Any]) -> str:

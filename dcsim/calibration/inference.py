@@ -46,7 +46,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -103,6 +103,18 @@ def kv_bytes_per_token(model: ModelSpec) -> float:
 def weight_bytes(model: ModelSpec) -> float:
     """16-bit weights of all parameters (every expert of a mixture-of-experts model is resident)."""
     return model_shape(model).params * BYTES_PER_PARAM
+
+
+class IterationConstants(NamedTuple):
+    """prefill(n tokens, B requests) = prefill_fixed + B (prefill_token n + prefill_token_sq n^2);
+    decode(B requests, C context tokens) = decode_fixed + decode_request B + decode_context C (seconds)."""
+
+    prefill_fixed: float
+    prefill_token: float
+    prefill_token_sq: float
+    decode_fixed: float
+    decode_request: float
+    decode_context: float
 
 
 @dataclass(frozen=True)
@@ -165,6 +177,11 @@ class InferenceModel:
         """Seconds of one decode iteration; `context_tokens` is the sum of the requests' contexts."""
         k = self._cache.get((model, accelerator, tp)) or self._constants(model, accelerator, tp)
         return k[3] + k[4] * batch + k[5] * context_tokens
+
+    def iteration_constants(self, model: ModelSpec, accelerator: str, tp: int = 1) -> IterationConstants:
+        """The coefficients of prefill_time and decode_time, for simulators that sum many iterations."""
+        k = self._cache.get((model, accelerator, tp)) or self._constants(model, accelerator, tp)
+        return IterationConstants(*k[:6])
 
     def linear_time(self, model: ModelSpec, accelerator: str, tokens: float, tp: int = 1) -> float:
         """Seconds of the weight GEMMs of one forward pass over `tokens` tokens."""

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from dcsim.errors import PolicyError
 
-FAMILIES = ("scheduler", "placement")
+FAMILIES = ("scheduler", "placement", "replica_scheduler", "balancer", "autoscaler")
 _REGISTRY: dict[str, dict[str, type]] = {family: {} for family in FAMILIES}
 _entry_points_loaded = False
 

@@ -9,13 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from dcsim.scenario.base import Strict as _Strict
+from dcsim.scenario.inference import Inference
 from dcsim.scenario.units_types import Duration, PositiveDuration, Power, Rate
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- cluster -------------------------------------------------------------------------------------
@@ -209,6 +207,7 @@ TrainingWorkload = Annotated[SyntheticTraining | TraceTraining, Field(discrimina
 
 class Workload(_Strict):
     training: TrainingWorkload | None = None
+    inference: Inference | None = None
 
 
 # --- policies, energy, top level -----------------------------------------------------------------
@@ -231,8 +230,15 @@ class PolicySpec(_Strict):
 
 
 class Policies(_Strict):
+    """Training scheduler and placement; replica scheduler, load balancer and autoscaler of every service.
+
+    Replicas are placed by `placement` too (they take accelerators from the same pools)."""
+
     scheduler: PolicySpec = PolicySpec(name="fifo")
     placement: PolicySpec = PolicySpec(name="pack")
+    replica_scheduler: PolicySpec = PolicySpec(name="continuous_batching")
+    balancer: PolicySpec = PolicySpec(name="round_robin")
+    autoscaler: PolicySpec = PolicySpec(name="fixed")
 
 
 class Energy(_Strict):

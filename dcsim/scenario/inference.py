@@ -1,0 +1,171 @@
+"""Scenario schema of inference services: replicas, request sources, SLOs.
+
+A service serves one catalog model with replicas of one or more shapes (accelerator x tensor
+parallelism). Its requests come from a synthetic generator or a CSV trace (Azure LLM preset).
+Which replica scheduler, load balancer and autoscaler run is set under `policies:` for every
+service at once, so `dcsim compare --policy balancer=...` varies them like the training scheduler.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from dcsim.scenario.base import Strict
+from dcsim.scenario.units_types import Bandwidth, Bytes, Duration, PositiveDuration, Rate
+
+# --- token-count distributions -------------------------------------------------------------------
+
+
+class _Clipped(Strict):
+    max: int | None = Field(None, ge=1, description="clip draws to at most this many tokens")
+
+
+class ConstantTokens(Strict):
+    distribution: Literal["constant"]
+    value: int = Field(ge=1)
+
+
+class UniformTokens(Strict):
+    distribution: Literal["uniform"]
+    low: int = Field(ge=1)
+    high: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformTokens:
+        if self.high < self.low:
+            raise ValueError(f"high must be >= low, got low={self.low}, high={self.high}")
+        return self
+
+
+class LogNormalTokens(_Clipped):
+    distribution: Literal["lognormal"]
+    median: float = Field(gt=0)
+    sigma: float = Field(1.0, ge=0, description="standard deviation of log(tokens)")
+
+
+class ExponentialTokens(_Clipped):
+    distribution: Literal["exponential"]
+    mean: float = Field(gt=0)
+
+
+TokenDistribution = Annotated[ConstantTokens | UniformTokens | LogNormalTokens | ExponentialTokens,
+                              Field(discriminator="distribution")]
+
+
+# --- request sources -----------------------------------------------------------------------------
+
+
+class RequestArrivals(Strict):
+    """Poisson, gamma (bursty when cv > 1), constant spacing, or a diurnal (sinusoidal) Poisson rate."""
+
+    process: Literal["poisson", "gamma", "constant", "diurnal"] = "poisson"
+    rate: Rate = Field(description='mean request rate, e.g. "5/s"')
+    cv: float = Field(1.0, gt=0, description="coefficient of variation of inter-arrival times (gamma only)")
+    amplitude: float = Field(0.5, ge=0, lt=1, description="diurnal: rate swings by +-amplitude x rate")
+    period: PositiveDuration = Field(86400.0, description="diurnal: length of one cycle")
+    peak: Duration = Field(50400.0, description="diurnal: time within the cycle of the highest rate")
+
+
+class SyntheticRequests(Strict):
+    source: Literal["synthetic"]
+    count: int = Field(ge=1, le=100_000_000, description="number of requests to generate")
+    arrival: RequestArrivals
+    prompt_tokens: TokenDistribution
+    output_tokens: TokenDistribution
+    sessions: int | None = Field(
+        None, ge=1, description="draw each request's session key from this many sessions (for affinity "
+                                "balancing); default: every request its own session")
+
+
+class RequestColumns(Strict):
+    """Which CSV column holds each request field; `key` (session or prefix key) is optional."""
+
+    arrival: str = "arrival"
+    prompt_tokens: str = "prompt_tokens"
+    output_tokens: str = "output_tokens"
+    key: str | None = None
+
+
+class TraceRequests(Strict):
+    source: Literal["trace"]
+    path: str = Field(description="CSV file, relative to the scenario file")
+    format: Literal["csv", "azure"] = Field(
+        "csv", description="azure presets the columns of the Azure LLM inference trace "
+                           "(TIMESTAMP, ContextTokens, GeneratedTokens)")
+    columns: RequestColumns | None = None
+    rate_scale: float = Field(1.0, gt=0, description="replay faster (2 = twice the request rate) or slower")
+    limit: int | None = Field(None, ge=1, description="use only the first N usable requests by arrival time")
+
+
+RequestSource = Annotated[SyntheticRequests | TraceRequests, Field(discriminator="source")]
+
+
+# --- services ------------------------------------------------------------------------------------
+
+
+class ReplicaGroup(Strict):
+    """Replicas of one shape: `tensor_parallel` accelerators of one model each."""
+
+    accelerator: str = Field(description="accelerator model from the catalog")
+    tensor_parallel: int = Field(1, ge=1, le=64, description="accelerators per replica (one node)")
+    count: int = Field(1, ge=0, le=100_000, description="replicas at the start")
+    max_count: int | None = Field(None, ge=0, le=100_000,
+                                  description="most replicas an autoscaler may run; default: count")
+
+    @property
+    def limit(self) -> int:
+        return self.count if self.max_count is None else self.max_count
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ReplicaGroup:
+        if self.max_count is not None and self.max_count < self.count:
+            raise ValueError(f"max_count must be >= count, got count={self.count}, max_count={self.max_count}")
+        return self
+
+
+class SLO(Strict):
+    """A request meets the SLO when its TTFT and its TPOT are both within the given targets."""
+
+    ttft: PositiveDuration | None = Field(None, description="time-to-first-token target")
+    tpot: PositiveDuration | None = Field(None, description="time-per-output-token target")
+
+
+class Service(Strict):
+    name: str = Field(min_length=1)
+    model: str = Field(description="model from the catalog, e.g. Llama-2-70B or llm-13b")
+    replicas: list[ReplicaGroup] = Field(min_length=1)
+    min_replicas: int = Field(1, ge=0, description="an autoscaler never goes below this many replicas")
+    max_batch: int = Field(256, ge=1, le=1_000_000, description="most requests in a replica's batch")
+    kv_cache: Bytes | None = Field(
+        None, description="KV-cache bytes per replica; default: memory_utilization x accelerator memory "
+                          "x tensor_parallel - weights")
+    memory_utilization: float = Field(0.9, gt=0, le=1, description="share of accelerator memory the server uses")
+    weights_load_bandwidth: Bandwidth = Field(
+        2e9, description="storage read bandwidth for loading weights; cold start = weight bytes / this")
+    slo: SLO = SLO()
+    requests: RequestSource
+
+    @model_validator(mode="after")
+    def _can_reach_minimum(self) -> Service:
+        most = sum(group.limit for group in self.replicas)
+        if self.min_replicas > max(most, 1):
+            raise ValueError(f"min_replicas={self.min_replicas} exceeds the {most} replicas the groups allow")
+        return self
+
+
+class Inference(Strict):
+    services: list[Service] = Field(min_length=1)
+    fast_forward: bool = Field(
+        True, description="advance decode iterations in closed form between events; false steps every "
+                          "iteration (slow, for checking)")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Inference:
+        seen: set[str] = set()
+        for service in self.services:
+            if service.name in seen:
+                raise ValueError(f"service names must be unique; {service.name!r} appears twice")
+            seen.add(service.name)
+        return self
