@@ -10,8 +10,10 @@ from typing import Any
 
 import simpy
 
+from dcsim.build_serving import Serving, build_serving
 from dcsim.calibration import Calibration, load_calibration
 from dcsim.catalog import load_catalog
+from dcsim.engine.levels import LevelBoard
 from dcsim.engine.rng import stream
 from dcsim.engine.simulation import Simulation
 from dcsim.engine.training import TrainingEngine
@@ -34,6 +36,7 @@ class Model:
     recorder: FrameRecorder  # holds the power coefficients it applies to level rows
     simulation: Simulation
     policies: dict[str, dict[str, object]]
+    serving: Serving | None = None
 
 
 def build_cluster(scenario: Scenario) -> Cluster:
@@ -170,12 +173,18 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
             slowdown = (calibration.power.cap_slowdown(accelerator, caps[accelerator], uncapped[accelerator])
                         if accelerator in caps else 1.0)
             speeds[(model, accelerator)] = calibration.relative_speed(model, accelerator) / base / slowdown
+    levels = LevelBoard(cluster, recorder)
     training = TrainingEngine(env, cluster, jobs, scheduler, placement, speeds, recorder,
                               startup=spec.startup if spec is not None else 0.0,
-                              placement_speed=PlacementSpeed(calibration, cluster))
-    simulation = Simulation(env, training, scenario.horizon)
-    policies = {
+                              placement_speed=PlacementSpeed(calibration, cluster), levels=levels)
+    serving = build_serving(scenario, seed, env, cluster, calibration, recorder, levels,
+                            busy_power(scenario, cluster, calibration, caps), training.capacity_changed,
+                            training.active)
+    simulation = Simulation(env, training, scenario.horizon, serving.engine if serving is not None else None)
+    policies: dict[str, dict[str, object]] = {
         "scheduler": {"name": scheduler.name, "params": scheduler.get_params()},
         "placement": {"name": placement.name, "params": placement.get_params()},
     }
-    return Model(scenario, seed, cluster, jobs, report, recorder, simulation, policies)
+    if serving is not None:
+        policies.update(serving.policies)
+    return Model(scenario, seed, cluster, jobs, report, recorder, simulation, policies, serving)

@@ -12,7 +12,9 @@ from typing import Any
 
 from dcsim import __version__
 from dcsim.build import build_model
-from dcsim.metrics.summary import summarize
+from dcsim.metrics.inference_summary import inference_summary
+from dcsim.metrics.serving_frames import ServiceInfo
+from dcsim.metrics.summary import round_floats, summarize
 from dcsim.results import RunResult
 from dcsim.scenario import Scenario, load_scenario
 
@@ -49,8 +51,34 @@ def run(
         workload=model.workload.as_dict() if model.workload is not None else None,
         events=model.simulation.events,
     )
+    frames: dict[str, Any] = {}
+    inference = resolved.workload.inference
+    if inference is not None and model.serving is not None:
+        infos = [ServiceInfo(s.name, s.slo.ttft, s.slo.tpot) for s in inference.services]
+        frames = {"requests": model.recorder.requests_frame(infos),
+                  "replicas": model.recorder.replicas_frame(end_time),
+                  "replica_timeseries": model.recorder.replica_timeseries_frame()}
+        services = {}
+        for service, runtime in zip(inference.services, model.serving.engine.services, strict=True):
+            report = model.serving.reports[service.name].as_dict()
+            services[service.name] = {"slo": service.slo.ttft is not None or service.slo.tpot is not None,
+                                      "scale_up_blocked": runtime.scale_up_blocked, "workload": report}
+        section = inference_summary(frames["requests"], frames["replicas"], end_time, services)
+        summary = _insert_after(summary, "training" if "training" in summary else "cluster", "inference",
+                                round_floats(section))
     resolved_dict: dict[str, Any] = resolved.model_dump(mode="json")
     resolved_dict["seed"] = model.seed
     resolved_dict["policies"] = model.policies
     return RunResult(scenario=resolved_dict, seed=model.seed, version=__version__, summary=summary,
-                     jobs=jobs, timeseries=timeseries)
+                     jobs=jobs, timeseries=timeseries, **frames)
+
+
+def _insert_after(mapping: dict[str, Any], after: str, key: str, value: Any) -> dict[str, Any]:
+    """A copy of `mapping` with `key` placed right after `after` (summary.json reads top-down)."""
+    result: dict[str, Any] = {}
+    for name, item in mapping.items():
+        result[name] = item
+        if name == after:
+            result[key] = value
+    result.setdefault(key, value)
+    return result

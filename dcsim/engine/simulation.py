@@ -10,15 +10,18 @@ from collections.abc import Callable
 
 import simpy
 
+from dcsim.engine.serving import ServingEngine
 from dcsim.engine.training import TrainingEngine
 
 ProgressCallback = Callable[[float], None]
 
 
 class Simulation:
-    def __init__(self, env: simpy.Environment, training: TrainingEngine, horizon: float | None) -> None:
+    def __init__(self, env: simpy.Environment, training: TrainingEngine, horizon: float | None,
+                 serving: ServingEngine | None = None) -> None:
         self.env = env
         self.training = training
+        self.serving = serving
         self.horizon = horizon
         self.events = 0
         self.end_time = 0.0
@@ -26,9 +29,11 @@ class Simulation:
     def run(self, progress: ProgressCallback | None = None, every: int = 8192) -> float:
         """Process events until the horizon or until nothing is left; return the end time."""
         env = self.env
+        if self.serving is not None:
+            self.serving.start()  # initial replicas take their accelerators before any job arrives
         self.training.start()
         limit = self.horizon if self.horizon is not None else math.inf
-        total = len(self.training.jobs)
+        total = len(self.training.jobs) + (len(self.serving.requests) if self.serving is not None else 0)
         steps = 0
         while True:
             when = env.peek()
@@ -45,7 +50,8 @@ class Simulation:
         return self.end_time
 
     def _fraction(self, total: int) -> float:
-        done = self.training.finished / total if total else 0.0
+        finished = self.training.finished + (self.serving.finished if self.serving is not None else 0)
+        done = finished / total if total else 0.0
         if self.horizon is not None:
             return max(done, self.env.now / self.horizon)
         return done

@@ -14,6 +14,7 @@ from functools import partial
 
 import simpy
 
+from dcsim.engine.levels import LevelBoard
 from dcsim.errors import PolicyError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Job, JobState
@@ -27,7 +28,7 @@ class TrainingEngine:
     def __init__(
         self, env: simpy.Environment, cluster: Cluster, jobs: Sequence[Job], scheduler: TrainingScheduler,
         placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder,
-        startup: float = 0.0, placement_speed: PlacementSpeed | None = None,
+        startup: float = 0.0, placement_speed: PlacementSpeed | None = None, levels: LevelBoard | None = None,
     ) -> None:
         self.env = env
         self.placement_speed = placement_speed
@@ -41,7 +42,7 @@ class TrainingEngine:
         self._queue: dict[int, Job] = {}
         self._by_estimate: list[tuple[float, float, int]] = []
         self._running_ends: dict[str, list[tuple[float, int, int]]] = {m: [] for m in cluster.accelerator_models}
-        self._busy: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
+        self.levels = levels if levels is not None else LevelBoard(cluster, recorder)
         self._candidates: dict[tuple[str, tuple[str, ...] | None], tuple[str, ...]] = {}
         self._pass_pending = False
         self._arrivals: list[Job] = []  # every queued job in arrival order, never shrinks
@@ -58,6 +59,10 @@ class TrainingEngine:
     @property
     def finished(self) -> int:
         return self.completed + self.rejected
+
+    def active(self) -> bool:
+        """Whether jobs are still to arrive or running (so accelerators may yet be freed)."""
+        return self._next_arrival < len(self.jobs) or self.completed + self.rejected + len(self._queue) < len(self.jobs)
 
     def _schedule_next_arrival(self) -> None:
         if self._next_arrival < len(self.jobs):
@@ -183,7 +188,7 @@ class TrainingEngine:
 
     def _begin_compute(self, job: Job) -> None:
         job.compute_start = self.env.now
-        self._busy[job.accelerator] += job.demand  # type: ignore[index]
+        self.levels.training_busy[job.accelerator] += job.demand  # type: ignore[index]
         self._plan_finish(job)
 
     def _plan_finish(self, job: Job) -> None:
@@ -205,7 +210,7 @@ class TrainingEngine:
             self.cluster.release(node_id, count)
         ends = self._running_ends[accelerator]
         del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
-        self._busy[accelerator] -= job.demand
+        self.levels.training_busy[accelerator] -= job.demand
         self.completed += 1
         self.recorder.job_finished(job)
         self._emit_levels()
@@ -213,11 +218,14 @@ class TrainingEngine:
             self._request_pass()
 
     def _emit_levels(self) -> None:
-        cluster = self.cluster
-        allocated = [cluster.capacity[m] - cluster.free[m] for m in cluster.accelerator_models]
-        busy = [self._busy[m] for m in cluster.accelerator_models]
-        occupied = [cluster.occupied_nodes[p] for p in cluster.pools]
-        self.recorder.levels(self.env.now, len(self._queue), allocated, busy, occupied)
+        self.levels.training_queue = len(self._queue)
+        self.levels.emit(self.env.now)
+
+    def capacity_changed(self) -> None:
+        """Another engine took or returned accelerators: policies must not reuse a cached view."""
+        self._allocation_version += 1
+        if self._queue:
+            self._request_pass()
 
     # --- SchedulerView ----------------------------------------------------------------------------
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from dcsim.model import Job
+from dcsim.model import Job, Request
 
 
 class Recorder(Protocol):
@@ -16,8 +16,36 @@ class Recorder(Protocol):
 
     def levels(
         self, time: float, queue_length: int, allocated: Sequence[int], busy: Sequence[int],
-        occupied_nodes: Sequence[int],
+        occupied_nodes: Sequence[int], serving_busy: Sequence[int], serving_extra_w: float,
     ) -> None:
         """Levels that hold from `time` until the next call (piecewise constant): counts per
-        accelerator model (allocated, busy) and per node pool (nodes with any allocation)."""
+        accelerator model (allocated, busy, and the busy ones that serve inference), per node pool
+        (nodes with any allocation), and the serving replicas' power above idle."""
         ...
+
+    def request_submitted(self, request: Request) -> None: ...
+
+    def replica_added(self, replica: ReplicaRecord) -> None: ...
+
+    def replica_state(self, time: float, replica: int, batch: int, waiting: int, kv_used: int,
+                      power_w: float) -> None:
+        """A replica's batch size, queue, KV-cache tokens in use and power, from `time` on."""
+        ...
+
+
+class ReplicaRecord(Protocol):
+    """What the recorder reads of a replica when building the replicas frame (at the end)."""
+
+    id: int
+    service_name: str
+    accelerator: str
+    tensor_parallel: int
+    node_name: str
+    requested: float
+    ready: float | None
+    stopped: float | None
+    kv_capacity: int
+    completed: int
+    output_tokens: int
+    busy_time: float
+    busy_since: float | None

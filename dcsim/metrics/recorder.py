@@ -3,9 +3,11 @@
 Frames (columns are part of the metrics contract, documented in README "Outputs"):
 - jobs: job_id, name, model, submit_s, start_s, compute_start_s, end_s, wait_s, run_s, jct_s, slowdown,
   accelerators, accelerator_model, nodes, work_ref_s, estimate_ref_s, state, reason
-- timeseries: time_s, queue_length, allocated_all, busy_all, allocated_<model>, busy_<model> (counts),
+- timeseries: time_s, queue_length, allocated_all, busy_all, serving_busy_all, allocated_<model>,
+  busy_<model> (counts; busy includes accelerators of serving replicas that are iterating),
   power_accelerators_w, power_hosts_w, power_network_w, power_storage_w, power_it_w, power_facility_w.
   Each row holds from its time until the next row's (piecewise constant); the last row is at the end.
+- requests, replicas, replica_timeseries: see metrics/serving_frames.py.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from dcsim.model import Job, JobState
+from dcsim.metrics.protocol import ReplicaRecord
+from dcsim.metrics.serving_frames import ServiceInfo, replica_timeseries_frame, replicas_frame, requests_frame
+from dcsim.model import Job, JobState, Request
 from dcsim.model.power import PowerCoefficients
 
 JOB_COLUMNS = [
@@ -37,7 +41,10 @@ class FrameRecorder:
         self.pue = pue
         self._jobs: list[Job] = []
         self._times: list[float] = []
-        self._rows: list[tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = []
+        self._rows: list[tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], float]] = []
+        self._requests: list[Request] = []
+        self._replicas: list[ReplicaRecord] = []
+        self._replica_rows: list[tuple[float, int, int, int, int, float]] = []
 
     def job_submitted(self, job: Job) -> None:
         self._jobs.append(job)
@@ -52,15 +59,35 @@ class FrameRecorder:
         pass
 
     def levels(self, time: float, queue_length: int, allocated: Sequence[int], busy: Sequence[int],
-               occupied_nodes: Sequence[int]) -> None:
-        row = (queue_length, tuple(allocated), tuple(busy), tuple(occupied_nodes))
+               occupied_nodes: Sequence[int], serving_busy: Sequence[int] = (), serving_extra_w: float = 0.0) -> None:
+        serving = tuple(serving_busy) or (0,) * len(self.accelerator_models)
+        row = (queue_length, tuple(allocated), tuple(busy), tuple(occupied_nodes), serving, serving_extra_w)
         if self._times and self._times[-1] == time:
             self._rows[-1] = row  # several changes at one instant: the last one holds
         else:
             self._times.append(time)
             self._rows.append(row)
 
+    def request_submitted(self, request: Request) -> None:
+        self._requests.append(request)
+
+    def replica_added(self, replica: ReplicaRecord) -> None:
+        self._replicas.append(replica)
+
+    def replica_state(self, time: float, replica: int, batch: int, waiting: int, kv_used: int,
+                      power_w: float) -> None:
+        self._replica_rows.append((time, replica, batch, waiting, kv_used, power_w))
+
     # --- frames -------------------------------------------------------------------------------------
+    def requests_frame(self, services: Sequence[ServiceInfo]) -> pd.DataFrame:
+        return requests_frame(self._requests, services)
+
+    def replicas_frame(self, end_time: float) -> pd.DataFrame:
+        return replicas_frame(self._replicas, self._replica_rows, end_time)
+
+    def replica_timeseries_frame(self) -> pd.DataFrame:
+        return replica_timeseries_frame(self._replica_rows)
+
     def jobs_frame(self) -> pd.DataFrame:
         rows = []
         for job in self._jobs:
@@ -89,17 +116,21 @@ class FrameRecorder:
                                    "queue_length": np.asarray([r[0] for r in rows], dtype=np.int64)}
         allocated = np.asarray([r[1] for r in rows], dtype=np.int64).reshape(len(rows), len(models))
         busy = np.asarray([r[2] for r in rows], dtype=np.int64).reshape(len(rows), len(models))
+        serving = np.asarray([r[4] for r in rows], dtype=np.int64).reshape(len(rows), len(models))
         data["allocated_all"] = allocated.sum(axis=1)
         data["busy_all"] = busy.sum(axis=1)
+        data["serving_busy_all"] = serving.sum(axis=1)
         for i, model in enumerate(models):
             data[f"allocated_{model}"] = allocated[:, i]
             data[f"busy_{model}"] = busy[:, i]
         power = self.power
         occupied = np.asarray([r[3] for r in rows], dtype=float).reshape(len(rows), len(power.host_delta_w))
         # Column by column in a fixed order (not a BLAS product) so results are identical on any machine.
+        # Serving replicas draw by batch size (serving_extra_w, above idle); training accelerators a fixed delta.
         accelerator_w = np.full(len(rows), power.accelerators_idle_w)
         for i, delta in enumerate(power.accelerator_delta_w):
-            accelerator_w += busy[:, i] * delta
+            accelerator_w += (busy[:, i] - serving[:, i]) * delta
+        accelerator_w += np.asarray([r[5] for r in rows], dtype=float)
         host_w = np.full(len(rows), power.hosts_idle_w)
         for i, delta in enumerate(power.host_delta_w):
             host_w += occupied[:, i] * delta

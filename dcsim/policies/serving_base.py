@@ -31,7 +31,9 @@ class RequestView(Protocol):
     @property
     def output_tokens(self) -> int: ...
     @property
-    def key(self) -> int: ...
+    def key(self) -> int:
+        """Session or prefix key (any integer; requests of one conversation share it)."""
+        ...
     @property
     def generated(self) -> int: ...
     @property
@@ -140,7 +142,8 @@ class ReplicaView(Protocol):
         ...
     @property
     def speed(self) -> float:
-        """Relative decode throughput (output tokens/s at batch 32, 1,024 context tokens each)."""
+        """Decode throughput of the whole replica (all its accelerators), in output tokens/s at batch 32
+        with 1,024 context tokens each, from the calibration; always > 0. Compare replicas by ratio."""
         ...
 
 
@@ -149,7 +152,8 @@ class BalancerView(Protocol):
     def now(self) -> float: ...
     @property
     def replicas(self) -> Sequence[ReplicaView]:
-        """Replicas that may take this request (ready, not draining, KV cache large enough), by id."""
+        """Replicas that may take this request (ready, not draining, KV cache large enough), in
+        ascending id order; never empty."""
         ...
     @property
     def rng(self) -> np.random.Generator:
@@ -181,6 +185,10 @@ class AutoscalerView(Protocol):
         """Replicas serving or starting (loading weights), not draining."""
         ...
     @property
+    def ready(self) -> int:
+        """Of those, the replicas already serving (busy_fraction is measured over these)."""
+        ...
+    @property
     def min_replicas(self) -> int: ...
     @property
     def max_replicas(self) -> int: ...
@@ -202,7 +210,11 @@ class AutoscalerView(Protocol):
 class Autoscaler(Protocol):
     family: ClassVar[str]
     name: ClassVar[str]
-    interval: float | None  # seconds between decisions; None: never asked (fixed count)
+
+    @property
+    def interval(self) -> float | None:
+        """Seconds between decisions; None: never asked (a fixed count)."""
+        ...
 
     def get_params(self) -> dict[str, Any]: ...
     def desired(self, view: AutoscalerView) -> int:

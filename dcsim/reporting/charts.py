@@ -105,17 +105,22 @@ def finite(values: pd.Series) -> np.ndarray:
 
 # --- one run --------------------------------------------------------------------------------------
 def write_run_charts(result: RunResult, folder: Path) -> list[Path]:
-    """Write utilization, queue, wait/JCT CDF, power and (small runs only) Gantt PNGs into `folder`."""
+    """Write utilization, queue, wait/JCT CDF, power and (small runs only) Gantt PNGs into `folder`.
+
+    These are the cluster and training charts; inference charts come from inference_charts. A run that
+    served inference and had no training jobs gets no wait/JCT CDF (it would only say "no jobs").
+    """
     folder = Path(folder)
     ts = result.timeseries
     end = float(result.summary.get("sim_time_s") or (ts["time_s"].max() if len(ts) else 0.0))
     scale, unit = time_unit(end)
-    paths = [
-        _utilization(result, folder / "utilization.png", scale, unit),
-        _queue(ts, folder / "queue.png", scale, unit),
-        _wait_jct(result.jobs, folder / "wait_jct_cdf.png"),
-        _power(ts, folder / "power.png", scale, unit),
-    ]
+    paths = [_utilization(result, folder / "utilization.png", scale, unit),
+             _queue(ts, folder / "queue.png", scale, unit)]
+    if len(result.jobs) or result.requests is None:
+        paths.append(_wait_jct(result.jobs, folder / "wait_jct_cdf.png"))
+    paths.append(_power(ts, folder / "power.png", scale, unit))
+    if result.jobs.empty:
+        return paths
     started = result.jobs[np.isfinite(result.jobs["start_s"].to_numpy(dtype=float))]
     limit = int((result.scenario.get("reporting") or {}).get("gantt_max_jobs", 300))
     if 0 < len(started) <= limit:
@@ -169,12 +174,17 @@ def _queue(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
     return save(fig, path)
 
 
-def cdf_plot(ax: Axes, series: dict[str, np.ndarray], xlabel: str, colors: Sequence[Any]) -> None:
-    """Empirical CDF step lines on one axis; log-x (zeros pinned to the left edge) past 2 decades."""
+def cdf_plot(ax: Axes, series: dict[str, np.ndarray], xlabel: str, colors: Sequence[Any],
+             noun: str = "jobs") -> float:
+    """Empirical CDF step lines on one axis; log-x (zeros pinned to the left edge) past 2 decades.
+
+    Returns the divisor applied to the values (see time_unit), so callers can add marks such as SLO
+    targets in the same units; 1.0 when nothing was drawn. `noun` names what was counted.
+    """
     series = {label: values for label, values in series.items() if values.size}
     if not series:
-        no_data(ax, "no jobs with a value")
-        return
+        no_data(ax, f"no {noun} with a value")
+        return 1.0
     scale, unit = time_unit(max(float(values.max()) for values in series.values()))
     everything = np.concatenate(list(series.values())) / scale
     positive = everything[everything > 0]
@@ -192,14 +202,21 @@ def cdf_plot(ax: Axes, series: dict[str, np.ndarray], xlabel: str, colors: Seque
                 label=f"{label} (n={values.size}{note})")
     ax.legend(fontsize=8, loc="lower right")
     ax.set_xlabel(f"{xlabel} ({unit}{', log scale' if log else ''})")
-    ax.set_ylabel("fraction of jobs")
+    ax.set_ylabel(f"fraction of {noun}")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3, which="major")
+    return scale
 
 
 def _wait_jct(jobs: pd.DataFrame, path: Path) -> Path:
     fig = Figure(figsize=(10, 3.8))
     axes = fig.subplots(1, 2)
+    if jobs.empty:  # also covers a frame without columns
+        for ax in axes:
+            no_data(ax, "no training jobs")
+        fig.suptitle("Empirical CDFs of wait and job completion time")
+        fig.tight_layout()
+        return save(fig, path)
     cdf_plot(axes[0], {"started jobs": finite(jobs["wait_s"])}, "wait", ["tab:orange"])
     axes[0].set_title("Wait (submit to start)")
     cdf_plot(axes[1], {"completed jobs": finite(jobs["jct_s"])}, "JCT", ["tab:blue"])

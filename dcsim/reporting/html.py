@@ -17,7 +17,9 @@ from dcsim.results import RunResult
 from dcsim.units import format_duration
 
 STAT_KEYS = ("mean", "p50", "p95", "p99", "max")
-LABELS = {"wait_s": "wait", "jct_s": "JCT", "ttft_s": "TTFT", "tpot_s": "TPOT", "e2e_s": "end to end"}
+LABELS = {"wait_s": "wait", "jct_s": "JCT", "ttft_s": "TTFT", "tpot_s": "TPOT", "e2e_s": "end to end",
+          "queue_delay_s": "queue delay"}
+INFERENCE_LATENCIES = ("ttft_s", "tpot_s", "e2e_s", "queue_delay_s")
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -38,6 +40,12 @@ CAPTIONS = {
     "wait_jct_cdf": "Empirical CDFs of wait (started jobs) and job completion time (completed jobs).",
     "power": "Facility power (IT x PUE) and IT power.",
     "gantt": "Each job from start to end; the thin bar before it is its wait since submission.",
+    "latency_cdf": "Empirical CDFs of time to first token, time per output token and end-to-end latency "
+                   "per service; dashed lines are SLO targets.",
+    "latency_over_time": "Median and p99 TTFT and TPOT of requests binned by arrival time, per service.",
+    "replica_batch_kv": "Requests in each replica's batch and its KV-cache use as a share of capacity.",
+    "slo_attainment": "Share of completed requests meeting their service's TTFT and TPOT targets, whole run "
+                      "and by arrival time.",
 }
 
 
@@ -55,6 +63,18 @@ def number(value: Any, digits: int = 3) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def latency(value: Any) -> str:
+    """Sub-second values in ms: a 20 ms TPOT would read "0.0 s" through duration()."""
+    if not _is_number(value):
+        return "–"
+    ms = 1e3 * float(value)
+    return f"{ms:.3g} ms" if abs(ms) < 999.5 else duration(value)
+
+
+def with_unit(value: Any, unit: str) -> str:
+    return f"{number(value)} {unit}" if _is_number(value) else "–"
 
 
 def percent(value: Any) -> str:
@@ -113,13 +133,43 @@ def _training(s: Mapping[str, Any]) -> str:
 
 
 def _inference(s: Mapping[str, Any]) -> str:
+    """Counts, latency percentiles, rejections and a per-service breakdown of the serving summary."""
     inf = s.get("inference")
     if not isinstance(inf, Mapping):
         return ""
-    counts = [[esc(k.replace("_", " ")), esc(number(v))]
-              for k, v in inf.items() if not isinstance(v, Mapping)]
-    stats = table(["", *STAT_KEYS], stat_rows(inf, [k for k, v in inf.items() if isinstance(v, Mapping)]))
-    return f"<h2>Inference requests</h2>{table(['requests', ''], counts)}{stats}"
+    counts = [[esc(k.replace("_", " ")), esc(number(inf.get(k)))]
+              for k in ("requests", "completed", "rejected", "unfinished", "preemptions", "output_tokens")]
+    counts += [["tokens/s", esc(number(inf.get("tokens_per_s")))],
+               ["SLO attainment", esc(percent(inf.get("slo_attainment")))],
+               ["energy per output token", esc(with_unit(inf.get("energy_per_output_token_j"), "J"))],
+               ["serving energy", esc(with_unit(inf.get("serving_energy_kwh"), "kWh"))],
+               ["replica busy fraction", esc(percent(inf.get("replica_busy_fraction")))]]
+    stats = table(["", *STAT_KEYS], stat_rows(inf, INFERENCE_LATENCIES, latency), "latency")
+    reasons = inf.get("rejected_by_reason")
+    rejected = ""
+    if isinstance(reasons, Mapping) and reasons:
+        rejected = table(["rejected because", "requests"],
+                         [[esc(reason), esc(number(count))] for reason, count in reasons.items()])
+    return f"<h2>Inference requests</h2>{table(['requests', ''], counts)}{stats}{rejected}{_services(inf)}"
+
+
+def _services(inf: Mapping[str, Any]) -> str:
+    services = inf.get("services")
+    if not isinstance(services, Mapping) or not services:
+        return ""
+    rows = []
+    for name, svc in services.items():
+        svc = svc if isinstance(svc, Mapping) else {}
+        rows.append([esc(name), esc(number(svc.get("requests"))), esc(number(svc.get("completed"))),
+                     esc(latency(_stat(svc, "ttft_s", "p99"))), esc(latency(_stat(svc, "tpot_s", "p99"))),
+                     esc(percent(svc.get("slo_attainment"))), esc(number(svc.get("tokens_per_s")))])
+    header = ["service", "requests", "completed", "p99 TTFT", "p99 TPOT", "SLO attainment", "tokens/s"]
+    return table(header, rows, "per service")
+
+
+def _stat(section: Mapping[str, Any], key: str, stat: str) -> Any:
+    stats = section.get(key)
+    return stats.get(stat) if isinstance(stats, Mapping) else None
 
 
 def _utilization_queue(s: Mapping[str, Any]) -> str:

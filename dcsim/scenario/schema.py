@@ -15,7 +15,6 @@ from dcsim.scenario.base import Strict as _Strict
 from dcsim.scenario.inference import Inference
 from dcsim.scenario.units_types import Duration, PositiveDuration, Power, Rate
 
-
 # --- cluster -------------------------------------------------------------------------------------
 
 

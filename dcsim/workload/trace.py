@@ -39,7 +39,7 @@ def read_trace(
 
     keep = ~(frame == "").all(axis=1).to_numpy()
     report.skip("blank line", lines[~keep].tolist())
-    submit = _parse_times(frame[columns.submit])
+    submit = parse_times(frame[columns.submit])
     duration = pd.to_numeric(frame[columns.duration], errors="coerce").to_numpy(dtype=float)
     demand_raw = pd.to_numeric(frame[columns.accelerators], errors="coerce").to_numpy(dtype=float)
     checks = [
@@ -68,7 +68,7 @@ def read_trace(
         report.skip("beyond limit", lines[index[spec.limit:]].tolist())
         index = index[: spec.limit]
     if len(index) == 0:
-        raise TraceError(f"{path}: no usable job rows ({_skipped_text(report)})")
+        raise TraceError(f"{path}: no usable job rows ({skipped_text(report)})")
 
     times = (submit[index] - submit[index].min()) * spec.time_scale
     work = duration[index]
@@ -97,6 +97,13 @@ def _resolve(spec: TraceTraining, base_dir: str) -> tuple[Path, TraceColumns]:
 
 
 def _read_csv(path: Path, columns: TraceColumns, nrows: int | None = None) -> pd.DataFrame:
+    frame = read_csv_strings(path, nrows)
+    _check_columns(path, frame, columns)
+    return frame
+
+
+def read_csv_strings(path: Path, nrows: int | None = None) -> pd.DataFrame:
+    """Every cell as a string ("" when empty), blank lines kept as rows so line numbers stay exact."""
     try:
         with warnings.catch_warnings():  # fields beyond the header (e.g. trailing commas) are ignored
             warnings.simplefilter("ignore", pd.errors.ParserWarning)
@@ -108,7 +115,6 @@ def _read_csv(path: Path, columns: TraceColumns, nrows: int | None = None) -> pd
         raise TraceError(f"{path}: cannot read trace file: {exc.strerror or exc}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise TraceError(f"{path}: not a readable CSV file: {str(exc).splitlines()[0]}") from None
-    _check_columns(path, frame, columns)
     return frame
 
 
@@ -123,7 +129,7 @@ def _check_columns(path: Path, frame: pd.DataFrame, columns: TraceColumns) -> No
             )
 
 
-def _parse_times(values: pd.Series) -> np.ndarray:
+def parse_times(values: pd.Series) -> np.ndarray:
     """Seconds as numbers, or date-times converted to seconds (time zones respected).
 
     The column is read as numbers when most of its cells are numbers, else as date-times; in date-time
@@ -181,7 +187,7 @@ def _map_models(
     return keep
 
 
-def _skipped_text(report: WorkloadReport) -> str:
+def skipped_text(report: WorkloadReport) -> str:
     if not report.skipped:
         return f"{report.rows_read} rows read"
     parts = [f"{count} {reason} (e.g. line {report.skipped_lines[reason][0]})"

@@ -1,0 +1,150 @@
+"""Build the inference side of a Model: replica shapes from the calibration, requests, policies.
+
+Per replica group: the KV cache is what accelerator memory (x memory_utilization, x tensor
+parallelism) leaves after the 16-bit weights, unless the scenario gives it; iteration times come
+from the calibrated prefill/decode model; busy power from the calibrated serving power curve where
+the accelerator has one, else the training busy draw; cold start = weight bytes / load bandwidth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import simpy
+
+from dcsim.calibration import Calibration
+from dcsim.calibration.inference import kv_bytes_per_token, weight_bytes
+from dcsim.catalog import ModelSpec, load_catalog
+from dcsim.engine.levels import LevelBoard
+from dcsim.engine.replica import ReplicaShape
+from dcsim.engine.rng import stream
+from dcsim.engine.service import ServiceRuntime
+from dcsim.engine.serving import ServingEngine
+from dcsim.errors import CalibrationError, CatalogError, PolicyError, ScenarioError
+from dcsim.metrics.protocol import Recorder
+from dcsim.model import Cluster, Request
+from dcsim.policies import registry
+from dcsim.scenario.inference import Service
+from dcsim.scenario.schema import Scenario
+from dcsim.workload import WorkloadReport, build_requests
+
+SPEED_BATCH = 32
+SPEED_CONTEXT = 1024
+
+
+@dataclass
+class Serving:
+    engine: ServingEngine
+    requests: list[Request]
+    reports: dict[str, WorkloadReport]
+    policies: dict[str, dict[str, object]]
+
+
+def serving_policy(scenario: Scenario, family: str) -> Any:
+    spec = getattr(scenario.policies, family)
+    try:
+        return registry.build(family, spec.name, spec.params)
+    except PolicyError as exc:
+        raise PolicyError(f"{scenario.source}: policies.{family}: {exc}") from None
+
+
+def replica_shapes(scenario: Scenario, index: int, cluster: Cluster, calibration: Calibration,
+                   busy_w: dict[str, float]) -> list[ReplicaShape]:
+    """One shape per replica group of service `index`; impossible shapes fail with the field's path."""
+    assert scenario.workload.inference is not None
+    service = scenario.workload.inference.services[index]
+    where = f"{scenario.source}: workload.inference.services.{index}"
+    catalog = load_catalog()
+    model = service_model(service, where)
+    weights = weight_bytes(model)
+    per_token = kv_bytes_per_token(model)
+    shapes = []
+    for group_index, group in enumerate(service.replicas):
+        path = f"{where}.replicas.{group_index}"
+        accelerator = catalog.canonical_accelerator(group.accelerator)
+        if accelerator not in cluster.accelerator_models:
+            raise ScenarioError([f"{path}.accelerator: {group.accelerator!r} is not in the cluster "
+                                 f"(node pools have {', '.join(cluster.accelerator_models)})"])
+        tp = group.tensor_parallel
+        if tp > cluster.max_node_size[accelerator]:
+            raise ScenarioError([f"{path}.tensor_parallel: a replica must fit on one node; {accelerator} nodes have "
+                                 f"at most {cluster.max_node_size[accelerator]} accelerators, got {tp}"])
+        spec = cluster.specs[accelerator]
+        memory = spec.memory_bytes.value * tp * service.memory_utilization
+        kv_bytes = service.kv_cache if service.kv_cache is not None else memory - weights
+        tokens = int(kv_bytes // per_token)
+        if tokens < 1:
+            raise ScenarioError([f"{path}: {model.name} weights ({weights / 1e9:.0f} GB) leave no room for a KV "
+                                 f"cache in {tp} x {accelerator} ({memory / 1e9:.0f} GB usable); "
+                                 "raise tensor_parallel or set kv_cache"])
+        timing = calibration.inference.iteration_constants(model, accelerator, tp)
+        idle = calibration.power.idle_power(accelerator) * tp
+        decode = timing.decode_fixed + timing.decode_request * SPEED_BATCH \
+            + timing.decode_context * SPEED_BATCH * SPEED_CONTEXT
+        shapes.append(ReplicaShape(
+            group=group_index, accelerator=accelerator, tensor_parallel=tp, kv_capacity=tokens,
+            max_batch=service.max_batch, timing=timing, cold_start=weights / service.weights_load_bandwidth,
+            idle_w=idle, busy_w=_busy_power(calibration, accelerator, tp, busy_w[accelerator], idle),
+            speed=SPEED_BATCH / decode))
+    return shapes
+
+
+def service_model(service: Service, where: str) -> ModelSpec:
+    try:
+        model = load_catalog().model(service.model)
+        kv_bytes_per_token(model)
+    except (CatalogError, CalibrationError) as exc:
+        raise ScenarioError([f"{where}.model: {exc}"]) from None
+    return model
+
+
+def _busy_power(calibration: Calibration, accelerator: str, tp: int, training_w: float,
+                idle: float) -> Callable[[int], float]:
+    """Whole-replica watts by batch size: the serving curve where calibrated, else the training draw."""
+    @cache
+    def watts(batch: int) -> float:
+        per_gpu = calibration.power.serving_power(accelerator, batch, tp)
+        return max(idle, (per_gpu if per_gpu is not None else training_w) * tp)
+
+    return watts
+
+
+def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster: Cluster,
+                  calibration: Calibration, recorder: Recorder, levels: LevelBoard, busy_w: dict[str, float],
+                  on_capacity_change: Callable[[], None], training_active: Callable[[], bool]) -> Serving | None:
+    inference = scenario.workload.inference
+    if inference is None:
+        return None
+    families = ("replica_scheduler", "balancer", "autoscaler")
+    for family in families:
+        serving_policy(scenario, family)  # fail on bad names or parameters before reading any trace
+    requests: list[Request] = []
+    reports: dict[str, WorkloadReport] = {}
+    services: list[ServiceRuntime] = []
+    for index, service in enumerate(inference.services):
+        shapes = replica_shapes(scenario, index, cluster, calibration, busy_w)
+
+        def streams(name: str, prefix: str = f"inference.{service.name}") -> Any:
+            return stream(seed, f"{prefix}.{name}")
+
+        own, report = build_requests(service.requests, index, scenario.base_dir, streams)
+        requests.extend(own)
+        reports[service.name] = report
+        services.append(ServiceRuntime(
+            env, index, service.name, shapes, [g.count for g in service.replicas], [g.limit for g in service.replicas],
+            service.min_replicas, serving_policy(scenario, "replica_scheduler"), serving_policy(scenario, "balancer"),
+            serving_policy(scenario, "autoscaler"), streams("balancer"), len(own),
+            source=f"{scenario.source}: workload.inference.services.{index}"))
+    requests.sort(key=lambda r: (r.arrival, r.service))
+    for new_id, request in enumerate(requests):
+        request.id = new_id
+    engine = ServingEngine(env, cluster, services, requests, recorder, levels, fast_forward=inference.fast_forward,
+                           on_capacity_change=on_capacity_change, training_active=training_active)
+    first = services[0]
+    chosen: dict[str, Any] = {"replica_scheduler": first.scheduler, "balancer": first.balancer,
+                              "autoscaler": first.autoscaler}
+    policies = {family: {"name": p.name, "params": p.get_params()} for family, p in chosen.items()}
+    return Serving(engine, requests, reports, policies)

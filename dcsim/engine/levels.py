@@ -1,0 +1,29 @@
+"""Cluster levels shared by the training and serving engines, reported to the recorder on change.
+
+Both engines take accelerators from one cluster, so the busy counts and the power of serving
+replicas (which depends on their batch) are kept in one place and reported as one row per change.
+"""
+
+from __future__ import annotations
+
+from dcsim.metrics.protocol import Recorder
+from dcsim.model import Cluster
+
+
+class LevelBoard:
+    def __init__(self, cluster: Cluster, recorder: Recorder) -> None:
+        self.cluster = cluster
+        self.recorder = recorder
+        self.training_queue = 0
+        self.training_busy: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
+        self.serving_busy: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
+        self.serving_extra_w = 0.0  # serving replicas' draw above their accelerators' idle power
+
+    def emit(self, now: float) -> None:
+        cluster = self.cluster
+        models = cluster.accelerator_models
+        allocated = [cluster.capacity[m] - cluster.free[m] for m in models]
+        serving = [self.serving_busy[m] for m in models]
+        busy = [self.training_busy[m] + s for m, s in zip(models, serving, strict=True)]
+        occupied = [cluster.occupied_nodes[p] for p in cluster.pools]
+        self.recorder.levels(now, self.training_queue, allocated, busy, occupied, serving, self.serving_extra_w)

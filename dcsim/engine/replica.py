@@ -1,0 +1,243 @@
+"""One inference replica: its queue, its batch, its KV cache, and the closed-form iteration clock.
+
+The decoding part of the batch is kept so that advancing it by K iterations is O(1): a counter
+`iteration` counts decode iterations since the replica started; a request that joined decoding at
+iteration j with `c` KV tokens holds c + (i - j) tokens at iteration i and finishes at a known
+iteration (a heap gives the next one). The sum of contexts is `context_offset + decoding x iteration`.
+
+Decode iteration time is affine in the batch's context (calibration.inference):
+d(B, C) = decode_fixed + decode_request B + decode_context C, and C grows by B per iteration, so
+K iterations take K d(B, C0) + decode_context B K (K - 1) / 2. That closed form is what lets the
+serving engine skip every decode iteration in which no request arrives, finishes or is preempted.
+
+KV cache (token granular): a running request holds prompt + generated - 1 tokens; admission reserves
+its whole prompt (plus generated tokens when it is recomputed after a preemption); each decode
+iteration needs one more token per decoding request. When that does not fit, the most recently
+admitted decoding request is preempted: its tokens are freed and it goes back to the head of the
+queue, to be prefilled again over prompt + generated tokens (recompute, as vLLM does).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import simpy
+
+from dcsim.model import Request, RequestState
+
+
+class IterationTiming(Protocol):
+    """Coefficients of iteration time (calibration.inference.IterationConstants, in seconds)."""
+
+    @property
+    def prefill_fixed(self) -> float: ...
+    @property
+    def prefill_token(self) -> float: ...
+    @property
+    def prefill_token_sq(self) -> float: ...
+    @property
+    def decode_fixed(self) -> float: ...
+    @property
+    def decode_request(self) -> float: ...
+    @property
+    def decode_context(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class ReplicaShape:
+    """What replicas of one group share: hardware, model timings, capacity and power."""
+
+    group: int
+    accelerator: str
+    tensor_parallel: int
+    kv_capacity: int  # tokens
+    max_batch: int
+    timing: IterationTiming
+    cold_start: float  # seconds to load the weights
+    idle_w: float  # whole replica, idle
+    busy_w: Callable[[int], float]  # whole replica, iterating with this many requests in the batch
+    speed: float  # output tokens/s at batch 32 with 1,024 context tokens each
+
+
+class Replica:
+    """Engine-owned state of one replica; also the read-only view its policies see."""
+
+    def __init__(self, env: simpy.Environment, replica_id: int, service: int, service_name: str,
+                 shape: ReplicaShape, node_id: int, node_name: str) -> None:
+        self.env = env
+        self.id = replica_id
+        self.service = service
+        self.service_name = service_name
+        self.shape = shape
+        self.accelerator = shape.accelerator
+        self.tensor_parallel = shape.tensor_parallel
+        self.kv_capacity = shape.kv_capacity
+        self.max_batch = shape.max_batch
+        self.speed = shape.speed
+        self.node_id = node_id
+        self.node_name = node_name
+        self.requested = env.now
+        self.ready: float | None = None
+        self.stopped: float | None = None
+        self.draining = False
+        self.waiting: deque[Request] = deque()
+        self.prefilling: list[Request] = []
+        self.members: dict[int, Request] = {}  # decoding requests by admission sequence (oldest first)
+        self._finishes: list[tuple[int, int, Request]] = []  # (finish iteration, seq, request)
+        self.iteration = 0
+        self.context_offset = 0
+        self.reserved_prefill = 0
+        self.outstanding = 0
+        self.outstanding_tokens = 0
+        self.completed = 0
+        self.output_tokens = 0
+        self.busy_time = 0.0
+        self.busy_since: float | None = None
+        self.reported_extra_w = 0.0  # this replica's share of LevelBoard.serving_extra_w
+        self.levels_stale = False
+        self.version = 0  # bumps invalidate a planned boundary event
+        self.boundary_at = math.inf  # time of the planned boundary event (inf: idle)
+        # the running stretch: an explicit iteration (segment_k = 0) or K fast-forwarded decode iterations
+        self.segment_start = 0.0
+        self.segment_iteration = 0
+        self.segment_first = 0.0  # duration of the stretch's first decode iteration
+        self.segment_k = 0
+        self.pending_chunks: tuple[tuple[Request, int], ...] = ()
+        self.pending_decode = False
+
+    # --- views ----------------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    @property
+    def decoding(self) -> int:
+        return len(self.members)
+
+    @property
+    def batch(self) -> int:
+        return len(self.members) + len(self.prefilling)
+
+    @property
+    def kv_used(self) -> int:
+        return self.reserved_prefill + self.context_offset + len(self.members) * self.iteration
+
+    @property
+    def kv_free(self) -> int:
+        return self.kv_capacity - self.kv_used
+
+    # --- batch changes --------------------------------------------------------------------------
+    def admit(self, request: Request, seq: int) -> None:
+        request.seq = seq
+        request.prefilled = 0
+        request.state = RequestState.RUNNING
+        if request.admitted is None:
+            request.admitted = self.env.now
+        self.prefilling.append(request)
+        self.reserved_prefill += request.need
+
+    def start_decoding(self, request: Request) -> None:
+        """A request whose prefill just produced a token joins the decoding set."""
+        context = request.prompt_tokens + request.generated - 1
+        request.join_iteration = self.iteration
+        request.finish_iteration = self.iteration + request.output_tokens - request.generated
+        self.members[request.seq] = request
+        self.context_offset += context - self.iteration
+        heapq.heappush(self._finishes, (request.finish_iteration, request.seq, request))
+
+    def _leave_decoding(self, request: Request) -> None:
+        del self.members[request.seq]
+        context = request.prompt_tokens + request.generated - 1
+        self.context_offset -= context - self.iteration
+
+    def advance(self, iterations: int) -> list[Request]:
+        """Run `iterations` decode iterations of the current decoding set; return who finished."""
+        self.iteration += iterations
+        done: list[Request] = []
+        finishes = self._finishes
+        while finishes and finishes[0][0] <= self.iteration:
+            _, seq, request = heapq.heappop(finishes)
+            if self.members.get(seq) is not request:
+                continue  # preempted since it was pushed
+            request.generated = request.output_tokens
+            self._leave_decoding(request)
+            done.append(request)
+        return done
+
+    def next_finish(self) -> int:
+        """Decode iterations until the next decoding request finishes."""
+        finishes = self._finishes
+        while finishes and self.members.get(finishes[0][1]) is not finishes[0][2]:
+            heapq.heappop(finishes)  # drop entries of preempted requests
+        return finishes[0][0] - self.iteration if finishes else 0
+
+    def preempt_newest(self) -> Request:
+        seq = next(reversed(self.members))
+        request = self.members[seq]
+        request.generated += self.iteration - request.join_iteration
+        self._leave_decoding(request)
+        request.state = RequestState.PENDING
+        request.preemptions += 1
+        request.prefilled = 0
+        self.waiting.appendleft(request)
+        return request
+
+    # --- timing ---------------------------------------------------------------------------------
+    def decode_time(self) -> float:
+        """Duration of the next decode iteration of the current decoding set."""
+        k = self.shape.timing
+        decoding = len(self.members)
+        context = self.context_offset + decoding * self.iteration
+        return k.decode_fixed + k.decode_request * decoding + k.decode_context * context
+
+    def iteration_time(self, chunks: tuple[tuple[Request, int], ...], decode: bool) -> float:
+        """One explicit iteration: prompt chunks (each its marginal prefill cost) and/or a decode step.
+
+        Prefill cost is additive over requests (weights are read once: one fixed cost); a chunk of c
+        tokens after p already prefilled costs the difference of the prompt curve between p + c and p,
+        which charges its attention over the earlier chunks. A mixed iteration pays the larger fixed cost."""
+        k = self.shape.timing
+        total = 0.0
+        fixed = 0.0
+        if chunks:
+            fixed = k.prefill_fixed
+            for request, tokens in chunks:
+                before = request.prefilled
+                after = before + tokens
+                total += k.prefill_token * tokens + k.prefill_token_sq * (after * after - before * before)
+        if decode and self.members:
+            fixed = max(fixed, k.decode_fixed)
+            decoding = len(self.members)
+            total += k.decode_request * decoding + k.decode_context * (self.context_offset + decoding * self.iteration)
+        return fixed + total
+
+    def stretch_duration(self, k: int) -> float:
+        """Seconds for k decode iterations of the segment, from its start (closed form)."""
+        step = self.shape.timing.decode_context * len(self.members)
+        return k * self.segment_first + step * k * (k - 1) / 2
+
+    def iterations_by(self, elapsed: float) -> int:
+        """Smallest k >= 0 whose cumulative stretch duration reaches `elapsed` (capped at segment_k)."""
+        if elapsed <= 0:
+            return 0
+        a, step = self.segment_first, self.shape.timing.decode_context * len(self.members)
+        if step > 0:  # solve step/2 k^2 + (a - step/2) k = elapsed
+            b = a - step / 2
+            k = math.ceil((-b + math.sqrt(b * b + 2 * step * elapsed)) / step)
+        else:
+            k = math.ceil(elapsed / a)
+        k = max(0, min(k, self.segment_k))
+        while k > 0 and self.stretch_duration(k - 1) >= elapsed:
+            k -= 1
+        while k < self.segment_k and self.stretch_duration(k) < elapsed:
+            k += 1
+        return k
+
+    # --- busy time and power --------------------------------------------------------------------
+    def power(self) -> float:
+        return self.shape.busy_w(self.batch) if self.busy_since is not None else self.shape.idle_w

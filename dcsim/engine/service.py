@@ -1,0 +1,280 @@
+"""One inference service at run time: admission of arrivals, routing, and its replicas' lifecycle.
+
+Replicas start on one node (best fit: the node of the model with the fewest free accelerators that
+still fits), load their weights (cold start) unless they are the initial ones, serve, and drain
+before stopping. The autoscaler is asked every `interval` seconds while the service has anything
+left to do, so a run without a horizon still ends.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from dcsim.engine.replica import Replica, ReplicaShape
+from dcsim.errors import PolicyError, ScenarioError
+from dcsim.model import Request, RequestState
+from dcsim.policies.serving_base import Autoscaler, Balancer, ReplicaScheduler
+
+if TYPE_CHECKING:
+    from dcsim.engine.serving import ServingEngine
+
+
+@dataclass
+class _BalancerView:
+    env: simpy.Environment
+    replicas: tuple[Replica, ...]
+    rng: np.random.Generator
+
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+
+@dataclass
+class _ScalerView:
+    now: float
+    replicas: int
+    ready: int
+    min_replicas: int
+    max_replicas: int
+    waiting: int
+    outstanding: int
+    busy_fraction: float
+
+
+class ServiceRuntime:
+    def __init__(self, env: simpy.Environment, index: int, name: str, shapes: Sequence[ReplicaShape],
+                 initial: Sequence[int], limits: Sequence[int], min_replicas: int, scheduler: ReplicaScheduler,
+                 balancer: Balancer, autoscaler: Autoscaler, rng: np.random.Generator, arrivals: int,
+                 source: str = "") -> None:
+        self.env = env
+        self.index = index
+        self.name = name
+        self.shapes = list(shapes)
+        self.initial = list(initial)
+        self.limits = list(limits)
+        self.min_replicas = min_replicas
+        self.max_replicas = sum(limits)
+        self.scheduler = scheduler
+        self.balancer = balancer
+        self.autoscaler = autoscaler
+        self.source = source  # "scenario.yaml: workload.inference.services.N" for error messages
+        self.engine: ServingEngine
+        self.replicas: list[Replica] = []
+        self.routable: list[Replica] = []
+        self.view = _BalancerView(env, (), rng)
+        self.pending: deque[Request] = deque()  # accepted, no replica to go to yet
+        self.arrivals_left = arrivals
+        self.outstanding = 0
+        self.max_kv = max((shape.kv_capacity for shape, limit in zip(shapes, limits, strict=True) if limit > 0),
+                          default=0)
+        self.scale_up_blocked = 0
+        self._ticking = False
+        self._busy_mark = 0.0
+        self._ready_mark = 0.0
+        self._mark_time = 0.0
+
+    # --- arrivals and routing -------------------------------------------------------------------
+    def accept(self, request: Request) -> Replica | None:
+        """Reject what no replica can ever hold; route the rest (or hold it until a replica is ready)."""
+        tokens = request.prompt_tokens + request.output_tokens
+        if tokens > self.max_kv:
+            request.state = RequestState.REJECTED
+            request.reason = "longer than the KV cache can hold"
+            return None
+        self.outstanding += 1
+        if not self.routable:
+            self.pending.append(request)
+            self.ensure_ticking()
+            return None
+        return self._route(request)
+
+    def _route(self, request: Request) -> Replica | None:
+        view = self.view
+        offered = view.replicas
+        tokens = request.prompt_tokens + request.output_tokens
+        if any(r.kv_capacity < tokens for r in offered):
+            offered = tuple(r for r in offered if r.kv_capacity >= tokens)
+            if not offered:
+                self.pending.append(request)
+                return None
+            view = _BalancerView(self.env, offered, view.rng)
+        chosen = self.balancer.choose(request, view)
+        replica = next((r for r in offered if r.id == chosen), None) if not isinstance(chosen, bool) else None
+        if replica is None:
+            raise PolicyError(f"balancer {self.balancer.name!r}: chose replica {chosen!r} for request {request.id}, "
+                              f"not one of the offered {[r.id for r in offered]}")
+        request.replica = replica.id
+        replica.waiting.append(request)
+        replica.outstanding += 1
+        replica.outstanding_tokens += tokens
+        return replica
+
+    def _route_pending(self) -> None:
+        touched: dict[int, Replica] = {}
+        held: deque[Request] = deque()
+        while self.pending:
+            request = self.pending.popleft()
+            replica = self._route(request) if self.routable else None
+            if replica is None:
+                held.append(request)
+                if not self.routable:
+                    break
+            else:
+                touched[replica.id] = replica
+        held.extend(self.pending)
+        self.pending = held
+        for replica in touched.values():
+            self.engine.wake(replica)
+
+    # --- replicas -------------------------------------------------------------------------------
+    def start_initial_replicas(self) -> None:
+        for group, count in enumerate(self.initial):
+            for _ in range(count):
+                if self._start_replica(group, warm=True) is None:
+                    shape = self.shapes[group]
+                    raise ScenarioError([f"{self.source}.replicas.{group}: cannot place {count} initial replicas "
+                                         f"of {shape.tensor_parallel} x {shape.accelerator} on free nodes "
+                                         f"(each replica needs {shape.tensor_parallel} on one node)"])
+
+    def _start_replica(self, group: int, warm: bool) -> Replica | None:
+        shape = self.shapes[group]
+        cluster = self.engine.cluster
+        node_id = None
+        for free in range(shape.tensor_parallel, cluster.max_node_size[shape.accelerator] + 1):
+            nodes = cluster.nodes_with_free(shape.accelerator, free)
+            if nodes:
+                node_id = nodes[0]
+                break
+        if node_id is None:
+            return None
+        cluster.allocate(node_id, shape.tensor_parallel)
+        replica = Replica(self.env, len(self.engine.replicas), self.index, self.name, shape, node_id,
+                          cluster.nodes[node_id].name)
+        self.engine.replicas.append(replica)
+        self.replicas.append(replica)
+        self.engine.recorder.replica_added(replica)
+        self.engine.record(replica)
+        self.engine.on_capacity_change()
+        if warm:
+            self._ready(replica)
+        else:
+            self.engine.emit_levels()
+            self.env.timeout(shape.cold_start).callbacks.append(partial(self._on_loaded, replica))
+        return replica
+
+    def _on_loaded(self, replica: Replica, _event: simpy.Event) -> None:
+        self._ready(replica)
+
+    def _ready(self, replica: Replica) -> None:
+        replica.ready = self.env.now
+        if replica.draining:
+            self.stop_replica(replica)
+            return
+        bisect.insort(self.routable, replica, key=lambda r: r.id)
+        self.view.replicas = tuple(self.routable)
+        self.engine.emit_levels()
+        if self.pending:
+            self._route_pending()
+
+    def stop_replica(self, replica: Replica) -> None:
+        if replica.stopped is not None:
+            return
+        replica.stopped = self.env.now
+        self.engine.recorder.replica_state(self.env.now, replica.id, 0, 0, 0, 0.0)
+        self.engine.cluster.release(replica.node_id, replica.tensor_parallel)
+        self.engine.on_capacity_change()
+        self.engine.emit_levels()
+
+    def _drain(self, replica: Replica) -> None:
+        replica.draining = True
+        if replica in self.routable:
+            self.routable.remove(replica)
+            self.view.replicas = tuple(self.routable)
+        if replica.ready is not None and replica.outstanding == 0 and replica.busy_since is None:
+            self.stop_replica(replica)
+
+    def active(self) -> list[Replica]:
+        """Replicas serving or loading, not draining, oldest first."""
+        return [r for r in self.replicas if not r.draining and r.stopped is None]
+
+    # --- autoscaling ----------------------------------------------------------------------------
+    def ensure_ticking(self) -> None:
+        interval = self.autoscaler.interval
+        if interval is None or self._ticking or not self._has_work():
+            return
+        self._ticking = True
+        self._mark()
+        self.env.timeout(interval).callbacks.append(self._tick)
+
+    def _has_work(self) -> bool:
+        if self.arrivals_left > 0:
+            return True
+        if self.outstanding == 0:
+            return False
+        # Outstanding work progresses if a replica serves it, or can come once training frees accelerators.
+        return bool(self.active()) or self.engine.training_active()
+
+    def _tick(self, _event: simpy.Event) -> None:
+        self._ticking = False
+        active = self.active()
+        busy, ready_time = self._busy_and_ready()
+        waiting = len(self.pending) + sum(len(r.waiting) for r in active)
+        ready = sum(1 for r in active if r.ready is not None)
+        view = _ScalerView(self.env.now, len(active), ready, self.min_replicas, self.max_replicas, waiting,
+                           self.outstanding, busy / ready_time if ready_time > 0 else 0.0)
+        desired = self.autoscaler.desired(view)
+        if not isinstance(desired, int | np.integer) or isinstance(desired, bool):
+            raise PolicyError(f"autoscaler {self.autoscaler.name!r} for service {self.name!r}: desired replicas "
+                              f"must be an integer, got {desired!r}")
+        desired = min(max(int(desired), self.min_replicas), self.max_replicas)
+        self._scale(active, desired)
+        self.ensure_ticking()
+
+    def _scale(self, active: list[Replica], desired: int) -> None:
+        if desired > len(active):
+            counts = [0] * len(self.shapes)
+            for replica in active:
+                counts[replica.shape.group] += 1
+            for _ in range(desired - len(active)):
+                group = next((g for g in range(len(self.shapes)) if counts[g] < self.limits[g]
+                              and self._fits(g)), None)
+                if group is None:
+                    self.scale_up_blocked += 1
+                    break
+                self._start_replica(group, warm=False)
+                counts[group] += 1
+        else:
+            for replica in reversed(active[desired:]):
+                self._drain(replica)
+
+    def _fits(self, group: int) -> bool:
+        shape = self.shapes[group]
+        cluster = self.engine.cluster
+        return any(cluster.nodes_with_free(shape.accelerator, free)
+                   for free in range(shape.tensor_parallel, cluster.max_node_size[shape.accelerator] + 1))
+
+    def _busy_and_ready(self) -> tuple[float, float]:
+        """Busy and ready replica-seconds since the last decision."""
+        now = self.env.now
+        busy = ready = 0.0
+        for replica in self.replicas:
+            if replica.ready is None:
+                continue
+            busy += replica.busy_time + (now - replica.busy_since if replica.busy_since is not None else 0.0)
+            end = replica.stopped if replica.stopped is not None else now
+            ready += max(0.0, end - max(replica.ready, 0.0))
+        busy_delta, ready_delta = busy - self._busy_mark, ready - self._ready_mark
+        self._busy_mark, self._ready_mark = busy, ready
+        return busy_delta, ready_delta
+
+    def _mark(self) -> None:
+        self._busy_and_ready()

@@ -1,0 +1,246 @@
+"""Inference services on the cluster: request arrivals, load balancing, replica iterations.
+
+Events happen only where a replica's state changes: an arrival (the replica plans at once if idle,
+or its decode stretch is cut at the next iteration boundary), the end of an explicit iteration (one
+with prefill work), the end of a fast-forwarded decode stretch (the next completion, or the KV
+cache filling), replica start-up and autoscaler decisions. With `fast_forward=False` every decode
+iteration is its own event instead; both modes give the same request times (tests check this).
+Replicas take accelerators from the same cluster as training jobs (best fit on one node).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import simpy
+
+from dcsim.engine.levels import LevelBoard
+from dcsim.engine.replica import Replica
+from dcsim.engine.service import ServiceRuntime
+from dcsim.errors import PolicyError
+from dcsim.metrics.protocol import Recorder
+from dcsim.model import Cluster, Request, RequestState
+
+
+class ServingEngine:
+    def __init__(self, env: simpy.Environment, cluster: Cluster, services: Sequence[ServiceRuntime],
+                 requests: Sequence[Request], recorder: Recorder, levels: LevelBoard, *,
+                 fast_forward: bool = True, on_capacity_change: Callable[[], None] | None = None,
+                 training_active: Callable[[], bool] | None = None) -> None:
+        self.env = env
+        self.cluster = cluster
+        self.services = list(services)
+        self.requests = requests
+        self.recorder = recorder
+        self.levels = levels
+        self.fast_forward = fast_forward
+        self.on_capacity_change = on_capacity_change or (lambda: None)
+        self.training_active = training_active or (lambda: False)
+        self.replicas: list[Replica] = []
+        self._next_arrival = 0
+        self._seq = 0
+        self.finished = 0
+        for service in self.services:
+            service.engine = self
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        for service in self.services:
+            service.start_initial_replicas()
+        self._schedule_next_arrival()
+        for service in self.services:
+            service.ensure_ticking()
+
+    def _schedule_next_arrival(self) -> None:
+        if self._next_arrival < len(self.requests):
+            delay = max(0.0, self.requests[self._next_arrival].arrival - self.env.now)
+            self.env.timeout(delay).callbacks.append(self._on_arrival)
+
+    def _on_arrival(self, _event: simpy.Event) -> None:
+        now = self.env.now
+        requests = self.requests
+        touched: dict[int, Replica] = {}
+        while self._next_arrival < len(requests) and requests[self._next_arrival].arrival <= now:
+            request = requests[self._next_arrival]
+            self._next_arrival += 1
+            service = self.services[request.service]
+            service.arrivals_left -= 1
+            self.recorder.request_submitted(request)
+            replica = service.accept(request)
+            if replica is None:
+                if request.state is RequestState.REJECTED:
+                    self.finished += 1
+                continue
+            touched[replica.id] = replica
+        for replica in touched.values():
+            self.wake(replica)
+        self._schedule_next_arrival()
+
+    # --- replica iterations ---------------------------------------------------------------------
+    def wake(self, replica: Replica) -> None:
+        """New work was routed to the replica: plan now if idle, or stop its decode stretch early."""
+        if replica.boundary_at == math.inf:
+            if replica.ready is not None:
+                self._plan(replica)
+            return
+        if replica.segment_k > 0:  # fast-forwarding: the scheduler must see the arrival at the next boundary
+            k = replica.iterations_by(self.env.now - replica.segment_start)
+            if k < replica.segment_k:
+                replica.segment_k = k
+                self._schedule_boundary(replica, replica.segment_start + replica.stretch_duration(k))
+        self.record(replica)
+
+    def _schedule_boundary(self, replica: Replica, when: float) -> None:
+        replica.version += 1
+        replica.boundary_at = when
+        self.env.timeout(max(0.0, when - self.env.now)).callbacks.append(
+            partial(self._on_boundary, replica, replica.version))
+
+    def _on_boundary(self, replica: Replica, version: int, _event: simpy.Event) -> None:
+        if version != replica.version:
+            return  # superseded: the stretch was cut short
+        replica.boundary_at = math.inf
+        if replica.segment_k > 0:
+            self._finish(replica, replica.advance(replica.segment_k))
+        else:
+            self._end_iteration(replica)
+        self._plan(replica)
+
+    def _end_iteration(self, replica: Replica) -> None:
+        """Apply an explicit iteration: prompt chunks progress, the decoding set steps once."""
+        done = replica.advance(1) if replica.pending_decode else []
+        for request, tokens in replica.pending_chunks:
+            request.prefilled += tokens
+            if request.prefilled < request.need:
+                continue
+            replica.prefilling.remove(request)
+            replica.reserved_prefill -= request.need
+            request.generated += 1  # the prefill produces a token
+            if request.first_token is None:
+                request.first_token = self.env.now
+            if request.generated >= request.output_tokens:
+                done.append(request)
+            else:
+                replica.start_decoding(request)
+        replica.pending_chunks = ()
+        replica.pending_decode = False
+        self._finish(replica, done)
+
+    def _finish(self, replica: Replica, done: list[Request]) -> None:
+        now = self.env.now
+        service = self.services[replica.service]
+        for request in done:
+            request.state = RequestState.COMPLETED
+            request.end = now
+            replica.outstanding -= 1
+            replica.outstanding_tokens -= request.prompt_tokens + request.output_tokens
+            replica.completed += 1
+            replica.output_tokens += request.output_tokens
+            service.outstanding -= 1
+            self.finished += 1
+
+    def _plan(self, replica: Replica) -> None:
+        """Ask the replica scheduler for the next iteration and start it (or go idle)."""
+        service = self.services[replica.service]
+        plan = service.scheduler.plan(replica)
+        name = f"replica_scheduler {service.scheduler.name!r} on replica {replica.id}"
+        admitted = self._admit(replica, plan.admit, name)
+        chunks = self._chunks(replica, plan.chunks, admitted, name)
+        decode = bool(plan.decode) and replica.decoding > 0
+        if decode:
+            while replica.kv_used + replica.decoding > replica.kv_capacity:
+                replica.preempt_newest()
+            decode = replica.decoding > 0
+        replica.segment_start = self.env.now
+        replica.segment_iteration = replica.iteration
+        if not chunks and not decode:
+            if replica.prefilling or replica.decoding:
+                raise PolicyError(f"{name}: planned nothing while {replica.batch} requests are in the batch")
+            replica.segment_k = 0
+            self._set_busy(replica, False)
+            self.record(replica)
+            if replica.draining and replica.outstanding == 0:
+                service.stop_replica(replica)
+            return
+        self._set_busy(replica, True)
+        if chunks or not self.fast_forward:
+            replica.segment_k = 0
+            replica.pending_chunks = chunks
+            replica.pending_decode = decode
+            duration = replica.iteration_time(chunks, decode)
+        else:
+            replica.segment_first = replica.decode_time()
+            replica.segment_k = min(replica.next_finish(), replica.kv_free // replica.decoding)
+            duration = replica.stretch_duration(replica.segment_k)
+        self.record(replica)
+        self._schedule_boundary(replica, self.env.now + duration)
+
+    def _admit(self, replica: Replica, ids: tuple[int, ...], name: str) -> dict[int, Request]:
+        admitted: dict[int, Request] = {}
+        waiting = replica.waiting
+        for request_id in ids:
+            if waiting and waiting[0].id == request_id:  # the usual case: admission from the head
+                found: Request | None = waiting[0]
+            else:
+                found = next((r for r in waiting if r.id == request_id), None)
+            if found is None:
+                raise PolicyError(f"{name}: admits request {request_id!r}, which is not waiting there")
+            request = found
+            if replica.batch + 1 > replica.max_batch:
+                raise PolicyError(f"{name}: admits request {request_id} beyond max_batch={replica.max_batch}")
+            if request.need > replica.kv_free:
+                raise PolicyError(f"{name}: admits request {request_id} needing {request.need} KV tokens "
+                                  f"with {replica.kv_free} free")
+            if waiting[0] is request:
+                waiting.popleft()
+            else:
+                waiting.remove(request)
+            self._seq += 1
+            replica.admit(request, self._seq)
+            admitted[request_id] = request
+        return admitted
+
+    def _chunks(self, replica: Replica, chunks: tuple[tuple[int, int], ...], admitted: dict[int, Request],
+                name: str) -> tuple[tuple[Request, int], ...]:
+        if not chunks:
+            return ()
+        prefilling = {request.id: request for request in replica.prefilling}
+        resolved: list[tuple[Request, int]] = []
+        for request_id, tokens in chunks:
+            request = prefilling.pop(request_id, None)  # pop: one chunk per request per iteration
+            left = request.need - request.prefilled if request is not None else 0
+            if request is None or not isinstance(tokens, int) or not 1 <= tokens <= left:
+                raise PolicyError(f"{name}: chunk ({request_id!r}, {tokens!r}) is not 1..{left} prompt tokens "
+                                  "of a request in the batch (or names one twice)")
+            resolved.append((request, tokens))
+        return tuple(resolved)
+
+    # --- levels ---------------------------------------------------------------------------------
+    def _set_busy(self, replica: Replica, busy: bool) -> None:
+        now = self.env.now
+        if busy and replica.busy_since is None:
+            replica.busy_since = now
+            self.levels.serving_busy[replica.accelerator] += replica.tensor_parallel
+            replica.levels_stale = True
+        elif not busy and replica.busy_since is not None:
+            replica.busy_time += now - replica.busy_since
+            replica.busy_since = None
+            self.levels.serving_busy[replica.accelerator] -= replica.tensor_parallel
+            replica.levels_stale = True
+
+    def record(self, replica: Replica) -> None:
+        """Report the replica's state and, when its busy state or power changed, the cluster levels."""
+        power = replica.power()
+        extra = power - replica.shape.idle_w
+        if extra != replica.reported_extra_w or replica.levels_stale:
+            self.levels.serving_extra_w += extra - replica.reported_extra_w
+            replica.reported_extra_w = extra
+            replica.levels_stale = False
+            self.levels.emit(self.env.now)
+        self.recorder.replica_state(self.env.now, replica.id, replica.batch, len(replica.waiting), replica.kv_used,
+                                    power)
+
+    def emit_levels(self) -> None:
+        self.levels.emit(self.env.now)

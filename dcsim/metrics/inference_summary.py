@@ -1,0 +1,59 @@
+"""The `inference` section of summary.json, computed from the request and replica frames.
+
+SLO attainment counts every request that arrived: one that completed within its service's TTFT and
+TPOT targets meets it; rejected and unfinished requests miss it. Energy per output token divides the
+serving replicas' accelerator energy (idle time included, hosts excluded) by completed output tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dcsim.metrics.summary import J_PER_KWH, stats
+
+
+def inference_summary(requests: pd.DataFrame, replicas: pd.DataFrame, sim_time: float,
+                      services: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Totals, then one entry per service under `services` (keys: service name)."""
+    section = _section(requests, replicas, sim_time, any(s.get("slo") for s in services.values()))
+    section["services"] = {
+        name: {**_section(requests[requests["service"] == name], replicas[replicas["service"] == name], sim_time,
+                          bool(extra.get("slo"))), **{k: v for k, v in extra.items() if k != "slo"}}
+        for name, extra in services.items()
+    }
+    return section
+
+
+def _section(requests: pd.DataFrame, replicas: pd.DataFrame, sim_time: float, has_slo: bool) -> dict[str, Any]:
+    state = requests["state"]
+    completed = requests[state == "completed"]
+    output = int(completed["output_tokens"].sum())
+    energy = float(replicas["energy_j"].sum())
+    ready = replicas["ready_s"].to_numpy(dtype=float)
+    ends = replicas["stopped_s"].fillna(sim_time).to_numpy(dtype=float)
+    serving_time = float(np.nansum(np.maximum(ends - ready, 0.0)))
+    rejected = requests[state == "rejected"]
+    return {
+        "requests": len(requests),
+        "completed": len(completed),
+        "dropped": len(rejected),
+        "unfinished": int((state == "unfinished").sum()),
+        "rejected_by_reason": {str(k): int(v) for k, v in rejected["reason"].value_counts().sort_index().items()},
+        "ttft_s": stats(completed["ttft_s"]),
+        "tpot_s": stats(completed["tpot_s"]),
+        "e2e_s": stats(completed["e2e_s"]),
+        "queue_delay_s": stats(requests["queue_delay_s"]),
+        "slo_attainment": float(completed["slo_met"].sum()) / len(requests) if has_slo and len(requests) else None,
+        "tokens_per_s": output / sim_time if sim_time > 0 else 0.0,
+        "output_tokens": output,
+        "prompt_tokens": int(completed["prompt_tokens"].sum()),
+        "preemptions": int(requests["preemptions"].sum()),
+        "serving_energy_kwh": energy / J_PER_KWH,
+        "energy_per_output_token_j": energy / output if output else None,
+        "replicas_started": len(replicas),
+        "replica_busy_fraction": float(replicas["busy_s"].sum()) / serving_time if serving_time > 0 else 0.0,
+    }

@@ -1,0 +1,115 @@
+"""Frames of inference runs, with fixed columns (part of the metrics contract, README "Outputs").
+
+- requests: request_id, service, arrival_s, replica (-1 if never routed), admitted_s, first_token_s,
+  end_s, queue_delay_s (first admission - arrival), ttft_s, tpot_s ((end - first token) / (output - 1)),
+  e2e_s, prompt_tokens, output_tokens, preemptions, state (completed | rejected | unfinished), reason,
+  slo_met (1.0 / 0.0 for completed requests, NaN otherwise).
+- replicas: replica_id, service, accelerator, tensor_parallel, node, requested_s, ready_s, stopped_s,
+  kv_capacity_tokens, requests_completed, output_tokens, busy_s, energy_j (accelerators of the replica,
+  from its start until it stopped or the run ended).
+- replica_timeseries: time_s, replica_id, batch, waiting, kv_used_tokens, power_w; each row holds for
+  its replica until that replica's next row (KV use is sampled at events: it grows between them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dcsim.metrics.protocol import ReplicaRecord
+from dcsim.model import Request, RequestState
+
+REQUEST_COLUMNS = [
+    "request_id", "service", "arrival_s", "replica", "admitted_s", "first_token_s", "end_s", "queue_delay_s",
+    "ttft_s", "tpot_s", "e2e_s", "prompt_tokens", "output_tokens", "preemptions", "state", "reason", "slo_met",
+]
+REPLICA_COLUMNS = [
+    "replica_id", "service", "accelerator", "tensor_parallel", "node", "requested_s", "ready_s", "stopped_s",
+    "kv_capacity_tokens", "requests_completed", "output_tokens", "busy_s", "energy_j",
+]
+REPLICA_TS_COLUMNS = ["time_s", "replica_id", "batch", "waiting", "kv_used_tokens", "power_w"]
+
+_INT = {"request_id", "replica", "prompt_tokens", "output_tokens", "preemptions", "replica_id", "tensor_parallel",
+        "kv_capacity_tokens", "requests_completed", "batch", "waiting", "kv_used_tokens"}
+_TEXT = {"service", "state", "reason", "accelerator", "node"}
+
+
+def _dtypes(columns: list[str]) -> dict[str, str]:
+    return {c: "int64" if c in _INT else "str" if c in _TEXT else "float64" for c in columns}
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    name: str
+    ttft_slo: float | None
+    tpot_slo: float | None
+
+
+def requests_frame(requests: Sequence[Request], services: Sequence[ServiceInfo]) -> pd.DataFrame:
+    nan = np.nan
+    rows = []
+    for r in requests:
+        info = services[r.service]
+        state = r.state.value if r.state in (RequestState.COMPLETED, RequestState.REJECTED) else "unfinished"
+        ttft = r.first_token - r.arrival if r.first_token is not None else nan
+        e2e = r.end - r.arrival if r.end is not None else nan
+        tpot = nan
+        if r.end is not None and r.first_token is not None and r.output_tokens > 1:
+            tpot = (r.end - r.first_token) / (r.output_tokens - 1)
+        slo = nan
+        if r.state is RequestState.COMPLETED:
+            slo = float((info.ttft_slo is None or ttft <= info.ttft_slo)
+                        and (info.tpot_slo is None or r.output_tokens <= 1 or tpot <= info.tpot_slo))
+        rows.append((
+            r.id, info.name, r.arrival, r.replica, _nan(r.admitted), _nan(r.first_token), _nan(r.end),
+            r.admitted - r.arrival if r.admitted is not None else nan, ttft, tpot, e2e, r.prompt_tokens,
+            r.output_tokens, r.preemptions, state, r.reason, slo,
+        ))
+    frame = pd.DataFrame.from_records(rows, columns=REQUEST_COLUMNS)
+    return frame.astype(_dtypes(REQUEST_COLUMNS))
+
+
+def replica_timeseries_frame(rows: Sequence[tuple[float, int, int, int, int, float]]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(list(rows), columns=REPLICA_TS_COLUMNS)
+    return frame.astype(_dtypes(REPLICA_TS_COLUMNS))
+
+
+def replica_energy(timeseries: pd.DataFrame, ends: dict[int, float]) -> dict[int, float]:
+    """Joules per replica: each row's power until the replica's next row, the last until its end."""
+    energy: dict[int, float] = {}
+    if timeseries.empty:
+        return energy
+    ordered = timeseries.sort_values(["replica_id", "time_s"], kind="stable")
+    ids = ordered["replica_id"].to_numpy()
+    times = ordered["time_s"].to_numpy(dtype=float)
+    power = ordered["power_w"].to_numpy(dtype=float)
+    following = np.append(times[1:], np.nan)
+    last = np.append(ids[1:] != ids[:-1], True)
+    following[last] = [ends.get(int(i), t) for i, t in zip(ids[last], times[last], strict=True)]
+    joules = power * np.maximum(following - times, 0.0)
+    totals = pd.Series(joules).groupby(ids).sum()
+    for replica, value in zip(totals.index.to_numpy(), totals.to_numpy(), strict=True):
+        energy[int(replica)] = float(value)
+    return energy
+
+
+def replicas_frame(replicas: Sequence[ReplicaRecord], rows: Sequence[tuple[float, int, int, int, int, float]],
+                   end_time: float) -> pd.DataFrame:
+    ends = {r.id: r.stopped if r.stopped is not None else end_time for r in replicas}
+    energy = replica_energy(replica_timeseries_frame(rows), ends)
+    records = []
+    for r in replicas:
+        busy = r.busy_time + (end_time - r.busy_since if r.busy_since is not None else 0.0)
+        records.append((
+            r.id, r.service_name, r.accelerator, r.tensor_parallel, r.node_name, r.requested, _nan(r.ready),
+            _nan(r.stopped), r.kv_capacity, r.completed, r.output_tokens, busy, energy.get(r.id, 0.0),
+        ))
+    frame = pd.DataFrame.from_records(records, columns=REPLICA_COLUMNS)
+    return frame.astype(_dtypes(REPLICA_COLUMNS))
+
+
+def _nan(value: float | None) -> float:
+    return np.nan if value is None else value

@@ -1,0 +1,38 @@
+"""Continuous batching with prefill priority, as vLLM schedules by default.
+
+At every iteration boundary, waiting requests that fit the batch and the KV cache are admitted and
+prefilled together in one prefill-only iteration (running requests pause for it); otherwise the
+batch decodes. Requests join and leave the batch at iteration granularity.
+"""
+
+from __future__ import annotations
+
+from dcsim.policies.base import PolicyBase
+from dcsim.policies.registry import register
+from dcsim.policies.serving_base import Iteration, ReplicaSchedulerView, admit_fifo
+
+
+@register("replica_scheduler", "continuous_batching")
+class ContinuousBatching(PolicyBase):
+    """vLLM-like: admit whatever fits and prefill it first; otherwise decode the whole batch."""
+
+    def __init__(self, *, max_prefill_tokens: int | None = None) -> None:
+        if max_prefill_tokens is not None and max_prefill_tokens < 1:
+            raise ValueError(f"max_prefill_tokens must be >= 1, got {max_prefill_tokens}")
+        self.max_prefill_tokens = max_prefill_tokens
+
+    def plan(self, view: ReplicaSchedulerView) -> Iteration:
+        admitted = admit_fifo(view)
+        if self.max_prefill_tokens is not None:  # cap one prefill iteration's tokens (the first always goes)
+            total, kept = 0, 0
+            for request in admitted:
+                total += request.need
+                if kept and total > self.max_prefill_tokens:
+                    break
+                kept += 1
+            admitted = admitted[:kept]
+        pending = [(r.id, r.need - r.prefilled) for r in view.prefilling]
+        if not admitted and not pending:
+            return Iteration()
+        chunks = tuple(pending + [(r.id, r.need) for r in admitted])
+        return Iteration(admit=tuple(r.id for r in admitted), chunks=chunks, decode=False)

@@ -1,0 +1,121 @@
+"""Replay inference requests from a CSV trace with a column mapping (Azure LLM inference preset).
+
+Rows that cannot be used are counted per reason with example line numbers (the header is line 1),
+never dropped silently. Arrivals are shifted so the first request arrives at t = 0, then divided by
+`rate_scale`. Returns plain arrays; `dcsim.workload.requests` turns them into Request records.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dcsim.errors import TraceError
+from dcsim.scenario.inference import RequestColumns, TraceRequests
+from dcsim.workload.common import WorkloadReport
+from dcsim.workload.trace import parse_times, read_csv_strings, skipped_text
+
+AZURE_COLUMNS = RequestColumns(arrival="TIMESTAMP", prompt_tokens="ContextTokens", output_tokens="GeneratedTokens")
+
+# Larger token counts are rejected as not plausible integers (beyond this float64 loses integer precision).
+_MOST_TOKENS = 2.0**53
+
+
+def read_request_trace(
+    spec: TraceRequests, base_dir: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, WorkloadReport]:
+    """Arrival (s from 0), prompt tokens, output tokens and key per usable row, sorted by arrival, and the report."""
+    path, columns = _resolve(spec, base_dir)
+    frame = _read(path, columns)
+    report = WorkloadReport(source=f"trace:{spec.path}", rows_read=len(frame))
+    lines = frame.index.to_numpy() + 2
+
+    keep = ~(frame == "").all(axis=1).to_numpy()
+    report.skip("blank line", lines[~keep].tolist())
+    arrival = parse_times(frame[columns.arrival])
+    prompt = pd.to_numeric(frame[columns.prompt_tokens], errors="coerce").to_numpy(dtype=float)
+    output = pd.to_numeric(frame[columns.output_tokens], errors="coerce").to_numpy(dtype=float)
+    checks = [
+        (f"{columns.arrival}: not a time", np.isfinite(arrival)),
+        (f"{columns.prompt_tokens}: not a positive integer", _positive_integers(prompt)),
+        (f"{columns.output_tokens}: not a positive integer", _positive_integers(output)),
+    ]
+    for reason, valid in checks:  # each row is counted under its first problem only
+        bad = keep & ~valid
+        report.skip(reason, lines[bad].tolist())
+        keep &= valid
+
+    index = np.flatnonzero(keep)
+    index = index[np.argsort(arrival[index], kind="stable")]
+    if spec.limit is not None and len(index) > spec.limit:
+        report.skip("beyond limit", lines[index[spec.limit:]].tolist())
+        index = index[: spec.limit]
+    if len(index) == 0:
+        raise TraceError(f"{path}: no usable request rows ({skipped_text(report)})")
+
+    times = (arrival[index] - arrival[index[0]]) / spec.rate_scale
+    # Without a key column every request is its own session.
+    key = np.arange(len(index), dtype=np.int64) if columns.key is None else _keys(frame[columns.key].to_numpy()[index])
+    return times, prompt[index].astype(np.int64), output[index].astype(np.int64), key, report
+
+
+def _positive_integers(values: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (values >= 1) & (values <= _MOST_TOKENS) & (values == np.floor(values))
+
+
+def _keys(texts: np.ndarray) -> np.ndarray:
+    """Session keys as ints, the same on every run: integral numbers as-is, other text by CRC-32.
+
+    A blank key means no session: the request gets its own position (as without a key column).
+    """
+    keys = np.empty(len(texts), dtype=np.int64)
+    for i, raw in enumerate(texts.tolist()):
+        text = str(raw).strip()
+        if not text:
+            keys[i] = i
+            continue
+        try:
+            number = float(text)
+        except ValueError:
+            number = float("nan")
+        if np.isfinite(number) and number == np.floor(number) and abs(number) < 2.0**63:
+            keys[i] = int(text) if text.lstrip("+-").isdigit() else int(number)
+        else:
+            keys[i] = zlib.crc32(text.encode("utf-8"))
+    return keys
+
+
+def _resolve(spec: TraceRequests, base_dir: str) -> tuple[Path, RequestColumns]:
+    """The trace path and its column mapping: the format's preset, updated by the columns the user set."""
+    path = Path(spec.path) if Path(spec.path).is_absolute() else Path(base_dir) / spec.path
+    preset = AZURE_COLUMNS if spec.format == "azure" else RequestColumns()
+    if spec.columns is None:
+        return path, preset
+    return path, preset.model_copy(update=spec.columns.model_dump(exclude_unset=True))
+
+
+def _read(path: Path, columns: RequestColumns, nrows: int | None = None) -> pd.DataFrame:
+    frame = read_csv_strings(path, nrows)
+    needed = {"arrival": columns.arrival, "prompt_tokens": columns.prompt_tokens,
+              "output_tokens": columns.output_tokens, "key": columns.key}
+    for field_name, column in needed.items():
+        if column is not None and column not in frame.columns:
+            raise TraceError(
+                f"{path}: missing column {column!r} for {field_name} (columns present: {', '.join(frame.columns)}); "
+                f"set requests.columns.{field_name}"
+            )
+    return frame
+
+
+def check_request_trace_header(spec: TraceRequests, base_dir: str) -> list[str]:
+    """Problems `dcsim validate` can find without reading the whole trace: file and columns."""
+    path, columns = _resolve(spec, base_dir)
+    try:
+        _read(path, columns, nrows=0)
+    except TraceError as exc:
+        return [f"requests.path: {exc}"]
+    return []
