@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -97,6 +97,7 @@ def validate(
     from dcsim.build import policy_problems
     from dcsim.scenario import load_scenario
     from dcsim.scenario.schema import TraceTraining
+    from dcsim.workload.requests_trace import request_trace_problems
     from dcsim.workload.trace import check_trace_header
 
     failed = False
@@ -107,6 +108,7 @@ def validate(
             problems = policy_problems(scenario)
             if isinstance(training, TraceTraining):
                 problems += [f"{path}: {problem}" for problem in check_trace_header(training, scenario.base_dir)]
+            problems += [f"{path}: {problem}" for problem in request_trace_problems(scenario)]
             if problems:
                 raise ScenarioError(problems)
         except DcsimError as exc:
@@ -211,6 +213,9 @@ def _print_run_summary(summary: dict[str, object]) -> None:
             if stat["mean"] is not None:
                 table.add_row(f"{key[:-2]} mean / p95",
                               f"{format_duration(stat['mean'])} / {format_duration(stat['p95'])}")
+    inference = summary.get("inference")
+    if isinstance(inference, dict):
+        _inference_rows(table, inference)
     utilization = summary["utilization"]
     assert isinstance(utilization, dict)
     table.add_row("utilization busy / allocated",
@@ -223,6 +228,25 @@ def _print_run_summary(summary: dict[str, object]) -> None:
         skipped = ", ".join(f"{n} {reason}" for reason, n in workload["skipped"].items())
         table.add_row("trace rows skipped", skipped)
     out.print(table)
+
+
+def _inference_rows(table: Table, inference: dict[str, Any]) -> None:
+    from dcsim.units import format_duration
+
+    table.add_row("requests completed / arrived",
+                  f"{inference['completed']} / {inference['requests']} ({inference['dropped']} rejected, "
+                  f"{inference['unfinished']} unfinished)")
+    for key, label in (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("e2e_s", "end-to-end")):
+        stat = inference[key]
+        if stat["p50"] is not None:
+            table.add_row(f"{label} p50 / p99", f"{format_duration(stat['p50'])} / {format_duration(stat['p99'])}")
+    if inference.get("slo_attainment") is not None:
+        table.add_row("SLO attainment", f"{inference['slo_attainment']:.1%}")
+    per_token = inference.get("energy_per_output_token_j")
+    table.add_row("output tokens/s", f"{inference['tokens_per_s']:,.0f}"
+                  + (f" ({per_token:.3g} J per token)" if per_token is not None else ""))
+    if inference.get("preemptions"):
+        table.add_row("preemptions (recomputed)", f"{inference['preemptions']:,}")
 
 
 def main() -> None:

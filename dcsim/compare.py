@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,15 @@ HEADLINE = {
     "allocated_utilization": ("utilization", "allocated", "all"),
     "facility_kwh": ("energy", "facility_kwh"),
     "carbon_kg": ("energy", "carbon_kg"),
+    "ttft_p50_s": ("inference", "ttft_s", "p50"),
+    "ttft_p99_s": ("inference", "ttft_s", "p99"),
+    "tpot_p99_s": ("inference", "tpot_s", "p99"),
+    "e2e_mean_s": ("inference", "e2e_s", "mean"),
+    "e2e_p99_s": ("inference", "e2e_s", "p99"),
+    "slo_attainment": ("inference", "slo_attainment"),
+    "tokens_per_s": ("inference", "tokens_per_s"),
+    "energy_per_token_j": ("inference", "energy_per_output_token_j"),
+    "preemptions": ("inference", "preemptions"),
 }
 
 
@@ -70,8 +79,13 @@ class Comparison:
     scenario_name: str
     variants: list[str]
     seeds: list[int]
-    table: pd.DataFrame  # one row per (variant, seed): headline metrics
+    table: pd.DataFrame  # one row per (variant, seed): headline metrics this scenario has
     jobs_by_variant: dict[str, pd.DataFrame]
+    requests_by_variant: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> list[str]:
+        return [m for m in HEADLINE if m in self.table.columns]
 
     def summary_table(self) -> pd.DataFrame:
         """Per variant and metric: mean and 95% CI half-width over seeds, and the paired difference
@@ -83,7 +97,7 @@ class Comparison:
         baseline = self.variants[0]
         rows = []
         for variant in self.variants:
-            for metric in HEADLINE:
+            for metric in self.metrics:
                 values = self._per_seed(variant, metric)
                 mean, half, runs = mean_ci(values)
                 diff_mean, diff_half, _ = mean_ci(values - self._per_seed(baseline, metric))
@@ -102,7 +116,7 @@ class Comparison:
         def write(tmp: Path) -> None:
             self.table.to_csv(tmp / "comparison_runs.csv", index=False)
             self.summary_table().to_csv(tmp / "comparison_summary.csv", index=False)
-            write_comparison_charts(self.table, self.jobs_by_variant, tmp)
+            write_comparison_charts(self.table, self.jobs_by_variant, tmp, self.requests_by_variant)
 
         return write_atomically(Path(folder), write)
 
@@ -145,9 +159,16 @@ def compare(
             if progress:
                 progress(len(results) / len(tasks))
     rows: list[dict[str, Any]] = []
-    jobs: dict[str, pd.DataFrame] = {}
+    jobs: dict[str, list[pd.DataFrame]] = {}
+    requests: dict[str, list[pd.DataFrame]] = {}
     for (variant, seed), result in zip([(v, s) for v in variants for s in seed_list], results, strict=True):
         rows.append({"variant": variant, "seed": seed, **headline(result.summary)})
-        frame = result.jobs.assign(seed=seed)
-        jobs[variant] = frame if variant not in jobs else pd.concat([jobs[variant], frame], ignore_index=True)
-    return Comparison(base.name, list(variants), seed_list, pd.DataFrame(rows), jobs)
+        jobs.setdefault(variant, []).append(result.jobs.assign(seed=seed))
+        if result.requests is not None:
+            requests.setdefault(variant, []).append(result.requests.assign(seed=seed))
+    table = pd.DataFrame(rows)
+    # Keep the metrics this scenario has: training ones without jobs, or inference ones without services, are n/a.
+    table = table[[c for c in table.columns if c in ("variant", "seed") or table[c].notna().any()]]
+    return Comparison(base.name, list(variants), seed_list, table,
+                      {v: pd.concat(f, ignore_index=True) for v, f in jobs.items()},
+                      {v: pd.concat(f, ignore_index=True) for v, f in requests.items()})

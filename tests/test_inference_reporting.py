@@ -180,7 +180,7 @@ def test_long_replica_timeseries_is_binned(tmp_path: Path) -> None:
     times, values = replica_levels(ts[ts["replica_id"] == 0], replica.iloc[0], END)
     assert len(times) == BINS + 1 and values.shape == (BINS + 1, 2)
     assert times[-1] == END  # replica 0 never stopped: its last level holds until the end of the run
-    assert 0 <= np.nanmin(values[:, 1]) and np.nanmax(values[:, 1]) <= 100
+    assert np.nanmin(values[:, 1]) >= 0 and np.nanmax(values[:, 1]) <= 100
 
 
 def test_short_series_hold_until_stop(tmp_path: Path) -> None:

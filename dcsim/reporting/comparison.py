@@ -19,9 +19,11 @@ from dcsim.stats import mean_ci
 
 
 def write_comparison_charts(
-    table: pd.DataFrame, jobs_by_variant: dict[str, pd.DataFrame], folder: Path
+    table: pd.DataFrame, jobs_by_variant: dict[str, pd.DataFrame], folder: Path,
+    requests_by_variant: dict[str, pd.DataFrame] | None = None,
 ) -> list[Path]:
-    """Bar chart of every metric (mean over seeds, 95% CI) per variant, and the pooled wait CDFs."""
+    """Bar chart of every metric (mean over seeds, 95% CI) per variant, and pooled wait (training) and
+    latency (inference) CDFs."""
     folder = Path(folder)
     variants = [str(v) for v in dict.fromkeys(table["variant"])] if "variant" in table else []
     metrics = [str(c) for c in table.columns
@@ -58,16 +60,25 @@ def write_comparison_charts(
     fig.tight_layout()
     paths = [save(fig, folder / "comparison_metrics.png")]
 
+    if any(len(j) for j in jobs_by_variant.values()) or not requests_by_variant:
+        paths.append(_pooled_cdf(jobs_by_variant, "wait_s", "wait", "Wait time CDF per variant (jobs pooled over "
+                                 "seeds)", folder / "comparison_wait_cdf.png"))
+    if requests_by_variant:
+        paths.append(_pooled_cdf(requests_by_variant, "e2e_s", "end-to-end latency",
+                                 "Request latency CDF per variant (requests pooled over seeds)",
+                                 folder / "comparison_latency_cdf.png"))
+    return paths
+
+
+def _pooled_cdf(frames: dict[str, pd.DataFrame], column: str, label: str, title: str, path: Path) -> Path:
     fig = Figure(figsize=(8, 4.5))
     ax = fig.subplots()
-    pooled = {str(v): finite(j["wait_s"]) if "wait_s" in j else np.array([], dtype=float)
-              for v, j in jobs_by_variant.items()}
-    cdf_plot(ax, pooled, "wait", [matplotlib.colormaps["tab10"](i % 10) for i in range(len(pooled))])
-    ax.set_title("Wait time CDF per variant (jobs pooled over seeds)")
+    pooled = {str(v): finite(f[column]) if column in f else np.array([], dtype=float) for v, f in frames.items()}
+    cdf_plot(ax, pooled, label, [matplotlib.colormaps["tab10"](i % 10) for i in range(len(pooled))])
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    paths.append(save(fig, folder / "comparison_wait_cdf.png"))
-    return paths
+    return save(fig, path)
 
 
 def _short(label: str, width: int = 28) -> str:

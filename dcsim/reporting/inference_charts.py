@@ -218,10 +218,10 @@ def _replica_batch_kv(result: RunResult, end: float, path: Path) -> Path:
         for ax in axes:
             no_data(ax, "no replica timeseries")
     else:
-        info = replicas.set_index("replica_id") if replicas is not None and len(replicas) else pd.DataFrame()
+        info = _replica_rows(replicas, shown)
         cmap = matplotlib.colormaps["tab20"]
         for i, replica in enumerate(shown):
-            row = info.loc[replica] if replica in info.index else pd.Series(dtype=object)
+            row = info.get(replica, pd.Series(dtype=object))
             times, values = replica_levels(ts[ts["replica_id"] == replica], row, end)
             label = f"{replica} {row['service']}" if "service" in row else str(replica)
             axes[0].step(times / scale, values[:, 0], where="post", color=cmap(i % 20), lw=1.0, label=label)
@@ -240,6 +240,14 @@ def _replica_batch_kv(result: RunResult, end: float, path: Path) -> Path:
     fig.suptitle(title)
     fig.tight_layout()
     return save(fig, path)
+
+
+def _replica_rows(replicas: pd.DataFrame | None, ids: Sequence[int]) -> dict[int, pd.Series]:
+    """The replicas-frame row of each id in `ids` (first one if repeated); absent ids are left out."""
+    if replicas is None or replicas.empty:
+        return {}
+    wanted = replicas[replicas["replica_id"].isin(ids)].drop_duplicates("replica_id")
+    return {int(row["replica_id"]): row for _, row in wanted.iterrows()}
 
 
 def replica_levels(rows: pd.DataFrame, replica: pd.Series, end: float) -> tuple[np.ndarray, np.ndarray]:

@@ -37,6 +37,7 @@ def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
         name = check(f"cluster.node_pools.{index}.accelerator", _get(pool, "accelerator"), catalog.accelerator)
         if name is not None:
             present.add(catalog.canonical_accelerator(name))
+    _service_problems(data, present, check, problems)
     training = _get(data, "workload", "training")
     if not isinstance(training, dict):
         return problems
@@ -53,6 +54,32 @@ def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
                 have = ", ".join(sorted(present))
                 problems.append(f"{path}: {name!r} is not in the cluster (node pools have {have})")
     return problems
+
+
+def _service_problems(data: Any, present: set[str], check: Callable[[str, Any, Callable[[str], object]], str | None],
+                      problems: list[str]) -> None:
+    """Each service's model must be an LLM the catalog knows; its replica accelerators must be in the cluster."""
+    from dcsim.calibration.inference import kv_bytes_per_token
+
+    catalog = load_catalog()
+
+    def llm(name: str) -> None:
+        try:
+            kv_bytes_per_token(catalog.model(name))
+        except CalibrationError as exc:
+            raise CatalogError(f"{exc}; services need an LLM (e.g. Llama-2-70B, llm-13b)") from None
+
+    services = _get(data, "workload", "inference", "services")
+    for index, service in enumerate(services if isinstance(services, list) else []):
+        path = f"workload.inference.services.{index}"
+        check(f"{path}.model", _get(service, "model"), llm)
+        groups = _get(service, "replicas")
+        for group_index, group in enumerate(groups if isinstance(groups, list) else []):
+            where = f"{path}.replicas.{group_index}.accelerator"
+            name = check(where, _get(group, "accelerator"), catalog.accelerator)
+            if name is not None and present and catalog.canonical_accelerator(name) not in present:
+                have = ", ".join(sorted(present))
+                problems.append(f"{where}: {name!r} is not in the cluster (node pools have {have})")
 
 
 def _calibration(data: Any, base_dir: str, problems: list[str]) -> Calibration:

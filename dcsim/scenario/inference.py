@@ -70,7 +70,7 @@ class RequestArrivals(Strict):
 
 class SyntheticRequests(Strict):
     source: Literal["synthetic"]
-    count: int = Field(ge=1, le=100_000_000, description="number of requests to generate")
+    count: int = Field(ge=1, le=10_000_000, description="number of requests to generate")
     arrival: RequestArrivals
     prompt_tokens: TokenDistribution
     output_tokens: TokenDistribution

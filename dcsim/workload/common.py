@@ -19,9 +19,10 @@ class WorkloadReport:
 
     source: str
     rows_read: int = 0
-    jobs: int = 0
+    jobs: int = 0  # records produced (jobs, or requests for an inference source)
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_lines: dict[str, list[int]] = field(default_factory=dict)
+    unit: str = "jobs"  # the key `jobs` is reported under
 
     def skip(self, reason: str, lines: list[int]) -> None:
         if not lines:
@@ -30,7 +31,7 @@ class WorkloadReport:
         self.skipped_lines.setdefault(reason, []).extend(lines[:10])
 
     def as_dict(self) -> dict[str, object]:
-        return {"source": self.source, "rows_read": self.rows_read, "jobs": self.jobs,
+        return {"source": self.source, "rows_read": self.rows_read, self.unit: self.jobs,
                 "skipped": dict(sorted(self.skipped.items())),
                 "skipped_example_lines": {k: v[:10] for k, v in sorted(self.skipped_lines.items())}}
 

@@ -42,6 +42,7 @@ def build_requests(
         report = WorkloadReport(source="synthetic", rows_read=spec.count)
     requests = make_requests(arrival, prompt, output, key, service)
     report.jobs = len(requests)
+    report.unit = "requests"
     return requests, report
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from dcsim.errors import TraceError
 from dcsim.scenario.inference import RequestColumns, TraceRequests
+from dcsim.scenario.schema import Scenario
 from dcsim.workload.common import WorkloadReport
 from dcsim.workload.trace import parse_times, read_csv_strings, skipped_text
 
@@ -119,3 +120,14 @@ def check_request_trace_header(spec: TraceRequests, base_dir: str) -> list[str]:
     except TraceError as exc:
         return [f"requests.path: {exc}"]
     return []
+
+
+def request_trace_problems(scenario: Scenario) -> list[str]:
+    """check_request_trace_header for every trace-fed service, each with its scenario path."""
+    inference = scenario.workload.inference
+    problems: list[str] = []
+    for index, service in enumerate(inference.services if inference is not None else ()):
+        if isinstance(service.requests, TraceRequests):
+            problems += [f"workload.inference.services.{index}.{problem}"
+                         for problem in check_request_trace_header(service.requests, scenario.base_dir)]
+    return problems
