@@ -66,15 +66,16 @@ def write_comparison_charts(
     if requests_by_variant:
         paths.append(_pooled_cdf(requests_by_variant, "e2e_s", "end-to-end latency",
                                  "Request latency CDF per variant (requests pooled over seeds)",
-                                 folder / "comparison_latency_cdf.png"))
+                                 folder / "comparison_latency_cdf.png", noun="requests"))
     return paths
 
 
-def _pooled_cdf(frames: dict[str, pd.DataFrame], column: str, label: str, title: str, path: Path) -> Path:
+def _pooled_cdf(frames: dict[str, pd.DataFrame], column: str, label: str, title: str, path: Path,
+                noun: str = "jobs") -> Path:
     fig = Figure(figsize=(8, 4.5))
     ax = fig.subplots()
     pooled = {str(v): finite(f[column]) if column in f else np.array([], dtype=float) for v, f in frames.items()}
-    cdf_plot(ax, pooled, label, [matplotlib.colormaps["tab10"](i % 10) for i in range(len(pooled))])
+    cdf_plot(ax, pooled, label, [matplotlib.colormaps["tab10"](i % 10) for i in range(len(pooled))], noun=noun)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -1,0 +1,355 @@
+"""The serving engine against hand-computed cases, queueing identities, and its own per-iteration mode."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import dcsim
+from dcsim.calibration import load_calibration
+from dcsim.catalog import load_catalog
+from dcsim.errors import DcsimError, PolicyError, ScenarioError
+from dcsim.results import RunResult
+from dcsim.scenario import scenario_from_dict
+
+MODEL, ACCELERATOR, TP = "Llama-2-70B", "H100", 4
+
+
+def service(requests: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": "chat", "model": MODEL,
+                            "replicas": [{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 1}],
+                            "requests": requests}
+    data.update(changes)
+    return data
+
+
+def scenario(services: list[dict[str, Any]], nodes: int = 1, **changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "serving-test", "seed": 5,
+        "cluster": {"node_pools": [{"name": "h100", "count": nodes, "accelerator": ACCELERATOR,
+                                    "accelerators_per_node": 8}]},
+        "workload": {"inference": {"services": services}},
+    }
+    data.update(changes)
+    return data
+
+
+def synthetic(count: int, rate: str, prompt: dict[str, Any], output: dict[str, Any],
+              process: str = "poisson") -> dict[str, Any]:
+    return {"source": "synthetic", "count": count, "arrival": {"process": process, "rate": rate},
+            "prompt_tokens": prompt, "output_tokens": output}
+
+
+def constant(value: int) -> dict[str, Any]:
+    return {"distribution": "constant", "value": value}
+
+
+def lognormal(median: float, sigma: float, most: int) -> dict[str, Any]:
+    return {"distribution": "lognormal", "median": median, "sigma": sigma, "max": most}
+
+
+def trace_requests(tmp_path: Any, rows: list[tuple[float, int, int]]) -> dict[str, Any]:
+    path = tmp_path / "requests.csv"
+    path.write_text("arrival,prompt_tokens,output_tokens\n" + "".join(f"{a},{p},{o}\n" for a, p, o in rows))
+    return {"source": "trace", "path": str(path)}
+
+
+def run(data: dict[str, Any], **kwargs: Any) -> RunResult:
+    return dcsim.run(scenario_from_dict(data, "test.yaml"), **kwargs)
+
+
+def timing() -> Any:
+    catalog = load_catalog()
+    return load_calibration().inference.iteration_constants(catalog.model(MODEL), ACCELERATOR, TP)
+
+
+def prefill(tokens: float) -> float:
+    catalog = load_catalog()
+    return load_calibration().inference.prefill_time(catalog.model(MODEL), ACCELERATOR, tokens, 1, TP)
+
+
+def decode(batch: int, context: float) -> float:
+    catalog = load_catalog()
+    return load_calibration().inference.decode_time(catalog.model(MODEL), ACCELERATOR, batch, context, TP)
+
+
+# --- hand-computed cases -----------------------------------------------------------------------------
+
+
+def test_a_lone_request_takes_its_prefill_then_one_decode_per_token(tmp_path: Any) -> None:
+    prompt, output = 700, 50
+    result = run(scenario([service(trace_requests(tmp_path, [(0.0, prompt, output)]))]))
+    row = result.requests.iloc[0]
+    # Decode iteration i attends prompt + i tokens: the mean iteration is at the mean context.
+    iterations = [decode(1, prompt + i) for i in range(output - 1)]
+    assert row["ttft_s"] == pytest.approx(prefill(prompt), rel=1e-12)
+    assert row["tpot_s"] == pytest.approx(np.mean(iterations), rel=1e-12)
+    assert row["tpot_s"] == pytest.approx(decode(1, prompt + (output - 2) / 2), rel=1e-12)
+    assert row["e2e_s"] == pytest.approx(prefill(prompt) + sum(iterations), rel=1e-12)
+    assert row["queue_delay_s"] == 0.0 and row["preemptions"] == 0
+
+
+def test_two_requests_prefill_together_then_decode_as_a_batch(tmp_path: Any) -> None:
+    k = timing()
+    (p1, o1), (p2, o2) = (300, 4), (500, 6)
+    result = run(scenario([service(trace_requests(tmp_path, [(0.0, p1, o1), (0.0, p2, o2)]))]))
+    prefill_both = k.prefill_fixed + sum(k.prefill_token * p + k.prefill_token_sq * p * p for p in (p1, p2))
+    # Both decode until the first has its 4 tokens (3 iterations), then the second alone for 2 more.
+    t = prefill_both
+    for i in range(o1 - 1):
+        t += decode(2, p1 + p2 + 2 * i)
+    end1 = t
+    for i in range(o1 - 1, o2 - 1):
+        t += decode(1, p2 + i)
+    frame = result.requests.set_index("prompt_tokens")
+    assert frame.loc[p1, "ttft_s"] == pytest.approx(prefill_both, rel=1e-12)
+    assert frame.loc[p2, "ttft_s"] == pytest.approx(prefill_both, rel=1e-12)
+    assert frame.loc[p1, "e2e_s"] == pytest.approx(end1, rel=1e-12)
+    assert frame.loc[p2, "e2e_s"] == pytest.approx(t, rel=1e-12)
+    assert result.summary["inference"]["tokens_per_s"] == pytest.approx((o1 + o2) / t, rel=1e-9)
+
+
+def test_an_arrival_during_decoding_is_prefilled_at_the_next_iteration_boundary(tmp_path: Any) -> None:
+    p1, o1, p2, o2 = 400, 40, 200, 3
+    first_prefill = prefill(p1)
+    boundaries = np.cumsum([first_prefill] + [decode(1, p1 + i) for i in range(o1 - 1)])
+    arrival = (boundaries[5] + boundaries[6]) / 2  # halfway through the 6th decode iteration
+    result = run(scenario([service(trace_requests(tmp_path, [(0.0, p1, o1), (arrival, p2, o2)]))]))
+    second = result.requests.set_index("prompt_tokens").loc[p2]
+    assert second["admitted_s"] == pytest.approx(boundaries[6], rel=1e-12)
+    assert second["first_token_s"] == pytest.approx(boundaries[6] + prefill(p2), rel=1e-12)
+
+
+def test_chunked_prefill_splits_a_long_prompt_into_budgeted_iterations(tmp_path: Any) -> None:
+    k = timing()
+    prompt, budget = 1300, 512
+    data = scenario([service(trace_requests(tmp_path, [(0.0, prompt, 2)]))],
+                    policies={"replica_scheduler": {"name": "chunked_prefill", "token_budget": budget}})
+    row = run(data).requests.iloc[0]
+    chunks = math.ceil(prompt / budget)  # every chunk pays the fixed cost; tokens and attention add up to one prefill
+    expected = chunks * k.prefill_fixed + k.prefill_token * prompt + k.prefill_token_sq * prompt**2
+    assert row["ttft_s"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_static_batching_holds_new_requests_until_the_batch_finishes(tmp_path: Any) -> None:
+    rows = [(0.0, 300, 30), (0.05, 300, 5)]
+    data = scenario([service(trace_requests(tmp_path, rows))], policies={"replica_scheduler": "static_batching"})
+    frame = run(data).requests.set_index("output_tokens")
+    assert frame.loc[5, "admitted_s"] == pytest.approx(frame.loc[30, "end_s"], rel=1e-12)
+    continuous = run(scenario([service(trace_requests(tmp_path, rows))])).requests.set_index("output_tokens")
+    assert continuous.loc[5, "admitted_s"] < frame.loc[5, "admitted_s"]
+
+
+# --- KV cache -------------------------------------------------------------------------------------------
+
+
+def kv_bytes(tokens: int) -> str:
+    from dcsim.calibration.inference import kv_bytes_per_token
+
+    return f"{kv_bytes_per_token(load_catalog().model(MODEL)) * tokens:.0f}"
+
+
+def test_requests_longer_than_the_kv_cache_are_rejected_and_counted(tmp_path: Any) -> None:
+    rows = [(0.0, 900, 200), (0.1, 300, 50)]
+    result = run(scenario([service(trace_requests(tmp_path, rows), kv_cache=kv_bytes(1000))]))
+    assert int(result.replicas["kv_capacity_tokens"].iloc[0]) == 1000
+    inference = result.summary["inference"]
+    assert (inference["requests"], inference["completed"], inference["dropped"]) == (2, 1, 1)
+    assert inference["rejected_by_reason"] == {"longer than the KV cache can hold": 1}
+    rejected = result.requests[result.requests["state"] == "rejected"]
+    assert rejected["prompt_tokens"].tolist() == [900] and rejected["replica"].tolist() == [-1]
+
+
+def test_a_full_kv_cache_preempts_and_recomputes(tmp_path: Any) -> None:
+    rows = [(0.0, 400, 300), (0.0, 400, 300), (0.0, 400, 300)]
+    data = scenario([service(trace_requests(tmp_path, rows), kv_cache=kv_bytes(1500))])
+    result = run(data)
+    requests = result.requests
+    assert int(result.replicas["kv_capacity_tokens"].iloc[0]) == 1500
+    assert (requests["state"] == "completed").all()
+    assert result.summary["inference"]["preemptions"] == requests["preemptions"].sum() > 0
+    assert result.replica_timeseries["kv_used_tokens"].max() <= 1500
+
+
+# --- fast-forward equals per-iteration ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheduler", ["continuous_batching", "chunked_prefill", "static_batching"])
+def test_fast_forward_gives_the_per_iteration_results(scheduler: str) -> None:
+    requests = synthetic(400, "14/s", lognormal(600, 0.8, 3000), lognormal(150, 0.8, 1500))
+    services = [service(requests, kv_cache="6GB",
+                        replicas=[{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 2}])]
+    data = scenario(services, policies={"replica_scheduler": scheduler, "balancer": "least_tokens"})
+    fast = run(data)
+    data["workload"]["inference"]["fast_forward"] = False
+    slow = run(data)
+    assert fast.summary["events"] < slow.summary["events"] / 3
+    assert fast.summary["inference"]["preemptions"] == slow.summary["inference"]["preemptions"] > 0
+    for column in ("admitted_s", "first_token_s", "end_s"):
+        np.testing.assert_allclose(fast.requests[column], slow.requests[column], rtol=1e-9)
+    assert (fast.requests["replica"] == slow.requests["replica"]).all()
+    assert fast.summary["energy"]["it_kwh"] == pytest.approx(slow.summary["energy"]["it_kwh"], rel=1e-9)
+
+
+# --- queueing identities and energy ---------------------------------------------------------------------
+
+
+def test_littles_law_on_requests() -> None:
+    requests = synthetic(3000, "9/s", lognormal(500, 0.7, 4000), lognormal(120, 0.7, 1000))
+    services = [service(requests, replicas=[{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 2}])]
+    result = run(scenario(services))
+    frame = result.requests
+    assert (frame["state"] == "completed").all()
+    # L from the replicas' own levels (requests waiting or in a batch, time-weighted) ...
+    ts = result.replica_timeseries.sort_values(["replica_id", "time_s"], kind="stable")
+    in_system = 0.0
+    for _, rows in ts.groupby("replica_id"):
+        times = rows["time_s"].to_numpy()
+        level = (rows["batch"] + rows["waiting"]).to_numpy()
+        in_system += float(np.dot(level[:-1], np.diff(times)))
+    horizon = result.summary["sim_time_s"]
+    mean_in_system = in_system / horizon
+    # ... equals arrival rate x mean time in system, from the request records.
+    lam = len(frame) / horizon
+    assert mean_in_system == pytest.approx(lam * frame["e2e_s"].mean(), rel=0.01)
+
+
+def test_serving_energy_adds_up_to_the_accelerator_energy() -> None:
+    requests = synthetic(500, "6/s", lognormal(500, 0.7, 4000), lognormal(120, 0.7, 1000))
+    result = run(scenario([service(requests)]))
+    idle_per_gpu = load_catalog().accelerators["H100-SXM"].idle_w.value
+    free = 8 - TP
+    expected_kwh = (result.replicas["energy_j"].sum() + free * idle_per_gpu * result.summary["sim_time_s"]) / 3.6e6
+    assert result.summary["energy"]["by_component_kwh"]["accelerators"] == pytest.approx(expected_kwh, rel=1e-6)
+    inference = result.summary["inference"]
+    assert inference["energy_per_output_token_j"] == pytest.approx(
+        result.replicas["energy_j"].sum() / result.requests["output_tokens"].sum(), rel=1e-6)
+
+
+def test_same_seed_same_results() -> None:
+    requests = synthetic(300, "8/s", lognormal(500, 0.7, 4000), lognormal(120, 0.7, 1000))
+    data = scenario([service(requests)], policies={"balancer": "power_of_two_choices"})
+    data["workload"]["inference"]["services"][0]["replicas"][0]["count"] = 2
+    first, second = run(data), run(data)
+    first.summary.pop("wall_time_s")
+    second.summary.pop("wall_time_s")
+    assert first.summary == second.summary
+    pd.testing.assert_frame_equal(first.requests, second.requests)
+
+
+# --- balancers under load --------------------------------------------------------------------------------
+
+
+def test_least_outstanding_requests_beats_random_on_p99_latency() -> None:
+    # Eight Llama-2-13B replicas of at most 8 requests each, kept about 97% busy: random routing leaves
+    # some replicas with a queue while others have free batch slots; joining the least loaded does not.
+    requests = synthetic(3000, "9/s", lognormal(600, 0.9, 4000), lognormal(150, 1.2, 2000))
+    services = [service(requests, model="Llama-2-13B", max_batch=8,
+                        replicas=[{"accelerator": ACCELERATOR, "tensor_parallel": 1, "count": 8}])]
+    p99: dict[str, dict[str, float]] = {}
+    for balancer in ("random", "least_outstanding_requests"):
+        runs = [run({**scenario(services), "policies": {"balancer": balancer}}, seed=seed).summary["inference"]
+                for seed in (1, 2, 3)]
+        p99[balancer] = {key: float(np.mean([r[key]["p99"] for r in runs])) for key in ("ttft_s", "e2e_s")}
+    lor, rnd = p99["least_outstanding_requests"], p99["random"]
+    assert lor["ttft_s"] < 0.25 * rnd["ttft_s"], p99  # measured: 0.86 s against 14.1 s
+    assert lor["e2e_s"] < rnd["e2e_s"], p99  # 37.0 s against 39.1 s: output length dominates end to end
+
+
+# --- sharing the cluster with training --------------------------------------------------------------------
+
+
+def test_replicas_and_training_jobs_share_the_accelerators() -> None:
+    requests = synthetic(200, "2/s", lognormal(500, 0.7, 4000), lognormal(120, 0.7, 1000))
+    data = scenario([service(requests)])
+    data["workload"]["training"] = {
+        "source": "synthetic", "jobs": 6, "arrival": {"process": "poisson", "rate": "60/h"},
+        "accelerators": {"values": [4, 8], "weights": [1, 1]},
+        "duration": {"distribution": "constant", "value": "10min"}}
+    result = run(data, seed=2)
+    assert (result.timeseries["allocated_all"] <= 8).all()
+    jobs = result.jobs
+    # The replica holds 4 of the node's 8 accelerators for the whole run: 8-accelerator jobs never start.
+    assert (jobs.loc[jobs["accelerators"] == 8, "state"] == "unfinished").all()
+    assert (jobs.loc[jobs["accelerators"] == 4, "state"] == "completed").all()
+    assert result.summary["inference"]["completed"] == 200
+
+
+def test_autoscaler_adds_replicas_after_a_cold_start_and_drains_them() -> None:
+    catalog = load_catalog()
+    from dcsim.calibration.inference import weight_bytes
+
+    requests = synthetic(2500, "25/s", lognormal(500, 0.7, 3000), lognormal(150, 0.7, 1000))
+    services = [service(requests, weights_load_bandwidth="10GB/s",
+                        replicas=[{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 1, "max_count": 4}])]
+    data = scenario(services, nodes=2,
+                    policies={"autoscaler": {"name": "queue_target", "target_outstanding": 20.0, "interval": 10.0}})
+    result = run(data)
+    replicas = result.replicas
+    assert len(replicas) > 1
+    added = replicas.iloc[1:]
+    cold = weight_bytes(catalog.model(MODEL)) / 10e9
+    np.testing.assert_allclose(added["ready_s"] - added["requested_s"], cold, rtol=1e-9)
+    assert added["stopped_s"].notna().all()  # drained back to min_replicas once the load was gone
+    assert result.summary["inference"]["completed"] == 2500
+
+
+# --- bad input --------------------------------------------------------------------------------------------
+
+
+def test_weights_that_do_not_fit_fail_with_the_field() -> None:
+    requests = synthetic(10, "1/s", constant(100), constant(10))
+    data = scenario([service(requests, replicas=[{"accelerator": ACCELERATOR, "tensor_parallel": 1}])])
+    with pytest.raises(ScenarioError, match=r"services\.0\.replicas\.0: Llama-2-70B weights \(138 GB\) leave no room"):
+        run(data)
+
+
+def test_tensor_parallelism_beyond_a_node_fails() -> None:
+    requests = synthetic(10, "1/s", constant(100), constant(10))
+    data = scenario([service(requests, replicas=[{"accelerator": ACCELERATOR, "tensor_parallel": 16}])])
+    with pytest.raises(ScenarioError, match="tensor_parallel: a replica must fit on one node"):
+        run(data)
+
+
+def test_too_many_initial_replicas_fail() -> None:
+    requests = synthetic(10, "1/s", constant(100), constant(10))
+    data = scenario([service(requests, replicas=[{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 3}])])
+    with pytest.raises(ScenarioError, match="cannot place 3 initial replicas"):
+        run(data)
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("requests", "arrival", "rate"), "0/s", "greater than 0"),
+    (("requests", "arrival", "rate"), "-3/s", "rate"),
+    (("max_batch",), 0, "greater than or equal to 1"),
+])
+def test_bad_service_fields_fail_in_one_line(path: tuple[str, ...], value: Any, message: str) -> None:
+    data = scenario([service(synthetic(10, "1/s", constant(100), constant(10)))])
+    target = data["workload"]["inference"]["services"][0]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(DcsimError, match=message) as info:
+        run(data)
+    assert "workload.inference.services.0." + ".".join(path) in str(info.value)
+
+
+def test_a_balancer_choosing_a_replica_not_offered_is_a_policy_error() -> None:
+    from dcsim.policies.base import PolicyBase
+    from dcsim.policies.registry import register
+
+    @register("balancer", "test_rogue")
+    class Rogue(PolicyBase):
+        def __init__(self) -> None:
+            pass
+
+        def choose(self, request: Any, view: Any) -> int:
+            return 99
+
+    data = scenario([service(synthetic(5, "1/s", constant(100), constant(10)))], policies={"balancer": "test_rogue"})
+    with pytest.raises(PolicyError, match=r"balancer 'test_rogue': chose replica 99 for request 0, not one of"):
+        run(data)
