@@ -166,7 +166,7 @@ def test_bad_rows_are_counted_with_line_numbers(tmp_path: Path) -> None:
     ))
     requests, report = replay(path)
     summary = report.as_dict()
-    assert summary["rows_read"] == 9 and summary["jobs"] == 2
+    assert summary["rows_read"] == 9 and summary["requests"] == 2
     assert summary["skipped"] == {"arrival: not a time": 2, "blank line": 1,
                                   "output_tokens: not a positive integer": 2,
                                   "prompt_tokens: not a positive integer": 2}
