@@ -230,16 +230,20 @@ def _print_run_summary(summary: dict[str, object]) -> None:
     out.print(table)
 
 
-def _inference_rows(table: Table, inference: dict[str, Any]) -> None:
+def _latency(seconds: float) -> str:
     from dcsim.units import format_duration
 
+    return f"{seconds * 1e3:.0f} ms" if seconds < 1 else format_duration(seconds)
+
+
+def _inference_rows(table: Table, inference: dict[str, Any]) -> None:
     table.add_row("requests completed / arrived",
                   f"{inference['completed']} / {inference['requests']} ({inference['dropped']} rejected, "
                   f"{inference['unfinished']} unfinished)")
     for key, label in (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("e2e_s", "end-to-end")):
         stat = inference[key]
         if stat["p50"] is not None:
-            table.add_row(f"{label} p50 / p99", f"{format_duration(stat['p50'])} / {format_duration(stat['p99'])}")
+            table.add_row(f"{label} p50 / p99", f"{_latency(stat['p50'])} / {_latency(stat['p99'])}")
     if inference.get("slo_attainment") is not None:
         table.add_row("SLO attainment", f"{inference['slo_attainment']:.1%}")
     per_token = inference.get("energy_per_output_token_j")

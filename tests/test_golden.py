@@ -1,4 +1,4 @@
-"""Golden summary.json of the quickstart scenario, and byte-identical determinism.
+"""Golden summary.json of the quickstart and (shortened) shared-H100 scenarios, and byte-identical determinism.
 
 Regenerate deliberately after an intended behaviour change:
     python -m tests.test_golden --regenerate
@@ -16,12 +16,24 @@ from dcsim.results import summary_json
 from tests.helpers import SCENARIOS
 
 GOLDEN = Path(__file__).parent / "golden" / "quickstart_summary.json"
+SHARED_GOLDEN = Path(__file__).parent / "golden" / "shared_h100_summary.json"
+SHARED_SHORT = ["workload.training.jobs=20", "workload.inference.services.0.requests.count=6000", "horizon=1h"]
 
 
 def quickstart_summary_text() -> str:
     summary = dcsim.run(SCENARIOS / "quickstart.yaml").summary
     summary["wall_time_s"] = 0.0  # the only field allowed to differ between runs
     return summary_json(summary)
+
+
+def shared_summary_text() -> str:
+    summary = dcsim.run(SCENARIOS / "shared_h100.yaml", overrides=SHARED_SHORT).summary
+    summary["wall_time_s"] = 0.0
+    return summary_json(summary)
+
+
+def test_shared_h100_matches_golden_summary() -> None:
+    assert json.loads(shared_summary_text()) == json.loads(SHARED_GOLDEN.read_text())
 
 
 def test_quickstart_matches_golden_summary() -> None:
@@ -42,4 +54,5 @@ def test_different_seed_gives_a_different_run() -> None:
 
 if __name__ == "__main__" and "--regenerate" in sys.argv:
     GOLDEN.write_text(quickstart_summary_text())
-    print(f"wrote {GOLDEN}")
+    SHARED_GOLDEN.write_text(shared_summary_text())
+    print(f"wrote {GOLDEN} and {SHARED_GOLDEN}")

@@ -8,7 +8,9 @@ import pytest
 
 import dcsim
 from dcsim.scenario import load_scenario
+from dcsim.scenario.inference import SyntheticRequests
 from dcsim.scenario.schema import TraceTraining
+from dcsim.workload.requests_trace import request_trace_problems
 from dcsim.workload.trace import check_trace_header
 from tests.helpers import SCENARIOS
 
@@ -30,10 +32,21 @@ def test_shipped_scenario_validates_and_runs(path: Path) -> None:
         shorten = ["workload.training.limit=1500"]
     else:
         shorten = ["workload.training.jobs=80"] if training is not None else []
+    inference = scenario.workload.inference
+    if inference is not None:
+        problems = request_trace_problems(scenario)
+        if problems:
+            pytest.skip(f"trace not available here: {problems[0]}")
+        for index, service in enumerate(inference.services):
+            field = "count" if isinstance(service.requests, SyntheticRequests) else "limit"
+            shorten.append(f"workload.inference.services.{index}.requests.{field}=2000")
     result = dcsim.run(path, overrides=shorten)
     summary = result.summary
     assert summary["scenario"] == scenario.name
     if training is not None:
         assert summary["training"]["jobs_completed"] + summary["training"]["jobs_unfinished"] \
             + summary["training"]["jobs_rejected"] == summary["training"]["jobs_submitted"] > 0
+    if inference is not None:
+        counts = summary["inference"]
+        assert counts["completed"] + counts["dropped"] + counts["unfinished"] == counts["requests"] > 0
     assert 0.0 < summary["utilization"]["allocated"]["all"] <= 1.0

@@ -283,3 +283,17 @@ def test_integer_values_are_accepted_for_float_params() -> None:
     policy = build("autoscaler", "queue_target", {"interval": 30, "target_outstanding": 8})
     assert policy.desired(replace(FakeAutoscalerView(), outstanding=9)) == 2
     assert build("autoscaler", "queue_target", policy.get_params()).get_params() == policy.get_params()
+
+
+@pytest.mark.parametrize("name", ["queue_target", "utilization_target"])
+def test_scale_down_waits_for_the_stabilisation_window(name: str) -> None:
+    policy = build("autoscaler", name, {"scale_down_window": 100.0})
+    high = FakeAutoscalerView(replicas=4, outstanding=64, busy_fraction=1.0, now=0.0)
+    assert policy.desired(high) >= 4
+    peak = policy.desired(high)
+    low = {"replicas": 4, "outstanding": 1, "busy_fraction": 0.05}
+    assert policy.desired(FakeAutoscalerView(**low, now=50.0)) == peak  # still inside the window
+    assert policy.desired(FakeAutoscalerView(**low, now=150.0)) == 1  # the high recommendation has expired
+    immediate = build("autoscaler", name, {"scale_down_window": 0.0})
+    immediate.desired(high)
+    assert immediate.desired(FakeAutoscalerView(**low, now=1.0)) == 1

@@ -6,7 +6,7 @@ at 1 and so cannot tell how far over capacity the service is.
 
 from __future__ import annotations
 
-from dcsim.policies.autoscaling.common import ceil_ratio, check_interval
+from dcsim.policies.autoscaling.common import ScaleDownWindow, ceil_ratio, check_interval, check_window
 from dcsim.policies.base import PolicyBase
 from dcsim.policies.registry import register
 from dcsim.policies.serving_base import AutoscalerView
@@ -16,12 +16,17 @@ from dcsim.policies.serving_base import AutoscalerView
 class QueueTarget(PolicyBase):
     """ceil(unfinished requests / target_outstanding) replicas, every `interval` seconds."""
 
-    def __init__(self, *, target_outstanding: float = 16.0, interval: float = 30.0) -> None:
+    def __init__(self, *, target_outstanding: float = 16.0, interval: float = 30.0,
+                 scale_down_window: float = 300.0) -> None:
         if not target_outstanding > 0:
             raise ValueError(f"target_outstanding must be > 0, got {target_outstanding}")
         check_interval(interval)
+        check_window(scale_down_window)
         self.target_outstanding = target_outstanding
         self.interval: float | None = interval  # the Protocol's mutable attribute type
+        self.scale_down_window = scale_down_window
+        self._window = ScaleDownWindow()
 
     def desired(self, view: AutoscalerView) -> int:
-        return ceil_ratio(view.outstanding, self.target_outstanding)
+        wanted = ceil_ratio(view.outstanding, self.target_outstanding)
+        return self._window.stabilize(view.now, self.scale_down_window, wanted)

@@ -2,7 +2,10 @@
 
 At every iteration boundary, waiting requests that fit the batch and the KV cache are admitted and
 prefilled together in one prefill-only iteration (running requests pause for it); otherwise the
-batch decodes. Requests join and leave the batch at iteration granularity.
+batch decodes. Requests join and leave the batch at iteration granularity. One prefill iteration
+takes at most `max_prefill_tokens` prompt tokens (vLLM's max_num_batched_tokens; 4,096 by default, a
+Llama-2 context), so a burst of arrivals is prefilled over several iterations rather than in one
+long stall; None removes the cap.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dcsim.policies.serving_base import Iteration, ReplicaSchedulerView, admit_f
 class ContinuousBatching(PolicyBase):
     """vLLM-like: admit whatever fits and prefill it first; otherwise decode the whole batch."""
 
-    def __init__(self, *, max_prefill_tokens: int | None = None) -> None:
+    def __init__(self, *, max_prefill_tokens: int | None = 4096) -> None:
         if max_prefill_tokens is not None and max_prefill_tokens < 1:
             raise ValueError(f"max_prefill_tokens must be >= 1, got {max_prefill_tokens}")
         self.max_prefill_tokens = max_prefill_tokens
