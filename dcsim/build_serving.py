@@ -148,3 +148,37 @@ def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster
                               "autoscaler": first.autoscaler}
     policies = {family: {"name": p.name, "params": p.get_params()} for family, p in chosen.items()}
     return Serving(engine, requests, reports, policies)
+
+
+def service_problems(scenario: Scenario) -> list[str]:
+    """Replica shapes that cannot work (weights do not fit, tensor parallelism beyond a node, more
+    initial replicas than the nodes hold), for `dcsim validate`, without simulating."""
+    from dcsim.build import build_cluster, busy_power, power_caps
+    from dcsim.calibration import load_calibration
+
+    inference = scenario.workload.inference
+    if inference is None:
+        return []
+    problems: list[str] = []
+    cluster = build_cluster(scenario)
+    calibration = load_calibration(scenario.calibration_paths())
+    busy_w = busy_power(scenario, cluster, calibration, power_caps(scenario))
+    free = {node.id: node.size for node in cluster.nodes}
+    for index, service in enumerate(inference.services):
+        try:
+            shapes = replica_shapes(scenario, index, cluster, calibration, busy_w)
+        except ScenarioError as exc:
+            problems.extend(exc.problems)
+            continue
+        for shape, group in zip(shapes, service.replicas, strict=True):
+            for _ in range(group.count):  # best fit, as the engine places them at time 0
+                fits = [n for n in cluster.nodes if n.accelerator == shape.accelerator
+                        and free[n.id] >= shape.tensor_parallel]
+                if not fits:
+                    problems.append(f"{scenario.source}: workload.inference.services.{index}.replicas."
+                                    f"{shape.group}: cannot place {group.count} initial replicas of "
+                                    f"{shape.tensor_parallel} x {shape.accelerator} on the cluster's nodes")
+                    break
+                node = min(fits, key=lambda n: (free[n.id], n.id))
+                free[node.id] -= shape.tensor_parallel
+    return problems

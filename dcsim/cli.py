@@ -95,6 +95,7 @@ def validate(
 ) -> None:
     """Check scenario files; report every problem with file, field, expected and actual value."""
     from dcsim.build import policy_problems
+    from dcsim.build_serving import service_problems
     from dcsim.scenario import load_scenario
     from dcsim.scenario.schema import TraceTraining
     from dcsim.workload.requests_trace import request_trace_problems
@@ -109,6 +110,7 @@ def validate(
             if isinstance(training, TraceTraining):
                 problems += [f"{path}: {problem}" for problem in check_trace_header(training, scenario.base_dir)]
             problems += [f"{path}: {problem}" for problem in request_trace_problems(scenario)]
+            problems += service_problems(scenario)
             if problems:
                 raise ScenarioError(problems)
         except DcsimError as exc:

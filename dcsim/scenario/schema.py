@@ -231,7 +231,7 @@ class PolicySpec(_Strict):
 class Policies(_Strict):
     """Training scheduler and placement; replica scheduler, load balancer and autoscaler of every service.
 
-    Replicas are placed by `placement` too (they take accelerators from the same pools)."""
+    Replicas take accelerators from the same pools, best fit on one node (not through `placement`)."""
 
     scheduler: PolicySpec = PolicySpec(name="fifo")
     placement: PolicySpec = PolicySpec(name="pack")
