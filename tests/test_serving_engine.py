@@ -287,7 +287,8 @@ def test_autoscaler_adds_replicas_after_a_cold_start_and_drains_them() -> None:
     services = [service(requests, weights_load_bandwidth="10GB/s",
                         replicas=[{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 1, "max_count": 4}])]
     data = scenario(services, nodes=2,
-                    policies={"autoscaler": {"name": "queue_target", "target_outstanding": 20.0, "interval": 10.0}})
+                    policies={"autoscaler": {"name": "queue_target", "target_outstanding": 20.0, "interval": 10.0,
+                                             "scale_down_window": 0.0}})
     result = run(data)
     replicas = result.replicas
     assert len(replicas) > 1
