@@ -179,7 +179,10 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
                               placement_speed=PlacementSpeed(calibration, cluster), levels=levels)
     serving = build_serving(scenario, seed, env, cluster, calibration, recorder, levels,
                             busy_power(scenario, cluster, calibration, caps), training.capacity_changed,
-                            training.active)
+                            training.active, training.waiting)
+    if serving is not None:
+        training.on_release = serving.engine.capacity_freed
+        training.on_queue = serving.engine.demand_appeared
     simulation = Simulation(env, training, scenario.horizon, serving.engine if serving is not None else None)
     policies: dict[str, dict[str, object]] = {
         "scheduler": {"name": scheduler.name, "params": scheduler.get_params()},

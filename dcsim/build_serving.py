@@ -75,6 +75,10 @@ def replica_shapes(scenario: Scenario, index: int, cluster: Cluster, calibration
         spec = cluster.specs[accelerator]
         memory = spec.memory_bytes.value * tp * service.memory_utilization
         kv_bytes = service.kv_cache if service.kv_cache is not None else memory - weights
+        if service.kv_cache is not None and weights + kv_bytes > spec.memory_bytes.value * tp:
+            raise ScenarioError([f"{where}.kv_cache: {kv_bytes / 1e9:.1f} GB plus {model.name} weights "
+                                 f"({weights / 1e9:.0f} GB) exceed the memory of {tp} x {accelerator} "
+                                 f"({spec.memory_bytes.value * tp / 1e9:.0f} GB)"])
         tokens = int(kv_bytes // per_token)
         if tokens < 1:
             raise ScenarioError([f"{path}: {model.name} weights ({weights / 1e9:.0f} GB) leave no room for a KV "
@@ -114,7 +118,8 @@ def _busy_power(calibration: Calibration, accelerator: str, tp: int, training_w:
 
 def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster: Cluster,
                   calibration: Calibration, recorder: Recorder, levels: LevelBoard, busy_w: dict[str, float],
-                  on_capacity_change: Callable[[], None], training_active: Callable[[], bool]) -> Serving | None:
+                  on_capacity_change: Callable[[], None], training_active: Callable[[], bool],
+                  training_waiting: Callable[[], bool]) -> Serving | None:
     inference = scenario.workload.inference
     if inference is None:
         return None
@@ -142,7 +147,8 @@ def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster
     for new_id, request in enumerate(requests):
         request.id = new_id
     engine = ServingEngine(env, cluster, services, requests, recorder, levels, fast_forward=inference.fast_forward,
-                           on_capacity_change=on_capacity_change, training_active=training_active)
+                           on_capacity_change=on_capacity_change, training_active=training_active,
+                           training_waiting=training_waiting)
     first = services[0]
     chosen: dict[str, Any] = {"replica_scheduler": first.scheduler, "balancer": first.balancer,
                               "autoscaler": first.autoscaler}

@@ -354,3 +354,104 @@ def test_a_balancer_choosing_a_replica_not_offered_is_a_policy_error() -> None:
     data = scenario([service(synthetic(5, "1/s", constant(100), constant(10)))], policies={"balancer": "test_rogue"})
     with pytest.raises(PolicyError, match=r"balancer 'test_rogue': chose replica 99 for request 0, not one of"):
         run(data)
+
+
+# --- regressions found in review ----------------------------------------------------------------------------
+
+
+def both_modes(data: dict[str, Any]) -> tuple[RunResult, RunResult]:
+    fast = run(data)
+    slow = run({**data, "workload": {**data["workload"],
+                                      "inference": {**data["workload"]["inference"], "fast_forward": False}}})
+    return fast, slow
+
+
+def test_an_arrival_exactly_at_the_first_boundary_waits_for_the_iteration_in_both_modes(tmp_path: Any) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text(f"arrival,prompt_tokens,output_tokens\n0.0,700,50\n{prefill(700)!r},200,5\n")
+    fast, slow = both_modes(scenario([service({"source": "trace", "path": str(path)})]))
+    np.testing.assert_allclose(fast.requests["admitted_s"], slow.requests["admitted_s"], rtol=1e-12)
+
+
+def test_kv_use_reported_mid_stretch_counts_the_iterations_done(tmp_path: Any) -> None:
+    boundaries = np.cumsum([prefill(400)] + [decode(1, 400 + i) for i in range(199)])
+    arrival = (boundaries[100] + boundaries[101]) / 2
+    fast, slow = both_modes(scenario([service(trace_requests(tmp_path, [(0.0, 400, 200), (arrival, 200, 3)]))]))
+    rows = [ts[np.isclose(ts["time_s"], arrival, rtol=0, atol=1e-9)]["kv_used_tokens"].tolist()
+            for ts in (fast.replica_timeseries, slow.replica_timeseries)]
+    assert rows[0] == rows[1] == [500]  # 400 prompt tokens + 100 decode iterations done
+
+
+def test_a_request_only_a_larger_group_can_hold_starts_a_replica_of_that_group(tmp_path: Any) -> None:
+    rows = [(0.0, 300, 20), (1.0, 15000, 5000), (2.0, 300, 20)]
+    data = scenario([service(trace_requests(tmp_path, rows), replicas=[
+        {"accelerator": ACCELERATOR, "tensor_parallel": 2, "count": 1},
+        {"accelerator": ACCELERATOR, "tensor_parallel": 4, "count": 0, "max_count": 1}])],
+        policies={"autoscaler": {"name": "queue_target", "interval": 10.0}})
+    result = run(data)  # used to tick forever without a horizon
+    assert (result.requests["state"] == "completed").all()
+    assert result.requests.loc[1, "replica"] == 1 and result.replicas.loc[1, "tensor_parallel"] == 4
+    fixed = run(scenario([service(trace_requests(tmp_path, rows), replicas=[
+        {"accelerator": ACCELERATOR, "tensor_parallel": 2, "count": 1},
+        {"accelerator": ACCELERATOR, "tensor_parallel": 4, "count": 0, "max_count": 1}])]))
+    assert fixed.requests["state"].tolist() == ["completed", "rejected", "completed"]  # no autoscaler: cannot grow
+
+
+def test_accelerators_freed_by_one_service_let_a_blocked_service_grow() -> None:
+    a = service(synthetic(400, "20/s", constant(500), constant(200)), name="a", min_replicas=0,
+                replicas=[{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 2}])
+    b = service(synthetic(5, "1/s", constant(100), constant(10)), name="b", min_replicas=0,
+                replicas=[{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 0, "max_count": 1}])
+    data = scenario([a, b], policies={"autoscaler": {"name": "queue_target", "interval": 10.0,
+                                                      "scale_down_window": 0.0}})
+    result = run(data)
+    assert (result.requests["state"] == "completed").all()
+    assert result.summary["inference"]["services"]["b"]["scale_up_blocked"] >= 1
+
+
+def test_replicas_ready_at_the_same_instant_share_the_backlog() -> None:
+    requests = synthetic(100, "100/s", constant(500), constant(100))
+    group = {"accelerator": ACCELERATOR, "tensor_parallel": 2, "count": 0, "max_count": 4}
+    data = scenario([service(requests, min_replicas=0, weights_load_bandwidth="20GB/s", replicas=[group])],
+                    policies={"autoscaler": {"name": "queue_target", "target_outstanding": 5.0, "interval": 5.0},
+                              "balancer": "least_outstanding_requests"})
+    assert run(data).replicas["requests_completed"].tolist() == [25, 25, 25, 25]
+
+
+def test_a_run_without_horizon_ends_at_its_last_completion_despite_autoscaler_checks() -> None:
+    requests = synthetic(500, "25/s", lognormal(500, 0.7, 3000), lognormal(150, 0.7, 1000))
+    data = scenario([service(requests, replicas=[{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 1,
+                                                  "max_count": 2}])],
+                    policies={"autoscaler": {"name": "queue_target", "interval": 7.0}})
+    result = run(data)
+    assert result.summary["sim_time_s"] == pytest.approx(result.requests["end_s"].max(), rel=1e-9)  # 10 digits
+
+
+def test_services_without_an_slo_are_left_out_of_attainment() -> None:
+    a = service(synthetic(50, "2/s", constant(500), constant(50)), name="a", slo={"ttft": "1ms"})
+    b = service(synthetic(50, "2/s", constant(500), constant(50)), name="b")
+    inference = run(scenario([a, b])).summary["inference"]
+    assert inference["slo_attainment"] == 0.0 == inference["services"]["a"]["slo_attainment"]
+    assert inference["services"]["b"]["slo_attainment"] is None
+
+
+@pytest.mark.parametrize(("replicas", "changes", "message"), [
+    ([{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 0}], {}, "has no replicas"),
+    ([{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 0, "max_count": 2}], {"min_replicas": 1},
+     "start 0 replicas, fewer than min_replicas=1"),
+    ([{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 1}], {"kv_cache": "10TB"},
+     "kv_cache: 10000.0 GB plus Llama-2-70B weights"),
+])
+def test_services_that_cannot_work_fail_in_one_line(replicas: list[dict[str, Any]], changes: dict[str, Any],
+                                                    message: str) -> None:
+    data = scenario([service(synthetic(10, "1/s", constant(100), constant(10)), replicas=replicas, **changes)])
+    with pytest.raises(ScenarioError, match=message) as info:
+        run(data)
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_a_tiny_gamma_cv_is_a_field_error_not_a_crash() -> None:
+    requests = synthetic(10, "1/s", constant(100), constant(10), process="gamma")
+    requests["arrival"]["cv"] = 1e-200
+    with pytest.raises(ScenarioError, match=r"arrival\.cv"):
+        run(scenario([service(requests)]))

@@ -18,8 +18,10 @@ class LevelBoard:
         self.training_busy: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
         self.serving_busy: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
         self.serving_extra_w = 0.0  # serving replicas' draw above their accelerators' idle power
+        self.last_time = 0.0  # of the last change reported: where a run without a horizon ends
 
     def emit(self, now: float) -> None:
+        self.last_time = now
         cluster = self.cluster
         models = cluster.accelerator_models
         allocated = [cluster.capacity[m] - cluster.free[m] for m in models]

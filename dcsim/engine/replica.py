@@ -176,8 +176,18 @@ class Replica:
             heapq.heappop(finishes)  # drop entries of preempted requests
         return finishes[0][0] - self.iteration if finishes else 0
 
+    def kv_used_at(self, now: float) -> int:
+        """KV tokens in use at `now`, counting the iterations of a fast-forwarded stretch done by then."""
+        if self.segment_k == 0 or not self.members:
+            return self.kv_used
+        elapsed = now - self.segment_start
+        done = self.iterations_by(elapsed)
+        if done > 0 and self.stretch_duration(done) > elapsed:
+            done -= 1
+        return self.kv_used + len(self.members) * done
+
     def preempt_newest(self) -> Request:
-        seq = next(reversed(self.members))
+        seq = max(self.members)  # the most recently admitted decoding request
         request = self.members[seq]
         request.generated += self.iteration - request.join_iteration
         self._leave_decoding(request)

@@ -74,8 +74,11 @@ class ServiceRuntime:
         self.pending: deque[Request] = deque()  # accepted, no replica to go to yet
         self.arrivals_left = arrivals
         self.outstanding = 0
-        self.max_kv = max((shape.kv_capacity for shape, limit in zip(shapes, limits, strict=True) if limit > 0),
-                          default=0)
+        # Groups that can ever run a replica: those that start with one, and under an autoscaler those allowed one.
+        startable = limits if autoscaler.interval is not None else initial
+        self.max_kv = max((shape.kv_capacity for shape, n in zip(shapes, startable, strict=True) if n > 0), default=0)
+        self._route_scheduled = False
+        self._idle_ticks = 0
         self.scale_up_blocked = 0
         self._ticking = False
         self._busy_mark = 0.0
@@ -93,7 +96,7 @@ class ServiceRuntime:
         self.outstanding += 1
         if not self.routable:
             self.pending.append(request)
-            self.ensure_ticking()
+            self.engine.demand_appeared()
             return None
         return self._route(request)
 
@@ -182,8 +185,14 @@ class ServiceRuntime:
         bisect.insort(self.routable, replica, key=lambda r: r.id)
         self.view.replicas = tuple(self.routable)
         self.engine.emit_levels()
-        if self.pending:
-            self._route_pending()
+        if self.pending and not self._route_scheduled:
+            # Route after every replica ready at this instant is routable, not all to the first of them.
+            self._route_scheduled = True
+            self.env.timeout(0).callbacks.append(self._on_route_pending)
+
+    def _on_route_pending(self, _event: simpy.Event) -> None:
+        self._route_scheduled = False
+        self._route_pending()
 
     def stop_replica(self, replica: Replica) -> None:
         if replica.stopped is not None:
@@ -193,6 +202,7 @@ class ServiceRuntime:
         self.engine.cluster.release(replica.node_id, replica.tensor_parallel)
         self.engine.on_capacity_change()
         self.engine.emit_levels()
+        self.engine.capacity_freed()
 
     def _drain(self, replica: Replica) -> None:
         replica.draining = True
@@ -212,19 +222,20 @@ class ServiceRuntime:
         if interval is None or self._ticking or not self._has_work():
             return
         self._ticking = True
+        self._idle_ticks = 0
         self._mark()
         self.env.timeout(interval).callbacks.append(self._tick)
 
     def _has_work(self) -> bool:
-        if self.arrivals_left > 0:
+        """Requests to come or to finish; or replicas above the minimum that others wait for."""
+        if self.arrivals_left > 0 or self.outstanding > 0:
             return True
-        if self.outstanding == 0:
-            return False
-        # Outstanding work progresses if a replica serves it, or can come once training frees accelerators.
-        return bool(self.active()) or self.engine.training_active()
+        return len(self.active()) > self.min_replicas and self.engine.capacity_wanted()
 
     def _tick(self, _event: simpy.Event) -> None:
         self._ticking = False
+        if not self._has_work():
+            return  # nothing left: no decision, so the run ends at its last completion
         active = self.active()
         busy, ready_time = self._busy_and_ready()
         waiting = len(self.pending) + sum(len(r.waiting) for r in active)
@@ -236,25 +247,45 @@ class ServiceRuntime:
             raise PolicyError(f"autoscaler {self.autoscaler.name!r} for service {self.name!r}: desired replicas "
                               f"must be an integer, got {desired!r}")
         desired = min(max(int(desired), self.min_replicas), self.max_replicas)
-        self._scale(active, desired)
-        self.ensure_ticking()
+        changed = self._scale(active, desired)
+        # Stop asking when nothing can change, or a run without a horizon would never end: with work left,
+        # after 2 checks in which nothing ran, loaded or started (capacity_freed restarts the checks); when
+        # idle above the minimum, after 100 checks that changed nothing.
+        moving = changed or busy > 0 or any(r.busy_since is not None or r.ready is None for r in self.active())
+        self._idle_ticks = 0 if moving or self.arrivals_left > 0 else self._idle_ticks + 1
+        if self._idle_ticks < (2 if self.outstanding > 0 else 100):
+            self._ticking = True
+            self.env.timeout(self.autoscaler.interval or 0.0).callbacks.append(self._tick)
 
-    def _scale(self, active: list[Replica], desired: int) -> None:
+    def _scale(self, active: list[Replica], desired: int) -> bool:
+        """Start or drain replicas towards `desired`; return whether any was started or drained."""
+        stranded = max((r.prompt_tokens + r.output_tokens for r in self.pending), default=0)
+        if stranded:  # a request waits for a replica large enough: never drain while it waits
+            capable = any(r.kv_capacity >= stranded for r in active)
+            desired = max(desired, len(active) + (0 if capable else 1))
+            if capable:
+                stranded = 0
+        started = 0
         if desired > len(active):
             counts = [0] * len(self.shapes)
             for replica in active:
                 counts[replica.shape.group] += 1
             for _ in range(desired - len(active)):
-                group = next((g for g in range(len(self.shapes)) if counts[g] < self.limits[g]
-                              and self._fits(g)), None)
+                groups = [g for g in range(len(self.shapes)) if counts[g] < self.limits[g] and self._fits(g)]
+                bigger = [g for g in groups if self.shapes[g].kv_capacity >= stranded]
+                group = next(iter(bigger or groups), None)
                 if group is None:
                     self.scale_up_blocked += 1
                     break
                 self._start_replica(group, warm=False)
                 counts[group] += 1
+                started += 1
+                stranded = 0
         else:
             for replica in reversed(active[desired:]):
                 self._drain(replica)
+            return len(active) > desired
+        return started > 0
 
     def _fits(self, group: int) -> bool:
         shape = self.shapes[group]

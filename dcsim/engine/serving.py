@@ -28,7 +28,8 @@ class ServingEngine:
     def __init__(self, env: simpy.Environment, cluster: Cluster, services: Sequence[ServiceRuntime],
                  requests: Sequence[Request], recorder: Recorder, levels: LevelBoard, *,
                  fast_forward: bool = True, on_capacity_change: Callable[[], None] | None = None,
-                 training_active: Callable[[], bool] | None = None) -> None:
+                 training_active: Callable[[], bool] | None = None,
+                 training_waiting: Callable[[], bool] | None = None) -> None:
         self.env = env
         self.cluster = cluster
         self.services = list(services)
@@ -38,6 +39,7 @@ class ServingEngine:
         self.fast_forward = fast_forward
         self.on_capacity_change = on_capacity_change or (lambda: None)
         self.training_active = training_active or (lambda: False)
+        self.training_waiting = training_waiting or (lambda: False)
         self.replicas: list[Replica] = []
         self._next_arrival = 0
         self._seq = 0
@@ -86,7 +88,8 @@ class ServingEngine:
                 self._plan(replica)
             return
         if replica.segment_k > 0:  # fast-forwarding: the scheduler must see the arrival at the next boundary
-            k = replica.iterations_by(self.env.now - replica.segment_start)
+            # At least one iteration: the stretch's first iteration had started when this arrival came.
+            k = max(1, replica.iterations_by(self.env.now - replica.segment_start))
             if k < replica.segment_k:
                 replica.segment_k = k
                 self._schedule_boundary(replica, replica.segment_start + replica.stretch_duration(k))
@@ -232,6 +235,7 @@ class ServingEngine:
 
     def record(self, replica: Replica) -> None:
         """Report the replica's state and, when its busy state or power changed, the cluster levels."""
+        self.levels.last_time = self.env.now
         power = replica.power()
         extra = power - replica.shape.idle_w
         if extra != replica.reported_extra_w or replica.levels_stale:
@@ -239,8 +243,21 @@ class ServingEngine:
             replica.reported_extra_w = extra
             replica.levels_stale = False
             self.levels.emit(self.env.now)
-        self.recorder.replica_state(self.env.now, replica.id, replica.batch, len(replica.waiting), replica.kv_used,
-                                    power)
+        self.recorder.replica_state(self.env.now, replica.id, replica.batch, len(replica.waiting),
+                                    replica.kv_used_at(self.env.now), power)
 
     def emit_levels(self) -> None:
         self.levels.emit(self.env.now)
+
+    def capacity_wanted(self) -> bool:
+        """Whether a service or the training queue waits for accelerators (so idle replicas should go)."""
+        return self.training_waiting() or any(service.pending for service in self.services)
+
+    def demand_appeared(self) -> None:
+        """Work now waits for accelerators: idle services above their minimum reconsider their size."""
+        self.capacity_freed()
+
+    def capacity_freed(self) -> None:
+        """Accelerators were released (a replica stopped, a training job ended): blocked services may grow."""
+        for service in self.services:
+            service.ensure_ticking()

@@ -43,6 +43,8 @@ class TrainingEngine:
         self._by_estimate: list[tuple[float, float, int]] = []
         self._running_ends: dict[str, list[tuple[float, int, int]]] = {m: [] for m in cluster.accelerator_models}
         self.levels = levels if levels is not None else LevelBoard(cluster, recorder)
+        self.on_release: Callable[[], None] | None = None  # called after a job returns accelerators
+        self.on_queue: Callable[[], None] | None = None  # called when a job starts waiting
         self._candidates: dict[tuple[str, tuple[str, ...] | None], tuple[str, ...]] = {}
         self._pass_pending = False
         self._arrivals: list[Job] = []  # every queued job in arrival order, never shrinks
@@ -59,6 +61,10 @@ class TrainingEngine:
     @property
     def finished(self) -> int:
         return self.completed + self.rejected
+
+    def waiting(self) -> bool:
+        """Whether jobs wait in the queue."""
+        return bool(self._queue)
 
     def active(self) -> bool:
         """Whether jobs are still to arrive or running (so accelerators may yet be freed)."""
@@ -90,6 +96,8 @@ class TrainingEngine:
         self._arrivals.append(job)
         bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
         self._request_pass()
+        if self.on_queue is not None:
+            self.on_queue()
 
     def _feasible(self, job: Job) -> bool:
         return any(self.cluster.capacity[m] >= job.demand for m in self._allowed_models(job))
@@ -214,6 +222,8 @@ class TrainingEngine:
         self.completed += 1
         self.recorder.job_finished(job)
         self._emit_levels()
+        if self.on_release is not None:
+            self.on_release()
         if self._queue:
             self._request_pass()
 

@@ -1,7 +1,8 @@
 """The `inference` section of summary.json, computed from the request and replica frames.
 
-SLO attainment counts every request that arrived: one that completed within its service's TTFT and
-TPOT targets meets it; rejected and unfinished requests miss it. Energy per output token divides the
+SLO attainment counts every request that arrived at a service with an SLO: one that completed within
+its service's TTFT and TPOT targets meets it; rejected and unfinished requests miss it. Services
+without an SLO are left out. Energy per output token divides the
 serving replicas' accelerator energy (idle time included, hosts excluded) by completed output tokens.
 """
 
@@ -19,16 +20,20 @@ from dcsim.metrics.summary import J_PER_KWH, stats
 def inference_summary(requests: pd.DataFrame, replicas: pd.DataFrame, sim_time: float,
                       services: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Totals, then one entry per service under `services` (keys: service name)."""
-    section = _section(requests, replicas, sim_time, any(s.get("slo") for s in services.values()))
+    with_slo = [name for name, extra in services.items() if extra.get("slo")]
+    section = _section(requests, replicas, sim_time, requests[requests["service"].isin(with_slo)])
     section["services"] = {
-        name: {**_section(requests[requests["service"] == name], replicas[replicas["service"] == name], sim_time,
-                          bool(extra.get("slo"))), **{k: v for k, v in extra.items() if k != "slo"}}
+        name: {**_section(own := requests[requests["service"] == name], replicas[replicas["service"] == name],
+                          sim_time, own if extra.get("slo") else own.iloc[:0]),
+               **{k: v for k, v in extra.items() if k != "slo"}}
         for name, extra in services.items()
     }
     return section
 
 
-def _section(requests: pd.DataFrame, replicas: pd.DataFrame, sim_time: float, has_slo: bool) -> dict[str, Any]:
+def _section(requests: pd.DataFrame, replicas: pd.DataFrame, sim_time: float,
+             with_slo: pd.DataFrame) -> dict[str, Any]:
+    """`with_slo`: the requests of services that have an SLO (attainment is over these only)."""
     state = requests["state"]
     completed = requests[state == "completed"]
     output = int(completed["output_tokens"].sum())
@@ -47,7 +52,7 @@ def _section(requests: pd.DataFrame, replicas: pd.DataFrame, sim_time: float, ha
         "tpot_s": stats(completed["tpot_s"]),
         "e2e_s": stats(completed["e2e_s"]),
         "queue_delay_s": stats(requests["queue_delay_s"]),
-        "slo_attainment": float(completed["slo_met"].sum()) / len(requests) if has_slo and len(requests) else None,
+        "slo_attainment": float(with_slo["slo_met"].sum()) / len(with_slo) if len(with_slo) else None,
         "tokens_per_s": output / sim_time if sim_time > 0 else 0.0,
         "output_tokens": output,
         "prompt_tokens": int(completed["prompt_tokens"].sum()),

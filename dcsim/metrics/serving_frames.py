@@ -3,7 +3,7 @@
 - requests: request_id, service, arrival_s, replica (-1 if never routed), admitted_s, first_token_s,
   end_s, queue_delay_s (first admission - arrival), ttft_s, tpot_s ((end - first token) / (output - 1)),
   e2e_s, prompt_tokens, output_tokens, preemptions, state (completed | rejected | unfinished), reason,
-  slo_met (1.0 / 0.0 for completed requests, NaN otherwise).
+  slo_met (1.0 / 0.0 for completed requests of services with an SLO, NaN otherwise).
 - replicas: replica_id, service, accelerator, tensor_parallel, node, requested_s, ready_s, stopped_s,
   kv_capacity_tokens, requests_completed, output_tokens, busy_s, energy_j (accelerators of the replica,
   from its start until it stopped or the run ended).
@@ -59,8 +59,8 @@ def requests_frame(requests: Sequence[Request], services: Sequence[ServiceInfo])
         tpot = nan
         if r.end is not None and r.first_token is not None and r.output_tokens > 1:
             tpot = (r.end - r.first_token) / (r.output_tokens - 1)
-        slo = nan
-        if r.state is RequestState.COMPLETED:
+        slo = nan  # also for services without an SLO: they are left out of attainment
+        if r.state is RequestState.COMPLETED and (info.ttft_slo is not None or info.tpot_slo is not None):
             slo = float((info.ttft_slo is None or ttft <= info.ttft_slo)
                         and (info.tpot_slo is None or r.output_tokens <= 1 or tpot <= info.tpot_slo))
         rows.append((

@@ -62,7 +62,7 @@ class RequestArrivals(Strict):
 
     process: Literal["poisson", "gamma", "constant", "diurnal"] = "poisson"
     rate: Rate = Field(description='mean request rate, e.g. "5/s"')
-    cv: float = Field(1.0, gt=0, description="coefficient of variation of inter-arrival times (gamma only)")
+    cv: float = Field(1.0, ge=0.01, le=100, description="coefficient of variation of inter-arrival times (gamma only)")
     amplitude: float = Field(0.5, ge=0, lt=1, description="diurnal: rate swings by +-amplitude x rate")
     period: PositiveDuration = Field(86400.0, description="diurnal: length of one cycle")
     peak: Duration = Field(50400.0, description="diurnal: time within the cycle of the highest rate")
@@ -150,8 +150,14 @@ class Service(Strict):
     @model_validator(mode="after")
     def _can_reach_minimum(self) -> Service:
         most = sum(group.limit for group in self.replicas)
-        if self.min_replicas > max(most, 1):
+        initial = sum(group.count for group in self.replicas)
+        if most == 0:
+            raise ValueError("has no replicas: give a replica group count >= 1 (or max_count >= 1 with an autoscaler)")
+        if self.min_replicas > most:
             raise ValueError(f"min_replicas={self.min_replicas} exceeds the {most} replicas the groups allow")
+        if initial < self.min_replicas:
+            raise ValueError(f"the replica groups start {initial} replicas, fewer than min_replicas="
+                             f"{self.min_replicas}; raise a group's count")
         return self
 
 

@@ -66,7 +66,7 @@ def format_validation_error(exc: ValidationError) -> list[str]:
             lines.append(f"{path}: required field is missing")
         elif error["type"] == "extra_forbidden":
             lines.append(f"{path}: unknown field (check spelling; `dcsim schema` lists the fields)")
-        elif ", got " in message:
+        elif ", got " in message or isinstance(error.get("input"), dict):  # a whole section: the message says it
             lines.append(f"{path}: {message}")
         else:
             lines.append(f"{path}: {message}, got {error.get('input')!r}")

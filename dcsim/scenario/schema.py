@@ -94,7 +94,7 @@ class Arrivals(_Strict):
 
     process: Literal["poisson", "gamma", "constant"] = "poisson"
     rate: Rate = Field(description='mean arrival rate, e.g. "20/h"')
-    cv: float = Field(1.0, gt=0, description="coefficient of variation of inter-arrival times (gamma only)")
+    cv: float = Field(1.0, ge=0.01, le=100, description="coefficient of variation of inter-arrival times (gamma only)")
 
 
 class AcceleratorsPerJob(_Strict):
