@@ -1,15 +1,15 @@
 """Build a runnable Model from a Scenario: cluster, jobs, bound policies, recorder.
 
-The only place besides dcsim.policies that names concrete policies (through the registry).
+Policies come from build_policies (the registry); the inference side from build_serving.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import simpy
 
+from dcsim.build_policies import build_policy
 from dcsim.build_serving import Serving, build_serving
 from dcsim.calibration import Calibration, load_calibration
 from dcsim.catalog import load_catalog
@@ -17,11 +17,10 @@ from dcsim.engine.levels import LevelBoard
 from dcsim.engine.rng import stream
 from dcsim.engine.simulation import Simulation
 from dcsim.engine.training import TrainingEngine
-from dcsim.errors import DcsimError, PolicyError, ScenarioError
+from dcsim.errors import DcsimError, ScenarioError
 from dcsim.metrics.recorder import FrameRecorder
 from dcsim.model import Cluster, Job, Node
 from dcsim.model.power import PowerCoefficients
-from dcsim.policies import registry
 from dcsim.scenario.schema import Scenario, SyntheticTraining
 from dcsim.workload import WorkloadReport, generate, read_trace
 
@@ -124,26 +123,6 @@ class PlacementSpeed:
             ideal = self.calibration.step_time(model, accelerator, demand, fewest).total
             factor = self.cache[key] = ideal / self.calibration.step_time(model, accelerator, demand, nodes).total
         return factor
-
-
-def build_policy(scenario: Scenario, family: str) -> Any:
-    """Instantiate the scenario's policy of `family`; errors name the scenario field."""
-    spec = getattr(scenario.policies, family)
-    try:
-        return registry.build(family, spec.name, spec.params)
-    except PolicyError as exc:
-        raise PolicyError(f"{scenario.source}: policies.{family}: {exc}") from None
-
-
-def policy_problems(scenario: Scenario) -> list[str]:
-    """Unknown policy names or bad parameters, as `dcsim validate` reports them (file prefix included)."""
-    problems = []
-    for family in registry.FAMILIES:
-        try:
-            build_policy(scenario, family)
-        except PolicyError as exc:
-            problems.append(str(exc))
-    return problems
 
 
 def build_model(scenario: Scenario, seed: int | None = None) -> Model:

@@ -15,6 +15,7 @@ from typing import Any
 
 import simpy
 
+from dcsim.build_policies import build_policy
 from dcsim.calibration import Calibration
 from dcsim.calibration.inference import kv_bytes_per_token, weight_bytes
 from dcsim.catalog import ModelSpec, load_catalog
@@ -23,10 +24,9 @@ from dcsim.engine.replica import ReplicaShape
 from dcsim.engine.rng import stream
 from dcsim.engine.service import ServiceRuntime
 from dcsim.engine.serving import ServingEngine
-from dcsim.errors import CalibrationError, CatalogError, PolicyError, ScenarioError
+from dcsim.errors import CalibrationError, CatalogError, ScenarioError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Request
-from dcsim.policies import registry
 from dcsim.scenario.inference import Service
 from dcsim.scenario.schema import Scenario
 from dcsim.workload import WorkloadReport, build_requests
@@ -41,14 +41,6 @@ class Serving:
     requests: list[Request]
     reports: dict[str, WorkloadReport]
     policies: dict[str, dict[str, object]]
-
-
-def serving_policy(scenario: Scenario, family: str) -> Any:
-    spec = getattr(scenario.policies, family)
-    try:
-        return registry.build(family, spec.name, spec.params)
-    except PolicyError as exc:
-        raise PolicyError(f"{scenario.source}: policies.{family}: {exc}") from None
 
 
 def replica_shapes(scenario: Scenario, index: int, cluster: Cluster, calibration: Calibration,
@@ -125,7 +117,7 @@ def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster
         return None
     families = ("replica_scheduler", "balancer", "autoscaler")
     for family in families:
-        serving_policy(scenario, family)  # fail on bad names or parameters before reading any trace
+        build_policy(scenario, family)  # fail on bad names or parameters before reading any trace
     requests: list[Request] = []
     reports: dict[str, WorkloadReport] = {}
     services: list[ServiceRuntime] = []
@@ -140,8 +132,8 @@ def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster
         reports[service.name] = report
         services.append(ServiceRuntime(
             env, index, service.name, shapes, [g.count for g in service.replicas], [g.limit for g in service.replicas],
-            service.min_replicas, serving_policy(scenario, "replica_scheduler"), serving_policy(scenario, "balancer"),
-            serving_policy(scenario, "autoscaler"), streams("balancer"), len(own),
+            service.min_replicas, build_policy(scenario, "replica_scheduler"), build_policy(scenario, "balancer"),
+            build_policy(scenario, "autoscaler"), streams("balancer"), len(own),
             source=f"{scenario.source}: workload.inference.services.{index}"))
     requests.sort(key=lambda r: (r.arrival, r.service))
     for new_id, request in enumerate(requests):

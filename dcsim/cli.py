@@ -94,7 +94,7 @@ def validate(
     overrides: SetOption = None,
 ) -> None:
     """Check scenario files; report every problem with file, field, expected and actual value."""
-    from dcsim.build import policy_problems
+    from dcsim.build_policies import policy_problems
     from dcsim.build_serving import service_problems
     from dcsim.scenario import load_scenario
     from dcsim.scenario.schema import TraceTraining

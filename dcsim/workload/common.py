@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from dcsim.model import Job
 from dcsim.scenario.schema import SyntheticTraining, TraceTraining
@@ -29,6 +30,17 @@ class WorkloadReport:
             return
         self.skipped[reason] = self.skipped.get(reason, 0) + len(lines)
         self.skipped_lines.setdefault(reason, []).extend(lines[:10])
+
+    def check_rows(self, frame: pd.DataFrame, checks: list[tuple[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """Line numbers of `frame`'s rows (the header is line 1) and which rows pass: blank rows and
+        rows failing a (reason, valid) check are counted, each under its first problem only."""
+        lines = frame.index.to_numpy() + 2
+        keep = ~(frame == "").all(axis=1).to_numpy()
+        self.skip("blank line", lines[~keep].tolist())
+        for reason, valid in checks:
+            self.skip(reason, lines[keep & ~valid].tolist())
+            keep &= valid
+        return lines, keep
 
     def as_dict(self) -> dict[str, object]:
         return {"source": self.source, "rows_read": self.rows_read, self.unit: self.jobs,

@@ -17,7 +17,7 @@ from dcsim.errors import TraceError
 from dcsim.scenario.inference import RequestColumns, TraceRequests
 from dcsim.scenario.schema import Scenario
 from dcsim.workload.common import WorkloadReport
-from dcsim.workload.trace import parse_times, read_csv_strings, skipped_text
+from dcsim.workload.trace import parse_times, read_csv_strings, resolve_trace, skipped_text
 
 AZURE_COLUMNS = RequestColumns(arrival="TIMESTAMP", prompt_tokens="ContextTokens", output_tokens="GeneratedTokens")
 
@@ -32,10 +32,6 @@ def read_request_trace(
     path, columns = _resolve(spec, base_dir)
     frame = _read(path, columns)
     report = WorkloadReport(source=f"trace:{spec.path}", rows_read=len(frame))
-    lines = frame.index.to_numpy() + 2
-
-    keep = ~(frame == "").all(axis=1).to_numpy()
-    report.skip("blank line", lines[~keep].tolist())
     arrival = parse_times(frame[columns.arrival])
     prompt = pd.to_numeric(frame[columns.prompt_tokens], errors="coerce").to_numpy(dtype=float)
     output = pd.to_numeric(frame[columns.output_tokens], errors="coerce").to_numpy(dtype=float)
@@ -44,10 +40,7 @@ def read_request_trace(
         (f"{columns.prompt_tokens}: not a positive integer", _positive_integers(prompt)),
         (f"{columns.output_tokens}: not a positive integer", _positive_integers(output)),
     ]
-    for reason, valid in checks:  # each row is counted under its first problem only
-        bad = keep & ~valid
-        report.skip(reason, lines[bad].tolist())
-        keep &= valid
+    lines, keep = report.check_rows(frame, checks)
 
     index = np.flatnonzero(keep)
     index = index[np.argsort(arrival[index], kind="stable")]
@@ -91,12 +84,8 @@ def _keys(texts: np.ndarray) -> np.ndarray:
 
 
 def _resolve(spec: TraceRequests, base_dir: str) -> tuple[Path, RequestColumns]:
-    """The trace path and its column mapping: the format's preset, updated by the columns the user set."""
-    path = Path(spec.path) if Path(spec.path).is_absolute() else Path(base_dir) / spec.path
     preset = AZURE_COLUMNS if spec.format == "azure" else RequestColumns()
-    if spec.columns is None:
-        return path, preset
-    return path, preset.model_copy(update=spec.columns.model_dump(exclude_unset=True))
+    return resolve_trace(spec.path, base_dir, preset, spec.columns)
 
 
 def _read(path: Path, columns: RequestColumns, nrows: int | None = None) -> pd.DataFrame:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 from dcsim.errors import CatalogError, TraceError
 from dcsim.model import Job
@@ -35,10 +37,6 @@ def read_trace(
     path, columns = _resolve(spec, base_dir)
     frame = _read_csv(path, columns)
     report = WorkloadReport(source=f"trace:{spec.path}", rows_read=len(frame))
-    lines = frame.index.to_numpy() + 2
-
-    keep = ~(frame == "").all(axis=1).to_numpy()
-    report.skip("blank line", lines[~keep].tolist())
     submit = parse_times(frame[columns.submit])
     duration = pd.to_numeric(frame[columns.duration], errors="coerce").to_numpy(dtype=float)
     demand_raw = pd.to_numeric(frame[columns.accelerators], errors="coerce").to_numpy(dtype=float)
@@ -47,10 +45,7 @@ def read_trace(
         (f"{columns.duration}: not a positive number", (duration > 0) & np.isfinite(duration)),
         (f"{columns.accelerators}: not a positive integer", (demand_raw >= 1) & (demand_raw == np.floor(demand_raw))),
     ]
-    for reason, valid in checks:  # each row is counted under its first problem only
-        bad = keep & ~valid
-        report.skip(reason, lines[bad].tolist())
-        keep &= valid
+    lines, keep = report.check_rows(frame, checks)
     short = keep & (duration < spec.min_duration)
     report.skip("shorter than min_duration", lines[short].tolist())
     keep &= ~short
@@ -88,12 +83,20 @@ def read_trace(
 
 
 def _resolve(spec: TraceTraining, base_dir: str) -> tuple[Path, TraceColumns]:
-    """The trace path and its column mapping: the format's preset, updated by the columns the user set."""
-    path = Path(spec.path) if Path(spec.path).is_absolute() else Path(base_dir) / spec.path
     preset = PHILLY_COLUMNS if spec.format == "philly" else TraceColumns()
-    if spec.columns is None:
+    return resolve_trace(spec.path, base_dir, preset, spec.columns)
+
+
+Columns = TypeVar("Columns", bound=BaseModel)
+
+
+def resolve_trace(path_text: str, base_dir: str, preset: Columns, columns: Columns | None) -> tuple[Path, Columns]:
+    """The trace path (relative to the scenario) and its column mapping: the format's preset, updated
+    by the columns the user set."""
+    path = Path(path_text) if Path(path_text).is_absolute() else Path(base_dir) / path_text
+    if columns is None:
         return path, preset
-    return path, preset.model_copy(update=spec.columns.model_dump(exclude_unset=True))
+    return path, preset.model_copy(update=columns.model_dump(exclude_unset=True))
 
 
 def _read_csv(path: Path, columns: TraceColumns, nrows: int | None = None) -> pd.DataFrame:
