@@ -104,7 +104,6 @@ class Replica:
         self.boundary_at = math.inf  # time of the planned boundary event (inf: idle)
         # the running stretch: an explicit iteration (segment_k = 0) or K fast-forwarded decode iterations
         self.segment_start = 0.0
-        self.segment_iteration = 0
         self.segment_first = 0.0  # duration of the stretch's first decode iteration
         self.segment_k = 0
         self.pending_chunks: tuple[tuple[Request, int], ...] = ()

@@ -223,7 +223,7 @@ class ServiceRuntime:
             return
         self._ticking = True
         self._idle_ticks = 0
-        self._mark()
+        self._busy_and_ready()  # start the busy-fraction window now
         self.env.timeout(interval).callbacks.append(self._tick)
 
     def _has_work(self) -> bool:

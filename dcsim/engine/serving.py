@@ -157,7 +157,6 @@ class ServingEngine:
                 replica.preempt_newest()
             decode = replica.decoding > 0
         replica.segment_start = self.env.now
-        replica.segment_iteration = replica.iteration
         if not chunks and not decode:
             if replica.prefilling or replica.decoding:
                 raise PolicyError(f"{name}: planned nothing while {replica.batch} requests are in the batch")
