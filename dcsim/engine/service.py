@@ -306,6 +306,3 @@ class ServiceRuntime:
         busy_delta, ready_delta = busy - self._busy_mark, ready - self._ready_mark
         self._busy_mark, self._ready_mark = busy, ready
         return busy_delta, ready_delta
-
-    def _mark(self) -> None:
-        self._busy_and_ready()
