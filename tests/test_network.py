@@ -1,0 +1,150 @@
+"""Topologies and max-min fair flow rates (the network layer; not yet wired into scenarios)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from dcsim.engine.flows import FlowNetwork, ring_allreduce_time
+from dcsim.errors import ScenarioError
+from dcsim.model.topology import (
+    Topology,
+    fat_tree,
+    from_edge_list,
+    from_graphml,
+    leaf_spine,
+    rail_optimized,
+    torus_3d,
+)
+
+GB = 1e9
+
+
+def hosts(n: int) -> list[str]:
+    return [f"n-{i}" for i in range(n)]
+
+
+def network(topology: Topology) -> FlowNetwork:
+    return FlowNetwork([link.bandwidth for link in topology.links])
+
+
+def test_two_equal_flows_on_one_bottleneck_each_get_half() -> None:
+    net = FlowNetwork([10.0, 100.0, 100.0])
+    a, b = net.add([0, 1]), net.add([0, 2])
+    assert net.rate(a) == net.rate(b) == 5.0
+
+
+def test_max_min_fairness_on_the_textbook_three_flow_case() -> None:
+    # A crosses both links, B only the first (capacity 1), C only the second (capacity 2):
+    # the first link is the bottleneck for A and B (1/2 each); C takes what A leaves of the second.
+    net = FlowNetwork([1.0, 2.0])
+    a, b, c = net.add([0, 1]), net.add([0]), net.add([1])
+    assert (net.rate(a), net.rate(b), net.rate(c)) == pytest.approx((0.5, 0.5, 1.5))
+    net.remove(b)  # A is now limited by the second link, shared with C
+    assert (net.rate(a), net.rate(c)) == pytest.approx((1.0, 1.0))
+    assert net.utilization() == pytest.approx([1.0, 1.0])
+
+
+def test_only_the_component_of_a_change_is_recomputed() -> None:
+    net = FlowNetwork([1.0, 1.0, 1.0])
+    net.add([0])
+    net.add([1])
+    before = net.recomputed_flows
+    net.add([1, 2])  # shares link 1 with the second flow only
+    assert net.recomputed_flows - before == 2
+
+
+def test_a_4_to_1_oversubscribed_uplink_quarters_cross_leaf_flows() -> None:
+    topology = leaf_spine(hosts(8), hosts_per_leaf=4, spines=1, host_bandwidth=100 * GB, oversubscription=4.0)
+    net = network(topology)
+    cross = [net.add(topology.path(f"n-{i}", f"n-{4 + i}")) for i in range(4)]
+    local = net.add(topology.path("n-4", "n-5"))  # inside leaf 1, in its own direction of the host links
+    assert [net.rate(f) for f in cross] == pytest.approx([25 * GB] * 4)
+    assert net.rate(local) == pytest.approx(75 * GB)  # n-5's downlink carries 25 GB/s of cross traffic
+
+
+def test_fat_tree_paths_climb_only_as_high_as_needed() -> None:
+    topology = fat_tree(hosts(32), hosts_per_leaf=4, leaves_per_pod=2, aggregations_per_pod=2, cores=2,
+                        host_bandwidth=50 * GB, oversubscription=2.0)
+    assert len(topology.path("n-0", "n-1")) == 2  # same leaf
+    assert len(topology.path("n-0", "n-4")) == 4  # same pod, other leaf
+    assert len(topology.path("n-0", "n-8")) == 6  # other pod
+    uplinks = {topology.links[topology.path(f"n-{i}", "n-8")[1]].target for i in range(4)}
+    assert len(uplinks) == 2  # ECMP spreads hosts over both aggregation switches
+    leaf_up = next(link for link in topology.links if link.tier == "aggregation" and link.source == "leaf-0")
+    assert leaf_up.bandwidth == pytest.approx(4 * 50 * GB / (2 * 2.0))
+
+
+def test_rail_optimized_and_torus_shapes() -> None:
+    rails = rail_optimized(hosts(4), rails=8, rail_bandwidth=50 * GB, spines=2)
+    assert len(rails.path("n-0", "n-1")) == 2  # over one rail switch
+    torus = torus_3d(hosts(27), dims=(3, 3, 3), link_bandwidth=100 * GB)
+    degrees = dict(torus.graph.out_degree(torus.hosts))
+    assert set(degrees.values()) == {6}
+    assert len(torus.path("n-0", "n-13")) == 3  # (0,0,0) to (1,1,1)
+
+
+def test_ring_allreduce_time_on_an_idle_network() -> None:
+    assert ring_allreduce_time(4, 1 * GB, 100 * GB, 1e-6) == pytest.approx(1.5 * 0.01 + 6e-6)
+    assert ring_allreduce_time(1, 1 * GB, 100 * GB, 1e-6) == 0.0
+
+
+def test_custom_topologies_from_files(tmp_path: Path) -> None:
+    edges = tmp_path / "net.txt"
+    edges.write_text("# a b bandwidth latency\nn-0 sw 1e10 2e-6\nn-1 sw 1e10\n")
+    topology = from_edge_list(hosts(2), edges)
+    assert topology.path_latency(topology.path("n-0", "n-1")) == pytest.approx(3e-6)
+    graph = nx.Graph()
+    graph.add_edge("n-0", "n-1", bandwidth=5e9)
+    graphml = tmp_path / "net.graphml"
+    nx.write_graphml(graph, graphml)
+    assert from_graphml(hosts(2), graphml).bottleneck(from_graphml(hosts(2), graphml).path("n-0", "n-1")) == 5e9
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("n-0 sw 0\nn-1 sw 1e10\n", "bandwidth must be > 0, got 0.0"),
+    ("n-0 sw 1e10\nn-1 sw2 1e10\nsw2 sw3 1e10\nsw3 n-1 1e10\n", "link to 'sw', which is not a cluster node"),
+    ("n-0 n-0x 1e10\nn-0x n-0y 1e10\nn-1 n-1x 1e10\nn-1x n-0y 1e10\n", None),
+    ("n-0 s1 1e10\ns1 s2 1e10\ns2 n-0 1e10\nn-1 s3 1e10\ns3 s4 1e10\ns4 n-1 1e10\n", "disconnected"),
+    ("n-0 sw\n", "expected 'a b bandwidth \\[latency\\]'"),
+    ("n-0 sw 1e10\nsw n-0 1e10\n", "cluster node 'n-1' has no link"),
+])
+def test_bad_topologies_fail_in_one_line(tmp_path: Path, text: str, message: str | None) -> None:
+    path = tmp_path / "net.txt"
+    path.write_text(text)
+    if message is None:
+        assert from_edge_list(hosts(2), path).path("n-0", "n-1")
+        return
+    with pytest.raises(ScenarioError, match=message) as info:
+        from_edge_list(hosts(2), path)
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_bad_builder_parameters_fail() -> None:
+    with pytest.raises(ScenarioError, match="oversubscription must be > 0"):
+        leaf_spine(hosts(4), hosts_per_leaf=2, spines=1, host_bandwidth=GB, oversubscription=0)
+    with pytest.raises(ScenarioError, match=r"dims \(2, 2, 2\) hold 8 hosts, the cluster has 9"):
+        torus_3d(hosts(9), dims=(2, 2, 2), link_bandwidth=GB)
+
+
+def test_rates_never_exceed_capacity_on_random_flows() -> None:
+    topology = fat_tree(hosts(64), hosts_per_leaf=8, leaves_per_pod=2, aggregations_per_pod=2, cores=4,
+                        host_bandwidth=10 * GB, oversubscription=4.0)
+    net = network(topology)
+    rng = np.random.default_rng(1)
+    live = []
+    for _ in range(300):
+        src, dst = rng.choice(64, size=2, replace=False)
+        live.append(net.add(topology.path(f"n-{src}", f"n-{dst}", key=int(rng.integers(1000)))))
+        if len(live) > 100:
+            net.remove(live.pop(int(rng.integers(len(live)))))
+    assert net.utilization().max() <= 1 + 1e-9
+    # Max-min: every flow has a saturated link on its path on which it has the largest rate.
+    used = net.utilization()
+    for flow, path in net.flows.items():
+        saturated = [link for link in path if used[link] > 1 - 1e-9]
+        assert saturated, f"flow {flow} could go faster"
+        assert any(net.rate(flow) >= max(net.rate(f) for f in net.on_link[link]) - 1e-6 for link in saturated)
