@@ -16,6 +16,7 @@ import math
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import networkx as nx
@@ -93,7 +94,7 @@ class Topology:
             self._paths[(src, dst)] = paths
         nodes = paths[zlib.crc32(f"{src}>{dst}>{key}".encode()) % len(paths)]
         arc = self._arc
-        return [arc[(u, v)] for u, v in zip(nodes, nodes[1:], strict=False)]
+        return [arc[(u, v)] for u, v in pairwise(nodes)]
 
     def path_latency(self, links: Sequence[int]) -> float:
         return sum(self.links[i].latency for i in links)
