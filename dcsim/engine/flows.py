@@ -36,6 +36,22 @@ class FlowNetwork:
         self._refill(self._component(path))
         return flow
 
+    def add_many(self, paths: Sequence[Sequence[int]]) -> list[int]:
+        """Start several flows at one instant, with one recomputation."""
+        ids = []
+        touched: set[int] = set()
+        for links in paths:
+            flow = self._next
+            self._next += 1
+            path = np.asarray(sorted(set(links)), dtype=np.int64)
+            self.flows[flow] = path
+            for link in path:
+                self.on_link[link].add(flow)
+            touched.update(int(link) for link in path)
+            ids.append(flow)
+        self._refill(self._component(np.asarray(sorted(touched), dtype=np.int64)))
+        return ids
+
     def remove(self, flow: int) -> None:
         path = self.flows.pop(flow)
         self.rates.pop(flow, None)
@@ -80,22 +96,30 @@ class FlowNetwork:
         entry_link = np.concatenate(paths) if paths else np.zeros(0, dtype=np.int64)
         entry_flow = np.repeat(np.arange(len(flows)), lengths)
         links_used, local = np.unique(entry_link, return_inverse=True)
+        # Per flow its (local) links, per link its flows, as slices: each round touches only what it freezes.
+        flow_ptr = np.concatenate(([0], np.cumsum(lengths))).tolist()
+        order = np.argsort(local, kind="stable")
+        by_link = entry_flow[order]
+        link_ptr = np.concatenate(([0], np.cumsum(np.bincount(local, minlength=len(links_used))))).tolist()
         remaining = self.capacity[links_used].copy()
+        counts = np.bincount(local, minlength=len(links_used)).astype(float)
         rate = np.full(len(flows), np.inf)  # a flow over no link (same host) is unconstrained
         unfrozen = lengths > 0
-        while unfrozen.any():
-            live = unfrozen[entry_flow]
-            counts = np.bincount(local[live], minlength=len(links_used))
+        left = int(unfrozen.sum())
+        while left:
             with np.errstate(divide="ignore", invalid="ignore"):
                 share = np.where(counts > 0, remaining / counts, np.inf)
             level = float(share.min())
-            bottleneck = share <= level * (1 + 1e-12)
-            frozen_now = np.zeros(len(flows), dtype=bool)
-            frozen_now[entry_flow[live & bottleneck[local]]] = True
-            rate[frozen_now] = level
-            unfrozen &= ~frozen_now
-            taken = frozen_now[entry_flow]
-            remaining -= np.bincount(local[taken], minlength=len(links_used)) * level
+            bottlenecks = np.flatnonzero(share <= level * (1 + 1e-12))
+            candidates = np.unique(np.concatenate([by_link[link_ptr[k]:link_ptr[k + 1]] for k in bottlenecks]))
+            frozen = candidates[unfrozen[candidates]]
+            rate[frozen] = level
+            unfrozen[frozen] = False
+            left -= len(frozen)
+            freed = np.bincount(np.concatenate([local[flow_ptr[f]:flow_ptr[f + 1]] for f in frozen.tolist()]),
+                                minlength=len(links_used))
+            counts -= freed
+            remaining -= freed * level
             np.maximum(remaining, 0.0, out=remaining)
         for flow, value in zip(flows, rate.tolist(), strict=True):
             self.rates[flow] = value

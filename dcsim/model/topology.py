@@ -6,8 +6,9 @@ three-tier fat-tree, a rail-optimized GPU pod and a 3D torus; `from_edge_list` a
 read a custom one. Oversubscription is the ratio of the bandwidth hosts can send into a switch to
 the bandwidth the switch has towards the tier above (4 means 4:1).
 
-Routing is shortest path by hop count; among equal-cost paths (ECMP) a flow takes the one its
-deterministic hash picks, so runs are reproducible and different host pairs spread over the spines.
+Routing is shortest path by hop count (one breadth-first search per source host, cached); among
+equal-cost paths (ECMP) a flow's deterministic hash picks each hop, so runs are reproducible and
+different host pairs spread over the spines.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Topology:
     hosts: tuple[str, ...]
     links: list[Link] = field(default_factory=list)
     _arc: dict[tuple[str, str], int] = field(default_factory=dict)
-    _paths: dict[tuple[str, str], list[list[str]]] = field(default_factory=dict)
+    _predecessors: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @classmethod
     def from_edges(cls, hosts: Sequence[str], edges: Iterable[tuple[str, str, float, float, str]],
@@ -82,17 +83,25 @@ class Topology:
 
     # --- routing --------------------------------------------------------------------------------
     def path(self, src: str, dst: str, key: int = 0) -> list[int]:
-        """Directed link indexes from host `src` to host `dst` (empty for src == dst); ECMP by `key`."""
+        """Directed link indexes from host `src` to host `dst` (empty for src == dst). Among equal-cost
+        paths (ECMP) the hash of (src, dst, key) picks one hop at a time, walking back from `dst`."""
         if src == dst:
             return []
-        paths = self._paths.get((src, dst))
-        if paths is None:
-            try:
-                paths = sorted(nx.all_shortest_paths(self.graph, src, dst))
-            except (nx.NodeNotFound, nx.NetworkXNoPath):
-                raise ScenarioError([f"no route from {src!r} to {dst!r}"]) from None
-            self._paths[(src, dst)] = paths
-        nodes = paths[zlib.crc32(f"{src}>{dst}>{key}".encode()) % len(paths)]
+        predecessors = self._predecessors.get(src)
+        if predecessors is None:  # one breadth-first search per source host, reused for every destination
+            if src not in self.graph:
+                raise ScenarioError([f"no host named {src!r} in the topology"])
+            predecessors = self._predecessors[src] = {
+                node: sorted(preds) for node, preds in nx.predecessor(self.graph, src).items()}
+        if dst not in predecessors:
+            raise ScenarioError([f"no route from {src!r} to {dst!r}"])
+        seed = zlib.crc32(f"{src}>{dst}>{key}".encode())
+        nodes = [dst]
+        while nodes[-1] != src:
+            choices = predecessors[nodes[-1]]
+            nodes.append(choices[seed % len(choices)])
+            seed //= max(len(choices), 1)
+        nodes.reverse()
         arc = self._arc
         return [arc[(u, v)] for u, v in pairwise(nodes)]
 
