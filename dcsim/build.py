@@ -158,7 +158,7 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
                               placement_speed=PlacementSpeed(calibration, cluster), levels=levels)
     serving = build_serving(scenario, seed, env, cluster, calibration, recorder, levels,
                             busy_power(scenario, cluster, calibration, caps), training.capacity_changed,
-                            training.active, training.waiting)
+                            training.waiting)
     if serving is not None:
         training.on_release = serving.engine.capacity_freed
         training.on_queue = serving.engine.demand_appeared

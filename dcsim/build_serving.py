@@ -110,8 +110,7 @@ def _busy_power(calibration: Calibration, accelerator: str, tp: int, training_w:
 
 def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster: Cluster,
                   calibration: Calibration, recorder: Recorder, levels: LevelBoard, busy_w: dict[str, float],
-                  on_capacity_change: Callable[[], None], training_active: Callable[[], bool],
-                  training_waiting: Callable[[], bool]) -> Serving | None:
+                  on_capacity_change: Callable[[], None], training_waiting: Callable[[], bool]) -> Serving | None:
     inference = scenario.workload.inference
     if inference is None:
         return None
@@ -139,8 +138,7 @@ def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster
     for new_id, request in enumerate(requests):
         request.id = new_id
     engine = ServingEngine(env, cluster, services, requests, recorder, levels, fast_forward=inference.fast_forward,
-                           on_capacity_change=on_capacity_change, training_active=training_active,
-                           training_waiting=training_waiting)
+                           on_capacity_change=on_capacity_change, training_waiting=training_waiting)
     first = services[0]
     chosen: dict[str, Any] = {"replica_scheduler": first.scheduler, "balancer": first.balancer,
                               "autoscaler": first.autoscaler}

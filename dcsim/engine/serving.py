@@ -28,7 +28,6 @@ class ServingEngine:
     def __init__(self, env: simpy.Environment, cluster: Cluster, services: Sequence[ServiceRuntime],
                  requests: Sequence[Request], recorder: Recorder, levels: LevelBoard, *,
                  fast_forward: bool = True, on_capacity_change: Callable[[], None] | None = None,
-                 training_active: Callable[[], bool] | None = None,
                  training_waiting: Callable[[], bool] | None = None) -> None:
         self.env = env
         self.cluster = cluster
@@ -38,7 +37,6 @@ class ServingEngine:
         self.levels = levels
         self.fast_forward = fast_forward
         self.on_capacity_change = on_capacity_change or (lambda: None)
-        self.training_active = training_active or (lambda: False)
         self.training_waiting = training_waiting or (lambda: False)
         self.replicas: list[Replica] = []
         self._next_arrival = 0

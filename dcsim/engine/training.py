@@ -66,10 +66,6 @@ class TrainingEngine:
         """Whether jobs wait in the queue."""
         return bool(self._queue)
 
-    def active(self) -> bool:
-        """Whether jobs are still to arrive or running (so accelerators may yet be freed)."""
-        return self._next_arrival < len(self.jobs) or self.completed + self.rejected + len(self._queue) < len(self.jobs)
-
     def _schedule_next_arrival(self) -> None:
         if self._next_arrival < len(self.jobs):
             delay = max(0.0, self.jobs[self._next_arrival].submit - self.env.now)
