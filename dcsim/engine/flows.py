@@ -27,14 +27,7 @@ class FlowNetwork:
 
     def add(self, links: Sequence[int]) -> int:
         """Start a flow over `links`; return its id. Rates of its component are recomputed."""
-        flow = self._next
-        self._next += 1
-        path = np.asarray(sorted(set(links)), dtype=np.int64)
-        self.flows[flow] = path
-        for link in path:
-            self.on_link[link].add(flow)
-        self._refill(self._component(path))
-        return flow
+        return self.add_many([links])[0]
 
     def add_many(self, paths: Sequence[Sequence[int]]) -> list[int]:
         """Start several flows at one instant, with one recomputation."""
