@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from dcsim.scenario.base import Strict
-from dcsim.scenario.units_types import Bandwidth, Bytes, Duration, PositiveDuration, Rate
+from dcsim.scenario.base import ArrivalRate, Strict
+from dcsim.scenario.units_types import Bandwidth, Bytes, Duration, PositiveDuration
 
 # --- token-count distributions -------------------------------------------------------------------
 
@@ -57,12 +57,10 @@ TokenDistribution = Annotated[ConstantTokens | UniformTokens | LogNormalTokens |
 # --- request sources -----------------------------------------------------------------------------
 
 
-class RequestArrivals(Strict):
+class RequestArrivals(ArrivalRate):
     """Poisson, gamma (bursty when cv > 1), constant spacing, or a diurnal (sinusoidal) Poisson rate."""
 
     process: Literal["poisson", "gamma", "constant", "diurnal"] = "poisson"
-    rate: Rate = Field(description='mean request rate, e.g. "5/s"')
-    cv: float = Field(1.0, ge=0.01, le=100, description="coefficient of variation of inter-arrival times (gamma only)")
     amplitude: float = Field(0.5, ge=0, lt=1, description="diurnal: rate swings by +-amplitude x rate")
     period: PositiveDuration = Field(86400.0, description="diurnal: length of one cycle")
     peak: Duration = Field(50400.0, description="diurnal: time within the cycle of the highest rate")

@@ -11,9 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from dcsim.scenario.base import ArrivalRate
 from dcsim.scenario.base import Strict as _Strict
 from dcsim.scenario.inference import Inference
-from dcsim.scenario.units_types import Duration, PositiveDuration, Power, Rate
+from dcsim.scenario.units_types import Duration, PositiveDuration, Power
 
 # --- cluster -------------------------------------------------------------------------------------
 
@@ -89,12 +90,10 @@ class Uniform(_Strict):
 DurationDistribution = Annotated[Constant | Exponential | LogNormal | Uniform, Field(discriminator="distribution")]
 
 
-class Arrivals(_Strict):
+class Arrivals(ArrivalRate):
     """Job arrival process: Poisson, or gamma inter-arrivals for trace-like burstiness (cv > 1)."""
 
     process: Literal["poisson", "gamma", "constant"] = "poisson"
-    rate: Rate = Field(description='mean arrival rate, e.g. "20/h"')
-    cv: float = Field(1.0, ge=0.01, le=100, description="coefficient of variation of inter-arrival times (gamma only)")
 
 
 class AcceleratorsPerJob(_Strict):
