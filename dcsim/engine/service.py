@@ -79,6 +79,7 @@ class ServiceRuntime:
         self.max_kv = max((shape.kv_capacity for shape, n in zip(shapes, startable, strict=True) if n > 0), default=0)
         self._route_scheduled = False
         self._idle_ticks = 0
+        self._smallest_kv = 0  # of the routable replicas
         self.scale_up_blocked = 0
         self._ticking = False
         self._busy_mark = 0.0
@@ -104,7 +105,7 @@ class ServiceRuntime:
         view = self.view
         offered = view.replicas
         tokens = request.prompt_tokens + request.output_tokens
-        if any(r.kv_capacity < tokens for r in offered):
+        if tokens > self._smallest_kv:  # only then can a routable replica be too small for it
             offered = tuple(r for r in offered if r.kv_capacity >= tokens)
             if not offered:
                 self.pending.append(request)
@@ -183,7 +184,7 @@ class ServiceRuntime:
             self.stop_replica(replica)
             return
         bisect.insort(self.routable, replica, key=lambda r: r.id)
-        self.view.replicas = tuple(self.routable)
+        self._set_routable()
         self.engine.emit_levels()
         if self.pending and not self._route_scheduled:
             # Route after every replica ready at this instant is routable, not all to the first of them.
@@ -193,6 +194,10 @@ class ServiceRuntime:
     def _on_route_pending(self, _event: simpy.Event) -> None:
         self._route_scheduled = False
         self._route_pending()
+
+    def _set_routable(self) -> None:
+        self.view.replicas = tuple(self.routable)
+        self._smallest_kv = min((r.kv_capacity for r in self.routable), default=0)
 
     def stop_replica(self, replica: Replica) -> None:
         if replica.stopped is not None:
@@ -208,7 +213,7 @@ class ServiceRuntime:
         replica.draining = True
         if replica in self.routable:
             self.routable.remove(replica)
-            self.view.replicas = tuple(self.routable)
+            self._set_routable()
         if replica.ready is not None and replica.outstanding == 0 and replica.busy_since is None:
             self.stop_replica(replica)
 
