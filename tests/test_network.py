@@ -148,3 +148,17 @@ def test_rates_never_exceed_capacity_on_random_flows() -> None:
         saturated = [link for link in path if used[link] > 1 - 1e-9]
         assert saturated, f"flow {flow} could go faster"
         assert any(net.rate(flow) >= max(net.rate(f) for f in net.on_link[link]) - 1e-6 for link in saturated)
+
+
+def test_a_capped_flow_takes_its_cap_and_leaves_the_rest() -> None:
+    net = FlowNetwork([10.0])
+    a = net.add([0], cap=2.0)
+    b = net.add([0])
+    assert (net.rate(a), net.rate(b)) == pytest.approx((2.0, 8.0))
+    assert net.changed == [b]  # the capped flow kept its rate
+    assert net.carried[0] == pytest.approx(10.0)
+    c = net.add([0], cap=6.0)  # wants more than the fair share of what is left: shares evenly with b
+    assert (net.rate(a), net.rate(b), net.rate(c)) == pytest.approx((2.0, 4.0, 4.0))
+    net.remove_many([b, c])
+    assert net.rate(a) == 2.0 and net.carried[0] == pytest.approx(2.0)
+    assert net.changed == []

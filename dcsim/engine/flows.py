@@ -7,10 +7,15 @@ a few numpy passes over the (flow, link) pairs, not a Python loop over them.
 
 Incremental: a start or end can change only the rates of flows connected to it through shared
 links (transitively), so only that component is refilled; flows elsewhere keep their rates.
+
+A flow may carry a cap (the most it wants, e.g. a dataset stream's rate): it acts as a private link
+of that capacity, so a capped flow freezes at its cap when that is below every link's fair share.
+After each change `changed` lists the flows whose rate moved and `carried` holds each link's load.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,23 +26,31 @@ class FlowNetwork:
         self.capacity = np.asarray(capacities, dtype=float)
         self.flows: dict[int, np.ndarray] = {}  # flow id -> link indexes
         self.rates: dict[int, float] = {}
+        self.caps: dict[int, float] = {}  # flow id -> the most it wants (only flows with a cap)
+        self.carried = np.zeros(len(self.capacity))  # bytes/s on each link
+        self.changed: list[int] = []  # flows (still present) whose rate the last change moved, ascending
         self.on_link: list[set[int]] = [set() for _ in range(len(self.capacity))]
         self._next = 0
         self.recomputed_flows = 0  # total flows refilled: the cost measure benchmarks report
 
-    def add(self, links: Sequence[int]) -> int:
+    def add(self, links: Sequence[int], cap: float = math.inf) -> int:
         """Start a flow over `links`; return its id. Rates of its component are recomputed."""
-        return self.add_many([links])[0]
+        return self.add_many([links], [cap])[0]
 
-    def add_many(self, paths: Sequence[Sequence[int]]) -> list[int]:
+    def add_many(self, paths: Sequence[Sequence[int]], caps: Sequence[float] | None = None) -> list[int]:
         """Start several flows at one instant, with one recomputation."""
         ids = []
         touched: set[int] = set()
-        for links in paths:
+        for index, links in enumerate(paths):
             flow = self._next
             self._next += 1
             path = np.asarray(sorted(set(links)), dtype=np.int64)
             self.flows[flow] = path
+            cap = math.inf if caps is None else float(caps[index])
+            if not cap > 0:
+                raise ValueError(f"flow cap must be > 0, got {cap}")
+            if cap < math.inf:
+                self.caps[flow] = cap
             for link in path:
                 self.on_link[link].add(flow)
             touched.update(int(link) for link in path)
@@ -46,21 +59,28 @@ class FlowNetwork:
         return ids
 
     def remove(self, flow: int) -> None:
-        path = self.flows.pop(flow)
-        self.rates.pop(flow, None)
-        for link in path:
-            self.on_link[link].discard(flow)
-        self._refill(self._component(path))
+        self.remove_many([flow])
+
+    def remove_many(self, flows: Sequence[int]) -> None:
+        """End several flows at one instant, with one recomputation."""
+        touched: set[int] = set()
+        for flow in flows:
+            path = self.flows.pop(flow)
+            rate = self.rates.pop(flow, 0.0)
+            self.caps.pop(flow, None)
+            if math.isfinite(rate):
+                self.carried[path] -= rate
+            for link in path:
+                self.on_link[link].discard(flow)
+            touched.update(int(link) for link in path)
+        self._refill(self._component(np.asarray(sorted(touched), dtype=np.int64)))
 
     def rate(self, flow: int) -> float:
         return self.rates[flow]
 
     def utilization(self) -> np.ndarray:
         """Carried traffic over capacity, per link."""
-        used = np.zeros(len(self.capacity))
-        for flow, path in self.flows.items():
-            used[path] += self.rates[flow]
-        return used / self.capacity
+        return np.maximum(self.carried, 0.0) / self.capacity
 
     # --- internals ------------------------------------------------------------------------------
     def _component(self, links: np.ndarray) -> list[int]:
@@ -81,6 +101,7 @@ class FlowNetwork:
         return sorted(flows)
 
     def _refill(self, flows: list[int]) -> None:
+        self.changed = []
         if not flows:
             return
         self.recomputed_flows += len(flows)
@@ -96,16 +117,22 @@ class FlowNetwork:
         link_ptr = np.concatenate(([0], np.cumsum(np.bincount(local, minlength=len(links_used))))).tolist()
         remaining = self.capacity[links_used].copy()
         counts = np.bincount(local, minlength=len(links_used)).astype(float)
-        rate = np.full(len(flows), np.inf)  # a flow over no link (same host) is unconstrained
+        caps = np.fromiter((self.caps.get(f, math.inf) for f in flows), dtype=float, count=len(flows))
+        rate = caps.copy()  # a flow over no link (same host) gets its cap, or is unconstrained
         unfrozen = lengths > 0
         left = int(unfrozen.sum())
         while left:
             with np.errstate(divide="ignore", invalid="ignore"):
                 share = np.where(counts > 0, remaining / counts, np.inf)
             level = float(share.min())
-            bottlenecks = np.flatnonzero(share <= level * (1 + 1e-12))
-            candidates = np.unique(np.concatenate([by_link[link_ptr[k]:link_ptr[k + 1]] for k in bottlenecks]))
-            frozen = candidates[unfrozen[candidates]]
+            capped = np.flatnonzero(unfrozen & (caps <= level))
+            if len(capped):  # flows wanting less than any fair share freeze at their cap first
+                level = float(caps[capped].min())
+                frozen = capped[caps[capped] <= level * (1 + 1e-12)]
+            else:
+                bottlenecks = np.flatnonzero(share <= level * (1 + 1e-12))
+                candidates = np.unique(np.concatenate([by_link[link_ptr[k]:link_ptr[k + 1]] for k in bottlenecks]))
+                frozen = candidates[unfrozen[candidates]]
             rate[frozen] = level
             unfrozen[frozen] = False
             left -= len(frozen)
@@ -114,8 +141,17 @@ class FlowNetwork:
             counts -= freed
             remaining -= freed * level
             np.maximum(remaining, 0.0, out=remaining)
-        for flow, value in zip(flows, rate.tolist(), strict=True):
-            self.rates[flow] = value
+        rates = self.rates
+        carried = self.carried
+        changed = self.changed
+        for flow, value, path in zip(flows, rate.tolist(), paths, strict=True):
+            old = rates.get(flow)
+            if old == value:
+                continue
+            rates[flow] = value
+            changed.append(flow)
+            if math.isfinite(value):
+                carried[path] += value - (old if old is not None and math.isfinite(old) else 0.0)
 
 
 def ring_allreduce_time(participants: int, size_bytes: float, bandwidth: float, latency: float) -> float:

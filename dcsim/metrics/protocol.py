@@ -17,10 +17,28 @@ class Recorder(Protocol):
     def levels(
         self, time: float, queue_length: int, allocated: Sequence[int], busy: Sequence[int],
         occupied_nodes: Sequence[int], serving_busy: Sequence[int], serving_extra_w: float,
+        network_w: float = 0.0, storage_w: float = 0.0,
     ) -> None:
         """Levels that hold from `time` until the next call (piecewise constant): counts per
         accelerator model (allocated, busy, and the busy ones that serve inference), per node pool
-        (nodes with any allocation), and the serving replicas' power above idle."""
+        (nodes with any allocation), the serving replicas' power above idle, and the power of the
+        network (switches, NICs) and storage."""
+        ...
+
+    def network_links(self, links: Sequence[tuple[int, str, str, str, float]]) -> None:
+        """Once, before the run: every directed link as (index, source, target, tier, bandwidth B/s)."""
+        ...
+
+    def link_loads(self, time: float, links: Sequence[int], carried: Sequence[float]) -> None:
+        """Bytes/s carried on these links from `time` on (only links whose load changed)."""
+        ...
+
+    def storage_tiers(self, tiers: Sequence[tuple[str, str, float]]) -> None:
+        """Once, before the run: every storage tier as (name, kind, capacity bytes, all nodes together)."""
+        ...
+
+    def storage_state(self, time: float, tier: str, read_bps: float, write_bps: float, used_bytes: float) -> None:
+        """A tier's read and write throughput (bytes/s) and bytes stored, from `time` on."""
         ...
 
     def request_submitted(self, request: Request) -> None: ...

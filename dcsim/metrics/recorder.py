@@ -2,7 +2,9 @@
 
 Frames (columns are part of the metrics contract, documented in README "Outputs"):
 - jobs: job_id, name, model, submit_s, start_s, compute_start_s, end_s, wait_s, run_s, jct_s, slowdown,
-  accelerators, accelerator_model, nodes, work_ref_s, estimate_ref_s, state, reason
+  accelerators, accelerator_model, nodes, work_ref_s, estimate_ref_s, state, reason, comm_time_s
+  (seconds of exposed gradient communication), io_time_s (seconds lost to input streaming and stalled
+  checkpoints), comm_share and io_share (those over the computing time), checkpoints (written)
 - timeseries: time_s, queue_length, allocated_all, busy_all, serving_busy_all, allocated_<model>,
   busy_<model> (counts; busy includes accelerators of serving replicas that are iterating),
   power_accelerators_w, power_hosts_w, power_network_w, power_storage_w, power_it_w, power_facility_w.
@@ -25,9 +27,10 @@ from dcsim.model.power import PowerCoefficients
 JOB_COLUMNS = [
     "job_id", "name", "model", "submit_s", "start_s", "compute_start_s", "end_s", "wait_s", "run_s", "jct_s",
     "slowdown", "accelerators", "accelerator_model", "nodes", "work_ref_s", "estimate_ref_s", "state", "reason",
+    "comm_time_s", "io_time_s", "comm_share", "io_share", "checkpoints",
 ]
 
-_INT_COLUMNS = {"job_id", "accelerators", "nodes"}
+_INT_COLUMNS = {"job_id", "accelerators", "nodes", "checkpoints"}
 _TEXT_COLUMNS = {"name", "model", "accelerator_model", "state", "reason"}
 JOB_DTYPES = {c: "int64" if c in _INT_COLUMNS else "str" if c in _TEXT_COLUMNS else "float64" for c in JOB_COLUMNS}
 
@@ -41,10 +44,16 @@ class FrameRecorder:
         self.pue = pue
         self._jobs: list[Job] = []
         self._times: list[float] = []
-        self._rows: list[tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], float]] = []
+        self._rows: list[tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], float,
+                               float, float]] = []
         self._requests: list[Request] = []
         self._replicas: list[ReplicaRecord] = []
         self._replica_rows: list[tuple[float, int, int, int, int, float]] = []
+        # Network and storage (empty without a network / storage section); see metrics/network_frames.py.
+        self.link_info: list[tuple[int, str, str, str, float]] = []  # index, source, target, tier, B/s
+        self.link_rows: list[tuple[float, int, float]] = []  # time, link index, carried B/s from then on
+        self.storage_info: list[tuple[str, str, float]] = []  # name, kind, capacity bytes
+        self.storage_rows: list[tuple[float, str, float, float, float]] = []  # time, tier, read, write, used
 
     def job_submitted(self, job: Job) -> None:
         self._jobs.append(job)
@@ -59,14 +68,28 @@ class FrameRecorder:
         pass
 
     def levels(self, time: float, queue_length: int, allocated: Sequence[int], busy: Sequence[int],
-               occupied_nodes: Sequence[int], serving_busy: Sequence[int] = (), serving_extra_w: float = 0.0) -> None:
+               occupied_nodes: Sequence[int], serving_busy: Sequence[int] = (), serving_extra_w: float = 0.0,
+               network_w: float = 0.0, storage_w: float = 0.0) -> None:
         serving = tuple(serving_busy) or (0,) * len(self.accelerator_models)
-        row = (queue_length, tuple(allocated), tuple(busy), tuple(occupied_nodes), serving, serving_extra_w)
+        row = (queue_length, tuple(allocated), tuple(busy), tuple(occupied_nodes), serving, serving_extra_w,
+               network_w, storage_w)
         if self._times and self._times[-1] == time:
             self._rows[-1] = row  # several changes at one instant: the last one holds
         else:
             self._times.append(time)
             self._rows.append(row)
+
+    def network_links(self, links: Sequence[tuple[int, str, str, str, float]]) -> None:
+        self.link_info = list(links)
+
+    def link_loads(self, time: float, links: Sequence[int], carried: Sequence[float]) -> None:
+        self.link_rows.extend(zip([time] * len(links), links, carried, strict=True))
+
+    def storage_tiers(self, tiers: Sequence[tuple[str, str, float]]) -> None:
+        self.storage_info = list(tiers)
+
+    def storage_state(self, time: float, tier: str, read_bps: float, write_bps: float, used_bytes: float) -> None:
+        self.storage_rows.append((time, tier, read_bps, write_bps, used_bytes))
 
     def request_submitted(self, request: Request) -> None:
         self._requests.append(request)
@@ -101,6 +124,7 @@ class FrameRecorder:
                 job.id, job.name, job.model, job.submit, _nan(job.start), _nan(job.compute_start), _nan(job.end),
                 wait, run, jct, jct / run if run and run > 0 else np.nan, job.demand, job.accelerator or "",
                 len(job.allocation), job.work, job.estimate, state, job.reason,
+                job.comm_time, job.io_time, _share(job.comm_time, job), _share(job.io_time, job), job.checkpoints,
             ))
         frame = pd.DataFrame.from_records(rows, columns=JOB_COLUMNS)
         return frame.astype(JOB_DTYPES)  # fixed types even when no job arrived
@@ -136,11 +160,22 @@ class FrameRecorder:
             host_w += occupied[:, i] * delta
         data["power_accelerators_w"] = accelerator_w
         data["power_hosts_w"] = host_w
-        data["power_network_w"] = np.zeros(len(rows))
-        data["power_storage_w"] = np.zeros(len(rows))
-        data["power_it_w"] = accelerator_w + host_w
-        data["power_facility_w"] = (accelerator_w + host_w) * self.pue
+        network_w = np.asarray([r[6] for r in rows], dtype=float)
+        storage_w = np.asarray([r[7] for r in rows], dtype=float)
+        data["power_network_w"] = network_w
+        data["power_storage_w"] = storage_w
+        it_w = accelerator_w + host_w + network_w + storage_w
+        data["power_it_w"] = it_w
+        data["power_facility_w"] = it_w * self.pue
         return pd.DataFrame(data)
+
+
+def _share(seconds: float, job: Job) -> float:
+    """Share of the job's computing time (since its start-up ended) spent on it; NaN if it never computed."""
+    if job.compute_start is None:
+        return np.nan
+    span = (job.end if job.end is not None else job.progress_time) - job.compute_start
+    return seconds / span if span > 0 else 0.0
 
 
 def _nan(value: float | None) -> float:

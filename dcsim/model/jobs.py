@@ -11,6 +11,7 @@ class JobState(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     REJECTED = "rejected"
+    FAILED = "failed"  # stopped by the simulation (e.g. a checkpoint that did not fit); see `reason`
 
 
 @dataclass(slots=True, eq=False)
@@ -42,3 +43,10 @@ class Job:
     estimated_end: float = 0.0
     reason: str = ""
     candidates: tuple[str, ...] = ()  # allowed models present in the cluster, fastest first (set on submit)
+    # Network and storage (engine/traffic.py): progress is piecewise linear between rate changes.
+    progress_time: float = 0.0  # when `remaining` was last brought up to date
+    comm_share: float = 0.0  # share of wall time currently spent in exposed communication
+    io_share: float = 0.0  # share currently lost to input streaming or a stalled checkpoint
+    comm_time: float = 0.0  # accumulated seconds of exposed communication
+    io_time: float = 0.0  # accumulated seconds lost to I/O
+    checkpoints: int = 0

@@ -142,6 +142,9 @@ class Service(Strict):
     memory_utilization: float = Field(0.9, gt=0, le=1, description="share of accelerator memory the server uses")
     weights_load_bandwidth: Bandwidth = Field(
         2e9, description="storage read bandwidth for loading weights; cold start = weight bytes / this")
+    weights_from: str | None = Field(
+        None, description="storage tier the weights are read from (over the network); replaces "
+                          "weights_load_bandwidth")
     slo: SLO = SLO()
     requests: RequestSource
 

@@ -14,6 +14,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from dcsim.scenario.base import ArrivalRate
 from dcsim.scenario.base import Strict as _Strict
 from dcsim.scenario.inference import Inference
+from dcsim.scenario.network import Checkpointing, Communication, DatasetStreaming, Network, Storage
 from dcsim.scenario.units_types import Duration, PositiveDuration, Power
 
 # --- cluster -------------------------------------------------------------------------------------
@@ -150,6 +151,10 @@ class _TrainingCommon(_Strict):
     )
     startup: Duration = Field(0.0, description="time a job holds its accelerators before computing")
     constraint: Constraint | None = None
+    communication: Communication = Field(
+        default_factory=Communication, description="gradient all-reduce (used when the scenario has a network)")
+    dataset: DatasetStreaming | None = Field(None, description="input streamed from a storage tier")
+    checkpoint: Checkpointing | None = Field(None, description="model state written to a storage tier")
 
     @field_validator("models")
     @classmethod
@@ -265,6 +270,8 @@ class Scenario(_Strict):
     policies: Policies = Policies()
     energy: Energy = Energy()
     reporting: Reporting = Reporting()
+    network: Network | None = Field(None, description="scale-out network; without it jobs use the calibrated sync")
+    storage: Storage | None = Field(None, description="storage tiers for datasets, checkpoints and model weights")
     calibration: list[str] = Field(
         default_factory=list,
         description="calibration overlays written by `dcsim calibration fit`, relative to this file; "
@@ -278,6 +285,26 @@ class Scenario(_Strict):
     def base_dir(self) -> str:
         """Folder of the scenario file; relative trace paths are resolved against it."""
         return self._base_dir
+
+    @model_validator(mode="after")
+    def _tiers_exist(self) -> Scenario:
+        tiers = {tier.name: tier for tier in self.storage.tiers} if self.storage is not None else {}
+        uses: list[tuple[str, str]] = []
+        training = self.workload.training
+        if training is not None:
+            for field in ("dataset", "checkpoint"):
+                spec = getattr(training, field)
+                if spec is not None:
+                    uses.append((f"workload.training.{field}.tier", spec.tier))
+        inference = self.workload.inference
+        for index, service in enumerate(inference.services if inference is not None else ()):
+            if service.weights_from is not None:
+                uses.append((f"workload.inference.services.{index}.weights_from", service.weights_from))
+        for where, name in uses:
+            if name not in tiers:
+                choices = ", ".join(tiers) or "none: add a storage section"
+                raise ValueError(f"{where}: no storage tier named {name!r} (tiers: {choices})")
+        return self
 
     @field_validator("calibration", mode="before")
     @classmethod

@@ -1,0 +1,156 @@
+"""Scenario sections for the network (topology, link power) and storage (tiers), and the training
+workload's traffic: gradient all-reduce, dataset streaming and checkpoints.
+
+All three are optional: without `network` a job's synchronisation comes from the calibration model;
+without `storage` there is no dataset streaming, no checkpointing, and inference cold start uses the
+service's `weights_load_bandwidth`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from dcsim.scenario.base import Strict
+from dcsim.scenario.units_types import Bandwidth, Bytes, Duration, PositiveDuration, Power
+
+TopologyKind = Literal["leaf_spine", "fat_tree", "rail_optimized", "torus_3d", "edge_list", "graphml"]
+
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "leaf_spine": ("host_bandwidth",),
+    "fat_tree": ("host_bandwidth",),
+    "rail_optimized": ("rail_bandwidth",),
+    "torus_3d": ("dims", "link_bandwidth"),
+    "edge_list": ("file",),
+    "graphml": ("file",),
+}
+
+
+class NetworkPower(Strict):
+    """Switch and NIC power: a fixed part plus a part proportional to the traffic carried."""
+
+    switch_idle: Power = Field(0.0, description="watts per switch, drawn whether or not it carries traffic")
+    port: Power = Field(0.0, description="watts per switch port in use (one per link end at a switch)")
+    nic: Power = Field(0.0, description="watts per host network interface (one per cluster node)")
+    pj_per_bit: float = Field(0.0, ge=0, description="picojoules per bit per link traversed (switching energy)")
+
+
+class Network(Strict):
+    """The scale-out network between cluster nodes (in node order: pool by pool, index by index)."""
+
+    topology: TopologyKind
+    host_bandwidth: Bandwidth | None = Field(None, description="each node's link to its leaf (leaf_spine, fat_tree)")
+    hosts_per_leaf: int = Field(16, ge=1)
+    spines: int = Field(4, ge=1, description="spine switches (leaf_spine, rail_optimized)")
+    leaves_per_pod: int = Field(8, ge=1, description="fat_tree")
+    aggregations_per_pod: int = Field(4, ge=1, description="fat_tree")
+    cores: int = Field(4, ge=1, description="fat_tree")
+    oversubscription: float = Field(1.0, ge=1.0, description="host bandwidth into a leaf / the leaf's uplinks")
+    core_oversubscription: float = Field(1.0, ge=1.0, description="fat_tree: a pod's downlinks / its uplinks")
+    rails: int = Field(8, ge=1, description="rail_optimized: NICs per node, one rail switch each")
+    rail_bandwidth: Bandwidth | None = Field(None, description="rail_optimized: bandwidth of each NIC")
+    hosts_per_pod: int | None = Field(None, ge=1, description="rail_optimized: nodes per pod (default: all)")
+    dims: list[int] | None = Field(None, description="torus_3d: [x, y, z], product = number of nodes")
+    link_bandwidth: Bandwidth | None = Field(None, description="torus_3d: each neighbour link")
+    file: str | None = Field(None, description="edge_list or graphml file, relative to the scenario file")
+    allow_partitions: bool = Field(False, description="edge_list/graphml: accept islands of nodes; jobs stay "
+                                                     "inside one (needs the topology_aware placement)")
+    host_latency: Duration = Field(1e-6, description="latency of a node's link to its switch")
+    fabric_latency: Duration = Field(1e-6, description="latency of a switch-to-switch link")
+    intra_node_latency: Duration = Field(1e-6, description="latency of one hop inside a node (NVLink, PCIe)")
+    intra_node_bandwidth: Bandwidth | None = Field(
+        None, description="per-accelerator bandwidth inside a node; default: the catalog's interconnect figure")
+    power: NetworkPower = NetworkPower()
+
+    @field_validator("dims")
+    @classmethod
+    def _three(cls, dims: list[int] | None) -> list[int] | None:
+        if dims is not None and (len(dims) != 3 or any(d < 1 for d in dims)):
+            raise ValueError(f"expected three sizes >= 1, got {dims}")
+        return dims
+
+    @model_validator(mode="after")
+    def _has_what_the_topology_needs(self) -> Network:
+        missing = [name for name in _NEEDS[self.topology] if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"topology {self.topology} needs {', '.join(missing)}")
+        if self.allow_partitions and self.topology not in ("edge_list", "graphml"):
+            raise ValueError("allow_partitions applies to edge_list and graphml topologies only")
+        return self
+
+
+class StorageTier(Strict):
+    """A storage system with capacity and read/write bandwidth. Shared tiers sit on the network
+    (attached to `attach` switches, default the top tier); node_local figures are per node."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["parallel_fs", "object_store", "node_local"]
+    capacity: Bytes
+    used: float = Field(0.0, ge=0, description="bytes already stored at the start (datasets, other data)")
+    read_bandwidth: Bandwidth
+    write_bandwidth: Bandwidth
+    latency: Duration = Field(0.0, description="added once to every transfer (object stores: tens of ms)")
+    attach: list[str] | None = Field(None, description="switches the tier connects to; default: the top tier")
+    power_per_tb: Power = Field(0.0, description="watts per TB of capacity (drives, controllers)")
+    pj_per_bit: float = Field(0.0, ge=0, description="picojoules per bit read or written")
+
+    @model_validator(mode="after")
+    def _fits(self) -> StorageTier:
+        if self.used > self.capacity:
+            raise ValueError(f"used ({self.used:.3g} B) exceeds capacity ({self.capacity:.3g} B)")
+        if self.kind == "node_local" and self.attach is not None:
+            raise ValueError("a node_local tier sits in every node; it takes no attach")
+        return self
+
+
+class Storage(Strict):
+    tiers: list[StorageTier] = Field(min_length=1)
+
+    @field_validator("tiers")
+    @classmethod
+    def _unique(cls, tiers: list[StorageTier]) -> list[StorageTier]:
+        names = [tier.name for tier in tiers]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"tier names must be unique, got {', '.join(duplicates)} twice")
+        return tiers
+
+
+class Communication(Strict):
+    """Gradient all-reduce of data-parallel jobs (used when the scenario has a network)."""
+
+    algorithm: Literal["ring", "hierarchical"] = Field(
+        "ring", description="ring over all accelerators, or reduce inside nodes then ring across nodes")
+    overlap: float = Field(0.0, ge=0, le=1, description="fraction of communication hidden behind compute")
+    gradient_bytes: float = Field(2.0, gt=0, description="bytes per gradient element (2 = fp16/bf16)")
+    parameters: float | None = Field(None, gt=0, description="parameters of jobs whose model has no count in "
+                                                             "the catalog (e.g. the generic model)")
+    step_time: PositiveDuration | None = Field(
+        None, description="compute seconds per step on the reference accelerator, for models without a "
+                          "calibrated step time")
+
+
+class DatasetStreaming(Strict):
+    """Training input read from a storage tier while the job computes; too little bandwidth slows it."""
+
+    tier: str
+    rate: Bandwidth = Field(description="bytes/s each accelerator consumes at full speed")
+
+
+class Checkpointing(Strict):
+    """Model state written to a storage tier every `interval` of a job's compute time."""
+
+    tier: str
+    interval: PositiveDuration
+    mode: Literal["stall", "overlap"] = Field("stall", description="stall: the job waits for the write")
+    bytes_per_parameter: float = Field(
+        14.0, gt=0, description="checkpoint bytes per parameter (14 = bf16 weights, fp32 master copy, Adam moments)")
+    keep: int = Field(1, ge=1, description="checkpoints kept per job; older ones are deleted")
+    retain_after_completion: bool = Field(False, description="keep a finished job's checkpoints on the tier")
+
+
+class TrainingTraffic(Strict):
+    communication: Communication = Communication()
+    dataset: DatasetStreaming | None = None
+    checkpoint: Checkpointing | None = None
