@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import simpy
 
+from dcsim.build_network import NetworkModel, build_network, weight_loader
 from dcsim.build_policies import build_policy
 from dcsim.build_serving import Serving, build_serving
 from dcsim.calibration import Calibration, load_calibration
@@ -36,6 +37,7 @@ class Model:
     simulation: Simulation
     policies: dict[str, dict[str, object]]
     serving: Serving | None = None
+    network: NetworkModel | None = None
 
 
 def build_cluster(scenario: Scenario) -> Cluster:
@@ -153,12 +155,26 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
                         if accelerator in caps else 1.0)
             speeds[(model, accelerator)] = calibration.relative_speed(model, accelerator) / base / slowdown
     levels = LevelBoard(cluster, recorder)
-    training = TrainingEngine(env, cluster, jobs, scheduler, placement, speeds, recorder,
-                              startup=spec.startup if spec is not None else 0.0,
-                              placement_speed=PlacementSpeed(calibration, cluster), levels=levels)
+    network = build_network(scenario, cluster, calibration, speeds, env, recorder, levels, jobs)
+    topology = network.topology if network is not None else None
+    if topology is not None and len(topology.partitions()) > 1 and placement.name != "topology_aware":
+        raise ScenarioError([f"{scenario.source}: policies.placement: the network has {len(topology.partitions())} "
+                             f"partitions; use topology_aware, which keeps a job inside one, got {placement.name!r}"])
+    training = TrainingEngine(
+        env, cluster, jobs, scheduler, placement, speeds, recorder, startup=spec.startup if spec is not None else 0.0,
+        # With a network, the all-reduce streams set the cost of spreading a job (engine/traffic.py).
+        placement_speed=PlacementSpeed(calibration, cluster) if topology is None else None, levels=levels,
+        traffic=network.traffic if network is not None else None,
+        largest_gang=network.largest_gang if network is not None else None)
+    if network is not None:
+        if network.traffic is not None:
+            network.traffic.sink = training
+        network.meter.start()
     serving = build_serving(scenario, seed, env, cluster, calibration, recorder, levels,
                             busy_power(scenario, cluster, calibration, caps), training.capacity_changed,
                             training.waiting)
+    if serving is not None and network is not None:
+        serving.engine.load_weights = weight_loader(network)
     if serving is not None:
         training.on_release = serving.engine.capacity_freed
         training.on_queue = serving.engine.demand_appeared
@@ -169,4 +185,4 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     }
     if serving is not None:
         policies.update(serving.policies)
-    return Model(scenario, seed, cluster, jobs, report, recorder, simulation, policies, serving)
+    return Model(scenario, seed, cluster, jobs, report, recorder, simulation, policies, serving, network)

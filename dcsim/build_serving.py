@@ -3,7 +3,8 @@
 Per replica group: the KV cache is what accelerator memory (x memory_utilization, x tensor
 parallelism) leaves after the 16-bit weights, unless the scenario gives it; iteration times come
 from the calibrated prefill/decode model; busy power from the calibrated serving power curve where
-the accelerator has one, else the training busy draw; cold start = weight bytes / load bandwidth.
+the accelerator has one, else the training busy draw; cold start = weight bytes / load bandwidth,
+or a transfer from the service's storage tier (`weights_from`) sharing the network with other flows.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def replica_shapes(scenario: Scenario, index: int, cluster: Cluster, calibration
             group=group_index, accelerator=accelerator, tensor_parallel=tp, kv_capacity=tokens,
             max_batch=service.max_batch, timing=timing, cold_start=weights / service.weights_load_bandwidth,
             idle_w=idle, busy_w=_busy_power(calibration, accelerator, tp, busy_w[accelerator], idle),
-            speed=SPEED_BATCH / decode))
+            speed=SPEED_BATCH / decode, weight_bytes=weights, weights_from=service.weights_from))
     return shapes
 
 

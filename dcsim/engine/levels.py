@@ -18,6 +18,8 @@ class LevelBoard:
         self.training_busy: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
         self.serving_busy: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
         self.serving_extra_w = 0.0  # serving replicas' draw above their accelerators' idle power
+        self.network_w = 0.0  # switches and NICs (engine/meters.py)
+        self.storage_w = 0.0
         self.last_time = 0.0  # of the last change reported: where a run without a horizon ends
 
     def emit(self, now: float) -> None:
@@ -28,4 +30,5 @@ class LevelBoard:
         serving = [self.serving_busy[m] for m in models]
         busy = [self.training_busy[m] + s for m, s in zip(models, serving, strict=True)]
         occupied = [cluster.occupied_nodes[p] for p in cluster.pools]
-        self.recorder.levels(now, self.training_queue, allocated, busy, occupied, serving, self.serving_extra_w)
+        self.recorder.levels(now, self.training_queue, allocated, busy, occupied, serving, self.serving_extra_w,
+                             self.network_w, self.storage_w)

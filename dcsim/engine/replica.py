@@ -62,6 +62,8 @@ class ReplicaShape:
     idle_w: float  # whole replica, idle
     busy_w: Callable[[int], float]  # whole replica, iterating with this many requests in the batch
     speed: float  # output tokens/s at batch 32 with 1,024 context tokens each
+    weight_bytes: float = 0.0
+    weights_from: str | None = None  # storage tier the weights are loaded from (then cold_start is unused)
 
 
 class Replica:

@@ -172,7 +172,11 @@ class ServiceRuntime:
             self._ready(replica)
         else:
             self.engine.emit_levels()
-            self.env.timeout(shape.cold_start).callbacks.append(partial(self._on_loaded, replica))
+            if shape.weights_from is not None and self.engine.load_weights is not None:
+                self.engine.load_weights(shape.weights_from, node_id, shape.weight_bytes,
+                                         partial(self._ready, replica))
+            else:
+                self.env.timeout(shape.cold_start).callbacks.append(partial(self._on_loaded, replica))
         return replica
 
     def _on_loaded(self, replica: Replica, _event: simpy.Event) -> None:

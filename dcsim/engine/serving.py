@@ -39,6 +39,8 @@ class ServingEngine:
         self.on_capacity_change = on_capacity_change or (lambda: None)
         self.training_waiting = training_waiting or (lambda: False)
         self.replicas: list[Replica] = []
+        # (tier, node id, bytes, on_done): loads weights over the storage network (engine/fabric.py)
+        self.load_weights: Callable[[str, int, float, Callable[[], None]], None] | None = None
         self._next_arrival = 0
         self._seq = 0
         self.finished = 0

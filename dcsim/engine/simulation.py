@@ -44,6 +44,7 @@ class Simulation:
             if progress is not None and steps % every == 0:
                 progress(self._fraction(total))
         self.events = steps
+        self.training.settle()
         # Without a horizon the run ends at its last change of state; a trailing autoscaler check that
         # found nothing to do does not lengthen it.
         self.end_time = float(limit if self.horizon is not None else self.training.levels.last_time)

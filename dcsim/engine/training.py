@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
+from typing import Protocol
 
 import simpy
 
@@ -24,13 +25,24 @@ PlacementSpeed = Callable[[str, str, int, int], float]
 """(model, accelerator, accelerators, nodes spanned) -> speed multiplier of a spread placement (<= 1)."""
 
 
+class JobTraffic(Protocol):
+    """Network and storage traffic of running jobs (engine/traffic.py): it sets their speed through
+    update_rate and may fail them."""
+
+    def started(self, job: Job) -> None: ...
+    def stopped(self, job: Job) -> None: ...
+
+
 class TrainingEngine:
     def __init__(
         self, env: simpy.Environment, cluster: Cluster, jobs: Sequence[Job], scheduler: TrainingScheduler,
         placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder,
         startup: float = 0.0, placement_speed: PlacementSpeed | None = None, levels: LevelBoard | None = None,
+        traffic: JobTraffic | None = None, largest_gang: Mapping[str, int] | None = None,
     ) -> None:
         self.env = env
+        self.traffic = traffic
+        self.largest_gang = dict(largest_gang or cluster.capacity)  # per model: the most one job may get
         self.placement_speed = placement_speed
         self.cluster = cluster
         self.jobs = jobs
@@ -52,6 +64,8 @@ class TrainingEngine:
         self._next_arrival = 0
         self.completed = 0
         self.rejected = 0
+        self.failed = 0
+        self._running: dict[int, Job] = {}
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -60,7 +74,7 @@ class TrainingEngine:
 
     @property
     def finished(self) -> int:
-        return self.completed + self.rejected
+        return self.completed + self.rejected + self.failed
 
     def waiting(self) -> bool:
         """Whether jobs wait in the queue."""
@@ -96,13 +110,16 @@ class TrainingEngine:
             self.on_queue()
 
     def _feasible(self, job: Job) -> bool:
-        return any(self.cluster.capacity[m] >= job.demand for m in self._allowed_models(job))
+        return any(self.largest_gang[m] >= job.demand for m in self._allowed_models(job))
 
     def _infeasible_reason(self, job: Job) -> str:
         allowed = self._allowed_models(job)
         if not allowed:
             return f"needs {'/'.join(job.allowed or ())}, which the cluster does not have"
-        largest = max(self.cluster.capacity[m] for m in allowed)
+        largest = max(self.largest_gang[m] for m in allowed)
+        if largest < max(self.cluster.capacity[m] for m in allowed):
+            return (f"needs {job.demand} accelerators; the largest connected partition of the network has {largest} "
+                    "of any model it may use")
         return f"needs {job.demand} accelerators; the cluster has at most {largest} of any model it may use"
 
     def _allowed_models(self, job: Job) -> tuple[str, ...]:
@@ -174,9 +191,10 @@ class TrainingEngine:
         job.accelerator = accelerator
         job.allocation = allocation
         job.start = now
-        job.rate = self.speeds[(job.model, accelerator)]
+        job.base_rate = self.speeds[(job.model, accelerator)]
         if self.placement_speed is not None:
-            job.rate *= self.placement_speed(job.model, accelerator, job.demand, len(allocation))
+            job.base_rate *= self.placement_speed(job.model, accelerator, job.demand, len(allocation))
+        job.rate = job.base_rate
         job.remaining = job.work
         job.estimated_end = now + self.estimated_runtime(job, accelerator)
         bisect.insort(self._running_ends[accelerator], (job.estimated_end, job.id, job.demand))
@@ -191,31 +209,80 @@ class TrainingEngine:
         self._emit_levels()
 
     def _begin_compute(self, job: Job) -> None:
-        job.compute_start = self.env.now
+        job.compute_start = job.progress_time = self.env.now
         self.levels.training_busy[job.accelerator] += job.demand  # type: ignore[index]
-        self._plan_finish(job)
+        self._running[job.id] = job
+        if self.traffic is not None:
+            self.traffic.started(job)  # sets the rate (update_rate), which plans the finish
+        else:
+            self._plan_finish(job)
 
     def _plan_finish(self, job: Job) -> None:
         """(Re)plan the completion event from remaining work and current rate."""
         job.plan_version += 1
+        if job.rate <= 0:
+            return  # stalled: replanned when the rate comes back
         delay = job.remaining / job.rate
         self.env.timeout(delay).callbacks.append(partial(self._on_finish, job, job.plan_version))
+
+    def _advance(self, job: Job) -> None:
+        """Bring the job's remaining work and its communication and I/O time up to now."""
+        now = self.env.now
+        elapsed = now - job.progress_time
+        if elapsed > 0:
+            job.remaining = max(0.0, job.remaining - job.rate * elapsed)
+            job.comm_time += job.comm_share * elapsed
+            job.io_time += job.io_share * elapsed
+        job.progress_time = now
+
+    def update_rate(self, job: Job, factor: float, comm_share: float, io_share: float) -> None:
+        """The job's network or storage share changed: its speed is now base x factor."""
+        if job.state is not JobState.RUNNING or job.compute_start is None:
+            return
+        self._advance(job)
+        rate = job.base_rate * factor
+        job.comm_share, job.io_share = comm_share, io_share
+        if rate != job.rate or job.plan_version == 0:
+            job.rate = rate
+            self._plan_finish(job)
+
+    def settle(self) -> None:
+        """At the end of a run: bring running jobs' progress and time shares up to now."""
+        for job in self._running.values():
+            self._advance(job)
+
+    def fail(self, job: Job, reason: str) -> None:
+        """Stop a running job for good (e.g. its checkpoint did not fit); it keeps the reason."""
+        self._advance(job)
+        job.plan_version += 1
+        job.state = JobState.FAILED
+        job.reason = reason
+        self.failed += 1
+        self._end(job)
 
     def _on_finish(self, job: Job, version: int, _event: simpy.Event) -> None:
         if version != job.plan_version:
             return  # superseded by a later plan
+        self._advance(job)
+        job.remaining = 0.0
+        job.state = JobState.COMPLETED
+        self.completed += 1
+        self._end(job)
+
+    def _end(self, job: Job) -> None:
+        """Return a job's accelerators (it completed or failed)."""
         accelerator = job.accelerator
         assert accelerator is not None
         self._allocation_version += 1
-        job.remaining = 0.0
         job.end = self.env.now
-        job.state = JobState.COMPLETED
+        self._running.pop(job.id, None)
+        if self.traffic is not None:
+            self.traffic.stopped(job)
         for node_id, count in job.allocation:
             self.cluster.release(node_id, count)
         ends = self._running_ends[accelerator]
         del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
         self.levels.training_busy[accelerator] -= job.demand
-        self.completed += 1
         self.recorder.job_finished(job)
         self._emit_levels()
         if self.on_release is not None:

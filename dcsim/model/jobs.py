@@ -38,7 +38,8 @@ class Job:
     compute_start: float | None = None
     end: float | None = None
     remaining: float = 0.0
-    rate: float = 0.0
+    rate: float = 0.0  # reference seconds of work per second, now
+    base_rate: float = 0.0  # the rate on an idle network and storage
     plan_version: int = 0
     estimated_end: float = 0.0
     reason: str = ""

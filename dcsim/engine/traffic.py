@@ -1,0 +1,289 @@
+"""What a training job sends and reads while it computes, and what that does to its speed.
+
+Gradient all-reduce: while a job spanning several nodes computes, its ring has one stream per hop
+(node i -> node i+1) and per host uplink; they take their max-min fair share of the links beside
+every other job's streams. Streams stay open for the whole run of the job (a fluid model: jobs that
+share a link are taken to communicate at the same time, the worst case). From the rate r the
+slowest hop gets, one all-reduce of S gradient bytes over n accelerators on k nodes takes
+
+    ring:          2 (n - 1) / n x S / min(r, b) + 2 (n - 1) x l_max
+    hierarchical:  2 (g - 1) / g x S / b + 2 (g - 1) x l_nv  +  2 (k - 1) / k x S / r + 2 (k - 1) x l_max
+
+with b the intra-node (NVLink/PCIe) bandwidth per accelerator and direction, g accelerators per
+node and l_max the longest hop latency; inside one node only the intra-node terms remain. A step
+takes T = c + (1 - overlap) x comm. The job's quoted work holds for its consolidated placement on
+an idle network (T0, with the host's own link bandwidth), so its speed is scaled by T0 / T.
+
+Dataset input: one capped stream per node from the dataset's tier, asking for the rate the job
+reads at full speed; if it gets less, the step takes T0 x want / got when that exceeds T.
+
+Checkpoints: every `interval` of running time (counted from the end of the previous write) the
+job writes its state from all its nodes to a tier; the bytes are reserved first and a write that
+does not fit fails the job. In `stall` mode the job makes no progress until the write ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Protocol
+
+import simpy
+
+from dcsim.engine.fabric import Fabric, TransferGroup
+from dcsim.engine.storage import StorageSystem
+from dcsim.model import Cluster, Job, JobState
+from dcsim.model.topology import Topology
+
+
+class RateSink(Protocol):
+    def update_rate(self, job: Job, factor: float, comm_share: float, io_share: float) -> None: ...
+    def fail(self, job: Job, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class JobProfile:
+    """Per (model, accelerator, gang size): what one step computes and moves."""
+
+    compute: float  # seconds of computation per step on this accelerator
+    gradient_bytes: float
+    checkpoint_bytes: float
+
+
+@dataclass(frozen=True)
+class TrafficSettings:
+    algorithm: str = "ring"
+    overlap: float = 0.0
+    dataset_tier: str | None = None
+    dataset_rate: float = 0.0  # bytes/s per accelerator at full speed
+    checkpoint_tier: str | None = None
+    checkpoint_interval: float = math.inf
+    checkpoint_stall: bool = True
+    checkpoint_keep: int = 1
+    checkpoint_retain: bool = False
+    intra_latency: float = 1e-6
+
+
+@dataclass(eq=False)
+class _Running:
+    job: Job
+    refresh: Callable[[], None]
+    counts: list[int]  # accelerators per node of the allocation
+    ideal_step: float  # T0
+    hops: list[list[int]] = field(default_factory=list)  # ring streams per hop
+    hop_latency: float = 0.0
+    dataset: list[tuple[int, float]] = field(default_factory=list)  # (stream, bytes/s wanted)
+    stalled: bool = False
+    epoch: int = 0
+    writing: TransferGroup | None = None
+    stored: deque[list[tuple[int, float]]] = field(default_factory=deque)  # checkpoints kept, oldest first
+
+
+class TrainingTraffic:
+    def __init__(self, env: simpy.Environment, fabric: Fabric, cluster: Cluster, topology: Topology | None,
+                 storage: StorageSystem | None, profile: Callable[[Job], JobProfile],
+                 intra_bandwidth: Mapping[str, float], settings: TrafficSettings) -> None:
+        self.env = env
+        self.fabric = fabric
+        self.cluster = cluster
+        self.topology = topology
+        self.storage = storage
+        self.profile = profile
+        self.intra_bandwidth = intra_bandwidth
+        self.settings = settings
+        self.sink: RateSink | None = None
+        self._running: dict[int, _Running] = {}
+        self._host_uplinks: dict[str, list[int]] = {}
+        self.on_storage_change: Callable[[], None] = lambda: None
+
+    # --- job lifecycle ---------------------------------------------------------------------------
+    def started(self, job: Job) -> None:
+        """The job begins computing on its allocation: open its streams, set its speed."""
+        run = _Running(job, lambda: None, [count for _, count in job.allocation], 0.0)
+        run.refresh = partial(self._refresh, run)
+        self._running[job.id] = run
+        profile = self.profile(job)
+        run.ideal_step = profile.compute + (1 - self.settings.overlap) * self._ideal_comm(job, profile)
+        nodes = [node for node, _ in job.allocation]
+        if self.topology is not None and len(nodes) > 1:
+            paths: list[list[int]] = []
+            sizes: list[int] = []
+            latency = 0.0
+            for i, node in enumerate(nodes):
+                src, dst = self.cluster.nodes[node].name, self.cluster.nodes[nodes[(i + 1) % len(nodes)]].name
+                ports = max(1, len(self._uplinks(src)))
+                hop = [self.topology.path(src, dst, key=job.id * 64 + port) for port in range(ports)]
+                latency = max(latency, max(self.topology.path_latency(path) for path in hop))
+                paths.extend(hop)
+                sizes.append(len(hop))
+            flows = self.fabric.open(paths, None, run.refresh)
+            start = 0
+            for size in sizes:
+                run.hops.append(flows[start:start + size])
+                start += size
+            run.hop_latency = latency
+        settings = self.settings
+        if settings.dataset_tier is not None and self.storage is not None:
+            wants = [settings.dataset_rate * count for count in run.counts]
+            paths = [self.storage.read_path(settings.dataset_tier, node) for node in nodes]
+            flows = self.fabric.open(paths, wants, run.refresh)
+            run.dataset = list(zip(flows, wants, strict=True))
+        if settings.checkpoint_tier is not None and self.storage is not None:
+            self._schedule_checkpoint(run)
+        self._refresh(run)
+
+    def stopped(self, job: Job) -> None:
+        """The job finished or failed: close its streams; its checkpoints go unless retained."""
+        run = self._running.pop(job.id, None)
+        if run is None:
+            return
+        run.epoch += 1
+        self.fabric.close([flow for hop in run.hops for flow in hop] + [flow for flow, _ in run.dataset])
+        run.hops, run.dataset = [], []
+        if run.writing is None:
+            self._drop_stored(run)
+
+    # --- speed -------------------------------------------------------------------------------------
+    def _refresh(self, run: _Running) -> None:
+        job = run.job
+        if job.state is not JobState.RUNNING or self.sink is None:
+            return
+        if run.stalled:
+            self._set_duty(run, math.inf)
+            self.sink.update_rate(job, 0.0, 0.0, 1.0)
+            return
+        profile = self.profile(job)
+        exposed = (1 - self.settings.overlap) * self._comm(run, profile) if self.topology is not None else 0.0
+        compute_and_comm = profile.compute + exposed
+        step = compute_and_comm
+        for flow, want in run.dataset:
+            got = self.fabric.rate(flow)
+            step = max(step, run.ideal_step * want / got if got > 0 else math.inf)
+        self._set_duty(run, step)
+        if not math.isfinite(step):  # input starved
+            self.sink.update_rate(job, 0.0, 0.0, 1.0)
+            return
+        if step <= 0:  # nothing to compute or move: the quoted speed
+            self.sink.update_rate(job, 1.0, 0.0, 0.0)
+            return
+        self.sink.update_rate(job, run.ideal_step / step, exposed / step, (step - compute_and_comm) / step)
+
+    def _set_duty(self, run: _Running, step: float) -> None:
+        """Ring streams send only while the job communicates: each hop moves its bytes per step at
+        the hop's rate, once per step of `step` seconds (inf: the job is stalled and sends nothing)."""
+        if not run.hops:
+            return
+        n, k = run.job.demand, len(run.counts)
+        size = self.profile(run.job).gradient_bytes
+        per_hop = 2 * (n - 1) / n * size if self.settings.algorithm == "ring" else 2 * (k - 1) / k * size
+        flows: list[int] = []
+        duties: list[float] = []
+        for hop in run.hops:
+            rate = sum(self.fabric.rate(flow) for flow in hop)
+            busy = per_hop / rate / step if step > 0 and math.isfinite(step) else 0.0
+            flows.extend(hop)
+            duties.extend([busy] * len(hop))
+        self.fabric.set_duty(flows, duties)
+
+    def _comm(self, run: _Running, profile: JobProfile) -> float:
+        job = run.job
+        bandwidth = self._intra(job)
+        if not run.hops:
+            return self._allreduce(job.demand, max(run.counts), 1, profile.gradient_bytes, bandwidth, bandwidth, 0.0)
+        rate = min(sum(self.fabric.rate(flow) for flow in hop) for hop in run.hops)
+        return self._allreduce(job.demand, max(run.counts), len(run.counts), profile.gradient_bytes, bandwidth,
+                               rate, run.hop_latency)
+
+    def _ideal_comm(self, job: Job, profile: JobProfile) -> float:
+        """All-reduce time of the fewest-nodes placement on an idle network (what quoted work assumes)."""
+        if self.topology is None:  # no network model: the calibrated sync is in the job's base rate
+            return 0.0
+        size = self.cluster.max_node_size[job.accelerator]  # type: ignore[index]
+        nodes = -(-job.demand // size)
+        bandwidth = self._intra(job)
+        if nodes == 1:
+            return self._allreduce(job.demand, min(job.demand, size), 1, profile.gradient_bytes, bandwidth,
+                                   bandwidth, 0.0)
+        host = self.cluster.nodes[job.allocation[0][0]].name
+        links = [self.topology.links[i] for i in self._uplinks(host)]
+        rate = sum(link.bandwidth for link in links)
+        latency = 2 * min(link.latency for link in links)
+        return self._allreduce(job.demand, size, nodes, profile.gradient_bytes, bandwidth, rate, latency)
+
+    def _allreduce(self, n: int, per_node: int, nodes: int, size: float, intra: float, inter: float,
+                   latency: float) -> float:
+        if n <= 1 or size <= 0:
+            return 0.0
+        intra_latency = self.settings.intra_latency
+        if nodes <= 1:
+            return 2 * (n - 1) / n * size / intra + 2 * (n - 1) * intra_latency
+        if self.settings.algorithm == "ring":
+            return 2 * (n - 1) / n * size / min(inter, intra) + 2 * (n - 1) * max(latency, intra_latency)
+        g = per_node
+        inside = 2 * (g - 1) / g * size / intra + 2 * (g - 1) * intra_latency if g > 1 else 0.0
+        return inside + 2 * (nodes - 1) / nodes * size / inter + 2 * (nodes - 1) * latency
+
+    def _intra(self, job: Job) -> float:
+        return self.intra_bandwidth[job.accelerator]  # type: ignore[index]
+
+    def _uplinks(self, host: str) -> list[int]:
+        links = self._host_uplinks.get(host)
+        if links is None:
+            assert self.topology is not None
+            graph = self.topology.graph
+            links = self._host_uplinks[host] = [data["index"] for _, _, data in graph.out_edges(host, data=True)]
+        return links
+
+    # --- checkpoints ---------------------------------------------------------------------------------
+    def _schedule_checkpoint(self, run: _Running) -> None:
+        event = self.env.timeout(self.settings.checkpoint_interval)
+        event.callbacks.append(partial(self._checkpoint, run, run.epoch))
+
+    def _checkpoint(self, run: _Running, epoch: int, _event: simpy.Event) -> None:
+        if epoch != run.epoch or run.job.state is not JobState.RUNNING:
+            return
+        assert self.storage is not None and self.settings.checkpoint_tier is not None
+        tier = self.settings.checkpoint_tier
+        job = run.job
+        total = self.profile(job).checkpoint_bytes
+        shards = [(node, total * count / job.demand) for node, count in job.allocation]
+        problem = self.storage.reserve(tier, shards)
+        if problem is not None:
+            self.on_storage_change()
+            assert self.sink is not None
+            self.sink.fail(job, problem)
+            return
+        paths = [self.storage.write_path(tier, node) for node, _ in shards]
+        state = self.storage.tiers[tier]
+        run.writing = self.fabric.transfer(paths, [size for _, size in shards],
+                                           partial(self._written, run, epoch, shards), latency=state.latency)
+        self.on_storage_change()
+        if self.settings.checkpoint_stall and run.writing is not None and run.job.state is JobState.RUNNING:
+            run.stalled = True
+            self._refresh(run)
+
+    def _written(self, run: _Running, epoch: int, shards: list[tuple[int, float]]) -> None:
+        run.writing = None
+        run.job.checkpoints += 1
+        run.stored.append(shards)
+        assert self.storage is not None and self.settings.checkpoint_tier is not None
+        while len(run.stored) > self.settings.checkpoint_keep:
+            self.storage.release(self.settings.checkpoint_tier, run.stored.popleft())
+        if epoch != run.epoch:  # the job ended while this write was in flight
+            self._drop_stored(run)
+        else:
+            if run.stalled:
+                run.stalled = False
+                self._refresh(run)
+            self._schedule_checkpoint(run)
+        self.on_storage_change()
+
+    def _drop_stored(self, run: _Running) -> None:
+        if self.settings.checkpoint_retain or self.storage is None or self.settings.checkpoint_tier is None:
+            return
+        while run.stored:
+            self.storage.release(self.settings.checkpoint_tier, run.stored.popleft())
+        self.on_storage_change()
