@@ -21,7 +21,7 @@ from dcsim.engine.levels import LevelBoard
 from dcsim.engine.meters import FabricMeter
 from dcsim.engine.storage import StorageSystem, TierState
 from dcsim.engine.traffic import JobProfile, TrafficSettings, TrainingTraffic
-from dcsim.errors import ScenarioError
+from dcsim.errors import CalibrationError, CatalogError, ScenarioError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Job
 from dcsim.model import topology as topo
@@ -107,7 +107,7 @@ class Profiles:
         if model in catalog.models or model.lower().startswith("llm-"):
             try:
                 params = catalog.model(model).params
-            except Exception:  # noqa: BLE001 - any catalog miss means: no count
+            except CatalogError:
                 params = None
         if params is None:
             params = self.spec.communication.parameters
@@ -118,15 +118,23 @@ class Profiles:
         return params
 
     def compute(self, model: str, accelerator: str, demand: int) -> float:
-        step = self.spec.communication.step_time
-        if step is not None and model not in self.calibration.training.models:
-            return step / self.speeds[(model, accelerator)]
-        if model in self.calibration.training.models:
+        """Compute seconds per step: the calibrated step time (measured networks, catalog LLMs by
+        roofline), else the scenario's step_time on the reference accelerator scaled by speed."""
+        seconds = None
+        if model != "generic":
             size = self.cluster.max_node_size[accelerator]
-            return self.calibration.step_time(model, accelerator, demand, -(-demand // size)).compute
-        raise ScenarioError([f"{self.source}: workload.training.communication.step_time: model {model!r} has no "
-                             "calibrated step time; give its compute seconds per step on the reference "
-                             "accelerator (e.g. 0.3s)"])
+            try:
+                seconds = self.calibration.step_time(model, accelerator, demand, -(-demand // size)).compute
+            except (CalibrationError, CatalogError, KeyError):
+                seconds = None
+        if seconds is not None and seconds > 0:
+            return seconds
+        step = self.spec.communication.step_time
+        if step is None:
+            raise ScenarioError([f"{self.source}: workload.training.communication.step_time: model {model!r} has no "
+                                 "calibrated step time; give its compute seconds per step on the reference "
+                                 "accelerator (e.g. 0.3s)"])
+        return step / self.speeds[(model, accelerator)]
 
     def __call__(self, job: Job) -> JobProfile:
         assert job.accelerator is not None
@@ -208,12 +216,8 @@ def _tiers(scenario: Scenario, topology: topo.Topology | None, nodes: int) -> tu
         attached.append(None)
         if spec.kind != "node_local" and topology is not None:
             attached[-1] = f"storage:{spec.name}"
-            try:
-                topology.attach(f"storage:{spec.name}", spec.attach, max(spec.read_bandwidth, spec.write_bandwidth),
-                                latency)
-            except ScenarioError as exc:
-                raise ScenarioError([f"{scenario.source}: storage.tiers.{index}.attach: {p}" for p in exc.problems]) \
-                    from None
+            topology.attach(f"storage:{spec.name}", spec.attach, max(spec.read_bandwidth, spec.write_bandwidth),
+                            latency, source=f"{scenario.source}: storage.tiers.{index}.attach")
     capacities = [link.bandwidth for link in topology.links] if topology is not None else []
     tiers: list[TierState] = []
     for spec, attach in zip(specs, attached, strict=True):

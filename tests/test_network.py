@@ -162,3 +162,109 @@ def test_a_capped_flow_takes_its_cap_and_leaves_the_rest() -> None:
     net.remove_many([b, c])
     assert net.rate(a) == 2.0 and net.carried[0] == pytest.approx(2.0)
     assert net.changed == []
+
+
+def test_builders_record_host_groups_coarse_to_fine(tmp_path: Path) -> None:
+    spine = leaf_spine(hosts(8), hosts_per_leaf=4, spines=2, host_bandwidth=GB)
+    assert spine.host_groups()["n-5"] == ("leaf-1",)
+    tree = fat_tree(hosts(16), hosts_per_leaf=4, leaves_per_pod=2, aggregations_per_pod=2, cores=2, host_bandwidth=GB)
+    assert tree.host_groups()["n-9"] == ("pod-1", "leaf-2")
+    assert rail_optimized(hosts(4), rails=2, rail_bandwidth=GB, spines=1, hosts_per_pod=2).host_groups() == {
+        "n-0": ("pod-0",), "n-1": ("pod-0",), "n-2": ("pod-1",), "n-3": ("pod-1",)}
+    torus = torus_3d(hosts(8), dims=(2, 2, 2), link_bandwidth=GB)
+    assert torus.host_groups()["n-6"] == ("x1", "x1y1")  # (1, 1, 0): a plane, then a line
+    path = tmp_path / "net.txt"
+    path.write_text("n-0 a 1e10\nn-1 a 1e10\nn-1 b 1e10\nn-2 b 1e10\nn-2 a 1e10\nn-3 n-2 1e10\n")
+    assert from_edge_list(hosts(4), path).host_groups() == {"n-0": ("a",), "n-1": ("a+b",), "n-2": ("a+b",),
+                                                            "n-3": ()}
+
+
+def test_a_storage_tier_attaches_to_the_top_tier_by_default() -> None:
+    spine = leaf_spine(hosts(8), hosts_per_leaf=4, spines=2, host_bandwidth=GB)
+    spine.path("n-0", "n-5")  # fill the route cache: attaching must clear it
+    spine.attach("nfs", None, 10 * GB, 5e-6)
+    storage = [link for link in spine.links if link.tier == "storage"]
+    assert {(link.source, link.target) for link in storage} == {
+        ("nfs", "spine-0"), ("spine-0", "nfs"), ("nfs", "spine-1"), ("spine-1", "nfs")}
+    assert {link.bandwidth for link in storage} == {5 * GB}
+    assert spine.graph.nodes["nfs"]["kind"] == "storage" and "nfs" not in spine.hosts
+    assert "nfs" not in spine.host_groups()
+    down = spine.path("nfs", "n-5")
+    assert [spine.links[i].target for i in down][-2:] == ["leaf-1", "n-5"] and len(down) == 3
+    up = spine.path("n-5", "nfs")
+    assert spine.links[up[0]].source == "n-5" and spine.links[up[-1]].target == "nfs"
+    assert spine.path_latency(up) == pytest.approx(1e-6 + 1e-6 + 5e-6)
+    tree = fat_tree(hosts(16), hosts_per_leaf=4, leaves_per_pod=2, aggregations_per_pod=2, cores=3, host_bandwidth=GB)
+    assert tree.top_tier() == ("core-0", "core-1", "core-2")
+    tree.attach("lustre", None, 9 * GB, 1e-6)
+    assert len(tree.path("n-15", "lustre")) == 4  # host, leaf, aggregation, core, storage
+
+
+def test_storage_without_switches_attaches_to_every_host_but_is_no_shortcut() -> None:
+    torus = torus_3d(hosts(27), dims=(3, 3, 3), link_bandwidth=100 * GB)
+    before = torus.path("n-0", "n-13")
+    torus.attach("blob", None, 27 * GB, 1e-6)
+    assert torus.top_tier() == tuple(hosts(27))
+    assert [link.bandwidth for link in torus.links if link.tier == "storage"] == pytest.approx([GB] * 54)
+    assert len(torus.path("blob", "n-13")) == 1 and len(torus.path("n-13", "blob")) == 1
+    assert torus.path("n-0", "n-13") == before  # host to host never passes through the storage node
+    assert torus.host_groups().keys() == set(hosts(27))
+
+
+def test_storage_on_named_switches_and_bad_names(tmp_path: Path) -> None:
+    spine = leaf_spine(hosts(8), hosts_per_leaf=4, spines=2, host_bandwidth=GB)
+    spine.attach("local", ["leaf-1"], 4 * GB, 1e-6)
+    assert len(spine.path("n-4", "local")) == 2 and len(spine.path("local", "n-0")) == 4
+    with pytest.raises(ScenarioError, match=r"^scenario.yaml: storage tier 'x' attaches to 'spine-9', which is not a "
+                                            r"switch of the topology \(switches: leaf-0, leaf-1, spine-0, spine-1\)$"):
+        spine.attach("x", ["spine-0", "spine-9"], GB, 0.0, source="scenario.yaml")
+    with pytest.raises(ScenarioError, match="'n-0', which is not a switch"):
+        spine.attach("x", ["n-0"], GB, 0.0)
+    with pytest.raises(ScenarioError, match="has the name of a node"):
+        spine.attach("local", None, GB, 0.0)
+    assert "x" not in spine.graph
+    many = fat_tree(hosts(64), hosts_per_leaf=4, leaves_per_pod=2, aggregations_per_pod=2, cores=2, host_bandwidth=GB)
+    with pytest.raises(ScenarioError, match=r"fat_tree: .*\(switches: leaf-0, .*, leaf-7, \.\.\.\)$"):
+        many.attach("x", ["nope"], GB, 0.0)
+
+
+PARTITIONED = "n-0 s1 1e10\ns1 s2 1e10\ns2 n-1 1e10\nn-2 s3 1e10\ns3 n-3 1e10\n"
+
+
+def test_partitions_are_accepted_only_when_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "net.txt"
+    path.write_text(PARTITIONED)
+    with pytest.raises(ScenarioError, match="disconnected: 2 hosts cannot reach n-0"):
+        from_edge_list(hosts(4), path)
+    topology = from_edge_list(hosts(4), path, allow_partitions=True)
+    assert topology.partitions() == [("n-0", "n-1"), ("n-2", "n-3")]
+    assert topology.host_groups() == {"n-0": ("partition-0", "s1"), "n-1": ("partition-0", "s2"),
+                                      "n-2": ("partition-1", "s3"), "n-3": ("partition-1", "s3")}
+    with pytest.raises(ScenarioError, match="no route from 'n-0' to 'n-2'"):
+        topology.path("n-0", "n-2")
+    topology.attach("nfs", None, 2 * GB, 1e-6)  # the top tier of each island
+    assert {link.target for link in topology.links if link.source == "nfs"} == {"s1", "s2", "s3"}
+    assert topology.path("nfs", "n-2") and topology.path("n-0", "nfs")
+    with pytest.raises(ScenarioError, match="no route from 'n-0' to 'n-2'"):  # not through the storage node
+        topology.path("n-0", "n-2")
+    assert topology.partitions() == [("n-0", "n-1"), ("n-2", "n-3")]
+    graph = nx.Graph()
+    for a, b in (("n-1", "n-0"), ("n-2", "n-3")):
+        graph.add_edge(a, b, bandwidth=GB)
+    graphml = tmp_path / "net.graphml"
+    nx.write_graphml(graph, graphml)
+    islands = from_graphml(hosts(4), graphml, allow_partitions=True)
+    assert islands.partitions() == [("n-0", "n-1"), ("n-2", "n-3")]
+    assert islands.host_groups()["n-3"] == ("partition-1",)
+    assert fat_tree(hosts(8), hosts_per_leaf=4, leaves_per_pod=1, aggregations_per_pod=1, cores=1,
+                    host_bandwidth=GB).partitions() == [tuple(hosts(8))]
+
+
+def test_a_switch_island_is_an_error_even_with_partitions(tmp_path: Path) -> None:
+    path = tmp_path / "net.txt"
+    path.write_text(PARTITIONED + "x1 x2 1e10\nx2 x3 1e10\nx3 x1 1e10\n")
+    for allow in (True, False):
+        with pytest.raises(ScenarioError, match=r"disconnected: 3 switches reach no cluster node \(e.g. x1, x2, x3\)"
+                           if allow else "2 hosts cannot reach n-0") as info:
+            from_edge_list(hosts(4), path, allow_partitions=allow)
+        assert len(str(info.value).splitlines()) == 1

@@ -202,7 +202,7 @@ def test_bad_network_and_storage_input_fails_in_one_line(tmp_path: Path) -> None
         run(scenario(**{"network": {"topology": "fat_tree"}}))
     no_count = scenario()
     del no_count["workload"]["training"]["communication"]["parameters"]
-    with pytest.raises(ScenarioError, match="communication.parameters: model 'generic' has no parameter count"):
+    with pytest.raises(ScenarioError, match=r"communication\.parameters: model 'generic' has no parameter count"):
         run(no_count)
     (tmp_path / "typo.edges").write_text("n-0 sw 1e9\nn-1 sw 1e9\nn-2 sww 1e9\n")
     with pytest.raises(ScenarioError, match="'sww', which is not a cluster node"):

@@ -2,6 +2,8 @@
 
 Nodes of one accelerator model are indexed by how many accelerators they have free, each bucket a
 sorted list of node ids, so best-fit and spread placements are O(node size) lookups rather than scans.
+Each node may carry network locality groups, coarse to fine (`Topology.host_groups`), for
+topology-aware placement; () when the scenario has no network.
 """
 
 from __future__ import annotations
@@ -27,9 +29,14 @@ class Node:
 class Cluster:
     """Mutable allocation state over immutable nodes; the engine is its only writer."""
 
-    def __init__(self, nodes: Sequence[Node], specs: dict[str, AcceleratorSpec]) -> None:
+    def __init__(self, nodes: Sequence[Node], specs: dict[str, AcceleratorSpec],
+                 groups: Sequence[tuple[str, ...]] | None = None) -> None:
         self.nodes: tuple[Node, ...] = tuple(nodes)
         self.specs = specs
+        if groups is not None and len(groups) != len(self.nodes):
+            raise ValueError(f"groups: one per node expected, got {len(groups)} for {len(self.nodes)} nodes")
+        self.groups: tuple[tuple[str, ...], ...] = (
+            tuple(tuple(labels) for labels in groups) if groups is not None else ((),) * len(self.nodes))
         self.free_on: list[int] = [node.size for node in self.nodes]
         self.accelerator_models: tuple[str, ...] = tuple(dict.fromkeys(n.accelerator for n in self.nodes))
         self.capacity: dict[str, int] = dict.fromkeys(self.accelerator_models, 0)

@@ -6,7 +6,16 @@ three-tier fat-tree, a rail-optimized GPU pod and a 3D torus; `from_edge_list` a
 read a custom one. Oversubscription is the ratio of the bandwidth hosts can send into a switch to
 the bandwidth the switch has towards the tier above (4 means 4:1).
 
-Routing is shortest path by hop count (one breadth-first search per source host, cached); among
+Every host carries locality groups (`host_groups`), coarse to fine, for topology-aware placement:
+hosts sharing a label are few hops apart. Builders record them (pod, leaf; a torus plane, then a
+line); a custom topology groups the hosts linked to the same switches, under "partition-<i>" when
+partitions (islands of hosts that cannot reach each other) are allowed.
+
+Storage tiers are graph nodes of kind "storage" attached to switches (`attach`, default the top
+tier). They are endpoints only: routes never pass through a storage node, so a tier attached to
+several switches, several partitions or (in a torus) every host adds no shortcut between hosts.
+
+Routing is shortest path by hop count (one breadth-first search per source node, cached); among
 equal-cost paths (ECMP) a flow's deterministic hash picks each hop, so runs are reproducible and
 different host pairs spread over the spines.
 """
@@ -15,7 +24,8 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -44,14 +54,17 @@ class Topology:
     links: list[Link] = field(default_factory=list)
     _arc: dict[tuple[str, str], int] = field(default_factory=dict)
     _predecessors: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    source: str = "topology"
 
     @classmethod
     def from_edges(cls, hosts: Sequence[str], edges: Iterable[tuple[str, str, float, float, str]],
-                   source: str = "topology") -> Topology:
-        """Build and validate from (a, b, bandwidth, latency, tier) full-duplex links."""
+                   source: str = "topology", *, groups: Mapping[str, Sequence[str]] | None = None,
+                   allow_partitions: bool = False) -> Topology:
+        """Build and validate from (a, b, bandwidth, latency, tier) full-duplex links. `groups` gives
+        hosts their locality labels, coarse to fine (see `host_groups`)."""
         graph = nx.DiGraph()
         graph.add_nodes_from(hosts, kind="host")
-        topology = cls(graph, tuple(hosts))
+        topology = cls(graph, tuple(hosts), source=source)
         problems = []
         for a, b, bandwidth, latency, tier in edges:
             if not bandwidth > 0 or not math.isfinite(bandwidth):
@@ -60,39 +73,149 @@ class Topology:
             if not latency >= 0:
                 problems.append(f"{source}: link {a} - {b}: latency must be >= 0, got {latency}")
                 continue
-            for u, v in ((a, b), (b, a)):
-                if not graph.has_node(u):
-                    graph.add_node(u, kind="switch")
-                topology._arc[(u, v)] = len(topology.links)
-                topology.links.append(Link(len(topology.links), u, v, float(bandwidth), float(latency), tier))
-                graph.add_edge(u, v, index=topology._arc[(u, v)])
+            for node in (a, b):
+                if not graph.has_node(node):
+                    graph.add_node(node, kind="switch")
+            topology._add_arc(a, b, float(bandwidth), float(latency), tier)
+            topology._add_arc(b, a, float(bandwidth), float(latency), tier)
         if problems:
             raise ScenarioError(problems)
-        topology.validate(source)
+        topology.validate(source, allow_partitions)
+        for host, labels in (groups or {}).items():
+            graph.nodes[host]["groups"] = tuple(labels)
         return topology
 
-    def validate(self, source: str = "topology") -> None:
+    def validate(self, source: str = "topology", allow_partitions: bool = False) -> None:
+        """Every host must reach every other (or, with `allow_partitions`, every island of the
+        fabric must hold a host); storage nodes do not count as connections."""
         if not self.hosts:
             raise ScenarioError([f"{source}: has no hosts"])
-        unreachable = set(self.hosts) - nx.node_connected_component(self.graph.to_undirected(as_view=True),
-                                                                     self.hosts[0])
-        if unreachable:
-            names = ", ".join(sorted(unreachable)[:5])
-            raise ScenarioError([f"{source}: disconnected: {len(unreachable)} hosts cannot reach {self.hosts[0]} "
-                                 f"(e.g. {names})"])
+        fabric = self._fabric()
+        if not allow_partitions:
+            unreachable = set(self.hosts) - nx.node_connected_component(fabric, self.hosts[0])
+            if unreachable:
+                names = ", ".join(sorted(unreachable)[:5])
+                raise ScenarioError([f"{source}: disconnected: {len(unreachable)} hosts cannot reach "
+                                     f"{self.hosts[0]} (e.g. {names})"])
+        kind = self.graph.nodes
+        for component in self._components(fabric):
+            if not any(kind[node]["kind"] == "host" for node in component):
+                names = ", ".join(component[:5])
+                raise ScenarioError([f"{source}: disconnected: {len(component)} switches reach no cluster node "
+                                     f"(e.g. {names})"])
+
+    # --- structure ------------------------------------------------------------------------------
+    def host_groups(self) -> dict[str, tuple[str, ...]]:
+        """Locality labels of every host, coarse to fine: hosts that share a label are close (fewer hops).
+        leaf_spine ("leaf-3",); fat_tree ("pod-0", "leaf-3"); rail_optimized ("pod-0",); torus_3d
+        ("x1", "x1y2"); custom: the switches a host links to (joined by "+"), after "partition-<i>" when
+        partitions are allowed. () for a host without group information."""
+        nodes = self.graph.nodes
+        return {host: tuple(nodes[host].get("groups", ())) for host in self.hosts}
+
+    def partitions(self) -> list[tuple[str, ...]]:
+        """Hosts of each island of the fabric (one tuple for a connected topology), each in `hosts`
+        order, islands ordered by their first host."""
+        position = {host: i for i, host in enumerate(self.hosts)}
+        parts = []
+        for component in self._components(self._fabric()):
+            members = sorted((node for node in component if node in position), key=position.__getitem__)
+            if members:
+                parts.append(tuple(members))
+        parts.sort(key=lambda part: position[part[0]])
+        return parts
+
+    def top_tier(self) -> tuple[str, ...]:
+        """Switches farthest (in hops) from the hosts of their island: the spines of a leaf-spine, the
+        cores of a fat-tree. An island without switches (a torus) contributes its hosts."""
+        kind = self.graph.nodes
+        distance: dict[str, int] = {}
+        frontier = deque((host, 0) for host in self.hosts)
+        distance.update(dict.fromkeys(self.hosts, 0))
+        while frontier:
+            node, hops = frontier.popleft()
+            for other in self.graph.successors(node):
+                if other not in distance and kind[other]["kind"] != "storage":
+                    distance[other] = hops + 1
+                    frontier.append((other, hops + 1))
+        top: set[str] = set()
+        for component in self._components(self._fabric()):
+            switches = [node for node in component if kind[node]["kind"] == "switch"]
+            if switches:
+                highest = max(distance.get(node, 0) for node in switches)
+                top.update(node for node in switches if distance.get(node, 0) == highest)
+            else:
+                top.update(component)
+        return tuple(node for node in self.graph if node in top)
+
+    def attach(self, name: str, switches: Sequence[str] | None, bandwidth: float, latency: float, *,
+               source: str | None = None) -> None:
+        """Add storage node `name` with a full-duplex link (tier "storage") to each of `switches`, each
+        carrying `bandwidth / len(switches)`; None means the top tier (`top_tier`)."""
+        where = source or self.source
+        if name in self.graph:
+            raise ScenarioError([f"{where}: storage tier {name!r} has the name of a node of the topology"])
+        if not bandwidth > 0 or not math.isfinite(bandwidth):
+            raise ScenarioError([f"{where}: storage tier {name!r}: bandwidth must be > 0, got {bandwidth}"])
+        if not latency >= 0:
+            raise ScenarioError([f"{where}: storage tier {name!r}: latency must be >= 0, got {latency}"])
+        if switches is None:
+            targets = list(self.top_tier())
+        else:
+            known = [node for node, kind in self.graph.nodes(data="kind") if kind == "switch"]
+            known_set = set(known)
+            bad = next((switch for switch in switches if switch not in known_set), None)
+            if bad is not None:
+                listed = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "") if known else "none"
+                raise ScenarioError([f"{where}: storage tier {name!r} attaches to {bad!r}, which is not a switch "
+                                     f"of the topology (switches: {listed})"])
+            targets = list(dict.fromkeys(switches))
+            if not targets:
+                raise ScenarioError([f"{where}: storage tier {name!r} attaches to no switch"])
+        self.graph.add_node(name, kind="storage")
+        share = float(bandwidth) / len(targets)
+        for switch in targets:
+            self._add_arc(name, switch, share, float(latency), "storage")
+            self._add_arc(switch, name, share, float(latency), "storage")
+        self._predecessors.clear()
+
+    def _add_arc(self, u: str, v: str, bandwidth: float, latency: float, tier: str) -> None:
+        index = self._arc[(u, v)] = len(self.links)
+        self.links.append(Link(index, u, v, bandwidth, latency, tier))
+        self.graph.add_edge(u, v, index=index)
+
+    def _fabric(self) -> nx.Graph:
+        """The undirected graph without storage nodes."""
+        undirected = self.graph.to_undirected(as_view=True)
+        storage = {node for node, kind in self.graph.nodes(data="kind") if kind == "storage"}
+        if not storage:
+            return undirected
+        return nx.subgraph_view(undirected, filter_node=lambda node: node not in storage)
+
+    def _components(self, fabric: nx.Graph) -> list[list[str]]:
+        """Connected components, each in graph order, ordered by their first node (deterministic)."""
+        component_of: dict[str, int] = {}
+        components: list[list[str]] = []
+        for node in fabric:
+            if node not in component_of:
+                members = nx.node_connected_component(fabric, node)
+                component_of.update(dict.fromkeys(members, len(components)))
+                components.append([])
+            components[component_of[node]].append(node)
+        return components
 
     # --- routing --------------------------------------------------------------------------------
     def path(self, src: str, dst: str, key: int = 0) -> list[int]:
-        """Directed link indexes from host `src` to host `dst` (empty for src == dst). Among equal-cost
-        paths (ECMP) the hash of (src, dst, key) picks one hop at a time, walking back from `dst`."""
+        """Directed link indexes from node `src` to node `dst` (hosts or storage nodes; empty for src ==
+        dst). Among equal-cost paths (ECMP) the hash of (src, dst, key) picks one hop at a time, walking
+        back from `dst`."""
         if src == dst:
             return []
         predecessors = self._predecessors.get(src)
-        if predecessors is None:  # one breadth-first search per source host, reused for every destination
+        if predecessors is None:  # one breadth-first search per source node, reused for every destination
             if src not in self.graph:
                 raise ScenarioError([f"no host named {src!r} in the topology"])
-            predecessors = self._predecessors[src] = {
-                node: sorted(preds) for node, preds in nx.predecessor(self.graph, src).items()}
+            predecessors = self._predecessors[src] = self._shortest_predecessors(src)
         if dst not in predecessors:
             raise ScenarioError([f"no route from {src!r} to {dst!r}"])
         seed = zlib.crc32(f"{src}>{dst}>{key}".encode())
@@ -104,6 +227,34 @@ class Topology:
         nodes.reverse()
         arc = self._arc
         return [arc[(u, v)] for u, v in pairwise(nodes)]
+
+    def _shortest_predecessors(self, src: str) -> dict[str, list[str]]:
+        """Breadth-first search from `src`: each reached node's predecessors on its shortest paths,
+        sorted. Storage nodes other than `src` are reached but never passed through."""
+        graph = self.graph
+        kind = graph.nodes
+        hops = {src: 0}
+        predecessors: dict[str, list[str]] = {src: []}
+        level = [src]
+        depth = 0
+        while level:
+            depth += 1
+            following = []
+            for node in level:
+                if node != src and kind[node]["kind"] == "storage":
+                    continue
+                for other in graph.successors(node):
+                    seen = hops.get(other)
+                    if seen is None:
+                        hops[other] = depth
+                        predecessors[other] = [node]
+                        following.append(other)
+                    elif seen == depth:
+                        predecessors[other].append(node)
+            level = following
+        for preds in predecessors.values():
+            preds.sort()
+        return predecessors
 
     def path_latency(self, links: Sequence[int]) -> float:
         return sum(self.links[i].latency for i in links)
@@ -128,7 +279,8 @@ def leaf_spine(hosts: Sequence[str], *, hosts_per_leaf: int, spines: int, host_b
     for leaf in range(math.ceil(len(hosts) / hosts_per_leaf)):
         for spine in range(spines):
             edges.append((f"leaf-{leaf}", f"spine-{spine}", uplink, fabric_latency, "spine"))
-    return Topology.from_edges(hosts, edges, "leaf_spine")
+    groups = {host: (f"leaf-{i // hosts_per_leaf}",) for i, host in enumerate(hosts)}
+    return Topology.from_edges(hosts, edges, "leaf_spine", groups=groups)
 
 
 def fat_tree(hosts: Sequence[str], *, hosts_per_leaf: int, leaves_per_pod: int, aggregations_per_pod: int,
@@ -154,7 +306,9 @@ def fat_tree(hosts: Sequence[str], *, hosts_per_leaf: int, leaves_per_pod: int, 
         for agg in range(aggregations_per_pod):
             for core in range(cores):
                 edges.append((f"agg-{pod}-{agg}", f"core-{core}", core_up, fabric_latency, "core"))
-    return Topology.from_edges(hosts, edges, "fat_tree")
+    groups = {host: (f"pod-{i // hosts_per_leaf // leaves_per_pod}", f"leaf-{i // hosts_per_leaf}")
+              for i, host in enumerate(hosts)}
+    return Topology.from_edges(hosts, edges, "fat_tree", groups=groups)
 
 
 def rail_optimized(hosts: Sequence[str], *, rails: int, rail_bandwidth: float, spines: int,
@@ -173,7 +327,8 @@ def rail_optimized(hosts: Sequence[str], *, rails: int, rail_bandwidth: float, s
         for rail in range(rails):
             for spine in range(spines):
                 edges.append((f"rail-{pod}-{rail}", f"spine-{spine}", uplink, fabric_latency, "spine"))
-    return Topology.from_edges(hosts, edges, "rail_optimized")
+    groups = {host: (f"pod-{i // per_pod}",) for i, host in enumerate(hosts)}
+    return Topology.from_edges(hosts, edges, "rail_optimized", groups=groups)
 
 
 def torus_3d(hosts: Sequence[str], *, dims: tuple[int, int, int], link_bandwidth: float,
@@ -192,12 +347,14 @@ def torus_3d(hosts: Sequence[str], *, dims: tuple[int, int, int], link_bandwidth
             other = at[((x + dx) % x_size, (y + dy) % y_size, (z + dz) % z_size)]
             if other != host:
                 edges.add(tuple(sorted((host, other))))
+    groups = {host: (f"x{x}", f"x{x}y{y}") for (x, y, _), host in at.items()}  # a plane, then a line
     return Topology.from_edges(hosts, [(a, b, link_bandwidth, latency, "torus") for a, b in sorted(edges)],
-                               "torus_3d")
+                               "torus_3d", groups=groups)
 
 
-def from_edge_list(hosts: Sequence[str], path: Path) -> Topology:
-    """Whitespace-separated lines `a b bandwidth_bytes_per_s [latency_s]`; '#' starts a comment."""
+def from_edge_list(hosts: Sequence[str], path: Path, *, allow_partitions: bool = False) -> Topology:
+    """Whitespace-separated lines `a b bandwidth_bytes_per_s [latency_s]`; '#' starts a comment.
+    With `allow_partitions`, islands of hosts that cannot reach each other are accepted."""
     edges = []
     problems = []
     try:
@@ -217,11 +374,12 @@ def from_edge_list(hosts: Sequence[str], path: Path) -> Topology:
         edges.append((a, b, bandwidth, latency, "custom"))
     if problems:
         raise ScenarioError(problems)
-    return _custom(hosts, edges, str(path))
+    return _custom(hosts, edges, str(path), allow_partitions)
 
 
-def from_graphml(hosts: Sequence[str], path: Path) -> Topology:
-    """A GraphML file whose edges carry `bandwidth` (bytes/s) and optionally `latency` (s)."""
+def from_graphml(hosts: Sequence[str], path: Path, *, allow_partitions: bool = False) -> Topology:
+    """A GraphML file whose edges carry `bandwidth` (bytes/s) and optionally `latency` (s).
+    With `allow_partitions`, islands of hosts that cannot reach each other are accepted."""
     try:
         graph = nx.read_graphml(path)
     except (OSError, nx.NetworkXError, ValueError) as exc:
@@ -231,11 +389,13 @@ def from_graphml(hosts: Sequence[str], path: Path) -> Topology:
         if "bandwidth" not in data:
             raise ScenarioError([f"{path}: edge {a} - {b}: missing attribute 'bandwidth' (bytes/s)"])
         edges.append((str(a), str(b), float(data["bandwidth"]), float(data.get("latency", 1e-6)), "custom"))
-    return _custom(hosts, edges, str(path))
+    return _custom(hosts, edges, str(path), allow_partitions)
 
 
-def _custom(hosts: Sequence[str], edges: list[tuple[str, str, float, float, str]], source: str) -> Topology:
-    """Names that are not cluster nodes are switches; one with a single link is taken for a typo."""
+def _custom(hosts: Sequence[str], edges: list[tuple[str, str, float, float, str]], source: str,
+            allow_partitions: bool) -> Topology:
+    """Names that are not cluster nodes are switches; one with a single link is taken for a typo.
+    A host's group is the set of switches it links to (plus its partition, when partitions are allowed)."""
     degree: dict[str, int] = {}
     for a, b, *_ in edges:
         degree[a] = degree.get(a, 0) + 1
@@ -250,7 +410,19 @@ def _custom(hosts: Sequence[str], edges: list[tuple[str, str, float, float, str]
     if missing:
         raise ScenarioError([f"{source}: cluster node {missing[0]!r} has no link ({len(missing)} nodes without; "
                              "name links after the cluster's nodes, e.g. pool-0)"])
-    return Topology.from_edges(hosts, edges, source)
+    topology = Topology.from_edges(hosts, edges, source, allow_partitions=allow_partitions)
+    graph = topology.graph
+    partition_of = {}
+    if allow_partitions:
+        for index, part in enumerate(topology.partitions()):
+            partition_of.update(dict.fromkeys(part, f"partition-{index}"))
+    for host in topology.hosts:
+        switches = sorted(node for node in graph.successors(host) if graph.nodes[node]["kind"] == "switch")
+        labels = [partition_of[host]] if host in partition_of else []
+        if switches:
+            labels.append("+".join(switches))
+        graph.nodes[host]["groups"] = tuple(labels)
+    return topology
 
 
 def _positive(**values: float) -> None:

@@ -1,7 +1,7 @@
 """Policy families, their registry, and the built-in policies (imported here to register them)."""
 
 from dcsim.policies import autoscaling, balancing, batching  # noqa: F401
-from dcsim.policies.placement import pack, spread  # noqa: F401
+from dcsim.policies.placement import pack, spread, topology_aware  # noqa: F401
 from dcsim.policies.registry import build, describe, names, register
 from dcsim.policies.scheduling import easy_backfill, fifo, sjf  # noqa: F401
 

@@ -70,6 +70,11 @@ class ClusterView(Protocol):
     @property
     def max_node_size(self) -> Mapping[str, int]: ...
     def nodes_with_free(self, accelerator: str, free: int) -> Sequence[int]: ...
+    @property
+    def groups(self) -> Sequence[tuple[str, ...]]:
+        """Per node id, network locality labels from coarse to fine (() without a topology); nodes that
+        share a label are close. A coarsest label "partition-<i>" marks islands a job must not span."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from dcsim.scenario.base import Strict
-from dcsim.scenario.units_types import Bandwidth, Bytes, Duration, PositiveDuration, Power
+from dcsim.scenario.units_types import Bandwidth, ByteCount, Bytes, Duration, PositiveDuration, Power
 
 TopologyKind = Literal["leaf_spine", "fat_tree", "rail_optimized", "torus_3d", "edge_list", "graphml"]
 
@@ -87,7 +87,7 @@ class StorageTier(Strict):
     name: str = Field(min_length=1)
     kind: Literal["parallel_fs", "object_store", "node_local"]
     capacity: Bytes
-    used: float = Field(0.0, ge=0, description="bytes already stored at the start (datasets, other data)")
+    used: ByteCount = Field(0.0, description="bytes already stored at the start (datasets, other data)")
     read_bandwidth: Bandwidth
     write_bandwidth: Bandwidth
     latency: Duration = Field(0.0, description="added once to every transfer (object stores: tens of ms)")

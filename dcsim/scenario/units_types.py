@@ -25,4 +25,5 @@ PositiveDuration: TypeAlias = Annotated[float, _DURATION[0], _DURATION[1], Field
 Power: TypeAlias = Annotated[float, _POWER[0], _POWER[1], Field(ge=0)]
 Rate: TypeAlias = Annotated[float, _RATE[0], _RATE[1], Field(gt=0)]
 Bytes: TypeAlias = Annotated[float, _BYTES[0], _BYTES[1], Field(gt=0)]
+ByteCount: TypeAlias = Annotated[float, _BYTES[0], _BYTES[1], Field(ge=0)]
 Bandwidth: TypeAlias = Annotated[float, _BANDWIDTH[0], _BANDWIDTH[1], Field(gt=0)]
