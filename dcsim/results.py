@@ -2,7 +2,8 @@
 
 A folder holds summary.json, scenario.yaml (resolved, with the policies' parameters), jobs.csv,
 timeseries.csv (and, when the scenario serves inference, requests.csv, replicas.csv and
-replica_timeseries.csv) for people, and frames/*.parquet for exact reloading. Folders are written
+replica_timeseries.csv; with a network, links.csv and link_timeseries.csv; with storage tiers,
+storage_timeseries.csv) for people, and frames/*.parquet for exact reloading. Folders are written
 atomically: into a temporary sibling, then renamed into place.
 """
 
@@ -24,6 +25,9 @@ from dcsim.errors import ResultError
 
 FRAME_NAMES = ("jobs", "timeseries")
 INFERENCE_FRAMES = ("requests", "replicas", "replica_timeseries")  # present when the run served inference
+NETWORK_FRAMES = ("links", "link_timeseries")  # present when the scenario has a network
+STORAGE_FRAMES = ("storage_timeseries",)  # present when the scenario has storage tiers
+OPTIONAL_FRAMES = {"inference": INFERENCE_FRAMES, "network": NETWORK_FRAMES, "storage": STORAGE_FRAMES}
 
 
 @dataclass
@@ -37,11 +41,14 @@ class RunResult:
     requests: pd.DataFrame | None = None
     replicas: pd.DataFrame | None = None
     replica_timeseries: pd.DataFrame | None = None
+    links: pd.DataFrame | None = None
+    link_timeseries: pd.DataFrame | None = None
+    storage_timeseries: pd.DataFrame | None = None
 
     @property
     def frames(self) -> dict[str, pd.DataFrame]:
         frames = {"jobs": self.jobs, "timeseries": self.timeseries}
-        for name in INFERENCE_FRAMES:
+        for name in (name for names in OPTIONAL_FRAMES.values() for name in names):
             frame = getattr(self, name)
             if frame is not None:
                 frames[name] = frame
@@ -68,14 +75,17 @@ class RunResult:
             summary = json.loads((folder / "summary.json").read_text())
             scenario = yaml.safe_load((folder / "scenario.yaml").read_text())
             frames = {name: pd.read_parquet(folder / "frames" / f"{name}.parquet") for name in FRAME_NAMES}
-            for name in INFERENCE_FRAMES if "inference" in summary else ():
-                frames[name] = pd.read_parquet(folder / "frames" / f"{name}.parquet")
+            for section, names in OPTIONAL_FRAMES.items():  # keyed on the summary section they come with
+                for name in names if section in summary else ():
+                    frames[name] = pd.read_parquet(folder / "frames" / f"{name}.parquet")
         except FileNotFoundError as exc:
             raise ResultError(f"{folder}: not a dcsim results folder ({Path(exc.filename).name} missing)") from None
         return cls(scenario=scenario, seed=int(summary["seed"]), version=str(summary["dcsim_version"]),
                    summary=summary, jobs=frames["jobs"], timeseries=frames["timeseries"],
                    requests=frames.get("requests"), replicas=frames.get("replicas"),
-                   replica_timeseries=frames.get("replica_timeseries"))
+                   replica_timeseries=frames.get("replica_timeseries"), links=frames.get("links"),
+                   link_timeseries=frames.get("link_timeseries"),
+                   storage_timeseries=frames.get("storage_timeseries"))
 
 
 def summary_json(summary: dict[str, Any]) -> str:

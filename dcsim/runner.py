@@ -13,6 +13,13 @@ from typing import Any
 from dcsim import __version__
 from dcsim.build import build_model
 from dcsim.metrics.inference_summary import inference_summary
+from dcsim.metrics.network_frames import (
+    link_timeseries_frame,
+    links_frame,
+    network_summary,
+    storage_summary,
+    storage_timeseries_frame,
+)
 from dcsim.metrics.serving_frames import ServiceInfo
 from dcsim.metrics.summary import round_floats, summarize
 from dcsim.results import RunResult
@@ -66,6 +73,16 @@ def run(
         section = inference_summary(frames["requests"], frames["replicas"], end_time, services)
         summary = _insert_after(summary, "training" if "training" in summary else "cluster", "inference",
                                 round_floats(section))
+    recorder = model.recorder
+    if recorder.link_info:
+        frames["links"] = links_frame(recorder.link_info, recorder.link_rows, end_time)
+        frames["link_timeseries"] = link_timeseries_frame(recorder.link_info, recorder.link_rows, end_time)
+        summary = _insert_after(summary, "utilization", "network", round_floats(network_summary(frames["links"])))
+    if recorder.storage_info:
+        frames["storage_timeseries"] = storage_timeseries_frame(recorder.storage_rows, end_time)
+        tiers = storage_summary(frames["storage_timeseries"], recorder.storage_info)
+        summary = _insert_after(summary, "network" if "network" in summary else "utilization", "storage",
+                                round_floats(tiers))
     resolved_dict: dict[str, Any] = resolved.model_dump(mode="json")
     resolved_dict["seed"] = model.seed
     resolved_dict["policies"] = model.policies

@@ -61,6 +61,8 @@ class Fabric:
         self.used = np.zeros(len(capacities))  # bytes/s each link moves on average (rate x duty)
         self._dirty: set[int] = set()  # links whose `used` must be recomputed
         self._in_change = False
+        self._ending: list[Transfer] = []  # transfers whose end event fired at this instant
+        self._flush_pending = False
         self.on_change: Callable[[], None] | None = None
         self.changes = 0  # flow starts and ends, for benchmarks
 
@@ -128,16 +130,37 @@ class Fabric:
     def _on_transfer_end(self, transfer: Transfer, version: int, _event: simpy.Event) -> None:
         if version != transfer.version or transfer.flow not in self._transfers:
             return
-        links = flows_touched(self.net, [transfer.flow])
-        del self._transfers[transfer.flow]
-        transfer.remaining = 0.0
-        self.net.remove(transfer.flow)
+        self._ending.append(transfer)
+        if not self._flush_pending:  # end every transfer finishing at this instant with one recomputation
+            self._flush_pending = True
+            self.env.timeout(0).callbacks.append(self._flush_ends)
+
+    def _flush_ends(self, _event: simpy.Event) -> None:
+        self._flush_pending = False
+        now = self.env.now
+        ending = {t.flow: t for t in self._ending if t.flow in self._transfers}
+        self._ending = []
+        for transfer in self._transfers.values():  # others within rounding of their end finish now too
+            if transfer.flow not in ending and transfer.rate > 0 and \
+                    transfer.remaining - transfer.rate * (now - transfer.since) <= 1e-9 * max(transfer.remaining, 1.0):
+                ending[transfer.flow] = transfer
+        if not ending:
+            return
+        done = sorted(ending.values(), key=lambda t: t.flow)
+        flows = [t.flow for t in done]
+        links = flows_touched(self.net, flows)
+        for transfer in done:
+            del self._transfers[transfer.flow]
+            transfer.remaining = 0.0
+            transfer.version += 1
+        self.net.remove_many(flows)
         self._after_change(links)
-        group = transfer.group
-        assert group is not None
-        group.outstanding -= 1
-        if group.outstanding == 0:
-            self._group_done(group)
+        for transfer in done:
+            group = transfer.group
+            assert group is not None
+            group.outstanding -= 1
+            if group.outstanding == 0:
+                self._group_done(group)
 
     def _group_done(self, group: TransferGroup) -> None:
         if group.latency > 0:

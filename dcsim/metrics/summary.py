@@ -2,7 +2,8 @@
 
 Time-weighted levels integrate each timeseries row over the interval until the next row, so energy
 is exact for piecewise-constant power. Wait statistics cover jobs that started; JCT and slowdown
-cover completed jobs (a job still waiting or running at the end has no JCT yet).
+cover completed jobs (a job still waiting or running at the end has no JCT yet); comm_share and
+io_share (exposed communication and I/O time over computing time) cover jobs that computed.
 """
 
 from __future__ import annotations
@@ -58,17 +59,22 @@ def summarize(
 
 def _training(jobs: pd.DataFrame, generated: int) -> dict[str, Any]:
     completed = jobs[jobs["state"] == "completed"]
-    return {
+    section: dict[str, Any] = {
         "jobs_submitted": len(jobs),
         "jobs_after_horizon": generated - len(jobs),  # in the workload, but due after the horizon
         "jobs_completed": len(completed),
         "jobs_unfinished": int((jobs["state"] == "unfinished").sum()),
         "jobs_rejected": int((jobs["state"] == "rejected").sum()),
+        "jobs_failed": int((jobs["state"] == "failed").sum()),
         "wait_s": stats(jobs["wait_s"]),
         "jct_s": stats(completed["jct_s"]),
         "slowdown": stats(completed["slowdown"]),
         "makespan_s": float(completed["end_s"].max() - jobs["submit_s"].min()) if len(completed) else None,
     }
+    for share in ("comm_share", "io_share"):  # over jobs that computed (the share is NaN for the others)
+        if share in jobs:
+            section[share] = stats(jobs[share])
+    return section
 
 
 def _utilization(ts: pd.DataFrame, weights: np.ndarray, capacity: Mapping[str, int], sim_time: float) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Charts and the HTML report, drawn from RunResults only (never from the live model).
 
 Keeping reporting on saved results means a reloaded RunResult redraws exactly what `dcsim run` drew.
-Inference charts are added here rather than inside write_run_charts: inference_charts builds on the
-helpers of charts.py, and composing them here keeps that dependency one-way.
+Inference, network and storage charts are added here rather than inside write_run_charts: their
+modules build on the helpers of charts.py, and composing them here keeps that dependency one-way.
 """
 
 from __future__ import annotations
@@ -13,17 +13,20 @@ from dcsim.reporting.charts import write_run_charts
 from dcsim.reporting.comparison import write_comparison_charts
 from dcsim.reporting.html import write_report_html
 from dcsim.reporting.inference_charts import write_inference_charts
+from dcsim.reporting.network_charts import write_network_charts
 from dcsim.results import RunResult
 
-__all__ = ["write_comparison_charts", "write_inference_charts", "write_report", "write_report_html",
-           "write_run_charts"]
+__all__ = ["write_comparison_charts", "write_inference_charts", "write_network_charts", "write_report",
+           "write_report_html", "write_run_charts"]
 
 
 def write_report(result: RunResult, folder: Path) -> list[Path]:
-    """Write the run's charts (cluster, training, inference) and report.html into the existing `folder`.
+    """Write the run's charts (cluster, training, inference, network and storage) and report.html into the
+    existing `folder`.
 
     Returns every path written, report.html last.
     """
     folder = Path(folder)
-    charts = [*write_run_charts(result, folder), *write_inference_charts(result, folder)]
+    charts = [*write_run_charts(result, folder), *write_inference_charts(result, folder),
+              *write_network_charts(result, folder)]
     return [*charts, write_report_html(result, folder, charts)]

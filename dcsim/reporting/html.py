@@ -18,7 +18,7 @@ from dcsim.units import format_duration
 
 STAT_KEYS = ("mean", "p50", "p95", "p99", "max")
 LABELS = {"wait_s": "wait", "jct_s": "JCT", "ttft_s": "TTFT", "tpot_s": "TPOT", "e2e_s": "end to end",
-          "queue_delay_s": "queue delay"}
+          "queue_delay_s": "queue delay", "comm_share": "communication", "io_share": "I/O"}
 INFERENCE_LATENCIES = ("ttft_s", "tpot_s", "e2e_s", "queue_delay_s")
 
 CSS = """
@@ -46,6 +46,8 @@ CAPTIONS = {
     "replica_batch_kv": "Requests in each replica's batch and its KV-cache use as a share of capacity.",
     "slo_attainment": "Share of completed requests meeting their service's TTFT and TPOT targets, whole run "
                       "and by arrival time.",
+    "link_utilization": "Utilization (carried bytes/s over bandwidth) of the busiest network links over time.",
+    "storage": "Read and write throughput of each storage tier, and its used share of capacity.",
 }
 
 
@@ -125,11 +127,14 @@ def _training(s: Mapping[str, Any]) -> str:
     if not isinstance(t, Mapping):
         return ""
     counts = [[esc(k.removeprefix("jobs_")), esc(number(t.get(k)))]
-              for k in ("jobs_submitted", "jobs_completed", "jobs_unfinished", "jobs_rejected") if k in t]
+              for k in ("jobs_submitted", "jobs_completed", "jobs_unfinished", "jobs_rejected", "jobs_failed")
+              if k in t]
     counts.append(["makespan", esc(duration(t.get("makespan_s")))])
     times = table(["", *STAT_KEYS], stat_rows(t, ("wait_s", "jct_s")), "times")
     slow = table(["", *STAT_KEYS], stat_rows(t, ("slowdown",), number), "slowdown (JCT / run time)")
-    return f"<h2>Training jobs</h2>{table(['jobs', ''], counts)}{times}{slow}"
+    share_rows = stat_rows(t, ("comm_share", "io_share"), percent)
+    shares = table(["", *STAT_KEYS], share_rows, "share of computing time") if share_rows else ""
+    return f"<h2>Training jobs</h2>{table(['jobs', ''], counts)}{times}{slow}{shares}"
 
 
 def _inference(s: Mapping[str, Any]) -> str:
@@ -203,6 +208,56 @@ def _energy(s: Mapping[str, Any]) -> str:
             f"{table(['IT component', 'energy', 'share'], comp)}")
 
 
+def _network_storage(s: Mapping[str, Any]) -> str:
+    """Network summary and busiest links, per-tier storage table, and the energy both drew."""
+    net, storage = s.get("network"), s.get("storage")
+    if not isinstance(net, Mapping) and not isinstance(storage, Mapping):
+        return ""
+    energy = (s.get("energy") or {}).get("by_component_kwh") or {}
+    parts = []
+    if isinstance(net, Mapping):
+        rows = [["links", esc(number(net.get("links")))],
+                ["mean utilization", esc(percent(net.get("mean_utilization")))],
+                ["bytes carried", esc(size(net.get("bytes_carried")))],
+                ["network energy", esc(with_unit(energy.get("network"), "kWh"))]]
+        parts.append(table(["network", ""], rows, "links between nodes (storage links left out)"))
+        busiest = [link for link in net.get("busiest") or [] if isinstance(link, Mapping)]
+        if busiest:
+            rows = [[esc(link.get("link")), esc(f"{link.get('source')} → {link.get('target')}"), esc(link.get("tier")),
+                     esc(percent(link.get("mean_utilization"))), esc(percent(link.get("peak_utilization")))]
+                    for link in busiest]
+            parts.append(table(["link", "from → to", "tier", "mean", "peak"], rows, "busiest links (utilization)"))
+    if isinstance(storage, Mapping):
+        rows = []
+        for name, tier in storage.items():
+            tier = tier if isinstance(tier, Mapping) else {}
+            rows.append([esc(name), esc(tier.get("kind") or "–"), esc(size(tier.get("capacity_bytes"))),
+                         esc(size(tier.get("peak_used_bytes"))), esc(size(tier.get("final_used_bytes"))),
+                         esc(size(tier.get("read_bytes"))), esc(size(tier.get("written_bytes"))),
+                         esc(rate(tier.get("peak_read_Bps"))), esc(rate(tier.get("peak_write_Bps")))])
+        header = ["tier", "kind", "capacity", "peak used", "final used", "read", "written", "peak read",
+                  "peak write"]
+        parts.append(table(header, rows, "storage tiers"))
+        parts.append(table(["storage", ""], [["storage energy", esc(with_unit(energy.get("storage"), "kWh"))]]))
+    return "<h2>Network and storage</h2>" + "".join(parts)
+
+
+def size(value: Any) -> str:
+    """Bytes in decimal units (GB, TB): link and storage figures are quoted that way."""
+    if not _is_number(value):
+        return "–"
+    amount = float(value)
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(amount) < 1000 or unit == "PB":
+            return f"{amount:.3g} {unit}"
+        amount /= 1000
+    return f"{amount:.3g} PB"  # not reached
+
+
+def rate(value: Any) -> str:
+    return f"{size(value)}/s" if _is_number(value) else "–"
+
+
 def _policies(scenario: Mapping[str, Any]) -> str:
     policies = scenario.get("policies") or {}
     rows = []
@@ -256,7 +311,7 @@ def write_report_html(result: RunResult, folder: Path, charts: list[Path]) -> Pa
     s = result.summary
     name = s.get("scenario") or result.scenario.get("name", "")
     body = "".join([_header(result), _workload(s), _training(s), _inference(s), _utilization_queue(s),
-                    _energy(s), _policies(result.scenario), _charts(charts)])
+                    _network_storage(s), _energy(s), _policies(result.scenario), _charts(charts)])
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>dcsim: {esc(name)}</title>'
             f"<style>{CSS}</style></head><body>{body}</body></html>\n")
     path = Path(folder) / "report.html"
