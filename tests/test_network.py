@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import random
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pytest
 
+from dcsim.engine import flows
 from dcsim.engine.flows import FlowNetwork, ring_allreduce_time
 from dcsim.errors import ScenarioError
 from dcsim.model.topology import (
@@ -162,6 +165,114 @@ def test_a_capped_flow_takes_its_cap_and_leaves_the_rest() -> None:
     net.remove_many([b, c])
     assert net.rate(a) == 2.0 and net.carried[0] == pytest.approx(2.0)
     assert net.changed == []
+
+
+def reference_rates(capacity: list[float], paths: dict[int, list[int]], caps: dict[int, float]) -> dict[int, float]:
+    """Max-min fair rates by plain progressive filling, one level at a time (a flow's cap is a private link)."""
+    rates = {flow: caps.get(flow, math.inf) for flow, path in paths.items() if not path}
+    rising = {flow for flow, path in paths.items() if path}
+    room = list(capacity)
+    while rising:
+        count: dict[int, int] = {}
+        for flow in rising:
+            for link in paths[flow]:
+                count[link] = count.get(link, 0) + 1
+        level = min([room[link] / n for link, n in count.items()] + [caps[f] for f in rising if f in caps])
+        full = {link for link, n in count.items() if room[link] / n <= level * (1 + 1e-12)}
+        frozen = {f for f in rising if caps.get(f, math.inf) <= level * (1 + 1e-12) or full & set(paths[f])}
+        for flow in frozen:
+            rates[flow] = level
+            for link in paths[flow]:
+                room[link] -= level
+        rising -= frozen
+    return rates
+
+
+def random_route(rng: random.Random, tree: Topology | None, links: int) -> list[int]:
+    """A route between two random hosts of `tree`, or else 1 to 4 random links (repeats allowed)."""
+    if tree is None:
+        return [rng.randrange(links) for _ in range(rng.randint(1, 4))]
+    a, b = rng.sample(range(len(tree.hosts)), 2)
+    return tree.path(f"n-{a}", f"n-{b}", key=rng.randrange(8))
+
+
+@pytest.mark.parametrize("way", ["default", "local", "structure", "full"])
+def test_rates_match_a_reference_through_random_starts_and_ends(way: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every way a change can be absorbed (see dcsim/engine/flows.py) gives the reference's rates, and
+    # `changed` and `carried` follow, through starts and ends (single and batched, with caps, over no
+    # link, over a link twice) in random order, on random links and on a fat-tree full of tied levels.
+    if way == "local":
+        monkeypatch.setattr(flows, "_LOCAL_BASE", 10**9)
+    elif way in ("structure", "full"):
+        monkeypatch.setattr(flows, "_LOCAL_BASE", -(10**9))
+        if way == "full":
+            monkeypatch.setattr(flows, "_REPAIRS", 0)
+    tree = fat_tree(hosts(32), hosts_per_leaf=4, leaves_per_pod=2, aggregations_per_pod=2, cores=2,
+                    host_bandwidth=10.0, oversubscription=2.0)
+    for seed in range(16):
+        rng = random.Random(seed)
+        on_tree = seed % 2 == 1
+        if on_tree:
+            capacity = [link.bandwidth for link in tree.links]
+        else:
+            capacity = [float(rng.choice([1, 2, 3, 5, 7.5])) for _ in range(rng.randint(2, 10))]
+        net = FlowNetwork(capacity)
+        paths: dict[int, list[int]] = {}
+        caps: dict[int, float] = {}
+        for _ in range(40):
+            before = dict(net.rates)
+            if paths and rng.random() < 0.45:
+                ended = rng.sample(sorted(paths), rng.randint(1, min(4, len(paths))))
+                if len(ended) == 1 and rng.random() < 0.5:
+                    net.remove(ended[0])
+                else:
+                    net.remove_many(ended)
+                for flow in ended:
+                    del paths[flow]
+                    caps.pop(flow, None)
+            else:
+                new = [random_route(rng, tree if on_tree else None, len(capacity)) if rng.random() < 0.93 else []
+                       for _ in range(rng.choice([1, 1, 2, 5, 12]))]
+                wants = [rng.choice([math.inf, math.inf, math.inf, 0.4, 1.0, 2.5, rng.uniform(0.1, 4)]) for _ in new]
+                started = net.add_many(new, wants)
+                for flow, path, want in zip(started, new, wants, strict=True):
+                    paths[flow] = sorted(set(path))
+                    if want < math.inf:
+                        caps[flow] = want
+            expected = reference_rates(capacity, paths, caps)
+            assert net.rates.keys() == expected.keys()
+            for flow, rate in expected.items():
+                assert net.rate(flow) == pytest.approx(rate, rel=1e-9), (seed, flow)
+            assert net.changed == sorted(f for f in paths if before.get(f) != net.rates[f])
+            load = np.zeros(len(capacity))
+            for flow, path in paths.items():
+                load[path] += expected[flow]
+            assert net.carried == pytest.approx(load, rel=1e-9, abs=1e-9)
+    if way != "default":
+        assert net.passes[way] > 0 and sum(net.passes.values()) == net.passes[way]
+
+
+def test_a_change_that_spreads_far_is_solved_by_structure_and_stays_exact() -> None:
+    # Random pairs on a fat-tree make one component in which a change moves most rates: the local
+    # pass gives up and the structure pass (a linear solve of the previous bottleneck structure,
+    # verified and repaired) takes over. Its rates are the reference's.
+    topology = fat_tree(hosts(64), hosts_per_leaf=8, leaves_per_pod=2, aggregations_per_pod=2, cores=4,
+                        host_bandwidth=10 * GB, oversubscription=4.0)
+    rng = random.Random(7)
+    routes = []
+    for i in range(700):
+        a, b = rng.sample(range(64), 2)
+        routes.append(topology.path(f"n-{a}", f"n-{b}", key=i))
+    capacity = [link.bandwidth for link in topology.links]
+    net = FlowNetwork(capacity)
+    live = net.add_many(routes[:600])
+    assert net.passes == {"local": 0, "structure": 1, "full": 0}
+    for route in routes[600:]:
+        net.remove(live.pop(rng.randrange(len(live))))
+        live.append(net.add(route))
+    assert net.passes["structure"] > 100 and net.passes["local"] > 0 and net.passes["full"] == 0
+    expected = reference_rates(capacity, {f: list(net.flows[f]) for f in live}, {})
+    assert [net.rate(f) for f in live] == pytest.approx([expected[f] for f in live], rel=1e-9)
 
 
 def test_builders_record_host_groups_coarse_to_fine(tmp_path: Path) -> None:
