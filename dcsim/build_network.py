@@ -102,13 +102,10 @@ class Profiles:
         self._cache: dict[tuple[str, str, int], JobProfile] = {}
 
     def parameters(self, model: str) -> float:
-        catalog = load_catalog()
-        params = None
-        if model in catalog.models or model.lower().startswith("llm-"):
-            try:
-                params = catalog.model(model).params
-            except CatalogError:
-                params = None
+        try:
+            params = load_catalog().model(model).params
+        except CatalogError:  # not a catalog model (e.g. generic)
+            params = None
         if params is None:
             params = self.spec.communication.parameters
         if params is None:

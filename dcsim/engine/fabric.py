@@ -168,18 +168,6 @@ class Fabric:
         else:
             group.on_done()
 
-    def cancel(self, group: TransferGroup) -> None:
-        """Stop a group's transfers where they are (their owner is gone); on_done is not called."""
-        flows = [t.flow for t in group.transfers if t.flow in self._transfers]
-        if not flows:
-            return
-        links = flows_touched(self.net, flows)
-        for flow in flows:
-            self._transfers.pop(flow).version += 1
-        self.net.remove_many(flows)
-        group.outstanding = -1
-        self._after_change(links)
-
     # --- after every change ---------------------------------------------------------------------
     def _after_change(self, links: np.ndarray, skip: Callable[[], None] | None = None) -> None:
         self.changes += 1

@@ -45,7 +45,6 @@ class StorageSystem:
         self.tiers = {tier.name: tier for tier in tiers}
         self.topology = topology
         self.hosts = tuple(hosts)
-        self.failed_writes = dict.fromkeys(self.tiers, 0)
 
     def read_path(self, tier: str, node_id: int) -> list[int]:
         state = self.tiers[tier]
@@ -69,7 +68,6 @@ class StorageSystem:
         if state.local:
             for node_id, size in shards:
                 if size > state.free(node_id):
-                    self.failed_writes[tier] += 1
                     return (f"a checkpoint shard of {size / 1e9:.3g} GB does not fit on {tier} of node "
                             f"{self.hosts[node_id]} ({state.free(node_id) / 1e9:.3g} GB free)")
             for node_id, size in shards:
@@ -77,7 +75,6 @@ class StorageSystem:
             return None
         total = sum(size for _, size in shards)
         if total > state.free(0):
-            self.failed_writes[tier] += 1
             return (f"a checkpoint of {total / 1e9:.3g} GB does not fit on storage tier {tier} "
                     f"({state.free(0) / 1e9:.3g} GB free of {state.capacity / 1e9:.3g} GB)")
         state.used[0] += total
