@@ -167,6 +167,21 @@ def test_a_capped_flow_takes_its_cap_and_leaves_the_rest() -> None:
     assert net.changed == []
 
 
+def test_average_load_counts_what_flows_move_on_average_and_deferred_changes_wait_for_commit() -> None:
+    net = FlowNetwork([10.0, 10.0])
+    a, b = net.add_many([[0], [0, 1]])
+    assert net.average_load() == pytest.approx([10.0, 5.0])  # without averages: the rates
+    net.set_averages([a, b], [1.0, 2.5])  # a sends a fifth of the time, b half
+    assert net.average_load() == pytest.approx([3.5, 2.5])
+    c = net.add_many([[1]], defer=True)[0]
+    net.remove_many([a], defer=True)
+    assert net.pending and b in net.rates and c not in net.rates  # nothing recomputed yet
+    net.commit()
+    assert not net.pending and (net.rate(b), net.rate(c)) == pytest.approx((5.0, 5.0))
+    assert net.changed == [c]  # b kept its rate: a's end freed link 0, c's start took half of link 1
+    assert net.average_load() == pytest.approx([2.5, 7.5])  # b's average stays until its owner resets it
+
+
 def reference_rates(capacity: list[float], paths: dict[int, list[int]], caps: dict[int, float]) -> dict[int, float]:
     """Max-min fair rates by plain progressive filling, one level at a time (a flow's cap is a private link)."""
     rates = {flow: caps.get(flow, math.inf) for flow, path in paths.items() if not path}
@@ -221,24 +236,36 @@ def test_rates_match_a_reference_through_random_starts_and_ends(way: str, monkey
         caps: dict[int, float] = {}
         for _ in range(40):
             before = dict(net.rates)
-            if paths and rng.random() < 0.45:
+            mixed = rng.random() < 0.25  # ends and starts deferred, then one commit
+            removing = bool(paths) and (mixed or rng.random() < 0.45)
+            if removing:
                 ended = rng.sample(sorted(paths), rng.randint(1, min(4, len(paths))))
-                if len(ended) == 1 and rng.random() < 0.5:
+                if mixed:
+                    net.remove_many(ended, defer=True)
+                elif len(ended) == 1 and rng.random() < 0.5:
                     net.remove(ended[0])
                 else:
                     net.remove_many(ended)
                 for flow in ended:
                     del paths[flow]
                     caps.pop(flow, None)
-            else:
+            if mixed or not removing:
                 new = [random_route(rng, tree if on_tree else None, len(capacity)) if rng.random() < 0.93 else []
                        for _ in range(rng.choice([1, 1, 2, 5, 12]))]
                 wants = [rng.choice([math.inf, math.inf, math.inf, 0.4, 1.0, 2.5, rng.uniform(0.1, 4)]) for _ in new]
-                started = net.add_many(new, wants)
+                started = net.add_many(new, wants, defer=mixed)
                 for flow, path, want in zip(started, new, wants, strict=True):
                     paths[flow] = sorted(set(path))
                     if want < math.inf:
                         caps[flow] = want
+                if mixed and len(started) > 1:  # one ends before the commit: it leaves no trace
+                    net.remove_many([started[0]], defer=True)
+                    del paths[started[0]]
+                    caps.pop(started[0], None)
+            if mixed:
+                assert net.pending
+                net.commit()
+            assert not net.pending
             expected = reference_rates(capacity, paths, caps)
             assert net.rates.keys() == expected.keys()
             for flow, rate in expected.items():

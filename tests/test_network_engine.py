@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import dcsim
+from dcsim.build import build_model
 from dcsim.errors import DcsimError, ScenarioError
 from dcsim.scenario.loading import scenario_from_dict
 
@@ -106,6 +107,20 @@ def checkpointing(jobs: int, **extra: Any) -> dict[str, Any]:
                                "write_bandwidth": 10e9}]},
         "workload.training.checkpoint": {"tier": "pfs", "interval": 2000, "bytes_per_parameter": 10},
         **extra})
+
+
+def test_flows_that_start_and_end_at_one_instant_are_settled_together() -> None:
+    # Three two-node jobs on two nodes run one after another (FIFO): the first job's end and the
+    # second one's start fall on one instant and cost one recomputation of the rates, not two; each
+    # job still gets its rates at its start (alone on its two hosts it runs at the quoted speed).
+    data = scenario(nodes=2, jobs=3, demand=16)
+    model = build_model(scenario_from_dict(copy.deepcopy(data), base_dir="."))
+    model.simulation.run()
+    assert model.simulation.training.completed == 3
+    assert model.network is not None and model.network.fabric.changes == 4  # start, end+start twice, end
+    jobs = run(data).jobs.sort_values("start_s")
+    assert jobs["run_s"].to_numpy() == pytest.approx([3000.0] * 3, rel=1e-9)
+    assert jobs["start_s"].to_numpy()[1:] == pytest.approx(jobs["end_s"].to_numpy()[:-1], rel=1e-12)
 
 
 def test_checkpoint_write_takes_size_over_bandwidth_alone_and_longer_when_shared() -> None:

@@ -1,16 +1,21 @@
 """The data center's shared bandwidth in the simulation: flows on network and storage links.
 
-Two kinds of flow ride one FlowNetwork (max-min fair, recomputed only when a flow starts or ends):
+Two kinds of flow ride one FlowNetwork (max-min fair, recomputed only when flows start or end):
 - streams: open while their owner runs (a job's gradient ring, its dataset input); the owner is
-  called back when their rates change and reads the new rates itself;
+  called back when their rates change (also once they have their first) and reads the rates itself;
 - transfers: a fixed number of bytes (a checkpoint shard, model weights); their finish event is
   re-planned whenever their rate changes, like a training job's fluid progress.
 
 A stream's rate is its share while it sends; a gradient ring sends only during the communication
-part of each step, so its owner also sets a duty (the fraction of time it sends). Link loads are
-what flows actually move on average, rate x duty: they feed the link utilization series and the
-energy per bit. After every change the fabric reports the loads of the links that changed and
-calls `on_change` (the meters of network and storage power and throughput).
+part of each step, so its owner also sets what it moves on average (its bytes per step over the
+step time). Link loads are what flows actually move on average: they feed the link utilization
+series and the energy per bit.
+
+Every start, end and change of an average of one instant is settled together, once, at the end of that
+instant (a zero-delay event, like the scheduler's pass): one recomputation of the rates, one round of
+owner callbacks, one record of the link loads that moved, then `on_change` (the meters of network
+and storage power and throughput). Simulated time does not pass in between, so nothing is lost by
+waiting; and jobs that end and start at one instant cost one recomputation, not several.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from functools import partial
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL, EventPriority
 
 from dcsim.engine.flows import FlowNetwork
 from dcsim.metrics.protocol import Recorder
@@ -48,6 +54,18 @@ class TransferGroup:
     transfers: list[Transfer] = field(default_factory=list)
 
 
+class _EndOfInstant(simpy.Event):
+    """An event due now that runs after all the ordinary events due now (simpy orders events of one
+    time by priority, then by creation; ordinary ones have NORMAL priority, this one the next). It is
+    built the way simpy builds its Timeout: already triggered, then scheduled."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        super().__init__(env)
+        self._ok = True
+        self._value = None
+        env.schedule(self, EventPriority(NORMAL + 1))
+
+
 class Fabric:
     def __init__(self, env: simpy.Environment, capacities: Sequence[float], recorder: Recorder,
                  recorded_links: int | None = None) -> None:
@@ -57,47 +75,46 @@ class Fabric:
         self.recorder = recorder
         self._owners: dict[int, Callable[[], None]] = {}  # stream flow -> its owner's callback
         self._transfers: dict[int, Transfer] = {}
-        self.duty: dict[int, float] = {}  # flows sending only part of the time (absent: always)
-        self.used = np.zeros(len(capacities))  # bytes/s each link moves on average (rate x duty)
-        self._dirty: set[int] = set()  # links whose `used` must be recomputed
-        self._in_change = False
+        self.used = np.zeros(len(capacities))  # bytes/s each link moves on average
         self._ending: list[Transfer] = []  # transfers whose end event fired at this instant
-        self._flush_pending = False
+        self._settle_pending = False
+        self._averages: dict[int, tuple[Sequence[int], Sequence[float]]] = {}  # by first stream, since the last record
+        self._settling = False
         self.on_change: Callable[[], None] | None = None
-        self.changes = 0  # flow starts and ends, for benchmarks
+        self.changes = 0  # recomputations (each takes every start and end of one instant), for benchmarks
 
     # --- streams --------------------------------------------------------------------------------
     def open(self, paths: Sequence[Sequence[int]], caps: Sequence[float] | None,
              owner: Callable[[], None]) -> list[int]:
-        """Start streams for `owner`; it is not called back for this change (it reads its rates)."""
-        flows = self.net.add_many(paths, caps)
+        """Start streams for `owner`. Their rates come later at this instant, with every other start
+        and end of it in one recomputation; `owner` is called back then."""
+        flows = self.net.add_many(paths, caps, defer=True)
         for flow in flows:
             self._owners[flow] = owner
-        self._after_change(flows_touched(self.net, flows), skip=owner)
+        self._request_settle()
         return flows
 
     def close(self, flows: Sequence[int]) -> None:
         if not flows:
             return
-        links = flows_touched(self.net, flows)
         for flow in flows:
             del self._owners[flow]
-            self.duty.pop(flow, None)
-        self.net.remove_many(flows)
-        self._after_change(links)
+            self._averages.pop(flow, None)
+        self.net.remove_many(flows, defer=True)
+        self._request_settle()
 
     def rate(self, flow: int) -> float:
         return self.net.rates[flow]
 
-    def set_duty(self, flows: Sequence[int], duties: Sequence[float]) -> None:
-        """The fraction of time each of these streams sends (their owner's step changed)."""
-        for flow, duty in zip(flows, duties, strict=True):
-            duty = min(1.0, max(0.0, duty))
-            if self.duty.get(flow, 1.0) != duty:
-                self.duty[flow] = duty
-                self._dirty.update(self.net.flows[flow].tolist())
-        if not self._in_change:
-            self._record()
+    def set_average(self, flows: Sequence[int], averages: Sequence[float]) -> None:
+        """What each of these streams moves on average: less than its rate when it sends only part
+        of the time. It takes effect in the link loads when this instant settles; a later call for
+        the same streams replaces an earlier one."""
+        if not flows:
+            return
+        self._averages[flows[0]] = (flows, averages)
+        if not self._settling:  # else the settle in progress records it
+            self._request_settle()
 
     # --- transfers ------------------------------------------------------------------------------
     def transfer(self, paths: Sequence[Sequence[int]], sizes: Sequence[float], on_done: Callable[[], None],
@@ -108,13 +125,13 @@ class Fabric:
         if not paths:
             self._group_done(group)
             return group
-        flows = self.net.add_many(paths)
+        flows = self.net.add_many(paths, defer=True)
         now = self.env.now
         for flow, size in zip(flows, sizes, strict=True):
             transfer = Transfer(flow, float(size), since=now, group=group)
             self._transfers[flow] = transfer
             group.transfers.append(transfer)
-        self._after_change(flows_touched(self.net, flows))
+        self._request_settle()
         return group
 
     def _replan(self, transfer: Transfer) -> None:
@@ -131,36 +148,27 @@ class Fabric:
         if version != transfer.version or transfer.flow not in self._transfers:
             return
         self._ending.append(transfer)
-        if not self._flush_pending:  # end every transfer finishing at this instant with one recomputation
-            self._flush_pending = True
-            self.env.timeout(0).callbacks.append(self._flush_ends)
+        self._request_settle()
 
-    def _flush_ends(self, _event: simpy.Event) -> None:
-        self._flush_pending = False
+    def _end_transfers(self) -> list[Transfer]:
+        """Remove (deferred) the transfers ending at this instant, with any others within rounding
+        of their end."""
         now = self.env.now
         ending = {t.flow: t for t in self._ending if t.flow in self._transfers}
         self._ending = []
-        for transfer in self._transfers.values():  # others within rounding of their end finish now too
+        if not ending:
+            return []
+        for transfer in self._transfers.values():
             if transfer.flow not in ending and transfer.rate > 0 and \
                     transfer.remaining - transfer.rate * (now - transfer.since) <= 1e-9 * max(transfer.remaining, 1.0):
                 ending[transfer.flow] = transfer
-        if not ending:
-            return
         done = sorted(ending.values(), key=lambda t: t.flow)
-        flows = [t.flow for t in done]
-        links = flows_touched(self.net, flows)
         for transfer in done:
             del self._transfers[transfer.flow]
             transfer.remaining = 0.0
             transfer.version += 1
-        self.net.remove_many(flows)
-        self._after_change(links)
-        for transfer in done:
-            group = transfer.group
-            assert group is not None
-            group.outstanding -= 1
-            if group.outstanding == 0:
-                self._group_done(group)
+        self.net.remove_many([t.flow for t in done], defer=True)
+        return done
 
     def _group_done(self, group: TransferGroup) -> None:
         if group.latency > 0:
@@ -168,48 +176,63 @@ class Fabric:
         else:
             group.on_done()
 
-    # --- after every change ---------------------------------------------------------------------
-    def _after_change(self, links: np.ndarray, skip: Callable[[], None] | None = None) -> None:
-        self.changes += 1
+    # --- once per instant -----------------------------------------------------------------------
+    def _request_settle(self) -> None:
+        """Settle once, at the end of this instant: after every other event due now, including the
+        scheduler passes that a job's end triggers (so its successors' starts join the same settle)."""
+        if not self._settle_pending:
+            self._settle_pending = True
+            _EndOfInstant(self.env).callbacks.append(self._settle)
+
+    def _settle(self, _event: simpy.Event) -> None:
+        """One recomputation for every start and end of this instant; then re-plan the transfers whose
+        rate moved, call the owners of the streams whose rate moved, record, and finish the transfers
+        that ended (whose groups may start more)."""
+        self._settle_pending = False
+        done = self._end_transfers()
         net = self.net
-        owners: dict[int, Callable[[], None]] = {}
-        for flow in net.changed:
-            transfer = self._transfers.get(flow)
-            if transfer is not None:
-                self._replan(transfer)
-                continue
-            owner = self._owners.get(flow)
-            if owner is not None and owner is not skip:
-                owners.setdefault(id(owner), owner)
-        moved = [net.flows[f] for f in net.changed if f in net.flows]
-        self._dirty.update(links.tolist())
-        for path in moved:
-            self._dirty.update(path.tolist())
-        self._in_change = True
-        try:
-            for owner in owners.values():
-                owner()
-        finally:
-            self._in_change = False
-        self._record()
+        if net.pending:
+            self.changes += 1
+            net.commit()
+            owners: dict[int, Callable[[], None]] = {}
+            for flow in net.changed:
+                transfer = self._transfers.get(flow)
+                if transfer is not None:
+                    self._replan(transfer)
+                    continue
+                owner = self._owners.get(flow)
+                if owner is not None:
+                    owners.setdefault(id(owner), owner)
+            self._settling = True
+            try:
+                for owner in owners.values():
+                    owner()
+            finally:
+                self._settling = False
+            self._record()
+        elif self._averages:
+            self._record()
+        for transfer in done:
+            group = transfer.group
+            assert group is not None
+            group.outstanding -= 1
+            if group.outstanding == 0:
+                self._group_done(group)
 
     def _record(self) -> None:
-        """Recompute the average load of dirty links, report the network's, then the meters."""
-        if self._dirty:
-            links = sorted(self._dirty)
-            self._dirty.clear()
-            rates, duty, on_link, used = self.net.rates, self.duty, self.net.on_link, self.used
-            for link in links:
-                used[link] = sum(rates[f] * duty.get(f, 1.0) for f in on_link[link])
-            shown = [link for link in links if link < self.recorded_links]
-            if shown:
-                self.recorder.link_loads(self.env.now, shown, used[shown].tolist())
+        """Recompute the average load of every link, report the network links whose load moved, then
+        call the meters."""
+        if self._averages:
+            flows = [flow for flows, _ in self._averages.values() for flow in flows]
+            averages = [value for _, values in self._averages.values() for value in values]
+            self._averages.clear()
+            self.net.set_averages(flows, averages)
+        used = self.net.average_load()
+        moved = np.flatnonzero(used[:self.recorded_links] != self.used[:self.recorded_links])
+        self.used = used
+        if len(moved):
+            self.recorder.link_loads(self.env.now, moved.tolist(), used[moved].tolist())
         if self.on_change is not None:
             self.on_change()
 
 
-def flows_touched(net: FlowNetwork, flows: Sequence[int]) -> np.ndarray:
-    """The links of `flows` (read before they are removed); _after_change adds those of every flow
-    whose rate the change moved."""
-    own = [net.flows[f] for f in flows if f in net.flows]
-    return np.unique(np.concatenate(own)) if own else np.zeros(0, dtype=np.int64)

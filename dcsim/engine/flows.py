@@ -44,6 +44,7 @@ from heapq import heappop, heappush
 from itertools import chain
 
 import numpy as np
+from scipy.linalg import solve_triangular
 from scipy.sparse import csc_matrix
 from scipy.sparse.linalg import MatrixRankWarning, spsolve
 
@@ -59,6 +60,7 @@ _LOCAL_BASE = 200
 _LOCAL_SHARE = 40
 _LOCAL_REST = 16
 _REPAIRS = 16  # structure solves per change before the full refill
+_DENSE = 512  # systems up to this size are solved dense (a small sparse solve costs more in overhead)
 
 
 def _fill_level(capacity: float, others: list[float], rising: int) -> float:
@@ -72,6 +74,23 @@ def _fill_level(capacity: float, others: list[float], rising: int) -> float:
             return level
         room -= rate
     return room / rising if rising else math.inf
+
+
+def _solve_lower(rows: np.ndarray, cols: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve the lower triangular system with a 1 at every (rows[i], cols[i]) (repeats add up)."""
+    count = len(rhs)
+    if not count:
+        return np.zeros(0)
+    if count <= _DENSE:
+        matrix = np.bincount(rows * count + cols, minlength=count * count).astype(float).reshape(count, count)
+        try:
+            return np.asarray(solve_triangular(matrix, rhs, lower=True, check_finite=False))
+        except np.linalg.LinAlgError:  # a zero on the diagonal: cannot happen, but the caller checks
+            return np.full(count, math.nan)
+    sparse = csc_matrix((np.ones(len(rows)), (rows, cols)), shape=(count, count))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MatrixRankWarning)
+        return np.atleast_1d(spsolve(sparse, rhs, permc_spec="NATURAL"))
 
 
 class FlowNetwork:
@@ -96,17 +115,22 @@ class FlowNetwork:
         self._slot_flow = np.zeros(0, dtype=np.int64)  # slot -> flow id, -1 when free
         self._slot_cap = np.zeros(0)
         self._slot_rate = np.zeros(0)
+        self._slot_average = np.zeros(0)  # what a flow moves on average, if set (else nan: its rate)
         self._pair_count = 0  # (flow, link) pairs of the flows in slots
         self._rest = 0  # changes left before a local pass is tried again
         self._backoff = 0  # the rest after the last give-up
         self.passes = {"local": 0, "structure": 0, "full": 0}  # how changes were absorbed (benchmarks)
+        self._staged_added: dict[int, None] = {}  # deferred starts, in order
+        self._staged_gone: list[tuple[list[int], float]] = []  # deferred ends: (links, rate)
 
     def add(self, links: Sequence[int], cap: float = math.inf) -> int:
         """Start a flow over `links`; return its id. Rates of its component are recomputed."""
         return self.add_many([links], [cap])[0]
 
-    def add_many(self, paths: Sequence[Sequence[int]], caps: Sequence[float] | None = None) -> list[int]:
-        """Start several flows at one instant, with one recomputation."""
+    def add_many(self, paths: Sequence[Sequence[int]], caps: Sequence[float] | None = None, *,
+                 defer: bool = False) -> list[int]:
+        """Start several flows at one instant, with one recomputation (none yet with `defer`: their
+        rates come with the next `commit`)."""
         wanted = [math.inf if caps is None else float(caps[index]) for index in range(len(paths))]
         for cap in wanted:
             if not cap > 0:
@@ -127,15 +151,16 @@ class FlowNetwork:
             if path:
                 linked.append(path)
         self._take_slots([flow for flow in ids if self._paths[flow]], linked)
-        self._update(ids, [])
+        self._staged_added.update(dict.fromkeys(ids))
+        if not defer:
+            self.commit()
         return ids
 
     def remove(self, flow: int) -> None:
         self.remove_many([flow])
 
-    def remove_many(self, flows: Sequence[int]) -> None:
-        """End several flows at one instant, with one recomputation."""
-        gone: list[tuple[list[int], float]] = []
+    def remove_many(self, flows: Sequence[int], *, defer: bool = False) -> None:
+        """End several flows at one instant, with one recomputation (none yet with `defer`)."""
         for flow in flows:
             del self.flows[flow]
             links = self._paths.pop(flow)
@@ -148,9 +173,25 @@ class FlowNetwork:
                 self._pair_count -= len(links)
                 self._slot_links[slot] = -1
                 self._slot_flow[slot] = -1
+                self._slot_average[slot] = math.nan
                 self._free.append(slot)
-            gone.append((links, rate))
-        self._update([], gone)
+            if flow in self._staged_added:  # started and ended before any recomputation: no trace
+                del self._staged_added[flow]
+            else:
+                self._staged_gone.append((links, rate))
+        if not defer:
+            self.commit()
+
+    def commit(self) -> None:
+        """Recompute the rates once for every start and end deferred since the last recomputation."""
+        added, gone = list(self._staged_added), self._staged_gone
+        self._staged_added, self._staged_gone = {}, []
+        self._update(added, gone)
+
+    @property
+    def pending(self) -> bool:
+        """Starts or ends are waiting for `commit` (the rates do not include them yet)."""
+        return bool(self._staged_added or self._staged_gone)
 
     def rate(self, flow: int) -> float:
         return self.rates[flow]
@@ -158,6 +199,23 @@ class FlowNetwork:
     def utilization(self) -> np.ndarray:
         """Carried traffic over capacity, per link."""
         return np.maximum(self.carried, 0.0) / self.capacity
+
+    def set_averages(self, flows: Sequence[int], averages: Sequence[float]) -> None:
+        """What these flows move on average (a flow that sends only part of the time moves less than
+        its rate), for `average_load`; a flow without one moves its rate."""
+        slot_of = self._slot
+        slots = [slot_of.get(flow, -1) for flow in flows]
+        if -1 in slots:  # flows over no link have no slot (and move nothing over a link)
+            keep = [i for i, slot in enumerate(slots) if slot >= 0]
+            slots, averages = [slots[i] for i in keep], [averages[i] for i in keep]
+        self._slot_average[slots] = averages
+
+    def average_load(self) -> np.ndarray:
+        """Per link, what its flows move on average (after a commit: no deferred change)."""
+        pair_slot, pair_link = self._pairs()
+        average = self._slot_average[pair_slot]
+        moved = np.where(np.isnan(average), self._slot_rate[pair_slot], average)
+        return np.bincount(pair_link, weights=moved, minlength=len(self.capacity))
 
     # --- slots ----------------------------------------------------------------------------------
     def _take_slots(self, flows: list[int], paths: list[list[int]]) -> None:
@@ -172,6 +230,7 @@ class FlowNetwork:
             self._slot_flow = np.concatenate([self._slot_flow, np.full(grown - size, -1, dtype=np.int64)])
             self._slot_cap = np.concatenate([self._slot_cap, np.full(grown - size, math.inf)])
             self._slot_rate = np.concatenate([self._slot_rate, np.zeros(grown - size)])
+            self._slot_average = np.concatenate([self._slot_average, np.full(grown - size, math.nan)])
             self._free.extend(range(grown - 1, size - 1, -1))
         lengths = [len(path) for path in paths]
         width = max(lengths)
@@ -475,15 +534,8 @@ class FlowNetwork:
             on_held = row < count
             by_link = on_held & (pair_holder >= 0)
             by_cap = on_held & (pair_holder == -1)
-            matrix = csc_matrix((np.ones(int(by_link.sum())), (row[by_link], index[pair_holder[by_link]])),
-                                shape=(count, count))
             rhs = capacity[unknowns] - np.bincount(row[by_cap], weights=pair_cap[by_cap], minlength=count)
-            if count:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", MatrixRankWarning)
-                    share = np.atleast_1d(spsolve(matrix, rhs, permc_spec="NATURAL"))
-            else:
-                share = np.zeros(0)
+            share = _solve_lower(row[by_link], index[pair_holder[by_link]], rhs)
             if not np.isfinite(share).all():
                 return None  # cannot happen (the system is triangular), but never use a broken solve
             rate = np.where(alive, cap, 0.0)

@@ -72,8 +72,12 @@ class _Running:
     job: Job
     refresh: Callable[[], None]
     counts: list[int]  # accelerators per node of the allocation
-    ideal_step: float  # T0
+    profile: JobProfile
+    ideal_step: float = 0.0  # T0
     hops: list[list[int]] = field(default_factory=list)  # ring streams per hop
+    ring: list[int] = field(default_factory=list)  # the same streams in one list
+    per_hop: float = 0.0  # bytes each hop moves per step
+    averages: list[float] = field(default_factory=list)  # what each ring stream moves on average
     hop_latency: float = 0.0
     dataset: list[tuple[int, float]] = field(default_factory=list)  # (stream, bytes/s wanted)
     stalled: bool = False
@@ -102,10 +106,10 @@ class TrainingTraffic:
     # --- job lifecycle ---------------------------------------------------------------------------
     def started(self, job: Job) -> None:
         """The job begins computing on its allocation: open its streams, set its speed."""
-        run = _Running(job, lambda: None, [count for _, count in job.allocation], 0.0)
+        profile = self.profile(job)
+        run = _Running(job, lambda: None, [count for _, count in job.allocation], profile)
         run.refresh = partial(self._refresh, run)
         self._running[job.id] = run
-        profile = self.profile(job)
         run.ideal_step = profile.compute + (1 - self.settings.overlap) * self._ideal_comm(job, profile)
         nodes = [node for node, _ in job.allocation]
         if self.topology is not None and len(nodes) > 1:
@@ -124,7 +128,11 @@ class TrainingTraffic:
             for size in sizes:
                 run.hops.append(flows[start:start + size])
                 start += size
+            run.ring = flows
             run.hop_latency = latency
+            n, k = job.demand, len(nodes)
+            share = 2 * (n - 1) / n if self.settings.algorithm == "ring" else 2 * (k - 1) / k
+            run.per_hop = share * profile.gradient_bytes
         settings = self.settings
         if settings.dataset_tier is not None and self.storage is not None:
             wants = [settings.dataset_rate * count for count in run.counts]
@@ -133,7 +141,8 @@ class TrainingTraffic:
             run.dataset = list(zip(flows, wants, strict=True))
         if settings.checkpoint_tier is not None and self.storage is not None:
             self._schedule_checkpoint(run)
-        self._refresh(run)
+        if not run.ring and not run.dataset:
+            self._refresh(run)  # else the fabric calls back once the streams have rates (this instant)
 
     def stopped(self, job: Job) -> None:
         """The job finished or failed: close its streams; its checkpoints go unless retained."""
@@ -152,17 +161,21 @@ class TrainingTraffic:
         if job.state is not JobState.RUNNING or self.sink is None:
             return
         if run.stalled:
-            self._set_duty(run, math.inf)
+            self._set_average(run, [], math.inf)
             self.sink.update_rate(job, 0.0, 0.0, 1.0)
             return
-        profile = self.profile(job)
-        exposed = (1 - self.settings.overlap) * self._comm(run, profile) if self.topology is not None else 0.0
+        rates = self.fabric.net.rates
+        if self.fabric.net.pending and any(flow not in rates for flow in run.ring + [f for f, _ in run.dataset]):
+            return  # streams opened at this instant: the fabric calls back once they have rates
+        profile = run.profile
+        hop_rates = [rates[hop[0]] if len(hop) == 1 else sum(rates[flow] for flow in hop) for hop in run.hops]
+        exposed = (1 - self.settings.overlap) * self._comm(run, hop_rates) if self.topology is not None else 0.0
         compute_and_comm = profile.compute + exposed
         step = compute_and_comm
         for flow, want in run.dataset:
-            got = self.fabric.rate(flow)
+            got = rates[flow]
             step = max(step, run.ideal_step * want / got if got > 0 else math.inf)
-        self._set_duty(run, step)
+        self._set_average(run, hop_rates, step)
         if not math.isfinite(step):  # input starved
             self.sink.update_rate(job, 0.0, 0.0, 1.0)
             return
@@ -171,31 +184,34 @@ class TrainingTraffic:
             return
         self.sink.update_rate(job, run.ideal_step / step, exposed / step, (step - compute_and_comm) / step)
 
-    def _set_duty(self, run: _Running, step: float) -> None:
-        """Ring streams send only while the job communicates: each hop moves its bytes per step at
-        the hop's rate, once per step of `step` seconds (inf: the job is stalled and sends nothing)."""
+    def _set_average(self, run: _Running, hop_rates: list[float], step: float) -> None:
+        """Ring streams send only while the job communicates: each hop moves its bytes once per step
+        of `step` seconds (inf: the job is stalled and sends nothing), split over the hop's streams by
+        their rates, and never more than a stream's rate."""
         if not run.hops:
             return
-        n, k = run.job.demand, len(run.counts)
-        size = self.profile(run.job).gradient_bytes
-        per_hop = 2 * (n - 1) / n * size if self.settings.algorithm == "ring" else 2 * (k - 1) / k * size
-        flows: list[int] = []
-        duties: list[float] = []
-        for hop in run.hops:
-            rate = sum(self.fabric.rate(flow) for flow in hop)
-            busy = per_hop / rate / step if step > 0 and math.isfinite(step) else 0.0
-            flows.extend(hop)
-            duties.extend([busy] * len(hop))
-        self.fabric.set_duty(flows, duties)
+        averages: list[float] = []
+        if not (step > 0 and math.isfinite(step)):
+            averages = [0.0] * len(run.ring)
+        else:
+            rates = self.fabric.net.rates
+            per_second = run.per_hop / step
+            for hop, hop_rate in zip(run.hops, hop_rates, strict=True):
+                for flow in hop:
+                    rate = rates[flow]
+                    averages.append(min(rate, per_second * rate / hop_rate) if hop_rate > 0 else 0.0)
+        if averages != run.averages:  # unchanged when only a hop that is not the slowest moved
+            run.averages = averages
+            self.fabric.set_average(run.ring, averages)
 
-    def _comm(self, run: _Running, profile: JobProfile) -> float:
+    def _comm(self, run: _Running, hop_rates: list[float]) -> float:
         job = run.job
         bandwidth = self._intra(job)
+        size = run.profile.gradient_bytes
         if not run.hops:
-            return self._allreduce(job.demand, max(run.counts), 1, profile.gradient_bytes, bandwidth, bandwidth, 0.0)
-        rate = min(sum(self.fabric.rate(flow) for flow in hop) for hop in run.hops)
-        return self._allreduce(job.demand, max(run.counts), len(run.counts), profile.gradient_bytes, bandwidth,
-                               rate, run.hop_latency)
+            return self._allreduce(job.demand, max(run.counts), 1, size, bandwidth, bandwidth, 0.0)
+        return self._allreduce(job.demand, max(run.counts), len(run.counts), size, bandwidth, min(hop_rates),
+                               run.hop_latency)
 
     def _ideal_comm(self, job: Job, profile: JobProfile) -> float:
         """All-reduce time of the fewest-nodes placement on an idle network (what quoted work assumes)."""
@@ -248,7 +264,7 @@ class TrainingTraffic:
         assert self.storage is not None and self.settings.checkpoint_tier is not None
         tier = self.settings.checkpoint_tier
         job = run.job
-        total = self.profile(job).checkpoint_bytes
+        total = run.profile.checkpoint_bytes
         shards = [(node, total * count / job.demand) for node, count in job.allocation]
         problem = self.storage.reserve(tier, shards)
         if problem is not None:
