@@ -44,7 +44,7 @@ from heapq import heappop, heappush
 from itertools import chain
 
 import numpy as np
-from scipy.linalg import solve_triangular
+from scipy.linalg.lapack import dtrtrs
 from scipy.sparse import csc_matrix
 from scipy.sparse.linalg import MatrixRankWarning, spsolve
 
@@ -81,12 +81,10 @@ def _solve_lower(rows: np.ndarray, cols: np.ndarray, rhs: np.ndarray) -> np.ndar
     count = len(rhs)
     if not count:
         return np.zeros(0)
-    if count <= _DENSE:
-        matrix = np.bincount(rows * count + cols, minlength=count * count).astype(float).reshape(count, count)
-        try:
-            return np.asarray(solve_triangular(matrix, rhs, lower=True, check_finite=False))
-        except np.linalg.LinAlgError:  # a zero on the diagonal: cannot happen, but the caller checks
-            return np.full(count, math.nan)
+    if count <= _DENSE:  # built transposed in C order: the matrix in the Fortran order LAPACK takes
+        matrix = np.bincount(cols * count + rows, weights=np.ones(len(rows)), minlength=count * count)
+        solution, info = dtrtrs(matrix.reshape(count, count).T, rhs, lower=1)
+        return np.asarray(solution) if info == 0 else np.full(count, math.nan)  # info > 0: singular
     sparse = csc_matrix((np.ones(len(rows)), (rows, cols)), shape=(count, count))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MatrixRankWarning)
@@ -508,7 +506,8 @@ class FlowNetwork:
         else:
             self._guess_rough(loose, holder, estimate, pair_link)
         pair_cap = cap[pair_slot]
-        first_pair = np.flatnonzero(np.diff(pair_slot, prepend=-1))  # where each slot's pairs start
+        first_pair = np.flatnonzero(pair_slot[:-1] != pair_slot[1:]) + 1  # where each slot's pairs start
+        first_pair = np.concatenate(([0], first_pair)) if len(pair_slot) else first_pair
         present = pair_slot[first_pair]
         for _attempt in range(_REPAIRS):
             # Each flow held by a link is held by the held link of its path with the lowest estimated
@@ -594,16 +593,17 @@ class FlowNetwork:
         others at their current rates; a flow faster than that moves onto the failing link that fills
         first for it."""
         slot_of = self._slot
+        holders, rates = holder.tolist(), rate.tolist()  # Python lists: read one item at a time below
         moves: dict[int, tuple[float, int]] = {}  # slot -> (fill level, link) of its best failing link
         for link in failing:
             own = 0
             others: list[tuple[float, int]] = []
             for flow in self.on_link[link]:
                 slot = slot_of[flow]
-                if holder[slot] == link:
+                if holders[slot] == link:
                     own += 1
                 else:
-                    others.append((max(float(rate[slot]), 0.0), slot))
+                    others.append((max(rates[slot], 0.0), slot))
             fill = _fill_level(self._bandwidth[link], [value for value, _slot in others], own)
             estimate[link] = fill
             for value, slot in others:

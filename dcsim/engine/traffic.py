@@ -78,6 +78,9 @@ class _Running:
     ring: list[int] = field(default_factory=list)  # the same streams in one list
     per_hop: float = 0.0  # bytes each hop moves per step
     averages: list[float] = field(default_factory=list)  # what each ring stream moves on average
+    # The slowest hop's rate when the job's speed and averages depend on nothing else (one stream per
+    # hop, no dataset stream, every stream sending less than its rate on average), else None.
+    quiet: float | None = None
     hop_latency: float = 0.0
     dataset: list[tuple[int, float]] = field(default_factory=list)  # (stream, bytes/s wanted)
     stalled: bool = False
@@ -161,6 +164,7 @@ class TrainingTraffic:
         if job.state is not JobState.RUNNING or self.sink is None:
             return
         if run.stalled:
+            run.quiet = None
             self._set_average(run, [], math.inf)
             self.sink.update_rate(job, 0.0, 0.0, 1.0)
             return
@@ -169,6 +173,8 @@ class TrainingTraffic:
             return  # streams opened at this instant: the fabric calls back once they have rates
         profile = run.profile
         hop_rates = [rates[hop[0]] if len(hop) == 1 else sum(rates[flow] for flow in hop) for hop in run.hops]
+        if run.quiet is not None and min(hop_rates) == run.quiet:
+            return  # only hops faster than the slowest moved: nothing this job does changes
         exposed = (1 - self.settings.overlap) * self._comm(run, hop_rates) if self.topology is not None else 0.0
         compute_and_comm = profile.compute + exposed
         step = compute_and_comm
@@ -176,6 +182,10 @@ class TrainingTraffic:
             got = rates[flow]
             step = max(step, run.ideal_step * want / got if got > 0 else math.inf)
         self._set_average(run, hop_rates, step)
+        run.quiet = None
+        if run.hops and not run.dataset and len(run.ring) == len(run.hops) and 0 < step < math.inf \
+                and run.per_hop / step <= min(hop_rates):
+            run.quiet = min(hop_rates)
         if not math.isfinite(step):  # input starved
             self.sink.update_rate(job, 0.0, 0.0, 1.0)
             return
