@@ -194,18 +194,17 @@ class Fabric:
         if net.pending:
             self.changes += 1
             net.commit()
-            owners: dict[int, Callable[[], None]] = {}
+            transfers, owner_of = self._transfers, self._owners
+            owners: dict[Callable[[], None], None] = {}  # each once, in the order met
             for flow in net.changed:
-                transfer = self._transfers.get(flow)
-                if transfer is not None:
-                    self._replan(transfer)
-                    continue
-                owner = self._owners.get(flow)
+                owner = owner_of.get(flow)
                 if owner is not None:
-                    owners.setdefault(id(owner), owner)
+                    owners[owner] = None
+                elif flow in transfers:
+                    self._replan(transfers[flow])
             self._settling = True
             try:
-                for owner in owners.values():
+                for owner in owners:
                     owner()
             finally:
                 self._settling = False

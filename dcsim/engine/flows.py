@@ -118,6 +118,7 @@ class FlowNetwork:
         self._rest = 0  # changes left before a local pass is tried again
         self._backoff = 0  # the rest after the last give-up
         self.passes = {"local": 0, "structure": 0, "full": 0}  # how changes were absorbed (benchmarks)
+        self._pairs_cache: tuple[np.ndarray, np.ndarray] | None = None
         self._staged_added: dict[int, None] = {}  # deferred starts, in order
         self._staged_gone: list[tuple[list[int], float]] = []  # deferred ends: (links, rate)
 
@@ -168,6 +169,7 @@ class FlowNetwork:
                 self.on_link[link].discard(flow)
             slot = self._slot.pop(flow, None)
             if slot is not None:
+                self._pairs_cache = None
                 self._pair_count -= len(links)
                 self._slot_links[slot] = -1
                 self._slot_flow[slot] = -1
@@ -235,6 +237,7 @@ class FlowNetwork:
         if width > self._slot_links.shape[1]:
             pad = np.full((len(self._slot_links), width - self._slot_links.shape[1]), -1, dtype=np.int64)
             self._slot_links = np.hstack([self._slot_links, pad])
+        self._pairs_cache = None
         slots = [self._free.pop() for _ in flows]
         self._pair_count += sum(lengths)
         for flow, slot in zip(flows, slots, strict=True):
@@ -250,9 +253,14 @@ class FlowNetwork:
         self._slot_rate[rows] = math.nan
 
     def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """(slot, link) of every flow's every link, by slot."""
-        slot, column = np.nonzero(self._slot_links >= 0)
-        return slot, self._slot_links[slot, column]
+        """(slot, link) of every flow's every link, by slot (kept until flows start or end)."""
+        if self._pairs_cache is None:
+            slot, column = np.nonzero(self._slot_links >= 0)
+            link = self._slot_links[slot, column]
+            slot.setflags(write=False)
+            link.setflags(write=False)
+            self._pairs_cache = slot, link
+        return self._pairs_cache
 
     # --- a change -------------------------------------------------------------------------------
     def _update(self, added: list[int], gone: list[tuple[list[int], float]]) -> None:
