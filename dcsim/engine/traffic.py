@@ -67,7 +67,7 @@ class TrafficSettings:
     intra_latency: float = 1e-6
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Running:
     job: Job
     refresh: Callable[[], None]
@@ -103,6 +103,7 @@ class TrainingTraffic:
         self.settings = settings
         self.sink: RateSink | None = None
         self._running: dict[int, _Running] = {}
+        self._fixed_speeds: dict[tuple[str, JobProfile, int], tuple[float, float, float]] = {}
         self._host_uplinks: dict[str, list[int]] = {}
         self.on_storage_change: Callable[[], None] = lambda: None
 
@@ -110,6 +111,12 @@ class TrainingTraffic:
     def started(self, job: Job) -> None:
         """The job begins computing on its allocation: open its streams, set its speed."""
         profile = self.profile(job)
+        settings = self.settings
+        if len(job.allocation) == 1 and (settings.dataset_tier is None or self.storage is None) \
+                and (settings.checkpoint_tier is None or self.storage is None):
+            if self.sink is not None:  # nothing on the fabric: nothing to track
+                self.sink.update_rate(job, *self._fixed_speed(job, profile))
+            return
         run = _Running(job, lambda: None, [count for _, count in job.allocation], profile)
         run.refresh = partial(self._refresh, run)
         self._running[job.id] = run
@@ -136,7 +143,6 @@ class TrainingTraffic:
             n, k = job.demand, len(nodes)
             share = 2 * (n - 1) / n if self.settings.algorithm == "ring" else 2 * (k - 1) / k
             run.per_hop = share * profile.gradient_bytes
-        settings = self.settings
         if settings.dataset_tier is not None and self.storage is not None:
             wants = [settings.dataset_rate * count for count in run.counts]
             paths = [self.storage.read_path(settings.dataset_tier, node) for node in nodes]
@@ -171,28 +177,42 @@ class TrainingTraffic:
         rates = self.fabric.net.rates
         if self.fabric.net.pending and any(flow not in rates for flow in run.ring + [f for f, _ in run.dataset]):
             return  # streams opened at this instant: the fabric calls back once they have rates
-        profile = run.profile
         hop_rates = [rates[hop[0]] if len(hop) == 1 else sum(rates[flow] for flow in hop) for hop in run.hops]
         if run.quiet is not None and min(hop_rates) == run.quiet:
             return  # only hops faster than the slowest moved: nothing this job does changes
-        exposed = (1 - self.settings.overlap) * self._comm(run, hop_rates) if self.topology is not None else 0.0
-        compute_and_comm = profile.compute + exposed
-        step = compute_and_comm
-        for flow, want in run.dataset:
-            got = rates[flow]
-            step = max(step, run.ideal_step * want / got if got > 0 else math.inf)
+        speed, step = self._speed(run, hop_rates)
         self._set_average(run, hop_rates, step)
         run.quiet = None
         if run.hops and not run.dataset and len(run.ring) == len(run.hops) and 0 < step < math.inf \
                 and run.per_hop / step <= min(hop_rates):
             run.quiet = min(hop_rates)
+        self.sink.update_rate(job, *speed)
+
+    def _speed(self, run: _Running, hop_rates: list[float]) -> tuple[tuple[float, float, float], float]:
+        """(speed factor, communication share, I/O share) of the job at these rates, and its step time."""
+        exposed = (1 - self.settings.overlap) * self._comm(run, hop_rates) if self.topology is not None else 0.0
+        compute_and_comm = run.profile.compute + exposed
+        step = compute_and_comm
+        rates = self.fabric.net.rates
+        for flow, want in run.dataset:
+            got = rates[flow]
+            step = max(step, run.ideal_step * want / got if got > 0 else math.inf)
         if not math.isfinite(step):  # input starved
-            self.sink.update_rate(job, 0.0, 0.0, 1.0)
-            return
+            return (0.0, 0.0, 1.0), step
         if step <= 0:  # nothing to compute or move: the quoted speed
-            self.sink.update_rate(job, 1.0, 0.0, 0.0)
-            return
-        self.sink.update_rate(job, run.ideal_step / step, exposed / step, (step - compute_and_comm) / step)
+            return (1.0, 0.0, 0.0), step
+        return (run.ideal_step / step, exposed / step, (step - compute_and_comm) / step), step
+
+    def _fixed_speed(self, job: Job, profile: JobProfile) -> tuple[float, float, float]:
+        """The speed of a job with nothing on the fabric (one node, no dataset stream, no checkpoints):
+        it depends on its accelerator, profile and size only, so it is worked out once for each."""
+        key = (job.accelerator or "", profile, job.demand)
+        speed = self._fixed_speeds.get(key)
+        if speed is None:
+            run = _Running(job, lambda: None, [job.demand], profile)
+            run.ideal_step = profile.compute + (1 - self.settings.overlap) * self._ideal_comm(job, profile)
+            speed = self._fixed_speeds[key] = self._speed(run, [])[0]
+        return speed
 
     def _set_average(self, run: _Running, hop_rates: list[float], step: float) -> None:
         """Ring streams send only while the job communicates: each hop moves its bytes once per step
