@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from dcsim.engine import flows
+from dcsim.engine import flows, flows_structure
 from dcsim.engine.flows import FlowNetwork, ring_allreduce_time
 from dcsim.errors import ScenarioError
 from dcsim.model.topology import (
@@ -221,7 +221,7 @@ def test_rates_match_a_reference_through_random_starts_and_ends(way: str, monkey
     elif way in ("structure", "full"):
         monkeypatch.setattr(flows, "_LOCAL_BASE", -(10**9))
         if way == "full":
-            monkeypatch.setattr(flows, "_REPAIRS", 0)
+            monkeypatch.setattr(flows_structure, "_REPAIRS", 0)
     tree = fat_tree(hosts(32), hosts_per_leaf=4, leaves_per_pod=2, aggregations_per_pod=2, cores=2,
                     host_bandwidth=10.0, oversubscription=2.0)
     for seed in range(16):
