@@ -258,13 +258,13 @@ class FlowNetwork(StructurePass):
         near += sum(len(on_link[link]) for links, _rate in gone for link in links)
         if near > budget // _NEAR_SHARE or len(linked) > budget or (self._rest and near > budget // _NEAR_SMALL):
             self._rest = max(0, self._rest - 1)
-            self._global_pass(linked, gone)
+            self._global_pass(linked)
         elif self._local_pass(linked, gone, budget):
             self._backoff = 0
         else:
             self._backoff = min(max(1, 2 * self._backoff), _LOCAL_REST)
             self._rest = self._backoff
-            self._global_pass(linked, gone)
+            self._global_pass(linked)
         changed.sort()
 
     def _start_level(self, added: list[int], gone: list[tuple[list[int], float]]) -> tuple[float, set[int]]:

@@ -69,14 +69,13 @@ class StructurePass:
     def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def _global_pass(self, added: list[int], gone: list[tuple[list[int], float]]) -> None:
+    def _global_pass(self, added: list[int]) -> None:
         """The structure pass, or if its repairs do not converge the full refill (module docstring)."""
         slot_flow = self._slot_flow
         alive = slot_flow >= 0
         pair_slot, pair_link = self._pairs()
         fresh = np.asarray([self._slot[flow] for flow in added], dtype=np.int64)
-        freed = sorted({link for links, _rate in gone for link in links})
-        rate = self._solve_structure(pair_slot, pair_link, fresh, freed)
+        rate = self._solve_structure(pair_slot, pair_link, fresh)
         if rate is None:
             rate = self._full_refill(pair_slot, pair_link)
             self.passes["full"] += 1
@@ -100,10 +99,8 @@ class StructurePass:
         np.maximum.at(top, pair_link, rate[pair_slot])
         self._level = np.where(load >= self.capacity * (1 - _FULL), top, math.inf).tolist()
 
-    def _solve_structure(self, pair_slot: np.ndarray, pair_link: np.ndarray, fresh: np.ndarray,
-                         freed: list[int]) -> np.ndarray | None:
-        """Rates per slot by the structure pass, or None when its repairs do not converge. `freed`:
-        the links of the flows that ended, whose level rises."""
+    def _solve_structure(self, pair_slot: np.ndarray, pair_link: np.ndarray, fresh: np.ndarray) -> np.ndarray | None:
+        """Rates per slot by the structure pass, or None when its repairs do not converge."""
         capacity = self.capacity
         links = len(capacity)
         slots = len(self._slot_flow)
@@ -130,8 +127,6 @@ class StructurePass:
             self._guess_exact(loose, holder, estimate)
         else:
             self._guess_rough(loose, holder, estimate, pair_link)
-        if freed:  # their level rises: estimate it (and move onto them any flow faster than that)
-            self._repair(freed, holder, np.where(alive & ~is_fresh, old, 0.0), estimate)
         pair_cap = cap[pair_slot]
         first_pair = np.flatnonzero(pair_slot[:-1] != pair_slot[1:]) + 1  # where each slot's pairs start
         first_pair = np.concatenate(([0], first_pair)) if len(pair_slot) else first_pair
