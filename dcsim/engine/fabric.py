@@ -11,10 +11,10 @@ part of each step, so its owner also sets what it moves on average (its bytes pe
 step time). Link loads are what flows actually move on average: they feed the link utilization
 series and the energy per bit.
 
-Every start, end and change of an average of one instant is settled together, once, at the end of that
-instant (a zero-delay event, like the scheduler's pass): one recomputation of the rates, one round of
-owner callbacks, one record of the link loads that moved, then `on_change` (the meters of network
-and storage power and throughput). Simulated time does not pass in between, so nothing is lost by
+Every flow start and end, and every new average, of one instant is settled together, once, at the
+end of that instant (after the scheduler's pass): one recomputation of the rates, one round of owner
+callbacks, one record of the link loads that moved, then `on_change` (the meters of network and
+storage power and throughput). Simulated time does not pass in between, so nothing is lost by
 waiting; and jobs that end and start at one instant cost one recomputation, not several.
 """
 
