@@ -103,9 +103,6 @@ class Fabric:
         self.net.remove_many(flows, defer=True)
         self._request_settle()
 
-    def rate(self, flow: int) -> float:
-        return self.net.rates[flow]
-
     def set_average(self, flows: Sequence[int], averages: Sequence[float]) -> None:
         """What each of these streams moves on average: less than its rate when it sends only part
         of the time. It takes effect in the link loads when this instant settles; a later call for
