@@ -23,8 +23,9 @@ from dcsim.metrics.network_frames import (
     storage_summary,
     storage_timeseries_frame,
 )
-from dcsim.metrics.recorder import JOB_COLUMNS, JOB_DTYPES
+from dcsim.metrics.recorder import JOB_COLUMNS, JOB_DTYPES, FrameRecorder
 from dcsim.metrics.summary import summarize
+from dcsim.model.power import PowerCoefficients
 from dcsim.reporting import write_network_charts, write_report
 from dcsim.results import RunResult
 
@@ -85,6 +86,22 @@ def test_links_frame_matches_a_plain_loop_on_random_rows() -> None:
         assert row["bytes"] == pytest.approx(integral)
         assert row["mean_utilization"] == pytest.approx(integral / bandwidth / end)
         assert row["peak_utilization"] == pytest.approx(peak / bandwidth)
+
+
+def test_recorder_link_rows_join_its_chunks_in_report_order() -> None:
+    """The recorder keeps each report as arrays; joined, they are the rows the frames read, and both
+    forms (tuples, the joined array) give the same frame."""
+    recorder = FrameRecorder(["H100"], PowerCoefficients(0.0, (0.0,), 0.0, (0.0,)), 1.0)
+    assert recorder.link_rows.shape == (0, 3)
+    recorder.link_loads(0.0, [3], [4.0])
+    recorder.link_loads(2.0, np.array([2]), np.array([40.0]))
+    recorder.link_loads(3.0, [], [])
+    recorder.link_loads(5.0, np.array([0, 3, 3]), [5.0, 10.0, 0.0])
+    rows = [(0.0, 3, 4.0), (2.0, 2, 40.0), (5.0, 0, 5.0), (5.0, 3, 10.0), (5.0, 3, 0.0)]
+    assert recorder.link_rows.tolist() == [list(row) for row in rows]
+    pd.testing.assert_frame_equal(links_frame(LINKS, recorder.link_rows, END), links_frame(LINKS, rows, END))
+    with pytest.raises(ValueError, match="2 links but 1 loads"):
+        recorder.link_loads(6.0, [0, 1], [1.0])
 
 
 def test_links_frame_empty_and_unknown_links() -> None:

@@ -227,7 +227,7 @@ class Fabric:
         moved = np.flatnonzero(used[:self.recorded_links] != self.used[:self.recorded_links])
         self.used = used
         if len(moved):
-            self.recorder.link_loads(self.env.now, moved.tolist(), used[moved].tolist())
+            self.recorder.link_loads(self.env.now, moved, used[moved])
         if self.on_change is not None:
             self.on_change()
 

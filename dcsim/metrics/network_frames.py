@@ -1,7 +1,8 @@
 """Network link and storage tier frames, and their summary.json sections, from the recorder's raw rows.
 
 Raw rows (see FrameRecorder): `link_info` (index, source, target, tier, bandwidth B/s) once per directed
-link; `link_rows` (time, link index, carried B/s from then on) for links whose load changed, in time order;
+link; `link_rows` (time, link index, carried B/s from then on; tuples or an (n, 3) array) for links whose
+load changed, in time order;
 `storage_info` (tier, kind, capacity bytes); `storage_rows` (time, tier, read B/s, write B/s, used bytes),
 in time order, the first row of each tier at time 0. Several rows may share a time; the last one for a
 link or tier at that time holds. Links carry 0 B/s until their first row.
@@ -37,6 +38,7 @@ STORAGE_TIER = "storage"  # links into storage tiers: left out of the network's 
 
 LinkInfo = tuple[int, str, str, str, float]
 LinkRow = tuple[float, int, float]
+LinkRows = Sequence[LinkRow] | np.ndarray  # tuples, or an (n, 3) float array
 StorageInfo = tuple[str, str, float]
 StorageRow = tuple[float, str, float, float, float]
 
@@ -49,10 +51,13 @@ class _LinkLevels:
     how long it holds (until the link's next row or the end time; 0 for a row at the end time).
     """
 
-    def __init__(self, link_info: Sequence[LinkInfo], link_rows: Sequence[LinkRow], end_time: float) -> None:
+    def __init__(self, link_info: Sequence[LinkInfo], link_rows: LinkRows, end_time: float) -> None:
         indexes = np.fromiter((info[0] for info in link_info), dtype=np.int64, count=len(link_info))
-        rows = np.fromiter(chain.from_iterable(link_rows), dtype=float, count=3 * len(link_rows))
-        rows = rows.reshape(len(link_rows), 3)
+        if isinstance(link_rows, np.ndarray):
+            rows = link_rows.astype(float, copy=False).reshape(-1, 3)
+        else:
+            rows = np.fromiter(chain.from_iterable(link_rows), dtype=float, count=3 * len(link_rows))
+            rows = rows.reshape(len(link_rows), 3)
         time, carried = rows[:, 0], rows[:, 2]
         pos = _positions(indexes, rows[:, 1].astype(np.int64))
         keep = time <= end_time
@@ -77,7 +82,7 @@ def _positions(indexes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return order[found] if len(wanted) else np.zeros(0, dtype=np.int64)
 
 
-def links_frame(link_info: Sequence[LinkInfo], link_rows: Sequence[LinkRow], end_time: float) -> pd.DataFrame:
+def links_frame(link_info: Sequence[LinkInfo], link_rows: LinkRows, end_time: float) -> pd.DataFrame:
     """One row per link (idle ones included): bandwidth, time-weighted mean and peak utilization, bytes."""
     return _links(link_info, _LinkLevels(link_info, link_rows, end_time), end_time)
 
@@ -105,7 +110,7 @@ def _links(link_info: Sequence[LinkInfo], levels: _LinkLevels, end_time: float) 
     return frame.astype(LINK_DTYPES)
 
 
-def link_timeseries_frame(link_info: Sequence[LinkInfo], link_rows: Sequence[LinkRow], end_time: float,
+def link_timeseries_frame(link_info: Sequence[LinkInfo], link_rows: LinkRows, end_time: float,
                           top: int = 20) -> pd.DataFrame:
     """Utilization over time of the `top` busiest links (by mean utilization; links never used are left out).
 

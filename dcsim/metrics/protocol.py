@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
+
 from dcsim.model import Job, Request
 
 
@@ -29,7 +31,7 @@ class Recorder(Protocol):
         """Once, before the run: every directed link as (index, source, target, tier, bandwidth B/s)."""
         ...
 
-    def link_loads(self, time: float, links: Sequence[int], carried: Sequence[float]) -> None:
+    def link_loads(self, time: float, links: Sequence[int] | np.ndarray, carried: Sequence[float] | np.ndarray) -> None:
         """Bytes/s carried on these links from `time` on (only links whose load changed)."""
         ...
 

@@ -51,7 +51,9 @@ class FrameRecorder:
         self._replica_rows: list[tuple[float, int, int, int, int, float]] = []
         # Network and storage (empty without a network / storage section); see metrics/network_frames.py.
         self.link_info: list[tuple[int, str, str, str, float]] = []  # index, source, target, tier, B/s
-        self.link_rows: list[tuple[float, int, float]] = []  # time, link index, carried B/s from then on
+        # Link loads as one chunk per call: (time, link indexes, carried B/s from then on). A long run
+        # reports millions of them, so they stay arrays until `link_rows` joins them.
+        self._link_chunks: list[tuple[float, np.ndarray, np.ndarray]] = []
         self.storage_info: list[tuple[str, str, float]] = []  # name, kind, capacity bytes
         self.storage_rows: list[tuple[float, str, float, float, float]] = []  # time, tier, read, write, used
 
@@ -82,8 +84,24 @@ class FrameRecorder:
     def network_links(self, links: Sequence[tuple[int, str, str, str, float]]) -> None:
         self.link_info = list(links)
 
-    def link_loads(self, time: float, links: Sequence[int], carried: Sequence[float]) -> None:
-        self.link_rows.extend(zip([time] * len(links), links, carried, strict=True))
+    def link_loads(self, time: float, links: Sequence[int] | np.ndarray, carried: Sequence[float] | np.ndarray) -> None:
+        links, carried = np.asarray(links, dtype=np.int64), np.asarray(carried, dtype=float)
+        if len(links) != len(carried):
+            raise ValueError(f"link_loads: {len(links)} links but {len(carried)} loads")
+        self._link_chunks.append((time, links, carried))
+
+    @property
+    def link_rows(self) -> np.ndarray:
+        """Every link load reported so far, in report order: an (n, 3) float array of time, link index,
+        carried B/s from then on."""
+        chunks = self._link_chunks
+        if not chunks:
+            return np.zeros((0, 3))
+        counts = [len(links) for _, links, _ in chunks]
+        times = np.repeat(np.fromiter((time for time, _, _ in chunks), dtype=float, count=len(chunks)), counts)
+        links = np.concatenate([links for _, links, _ in chunks])
+        carried = np.concatenate([carried for _, _, carried in chunks])
+        return np.column_stack([times, links.astype(float), carried])
 
     def storage_tiers(self, tiers: Sequence[tuple[str, str, float]]) -> None:
         self.storage_info = list(tiers)
