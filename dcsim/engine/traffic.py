@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from operator import itemgetter
 from typing import Protocol
 
 import simpy
@@ -76,6 +77,9 @@ class _Running:
     ideal_step: float = 0.0  # T0
     hops: list[list[int]] = field(default_factory=list)  # ring streams per hop
     ring: list[int] = field(default_factory=list)  # the same streams in one list
+    # With one stream per hop (and at least two hops): reads the hops' rates from the network's rates
+    # in one call (an itemgetter of `ring`), the common case refreshed hundreds of thousands of times.
+    read_ring: Callable[[Mapping[int, float]], tuple[float, ...]] | None = None
     per_hop: float = 0.0  # bytes each hop moves per step
     averages: list[float] = field(default_factory=list)  # what each ring stream moves on average
     # The slowest hop's rate when the job's speed and averages depend on nothing else (one stream per
@@ -139,6 +143,8 @@ class TrainingTraffic:
                 run.hops.append(flows[start:start + size])
                 start += size
             run.ring = flows
+            if len(flows) == len(run.hops) >= 2:
+                run.read_ring = itemgetter(*flows)
             run.hop_latency = latency
             n, k = job.demand, len(nodes)
             share = 2 * (n - 1) / n if self.settings.algorithm == "ring" else 2 * (k - 1) / k
@@ -160,7 +166,7 @@ class TrainingTraffic:
             return
         run.epoch += 1
         self.fabric.close([flow for hop in run.hops for flow in hop] + [flow for flow, _ in run.dataset])
-        run.hops, run.dataset = [], []
+        run.hops, run.dataset, run.read_ring = [], [], None
         if run.writing is None:
             self._drop_stored(run)
 
@@ -177,7 +183,11 @@ class TrainingTraffic:
         rates = self.fabric.net.rates
         if self.fabric.net.pending and any(flow not in rates for flow in run.ring + [f for f, _ in run.dataset]):
             return  # streams opened at this instant: the fabric calls back once they have rates
-        hop_rates = [rates[hop[0]] if len(hop) == 1 else sum(rates[flow] for flow in hop) for hop in run.hops]
+        hop_rates: Sequence[float]
+        if run.read_ring is not None:
+            hop_rates = run.read_ring(rates)
+        else:
+            hop_rates = [rates[hop[0]] if len(hop) == 1 else sum(rates[flow] for flow in hop) for hop in run.hops]
         if run.quiet is not None and min(hop_rates) == run.quiet:
             return  # only hops faster than the slowest moved: nothing this job does changes
         speed, step = self._speed(run, hop_rates)
@@ -188,7 +198,7 @@ class TrainingTraffic:
             run.quiet = min(hop_rates)
         self.sink.update_rate(job, *speed)
 
-    def _speed(self, run: _Running, hop_rates: list[float]) -> tuple[tuple[float, float, float], float]:
+    def _speed(self, run: _Running, hop_rates: Sequence[float]) -> tuple[tuple[float, float, float], float]:
         """(speed factor, communication share, I/O share) of the job at these rates, and its step time."""
         exposed = (1 - self.settings.overlap) * self._comm(run, hop_rates) if self.topology is not None else 0.0
         compute_and_comm = run.profile.compute + exposed
@@ -214,7 +224,7 @@ class TrainingTraffic:
             speed = self._fixed_speeds[key] = self._speed(run, [])[0]
         return speed
 
-    def _set_average(self, run: _Running, hop_rates: list[float], step: float) -> None:
+    def _set_average(self, run: _Running, hop_rates: Sequence[float], step: float) -> None:
         """Ring streams send only while the job communicates: each hop moves its bytes once per step
         of `step` seconds (inf: the job is stalled and sends nothing), split over the hop's streams by
         their rates, and never more than a stream's rate."""
@@ -223,6 +233,9 @@ class TrainingTraffic:
         averages: list[float] = []
         if not (step > 0 and math.isfinite(step)):
             averages = [0.0] * len(run.ring)
+        elif run.read_ring is not None:  # one stream per hop: its rate is the hop's
+            per_second = run.per_hop / step
+            averages = [min(rate, per_second * rate / rate) if rate > 0 else 0.0 for rate in hop_rates]
         else:
             rates = self.fabric.net.rates
             per_second = run.per_hop / step
@@ -234,7 +247,7 @@ class TrainingTraffic:
             run.averages = averages
             self.fabric.set_average(run.ring, averages)
 
-    def _comm(self, run: _Running, hop_rates: list[float]) -> float:
+    def _comm(self, run: _Running, hop_rates: Sequence[float]) -> float:
         job = run.job
         bandwidth = self._intra(job)
         size = run.profile.gradient_bytes
