@@ -3,68 +3,31 @@
 The rates are the max-min fair allocation, the one progressive filling gives: all flows rise together,
 a link that fills freezes its rising flows at that level, and the rest rise on. A flow may carry a cap
 (the most it wants, e.g. a dataset stream's rate): it acts as a private link of that capacity. The
-allocation is unique, and a feasible allocation is it exactly when every flow has a bottleneck: its
-cap, or a full link on which no flow is faster (Bertsekas and Gallager). After each change `changed`
-lists the flows whose rate moved and `carried` holds each link's load. Starts and ends may be
-deferred (`defer=True`) and then absorbed together by one `commit`: one change, however many.
+allocation is unique. After each change `changed` lists the flows whose rate moved and `carried` holds
+each link's load. Starts and ends may be deferred (`defer=True`) and then absorbed together by one
+`commit`: one change, however many.
 
-A change is absorbed in one of three ways, cheapest first:
-
-- Local pass (most changes in a sparse network): progressive filling warm-started from the previous
-  solution. Below the level where the change first binds (the rate of a removed flow, or where a link
-  of an added flow fills with it) filling is what it was, so it starts there; and it follows only the
-  links on which something departs from the previous course. A link followed from level t starts with
-  the previous state at t (flows below t frozen at their rates, the others rising). Flows on followed
-  links that have not departed are checked at their previous rate: a link of theirs that still fills
-  there (a link not followed saturates where it did before) keeps them there; otherwise they depart
-  and rise on. A flow frozen early by a followed link departs too. The rates are those of full
-  progressive filling; only the flows met are touched, and the pass gives up past a budget.
-- Structure pass (a change that spreads over much of the network, e.g. random pairs on a fat-tree,
-  where one start moves a fifth of all rates a little): the previous solution says which link (or
-  cap) holds each flow, and the structure rarely changes where the rates do. Keeping it, with new
-  flows guessed onto the link of theirs that fills first, the rates solve one linear system:
-  every holding link is full, and the flows it holds share what the others leave. Each flow is held
-  by the holding link of its path with the lowest estimated level, so the system is triangular in
-  that order and never singular (solved dense by LAPACK up to 512 unknowns, sparse beyond). The
-  result is verified against the bottleneck condition (no link overfull, no flow over its cap, no
-  flow faster than the level of a holding link it crosses); where that fails the structure is
-  repaired at the failing links (a flow faster than the level at which the link fills moves onto it)
-  and solved again, usually once or twice. Only a verified result is used, so the rates are exact
-  whatever the repairs did; if they do not converge, the last resort is:
-- Full refill: progressive filling of every flow, vectorised with numpy (one round per rate level).
-
-The local pass is here; the structure pass and the full refill are in flows_structure.py.
-
-Exact means to float rounding: a new rate within 1e-12 (relative) of the old one keeps the old value
-and is not reported as changed.
+A change is absorbed incrementally: only flows connected to the links it touches (through links they
+share, transitively: its component) can move, so only that component is refilled, by compiled
+progressive filling (flows_fill.py); every other flow keeps its rate exactly. That refill is exact to
+float rounding: a new rate within 1e-12 (relative) of the old one keeps the old value and is not
+reported as changed.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from heapq import heappop, heappush
 from itertools import chain
 
 import numpy as np
 
-from dcsim.engine.flows_structure import _FULL, _TIE, StructurePass, _fill_level
+from dcsim.engine.flows_fill import refill
 
-# A local pass costs about 5 us per flow it touches; a structure pass about 1 ms plus 0.25 us per
-# (flow, link) pair (measured on the fat-tree benchmark). So a local pass may touch
-# _LOCAL_BASE + pairs / _LOCAL_SHARE flows (about half a structure pass) before it gives up. After k
-# give-ups in a row the next min(2^(k-1), _LOCAL_REST) changes go straight to the structure pass: the
-# network is in a regime where changes spread far.
-_LOCAL_BASE = 200
-_LOCAL_SHARE = 40
-_LOCAL_REST = 16
-# Before trying: a change whose links carry more than budget / _NEAR_SHARE flows goes straight to the
-# structure pass; one with at most budget / _NEAR_SMALL is tried locally even right after give-ups.
-_NEAR_SHARE = 3
-_NEAR_SMALL = 8
+_TIE = 1e-12  # relative: a new rate this close to the old one is float noise, not a change
 
 
-class FlowNetwork(StructurePass):
+class FlowNetwork:
     def __init__(self, capacities: Sequence[float]) -> None:
         self.capacity = np.asarray(capacities, dtype=float)
         self.flows: dict[int, np.ndarray] = {}  # flow id -> link indexes
@@ -72,14 +35,10 @@ class FlowNetwork(StructurePass):
         self.caps: dict[int, float] = {}  # flow id -> the most it wants (only flows with a cap)
         self.carried = np.zeros(len(self.capacity))  # bytes/s on each link
         self.changed: list[int] = []  # flows (still present) whose rate the last change moved, ascending
-        self.on_link: list[set[int]] = [set() for _ in range(len(self.capacity))]
         self._next = 0
         self.recomputed_flows = 0  # total flows re-derived by changes: the cost measure benchmarks report
-        self._paths: dict[int, list[int]] = {}  # flow id -> link indexes as Python ints (the hot loops use these)
-        self._bandwidth: list[float] = self.capacity.tolist()
-        # Per link, the rate of the flows it holds: the largest rate on it when it is saturated, else inf.
-        self._level: list[float] = [math.inf] * len(self.capacity)
-        # Flows over at least one link as rows ("slots") of arrays, for the vectorised passes.
+        self._paths: dict[int, list[int]] = {}  # flow id -> link indexes as Python ints
+        # Flows over at least one link as rows ("slots") of arrays, which the compiled refill reads.
         self._slot: dict[int, int] = {}  # flow id -> its slot
         self._free: list[int] = []  # free slots, the lowest last
         self._slot_links = np.full((0, 1), -1, dtype=np.int64)  # slot -> its links, padded with -1
@@ -87,13 +46,9 @@ class FlowNetwork(StructurePass):
         self._slot_cap = np.zeros(0)
         self._slot_rate = np.zeros(0)
         self._slot_average = np.zeros(0)  # what a flow moves on average, if set (else nan: its rate)
-        self._pair_count = 0  # (flow, link) pairs of the flows in slots
-        self._rest = 0  # changes left before a local pass is tried again
-        self._backoff = 0  # the rest after the last give-up
-        self.passes = {"local": 0, "structure": 0, "full": 0}  # how changes were absorbed (benchmarks)
         self._pairs_cache: tuple[np.ndarray, np.ndarray] | None = None
         self._staged_added: dict[int, None] = {}  # deferred starts, in order
-        self._staged_gone: list[tuple[list[int], float]] = []  # deferred ends: (links, rate)
+        self._staged_gone: list[list[int]] = []  # deferred ends: their links
 
     def add(self, links: Sequence[int], cap: float = math.inf) -> int:
         """Start a flow over `links`; return its id. Rates of its component are recomputed."""
@@ -117,8 +72,6 @@ class FlowNetwork(StructurePass):
             self._paths[flow] = path
             if cap < math.inf:
                 self.caps[flow] = cap
-            for link in path:
-                self.on_link[link].add(flow)
             ids.append(flow)
             if path:
                 linked.append(path)
@@ -136,14 +89,11 @@ class FlowNetwork(StructurePass):
         for flow in flows:
             del self.flows[flow]
             links = self._paths.pop(flow)
-            rate = self.rates.pop(flow, 0.0)
+            self.rates.pop(flow, None)
             self.caps.pop(flow, None)
-            for link in links:
-                self.on_link[link].discard(flow)
             slot = self._slot.pop(flow, None)
             if slot is not None:
                 self._pairs_cache = None
-                self._pair_count -= len(links)
                 self._slot_links[slot] = -1
                 self._slot_flow[slot] = -1
                 self._slot_average[slot] = math.nan
@@ -151,7 +101,7 @@ class FlowNetwork(StructurePass):
             if flow in self._staged_added:  # started and ended before any recomputation: no trace
                 del self._staged_added[flow]
             else:
-                self._staged_gone.append((links, rate))
+                self._staged_gone.append(links)
         if not defer:
             self.commit()
 
@@ -212,7 +162,6 @@ class FlowNetwork(StructurePass):
             self._slot_links = np.hstack([self._slot_links, pad])
         self._pairs_cache = None
         slots = [self._free.pop() for _ in flows]
-        self._pair_count += sum(lengths)
         for flow, slot in zip(flows, slots, strict=True):
             self._slot[flow] = slot
         rows = np.asarray(slots, dtype=np.int64)
@@ -236,202 +185,30 @@ class FlowNetwork(StructurePass):
         return self._pairs_cache
 
     # --- a change -------------------------------------------------------------------------------
-    def _update(self, added: list[int], gone: list[tuple[list[int], float]]) -> None:
+    def _update(self, added: list[int], gone: list[list[int]]) -> None:
         rates = self.rates
         changed: list[int] = []
         self.changed = changed
-        linked = []
+        seeds: list[int] = []
         for flow in added:
-            if self._paths[flow]:
-                linked.append(flow)
+            path = self._paths[flow]
+            if path:
+                seeds.extend(path)
             else:  # a flow over no link (same host) gets its cap, or is unconstrained
                 rates[flow] = self.caps.get(flow, math.inf)
                 changed.append(flow)
-        if not linked and not any(links for links, _rate in gone):
-            changed.sort()
-            return
-        budget = _LOCAL_BASE + self._pair_count // _LOCAL_SHARE
-        # The flows on the links the change touches: a local pass touches those and, as the change
-        # spreads, about two or three times as many (measured on the Philly replay's leaf-spine).
-        on_link = self.on_link
-        near = sum(len(on_link[link]) for flow in linked for link in self._paths[flow])
-        near += sum(len(on_link[link]) for links, _rate in gone for link in links)
-        if near > budget // _NEAR_SHARE or len(linked) > budget or (self._rest and near > budget // _NEAR_SMALL):
-            self._rest = max(0, self._rest - 1)
-            self._global_pass(linked)
-        elif self._local_pass(linked, gone, budget):
-            self._backoff = 0
-        else:
-            self._backoff = min(max(1, 2 * self._backoff), _LOCAL_REST)
-            self._rest = self._backoff
-            self._global_pass(linked)
-        changed.sort()
-
-    def _start_level(self, added: list[int], gone: list[tuple[list[int], float]]) -> tuple[float, set[int]]:
-        """The level below which progressive filling with the change is the one without it, and the links
-        the change touches. Removing a flow of rate r changes nothing below r: its links filled at r or
-        later with it, so not earlier without it. An added flow first binds at its cap or where a link
-        of its fills with it rising (a cap only makes that later, so leaving caps out there keeps a
-        lower bound)."""
-        start = math.inf
-        seeds: set[int] = set()
-        for links, rate in gone:
-            if links:
-                start = min(start, rate)
-                seeds.update(links)
-        arriving: dict[int, int] = {}
-        for flow in added:
-            start = min(start, self.caps.get(flow, math.inf))
-            for link in self._paths[flow]:
-                arriving[link] = arriving.get(link, 0) + 1
-        rates = self.rates
-        for link, count in arriving.items():
-            seeds.add(link)
-            others = [rates[g] for g in self.on_link[link] if g in rates]
-            start = min(start, _fill_level(self._bandwidth[link], others, count))
-        return start * (1 - 1e-9), seeds
-
-    def _local_pass(self, added: list[int], gone: list[tuple[list[int], float]], budget: int) -> bool:
-        """Progressive filling warm-started from the previous solution (see the module docstring).
-        Returns False, having changed nothing, when it would touch more than `budget` flows."""
-        rates = self.rates
-        paths = self._paths
-        caps = self.caps
-        start, seeds = self._start_level(added, gone)
-        on_link = self.on_link
-        bandwidth = self._bandwidth
-        level = self._level
-        inf = math.inf
-        tie = 1 + _TIE
-        # Events, by level: a link's share (code -1 - link), an undisturbed flow reaching its previous
-        # rate (2 flow), a disturbed flow reaching its cap (2 flow + 1). A link has one entry at a time,
-        # a lower bound of its share: its share only rises as its flows freeze.
-        heap: list[tuple[float, int]] = []
-        remaining: dict[int, float] = {}  # followed links: capacity left over their frozen flows
-        unfrozen: dict[int, int] = {}  # followed links: flows on them still rising
-        # Flows this pass has met: their rate once frozen (kept or new); RISING while undisturbed and
-        # rising towards their previous rate; DISTURBED while rising on a course of their own.
-        state: dict[int, float] = {}
-        rising_old, disturbed = -1.0, -2.0
-
-        def follow(links: list[int], now: float) -> None:
-            """Links (of a newly disturbed flow) start following their own course at level `now`; up to
-            there it is the previous one: flows below `now` frozen at their rates, the rest rising."""
-            for link in links:
-                if link in remaining:
-                    continue
-                room = bandwidth[link]
-                rising = 0
-                for g in on_link[link]:
-                    mark = state.get(g)
-                    if mark is None:
-                        rate = rates[g]
-                        if rate < now:
-                            room -= rate
-                            continue
-                        state[g] = rising_old
-                        heappush(heap, (rate, 2 * g))
-                        rising += 1
-                    elif mark < 0:
-                        rising += 1
-                    else:
-                        room -= mark
-                remaining[link] = room
-                unfrozen[link] = rising
-                if rising:
-                    heappush(heap, (room / rising, -1 - link))
-
-        for flow in added:
-            state[flow] = disturbed
-            cap = caps.get(flow, inf)
-            if cap < inf:
-                heappush(heap, (cap, 2 * flow + 1))
-        follow(sorted(seeds), start)
-        now = start
-        while heap:
-            if len(state) > budget:
-                self.recomputed_flows += len(state)
-                return False
-            value, code = heappop(heap)
-            if code < 0:  # a link fills: its rising flows freeze at its share
-                link = -1 - code
-                rising = unfrozen[link]
-                if not rising:
-                    continue  # all its flows froze elsewhere
-                share = remaining[link] / rising
-                if share > value:  # its share rose since (flows froze elsewhere): queue it again
-                    heappush(heap, (share, code))
-                    continue
-                if share > now:
-                    now = share
-                for g in on_link[link]:
-                    mark = state.get(g, 0.0)
-                    if mark >= 0:
-                        continue  # frozen: this pass, or below the level the link was followed from
-                    rate = now
-                    if mark == rising_old:
-                        rate = rates[g]
-                        if rate > now * tie:
-                            state[g] = disturbed  # frozen below its previous rate
-                            follow(paths[g], now)
-                            rate = now
-                    state[g] = rate
-                    for on in paths[g]:
-                        if on in remaining:
-                            remaining[on] -= rate
-                            unfrozen[on] -= 1
-                continue
-            flow = code >> 1
-            mark = state[flow]
-            if code & 1:  # a disturbed flow reaches its cap
-                if mark != disturbed:
-                    continue
-            else:  # an undisturbed flow reaches its previous rate: does anything stop it there?
-                if mark != rising_old:
-                    continue
-                limit = value * tie
-                stops = caps.get(flow, inf) <= limit
-                if not stops:
-                    for link in paths[flow]:
-                        if link in remaining:
-                            if remaining[link] <= limit * unfrozen[link]:
-                                stops = True
-                                break
-                        elif level[link] <= limit:
-                            stops = True
-                            break
-                if not stops:
-                    state[flow] = disturbed  # it rises past its previous rate
-                    follow(paths[flow], max(now, value))
-                    cap = caps.get(flow, inf)
-                    if cap < inf:
-                        heappush(heap, (cap, 2 * flow + 1))
-                    continue
-            if value > now:
-                now = value
-            state[flow] = value
-            for link in paths[flow]:
-                if link in remaining:
-                    remaining[link] -= value
-                    unfrozen[link] -= 1
-        self.passes["local"] += 1
-        self.recomputed_flows += len(state)
-        changed = self.changed
-        slot_of = self._slot
-        slot_rate = self._slot_rate
-        for flow, rate in state.items():
-            old = rates.get(flow)
-            if old is None or abs(rate - old) > old * _TIE:  # float noise is no change
+        for links in gone:
+            seeds.extend(links)
+        if seeds:
+            pair_slot, pair_link = self._pairs()
+            moved, load, refilled = refill(pair_slot, pair_link, self._slot_cap, self.capacity, self._slot_rate,
+                                           np.asarray(seeds, dtype=np.int64), _TIE)
+            self.carried[:] = load
+            self.recomputed_flows += refilled
+            for flow, rate in zip(self._slot_flow[moved].tolist(), self._slot_rate[moved].tolist(), strict=True):
                 rates[flow] = rate
-                slot_rate[slot_of[flow]] = rate
                 changed.append(flow)
-        followed = list(remaining)
-        left = np.fromiter(remaining.values(), dtype=float, count=len(followed))
-        self.carried[followed] = self.capacity[followed] - left
-        for link, spare in zip(followed, left.tolist(), strict=True):
-            sharing = on_link[link]
-            level[link] = max([rates[g] for g in sharing]) if sharing and spare <= bandwidth[link] * _FULL else inf
-        return True
+        changed.sort()
 
 
 def ring_allreduce_time(participants: int, size_bytes: float, bandwidth: float, latency: float) -> float:
