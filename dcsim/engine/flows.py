@@ -178,6 +178,7 @@ class FlowNetwork:
         """(slot, link) of every flow's every link, by slot (kept until flows start or end)."""
         if self._pairs_cache is None:
             slot, column = np.nonzero(self._slot_links >= 0)
+            slot = np.ascontiguousarray(slot)  # one array layout, so the compiled refill has one signature
             link = self._slot_links[slot, column]
             slot.setflags(write=False)
             link.setflags(write=False)
