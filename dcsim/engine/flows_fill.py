@@ -160,7 +160,7 @@ def refill(pair_slot: np.ndarray, pair_link: np.ndarray, slot_cap: np.ndarray, c
                 continue
             share = now
             break
-        if cap <= share:
+        if next_capped < capped_count and cap <= share:
             _freeze(capped[next_capped], cap, new, frozen, slot_start, pair_link, remaining, rising)
             next_capped += 1
             left -= 1
