@@ -1,4 +1,4 @@
-"""Topologies and max-min fair flow rates (the network layer; not yet wired into scenarios)."""
+"""Topologies and max-min fair flow rates (the network layer under the fabric and the training traffic)."""
 
 from __future__ import annotations
 
