@@ -75,8 +75,9 @@ def run(
                                 round_floats(section))
     recorder = model.recorder
     if recorder.link_info:
-        frames["links"] = links_frame(recorder.link_info, recorder.link_rows, end_time)
-        frames["link_timeseries"] = link_timeseries_frame(recorder.link_info, recorder.link_rows, end_time)
+        link_rows = recorder.link_rows  # joined from the recorder's chunks: once
+        frames["links"] = links_frame(recorder.link_info, link_rows, end_time)
+        frames["link_timeseries"] = link_timeseries_frame(recorder.link_info, link_rows, end_time)
         summary = _insert_after(summary, "utilization", "network", round_floats(network_summary(frames["links"])))
     if recorder.storage_info:
         frames["storage_timeseries"] = storage_timeseries_frame(recorder.storage_rows, end_time)

@@ -157,6 +157,23 @@ def test_rates_never_exceed_capacity_on_random_flows() -> None:
         assert any(net.rate(flow) >= max(net.rate(f) for f in on_link[link]) - 1e-6 for link in saturated)
 
 
+def test_a_link_out_of_range_is_refused_before_anything_changes() -> None:
+    net = FlowNetwork([1.0, 2.0])
+    kept = net.add([0])
+    for bad in ([7], [-1], [1, 2]):
+        with pytest.raises(IndexError, match="links are 0 to 1"):
+            net.add_many([[1], bad])
+    assert net.rates == {kept: 1.0} and not net.pending
+
+
+def test_a_flow_whose_rate_stays_infinite_is_not_reported_as_moved() -> None:
+    net = FlowNetwork([math.inf, 1.0])
+    free = net.add([0])
+    net.add([1])
+    net.add([0])
+    assert net.rate(free) == math.inf and free not in net.changed
+
+
 def test_a_capped_flow_takes_its_cap_and_leaves_the_rest() -> None:
     net = FlowNetwork([10.0])
     a = net.add([0], cap=2.0)

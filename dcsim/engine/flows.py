@@ -11,7 +11,9 @@ A change is absorbed incrementally: only flows connected to the links it touches
 share, transitively: its component) can move, so only that component is refilled, by compiled
 progressive filling (flows_fill.py); every other flow keeps its rate exactly. That refill is exact to
 float rounding: a new rate within 1e-12 (relative) of the old one keeps the old value and is not
-reported as changed.
+reported as changed. Around it, some work is linear in all flows (the (flow, link) pair arrays, the
+index the refill builds over them, every link's load): cheap compiled or in numpy, and simpler than
+keeping them up to date piece by piece.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class FlowNetwork:
         self._paths: dict[int, list[int]] = {}  # flow id -> link indexes as Python ints
         # Flows over at least one link as rows ("slots") of arrays, which the compiled refill reads.
         self._slot: dict[int, int] = {}  # flow id -> its slot
-        self._free: list[int] = []  # free slots, the lowest last
+        self._free: list[int] = []  # free slots, taken from the end
         self._slot_links = np.full((0, 1), -1, dtype=np.int64)  # slot -> its links, padded with -1
         self._slot_flow = np.zeros(0, dtype=np.int64)  # slot -> flow id, -1 when free
         self._slot_cap = np.zeros(0)
@@ -62,12 +64,16 @@ class FlowNetwork:
         for cap in wanted:
             if not cap > 0:
                 raise ValueError(f"flow cap must be > 0, got {cap}")
+        sorted_paths = [sorted(set(int(link) for link in links)) for links in paths]
+        for path in sorted_paths:  # checked before anything changes (the compiled refill trusts them)
+            if path and (path[0] < 0 or path[-1] >= len(self.capacity)):
+                raise IndexError(f"flow over link {path[0] if path[0] < 0 else path[-1]}: "
+                                 f"links are 0 to {len(self.capacity) - 1}")
         ids = []
         linked: list[list[int]] = []
-        for links, cap in zip(paths, wanted, strict=True):
+        for path, cap in zip(sorted_paths, wanted, strict=True):
             flow = self._next
             self._next += 1
-            path = sorted(set(int(link) for link in links))
             self.flows[flow] = np.asarray(path, dtype=np.int64)
             self._paths[flow] = path
             if cap < math.inf:

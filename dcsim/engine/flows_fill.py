@@ -177,7 +177,7 @@ def refill(pair_slot: np.ndarray, pair_link: np.ndarray, slot_cap: np.ndarray, c
     for i in range(n_slots):
         slot = part_slots[i]
         old = rate[slot]
-        if not abs(new[slot] - old) <= old * tie:  # float noise is no change; NaN (new flow) moves
+        if not (new[slot] == old or abs(new[slot] - old) <= old * tie):  # noise is no change; NaN (new) moves
             rate[slot] = new[slot]
             moved[n_moved] = slot
             n_moved += 1

@@ -85,7 +85,7 @@ class FrameRecorder:
         self.link_info = list(links)
 
     def link_loads(self, time: float, links: Sequence[int] | np.ndarray, carried: Sequence[float] | np.ndarray) -> None:
-        links, carried = np.asarray(links, dtype=np.int64), np.asarray(carried, dtype=float)
+        links, carried = np.array(links, dtype=np.int64), np.array(carried, dtype=float)  # copies: kept
         if len(links) != len(carried):
             raise ValueError(f"link_loads: {len(links)} links but {len(carried)} loads")
         self._link_chunks.append((time, links, carried))
@@ -93,7 +93,7 @@ class FrameRecorder:
     @property
     def link_rows(self) -> np.ndarray:
         """Every link load reported so far, in report order: an (n, 3) float array of time, link index,
-        carried B/s from then on."""
+        carried B/s from then on (joined anew at each access: read it once)."""
         chunks = self._link_chunks
         if not chunks:
             return np.zeros((0, 3))
