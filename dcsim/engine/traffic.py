@@ -234,7 +234,7 @@ class TrainingTraffic:
         if not (step > 0 and math.isfinite(step)):
             averages = [0.0] * len(run.ring)
         elif run.read_ring is not None:  # one stream per hop: its rate is the hop's
-            per_second = run.per_hop / step
+            per_second = run.per_hop / step  # (x * rate / rate below: bit for bit the general formula)
             averages = [min(rate, per_second * rate / rate) if rate > 0 else 0.0 for rate in hop_rates]
         else:
             rates = self.fabric.net.rates
