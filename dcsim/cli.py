@@ -94,8 +94,8 @@ def validate(
     overrides: SetOption = None,
 ) -> None:
     """Check scenario files; report every problem with file, field, expected and actual value."""
-    from dcsim.build_policies import policy_problems
-    from dcsim.build_serving import service_problems
+    from dcsim.build.policies import policy_problems
+    from dcsim.build.serving import service_problems
     from dcsim.scenario import load_scenario
     from dcsim.scenario.schema import TraceTraining
     from dcsim.workload.requests_trace import request_trace_problems

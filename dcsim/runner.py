@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from dcsim import __version__
 from dcsim.build import build_model
 from dcsim.metrics.inference_summary import inference_summary
 from dcsim.metrics.network_frames import (
@@ -24,6 +23,7 @@ from dcsim.metrics.serving_frames import ServiceInfo
 from dcsim.metrics.summary import round_floats, summarize
 from dcsim.results import RunResult
 from dcsim.scenario import Scenario, load_scenario
+from dcsim.version import __version__
 
 Progress = Callable[[float], None]
 

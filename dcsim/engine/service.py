@@ -10,21 +10,38 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import simpy
 
 from dcsim.engine.replica import Replica, ReplicaShape
 from dcsim.errors import PolicyError, ScenarioError
-from dcsim.model import Request, RequestState
+from dcsim.metrics.protocol import Recorder
+from dcsim.model import Cluster, Request, RequestState
 from dcsim.policies.serving_base import Autoscaler, Balancer, ReplicaScheduler
 
-if TYPE_CHECKING:
-    from dcsim.engine.serving import ServingEngine
+
+class ServingHost(Protocol):
+    """What a service needs from the serving engine that runs it (engine/serving.py implements it).
+
+    Declared here so that this module does not import the engine, which imports it."""
+
+    cluster: Cluster
+    recorder: Recorder
+    replicas: list[Replica]
+    load_weights: Callable[[str, int, float, Callable[[], None]], None] | None
+    on_capacity_change: Callable[[], None]
+
+    def wake(self, replica: Replica) -> None: ...
+    def record(self, replica: Replica) -> None: ...
+    def emit_levels(self) -> None: ...
+    def capacity_wanted(self) -> bool: ...
+    def demand_appeared(self) -> None: ...
+    def capacity_freed(self) -> None: ...
 
 
 @dataclass
@@ -67,7 +84,7 @@ class ServiceRuntime:
         self.balancer = balancer
         self.autoscaler = autoscaler
         self.source = source  # "scenario.yaml: workload.inference.services.N" for error messages
-        self.engine: ServingEngine
+        self.engine: ServingHost
         self.replicas: list[Replica] = []
         self.routable: list[Replica] = []
         self.view = _BalancerView(env, (), rng)

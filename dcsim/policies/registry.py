@@ -57,8 +57,7 @@ def _load_entry_points() -> None:
 
 
 def names(family: str) -> list[str]:
-    import dcsim.policies  # noqa: F401  (registers the built-in policies)
-
+    # The built-ins are registered already: importing this module ran dcsim/policies/__init__.py first.
     _load_entry_points()
     return sorted(_REGISTRY[family])
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import simpy
 
-from dcsim.build_policies import build_policy
+from dcsim.build.cluster import build_cluster, busy_power, power_caps
+from dcsim.build.policies import build_policy
 from dcsim.calibration import Calibration
 from dcsim.calibration.inference import kv_bytes_per_token, weight_bytes
 from dcsim.catalog import ModelSpec, load_catalog
@@ -150,7 +151,6 @@ def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster
 def service_problems(scenario: Scenario) -> list[str]:
     """Replica shapes that cannot work (weights do not fit, tensor parallelism beyond a node, more
     initial replicas than the nodes hold), for `dcsim validate`, without simulating."""
-    from dcsim.build import build_cluster, busy_power, power_caps
     from dcsim.calibration import load_calibration
 
     inference = scenario.workload.inference

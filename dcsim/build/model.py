@@ -1,6 +1,9 @@
 """Build a runnable Model from a Scenario: cluster, jobs, bound policies, recorder.
 
-Policies come from build_policies (the registry); the inference side from build_serving.
+This module wires the subsystems together (training, network and storage, serving): their parts
+call into each other at run time (freed capacity, traffic sinks), so the wiring stays explicit
+here. The cluster and its power come from build/cluster.py, policies from build/policies.py (the
+registry), the network side from build/network.py and the inference side from build/serving.py.
 """
 
 from __future__ import annotations
@@ -9,9 +12,10 @@ from dataclasses import dataclass
 
 import simpy
 
-from dcsim.build_network import NetworkModel, build_network, weight_loader
-from dcsim.build_policies import build_policy
-from dcsim.build_serving import Serving, build_serving
+from dcsim.build.cluster import build_cluster, busy_power, power_caps, uncapped_busy_power
+from dcsim.build.network import NetworkModel, build_network, weight_loader
+from dcsim.build.policies import build_policy
+from dcsim.build.serving import Serving, build_serving
 from dcsim.calibration import Calibration, load_calibration
 from dcsim.catalog import load_catalog
 from dcsim.engine.levels import LevelBoard
@@ -20,7 +24,7 @@ from dcsim.engine.simulation import Simulation
 from dcsim.engine.training import TrainingEngine
 from dcsim.errors import DcsimError, ScenarioError
 from dcsim.metrics.recorder import FrameRecorder
-from dcsim.model import Cluster, Job, Node
+from dcsim.model import Cluster, Job
 from dcsim.model.power import PowerCoefficients
 from dcsim.scenario.schema import Scenario, SyntheticTraining
 from dcsim.workload import WorkloadReport, generate, read_trace
@@ -40,20 +44,6 @@ class Model:
     network: NetworkModel | None = None
 
 
-def build_cluster(scenario: Scenario) -> Cluster:
-    catalog = load_catalog()
-    nodes: list[Node] = []
-    specs = {}
-    for pool in scenario.cluster.node_pools:
-        model = catalog.canonical_accelerator(pool.accelerator)
-        specs[model] = catalog.accelerators[model]
-        for index in range(pool.count):
-            nodes.append(Node(id=len(nodes), name=f"{pool.name}-{index}", pool=pool.name, accelerator=model,
-                              size=pool.accelerators_per_node, host_idle_w=pool.host_power.idle,
-                              host_busy_w=pool.host_power.busy_w))
-    return Cluster(nodes, specs)
-
-
 def build_jobs(scenario: Scenario, seed: int) -> tuple[list[Job], WorkloadReport | None]:
     spec = scenario.workload.training
     if spec is None:
@@ -68,40 +58,6 @@ def build_jobs(scenario: Scenario, seed: int) -> tuple[list[Job], WorkloadReport
     models = set(load_calibration(scenario.calibration_paths()).model_types())
     return read_trace(spec, scenario.base_dir, streams, catalog.canonical_accelerator,  # type: ignore[arg-type]
                       models)
-
-
-def power_caps(scenario: Scenario) -> dict[str, float]:
-    """Power cap per accelerator model; pools sharing a model must share its cap (speeds are per model)."""
-    catalog = load_catalog()
-    caps: dict[str, float | None] = {}
-    for index, pool in enumerate(scenario.cluster.node_pools):
-        model = catalog.canonical_accelerator(pool.accelerator)
-        if model in caps and caps[model] != pool.power_cap:
-            raise ScenarioError([f"{scenario.source}: cluster.node_pools.{index}.power_cap: pools of {model} must "
-                                 f"share one power cap, got {pool.power_cap} and {caps[model]}"])
-        caps[model] = pool.power_cap
-    return {model: cap for model, cap in caps.items() if cap is not None}
-
-
-def uncapped_busy_power(scenario: Scenario, cluster: Cluster, calibration: Calibration) -> dict[str, float]:
-    """Watts per computing accelerator without a cap: the scenario's TDP fraction if given, else the
-    calibrated training power where the catalog has one, else TDP."""
-    fraction = scenario.energy.busy_power_fraction
-    watts: dict[str, float] = {}
-    for model in cluster.accelerator_models:
-        calibrated = None if fraction is not None else calibration.power.training_power(model)
-        watts[model] = calibrated if calibrated is not None else cluster.specs[model].tdp_w.value * (fraction or 1.0)
-    return watts
-
-
-def busy_power(scenario: Scenario, cluster: Cluster, calibration: Calibration,
-               caps: dict[str, float]) -> dict[str, float]:
-    """Busy watts per accelerator under the power caps (the calibrated capped draw where fitted)."""
-    watts = uncapped_busy_power(scenario, cluster, calibration)
-    for model, cap in caps.items():
-        fitted = calibration.power.training_power(model, cap) if scenario.energy.busy_power_fraction is None else None
-        watts[model] = fitted if fitted is not None else min(watts[model], cap)
-    return watts
 
 
 class PlacementSpeed:
