@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,36 +22,43 @@ import yaml
 
 from dcsim.errors import ResultError
 
-FRAME_NAMES = ("jobs", "timeseries")
-INFERENCE_FRAMES = ("requests", "replicas", "replica_timeseries")  # present when the run served inference
-NETWORK_FRAMES = ("links", "link_timeseries")  # present when the scenario has a network
-STORAGE_FRAMES = ("storage_timeseries",)  # present when the scenario has storage tiers
-OPTIONAL_FRAMES = {"inference": INFERENCE_FRAMES, "network": NETWORK_FRAMES, "storage": STORAGE_FRAMES}
+CORE_FRAMES = ("jobs", "timeseries")  # every run has these; subsystems add others (dcsim/subsystems.py)
 
 
-@dataclass
 class RunResult:
-    scenario: dict[str, Any]
-    seed: int
-    version: str
-    summary: dict[str, Any]
-    jobs: pd.DataFrame
-    timeseries: pd.DataFrame
-    requests: pd.DataFrame | None = None
-    replicas: pd.DataFrame | None = None
-    replica_timeseries: pd.DataFrame | None = None
-    links: pd.DataFrame | None = None
-    link_timeseries: pd.DataFrame | None = None
-    storage_timeseries: pd.DataFrame | None = None
+    """One run: the resolved scenario, seed, version, summary and its frames by name.
+
+    `jobs` and `timeseries` are always present; a subsystem's frames (requests, links, ...) read as
+    attributes too, and as None when the run has no such frame, so reporting can ask for any of them.
+    """
+
+    def __init__(self, *, scenario: dict[str, Any], seed: int, version: str, summary: dict[str, Any],
+                 jobs: pd.DataFrame, timeseries: pd.DataFrame, **frames: pd.DataFrame | None) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.version = version
+        self.summary = summary
+        self.frames: dict[str, pd.DataFrame] = {"jobs": jobs, "timeseries": timeseries}
+        self.frames.update({name: frame for name, frame in frames.items() if frame is not None})
 
     @property
-    def frames(self) -> dict[str, pd.DataFrame]:
-        frames = {"jobs": self.jobs, "timeseries": self.timeseries}
-        for name in (name for names in OPTIONAL_FRAMES.values() for name in names):
-            frame = getattr(self, name)
-            if frame is not None:
-                frames[name] = frame
-        return frames
+    def jobs(self) -> pd.DataFrame:
+        return self.frames["jobs"]
+
+    @property
+    def timeseries(self) -> pd.DataFrame:
+        return self.frames["timeseries"]
+
+    def replace(self, **changes: Any) -> RunResult:
+        """A copy with some fields or frames changed (frames shared, not copied)."""
+        fields = {"scenario": self.scenario, "seed": self.seed, "version": self.version, "summary": self.summary,
+                  **self.frames}
+        return RunResult(**{**fields, **changes})
+
+    def __getattr__(self, name: str) -> pd.DataFrame | None:
+        if name.startswith("_") or name == "frames":  # not a frame: keep copy and pickle protocols intact
+            raise AttributeError(name)
+        return self.frames.get(name)
 
     def save(self, folder: str | Path, extra_files: Callable[[Path], object] | None = None) -> Path:
         """Write the result (and whatever `extra_files` adds, e.g. charts) atomically to `folder`."""
@@ -70,22 +76,18 @@ class RunResult:
 
     @classmethod
     def load(cls, folder: str | Path) -> RunResult:
+        """Read a results folder back: every frame saved under frames/, exactly (parquet)."""
         folder = Path(folder)
         try:
             summary = json.loads((folder / "summary.json").read_text())
             scenario = yaml.safe_load((folder / "scenario.yaml").read_text())
-            frames = {name: pd.read_parquet(folder / "frames" / f"{name}.parquet") for name in FRAME_NAMES}
-            for section, names in OPTIONAL_FRAMES.items():  # keyed on the summary section they come with
-                for name in names if section in summary else ():
-                    frames[name] = pd.read_parquet(folder / "frames" / f"{name}.parquet")
+            names = [*CORE_FRAMES, *sorted(p.stem for p in (folder / "frames").glob("*.parquet")
+                                           if p.stem not in CORE_FRAMES)]
+            frames = {name: pd.read_parquet(folder / "frames" / f"{name}.parquet") for name in names}
         except FileNotFoundError as exc:
             raise ResultError(f"{folder}: not a dcsim results folder ({Path(exc.filename).name} missing)") from None
         return cls(scenario=scenario, seed=int(summary["seed"]), version=str(summary["dcsim_version"]),
-                   summary=summary, jobs=frames["jobs"], timeseries=frames["timeseries"],
-                   requests=frames.get("requests"), replicas=frames.get("replicas"),
-                   replica_timeseries=frames.get("replica_timeseries"), links=frames.get("links"),
-                   link_timeseries=frames.get("link_timeseries"),
-                   storage_timeseries=frames.get("storage_timeseries"))
+                   summary=summary, **frames)
 
 
 def summary_json(summary: dict[str, Any]) -> str:

@@ -10,19 +10,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from dcsim.build import build_model
-from dcsim.metrics.inference_summary import inference_summary
-from dcsim.metrics.network_frames import (
-    link_timeseries_frame,
-    links_frame,
-    network_summary,
-    storage_summary,
-    storage_timeseries_frame,
-)
-from dcsim.metrics.serving_frames import ServiceInfo
+from dcsim.build.model import build_model
 from dcsim.metrics.summary import round_floats, summarize
 from dcsim.results import RunResult
 from dcsim.scenario import Scenario, load_scenario
+from dcsim.subsystems import SUBSYSTEMS, RunFrames
 from dcsim.version import __version__
 
 Progress = Callable[[float], None]
@@ -53,50 +45,32 @@ def run(
     timeseries = model.recorder.timeseries_frame(end_time)
     summary = summarize(
         scenario_name=resolved.name, seed=model.seed, version=__version__, sim_time=end_time, wall_time=wall,
-        jobs=jobs, timeseries=timeseries, capacity=model.cluster.capacity, pue=resolved.energy.pue,
-        carbon_intensity=resolved.energy.carbon_intensity,
-        workload=model.workload.as_dict() if model.workload is not None else None,
-        events=model.simulation.events,
+        timeseries=timeseries, capacity=model.cluster.capacity, pue=resolved.energy.pue,
+        carbon_intensity=resolved.energy.carbon_intensity, events=model.simulation.events,
     )
-    frames: dict[str, Any] = {}
-    inference = resolved.workload.inference
-    if inference is not None and model.serving is not None:
-        infos = [ServiceInfo(s.name, s.slo.ttft, s.slo.tpot) for s in inference.services]
-        frames = {"requests": model.recorder.requests_frame(infos),
-                  "replicas": model.recorder.replicas_frame(end_time),
-                  "replica_timeseries": model.recorder.replica_timeseries_frame()}
-        services = {}
-        for service, runtime in zip(inference.services, model.serving.engine.services, strict=True):
-            report = model.serving.reports[service.name].as_dict()
-            services[service.name] = {"slo": service.slo.ttft is not None or service.slo.tpot is not None,
-                                      "scale_up_blocked": runtime.scale_up_blocked, "workload": report}
-        section = inference_summary(frames["requests"], frames["replicas"], end_time, services)
-        summary = _insert_after(summary, "training" if "training" in summary else "cluster", "inference",
-                                round_floats(section))
-    recorder = model.recorder
-    if recorder.link_info:
-        link_rows = recorder.link_rows  # joined from the recorder's chunks: once
-        frames["links"] = links_frame(recorder.link_info, link_rows, end_time)
-        frames["link_timeseries"] = link_timeseries_frame(recorder.link_info, link_rows, end_time)
-        summary = _insert_after(summary, "utilization", "network", round_floats(network_summary(frames["links"])))
-    if recorder.storage_info:
-        frames["storage_timeseries"] = storage_timeseries_frame(recorder.storage_rows, end_time)
-        tiers = storage_summary(frames["storage_timeseries"], recorder.storage_info)
-        summary = _insert_after(summary, "network" if "network" in summary else "utilization", "storage",
-                                round_floats(tiers))
+    frames: dict[str, Any] = {"jobs": jobs, "timeseries": timeseries}
+    run_frames = RunFrames(model, end_time, jobs, timeseries)
+    for subsystem in SUBSYSTEMS:
+        contribution = subsystem.collect(run_frames)
+        if contribution is None:
+            continue
+        frames.update(contribution.frames)
+        after = next((key for key in subsystem.after if key in summary), None)
+        summary = insert_after(summary, after, round_floats(dict(contribution.sections)))
     resolved_dict: dict[str, Any] = resolved.model_dump(mode="json")
     resolved_dict["seed"] = model.seed
     resolved_dict["policies"] = model.policies
-    return RunResult(scenario=resolved_dict, seed=model.seed, version=__version__, summary=summary,
-                     jobs=jobs, timeseries=timeseries, **frames)
+    return RunResult(scenario=resolved_dict, seed=model.seed, version=__version__, summary=summary, **frames)
 
 
-def _insert_after(mapping: dict[str, Any], after: str, key: str, value: Any) -> dict[str, Any]:
-    """A copy of `mapping` with `key` placed right after `after` (summary.json reads top-down)."""
+def insert_after(mapping: dict[str, Any], after: str | None, sections: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `mapping` with `sections` placed right after key `after` (at the end if None or absent),
+    so summary.json reads top-down."""
     result: dict[str, Any] = {}
     for name, item in mapping.items():
         result[name] = item
         if name == after:
-            result[key] = value
-    result.setdefault(key, value)
+            result.update(sections)
+    for name, item in sections.items():
+        result.setdefault(name, item)
     return result

@@ -6,7 +6,6 @@ The engine that produces these frames is separate; building them here pins what 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +117,7 @@ def make_result(ts_rows: int = 30, slos: dict[str, Any] | None = None, inference
                        timeseries=cluster_timeseries())
     if inference:
         summary["inference"] = inference_summary()
-        result = dataclasses.replace(result, requests=requests_frame(), replicas=replicas_frame(),
+        result = result.replace(requests=requests_frame(), replicas=replicas_frame(),
                                      replica_timeseries=replica_timeseries_frame(ts_rows))
     return result
 
@@ -195,7 +194,7 @@ def test_short_series_hold_until_stop(tmp_path: Path) -> None:
 
 def test_many_replicas_and_no_slo(tmp_path: Path) -> None:
     result = make_result(slos={"chat": {"ttft": None, "tpot": None}, "summarize": {}})
-    result = dataclasses.replace(result, replicas=replicas_frame(20),
+    result = result.replace(replicas=replicas_frame(20),
                                  replica_timeseries=replica_timeseries_frame(400, replicas=20))
     assert slo_targets(result) == {"chat": {}, "summarize": {}}
     write_inference_charts(result, tmp_path)
@@ -210,10 +209,10 @@ def test_empty_and_sparse_frames_still_draw(tmp_path: Path) -> None:
     result = make_result()
     requests, replicas, ts = result.requests, result.replicas, result.replica_timeseries
     assert requests is not None and replicas is not None and ts is not None
-    empty = dataclasses.replace(result, requests=requests.iloc[:0], replicas=replicas.iloc[:0],
+    empty = result.replace(requests=requests.iloc[:0], replicas=replicas.iloc[:0],
                                 replica_timeseries=ts.iloc[:0])
     assert [p.name for p in write_inference_charts(empty, tmp_path)] == INFERENCE_CHARTS
-    only_rejected = dataclasses.replace(result, requests=requests[requests["state"] == "rejected"])
+    only_rejected = result.replace(requests=requests[requests["state"] == "rejected"])
     assert [p.name for p in write_inference_charts(only_rejected, tmp_path)] == INFERENCE_CHARTS
 
 
@@ -221,7 +220,7 @@ def test_html_tolerates_missing_and_null_values(tmp_path: Path) -> None:
     result = make_result()
     summary = {**result.summary, "inference": {"requests": 3, "ttft_s": None, "slo_attainment": None,
                                                "rejected_by_reason": {}, "services": {"chat": None}}}
-    page = write_report_html(dataclasses.replace(result, summary=summary), tmp_path, []).read_text()
+    page = write_report_html(result.replace(summary=summary), tmp_path, []).read_text()
     assert "<td>requests</td><td>3</td>" in page and "<td>SLO attainment</td><td>–</td>" in page
     assert "rejected because" not in page and "<td>chat</td>" in page
 

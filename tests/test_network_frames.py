@@ -24,7 +24,7 @@ from dcsim.metrics.network_frames import (
     storage_timeseries_frame,
 )
 from dcsim.metrics.recorder import JOB_COLUMNS, JOB_DTYPES, FrameRecorder
-from dcsim.metrics.summary import summarize
+from dcsim.metrics.summary import summarize, training_summary
 from dcsim.model.power import PowerCoefficients
 from dcsim.reporting import write_network_charts, write_report
 from dcsim.results import RunResult
@@ -202,10 +202,9 @@ def test_training_summary_counts_failed_jobs_and_shares() -> None:
                        "allocated_H100": [0, 0], "busy_H100": [0, 0], "power_accelerators_w": [3.6e6, 0.0],
                        "power_hosts_w": [0.0, 0.0], "power_network_w": [3.6e5, 0.0], "power_storage_w": [7.2e5, 0.0],
                        "power_it_w": [4.68e6, 0.0], "power_facility_w": [4.68e6, 0.0]})
-    summary = summarize(scenario_name="t", seed=0, version="0", sim_time=11.0, wall_time=0.0, jobs=jobs,
-                        timeseries=ts, capacity={"H100": 8}, pue=1.0, carbon_intensity=0.0,
-                        workload={"jobs": 3}, events=0)
-    training = summary["training"]
+    summary = summarize(scenario_name="t", seed=0, version="0", sim_time=11.0, wall_time=0.0,
+                        timeseries=ts, capacity={"H100": 8}, pue=1.0, carbon_intensity=0.0, events=0)
+    training = training_summary(jobs, 3)
     assert (training["jobs_completed"], training["jobs_failed"], training["jobs_rejected"]) == (1, 1, 1)
     assert training["comm_share"]["mean"] == pytest.approx(0.2)  # over the two jobs that computed
     assert training["comm_share"]["max"] == pytest.approx(0.3)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +70,7 @@ def test_html_escapes_and_shows_skipped_rows(quickstart: RunResult, tmp_path: Pa
     summary["scenario"] = "<b>x</b>"
     summary["workload"]["skipped"] = {"bad <runtime>": 3}
     scenario = {**quickstart.scenario, "description": "a & b"}
-    result = dataclasses.replace(quickstart, summary=summary, scenario=scenario)
+    result = quickstart.replace(summary=summary, scenario=scenario)
     page = write_report_html(result, tmp_path, []).read_text()
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
     assert "a &amp; b" in page and "bad &lt;runtime&gt;" in page and "3 workload rows were skipped" in page

@@ -35,19 +35,16 @@ def interval_weights(timeseries: pd.DataFrame) -> np.ndarray:
 
 
 def summarize(
-    *, scenario_name: str, seed: int, version: str, sim_time: float, wall_time: float, jobs: pd.DataFrame,
-    timeseries: pd.DataFrame, capacity: Mapping[str, int], pue: float, carbon_intensity: float,
-    workload: Mapping[str, Any] | None, events: int,
+    *, scenario_name: str, seed: int, version: str, sim_time: float, wall_time: float,
+    timeseries: pd.DataFrame, capacity: Mapping[str, int], pue: float, carbon_intensity: float, events: int,
 ) -> dict[str, Any]:
+    """The sections every run has; each subsystem adds its own (dcsim/subsystems.py)."""
     weights = interval_weights(timeseries)
     summary: dict[str, Any] = {
         "scenario": scenario_name, "seed": seed, "dcsim_version": version, "sim_time_s": sim_time,
         "wall_time_s": wall_time, "events": events,
         "cluster": {"accelerators": dict(capacity), "total_accelerators": sum(capacity.values())},
     }
-    if workload is not None:
-        summary["workload"] = dict(workload)
-        summary["training"] = _training(jobs, int(workload.get("jobs", len(jobs))))
     summary["utilization"] = _utilization(timeseries, weights, capacity, sim_time)
     summary["queue"] = {
         "length_mean": _time_mean(timeseries["queue_length"], weights, sim_time),
@@ -57,7 +54,8 @@ def summarize(
     return round_floats(summary)
 
 
-def _training(jobs: pd.DataFrame, generated: int) -> dict[str, Any]:
+def training_summary(jobs: pd.DataFrame, generated: int) -> dict[str, Any]:
+    """The `training` section: counts, waits, JCTs and slowdowns of the jobs frame."""
     completed = jobs[jobs["state"] == "completed"]
     section: dict[str, Any] = {
         "jobs_submitted": len(jobs),

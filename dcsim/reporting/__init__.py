@@ -26,7 +26,9 @@ def write_report(result: RunResult, folder: Path) -> list[Path]:
 
     Returns every path written, report.html last.
     """
+    from dcsim.reporting.sections import present_sections
+
     folder = Path(folder)
-    charts = [*write_run_charts(result, folder), *write_inference_charts(result, folder),
-              *write_network_charts(result, folder)]
+    charts = [path for section in present_sections(result) if section.charts is not None
+              for path in section.charts(result, folder)]
     return [*charts, write_report_html(result, folder, charts)]

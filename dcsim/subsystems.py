@@ -1,0 +1,128 @@
+"""The subsystems of a run, listed once in SUBSYSTEMS: what each adds to a RunResult.
+
+A subsystem (training, inference, network, storage; failures and power next) contributes frames
+drawn from the recorder and sections of summary.json, each placed after a named key so the file
+reads top-down. runner.py iterates this list and names none of them. Adding a subsystem adds its
+modules and one entry here; its report section goes in reporting/sections.py, which stays apart
+because reporting reads saved results only and never the live model.
+
+The build part is not iterated: the subsystems call into each other at run time (freed capacity,
+traffic sinks, weight loading), so build/model.py wires them explicitly, one module per subsystem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from dcsim.build.model import Model
+from dcsim.metrics.inference_summary import inference_summary
+from dcsim.metrics.network_frames import (
+    link_timeseries_frame,
+    links_frame,
+    network_summary,
+    storage_summary,
+    storage_timeseries_frame,
+)
+from dcsim.metrics.serving_frames import ServiceInfo
+from dcsim.metrics.summary import training_summary
+
+
+@dataclass(frozen=True)
+class RunFrames:
+    """What every run has, handed to each subsystem: the model, the end time and the core frames."""
+
+    model: Model
+    end_time: float
+    jobs: pd.DataFrame
+    timeseries: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Contribution:
+    frames: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    sections: Mapping[str, Any] = field(default_factory=dict)  # summary.json sections, in order
+
+
+@dataclass(frozen=True)
+class Subsystem:
+    name: str
+    after: tuple[str, ...]  # its sections follow the first of these summary keys present
+    collect: Callable[[RunFrames], Contribution | None]  # None: not in this run
+    headline: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # compare metric -> summary path
+
+
+def _training(run: RunFrames) -> Contribution | None:
+    workload = run.model.workload
+    if workload is None:
+        return None
+    report: dict[str, Any] = dict(workload.as_dict())
+    return Contribution(sections={"workload": report,
+                                  "training": training_summary(run.jobs, int(report.get("jobs", len(run.jobs))))})
+
+
+def _inference(run: RunFrames) -> Contribution | None:
+    model, inference = run.model, run.model.scenario.workload.inference
+    if inference is None or model.serving is None:
+        return None
+    recorder = model.recorder
+    infos = [ServiceInfo(s.name, s.slo.ttft, s.slo.tpot) for s in inference.services]
+    frames = {"requests": recorder.requests_frame(infos), "replicas": recorder.replicas_frame(run.end_time),
+              "replica_timeseries": recorder.replica_timeseries_frame()}
+    services = {}
+    for service, runtime in zip(inference.services, model.serving.engine.services, strict=True):
+        services[service.name] = {"slo": service.slo.ttft is not None or service.slo.tpot is not None,
+                                  "scale_up_blocked": runtime.scale_up_blocked,
+                                  "workload": model.serving.reports[service.name].as_dict()}
+    section = inference_summary(frames["requests"], frames["replicas"], run.end_time, services)
+    return Contribution(frames=frames, sections={"inference": section})
+
+
+def _network(run: RunFrames) -> Contribution | None:
+    recorder = run.model.recorder
+    if not recorder.link_info:
+        return None
+    rows = recorder.link_rows  # joined from the recorder's chunks: once
+    frames = {"links": links_frame(recorder.link_info, rows, run.end_time),
+              "link_timeseries": link_timeseries_frame(recorder.link_info, rows, run.end_time)}
+    return Contribution(frames=frames, sections={"network": network_summary(frames["links"])})
+
+
+def _storage(run: RunFrames) -> Contribution | None:
+    recorder = run.model.recorder
+    if not recorder.storage_info:
+        return None
+    timeseries = storage_timeseries_frame(recorder.storage_rows, run.end_time)
+    return Contribution(frames={"storage_timeseries": timeseries},
+                        sections={"storage": storage_summary(timeseries, recorder.storage_info)})
+
+
+TRAINING_HEADLINE = {
+    "wait_mean_s": ("training", "wait_s", "mean"),
+    "wait_p95_s": ("training", "wait_s", "p95"),
+    "jct_mean_s": ("training", "jct_s", "mean"),
+    "jct_p95_s": ("training", "jct_s", "p95"),
+    "slowdown_mean": ("training", "slowdown", "mean"),
+    "makespan_s": ("training", "makespan_s"),
+}
+INFERENCE_HEADLINE = {
+    "ttft_p50_s": ("inference", "ttft_s", "p50"),
+    "ttft_p99_s": ("inference", "ttft_s", "p99"),
+    "tpot_p99_s": ("inference", "tpot_s", "p99"),
+    "e2e_mean_s": ("inference", "e2e_s", "mean"),
+    "e2e_p99_s": ("inference", "e2e_s", "p99"),
+    "slo_attainment": ("inference", "slo_attainment"),
+    "tokens_per_s": ("inference", "tokens_per_s"),
+    "energy_per_token_j": ("inference", "energy_per_output_token_j"),
+    "preemptions": ("inference", "preemptions"),
+}
+
+SUBSYSTEMS: tuple[Subsystem, ...] = (
+    Subsystem("training", ("cluster",), _training, TRAINING_HEADLINE),
+    Subsystem("inference", ("training", "cluster"), _inference, INFERENCE_HEADLINE),
+    Subsystem("network", ("utilization",), _network),
+    Subsystem("storage", ("network", "utilization"), _storage),
+)
