@@ -9,11 +9,11 @@ registry), the network side from build/network.py and the inference side from bu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import simpy
 
 from dcsim.build.cluster import build_cluster, busy_power, power_caps, uncapped_busy_power
-from dcsim.build.network import NetworkModel, build_network, weight_loader
 from dcsim.build.policies import build_policy
 from dcsim.build.serving import Serving, build_serving
 from dcsim.calibration import Calibration, load_calibration
@@ -28,6 +28,9 @@ from dcsim.model import Cluster, Job
 from dcsim.model.power import PowerCoefficients
 from dcsim.scenario.schema import Scenario, SyntheticTraining
 from dcsim.workload import WorkloadReport, generate, read_trace
+
+if TYPE_CHECKING:
+    from dcsim.build.network import NetworkModel
 
 
 @dataclass
@@ -111,7 +114,11 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
                         if accelerator in caps else 1.0)
             speeds[(model, accelerator)] = calibration.relative_speed(model, accelerator) / base / slowdown
     levels = LevelBoard(cluster, recorder)
-    network = build_network(scenario, cluster, calibration, speeds, env, recorder, levels, jobs)
+    network = None
+    if scenario.network is not None or scenario.storage is not None:  # networkx and numba load only then
+        from dcsim.build.network import build_network, weight_loader
+
+        network = build_network(scenario, cluster, calibration, speeds, env, recorder, levels, jobs)
     topology = network.topology if network is not None else None
     if topology is not None and len(topology.partitions()) > 1 and placement.name != "topology_aware":
         raise ScenarioError([f"{scenario.source}: policies.placement: the network has {len(topology.partitions())} "
@@ -130,7 +137,7 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
                             busy_power(scenario, cluster, calibration, caps), training.capacity_changed,
                             training.waiting)
     if serving is not None and network is not None:
-        serving.engine.load_weights = weight_loader(network)
+        serving.engine.load_weights = weight_loader(network)  # imported above with the network
     if serving is not None:
         training.on_release = serving.engine.capacity_freed
         training.on_queue = serving.engine.demand_appeared

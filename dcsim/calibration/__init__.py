@@ -23,7 +23,7 @@ from dcsim.calibration.inference import InferenceModel, fit_inference
 from dcsim.calibration.power import PowerModel, fit_power
 from dcsim.calibration.scaling import ScalingModel, StepTime, fit_scaling
 from dcsim.calibration.training import TrainingModel, fit_training
-from dcsim.catalog import Catalog, load_catalog
+from dcsim.catalog import Catalog, load_catalog, load_shipped_yaml
 from dcsim.errors import CalibrationError
 
 SECTIONS = ("training", "scaling", "inference", "power")
@@ -157,7 +157,7 @@ def _sections_from_dict(raw: dict[str, Any], catalog: Catalog) -> dict[str, Any]
 @cache
 def _shipped() -> Calibration:
     text = resources.files("dcsim.catalog").joinpath("calibration.yaml").read_text()
-    sections = _sections_from_dict(yaml.safe_load(text), load_catalog())
+    sections = _sections_from_dict(load_shipped_yaml(text), load_catalog())
     return Calibration(**sections)
 
 

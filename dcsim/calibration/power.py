@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
 from dcsim.calibration.fitting import FitError, ape_stats, require_points
 from dcsim.catalog import Catalog, load_catalog
@@ -280,6 +279,7 @@ def _fit_serving(rows: pd.DataFrame, name: str, tdp: float) -> ServingFit:
     batch, count = rows["batch"].to_numpy(), rows["count"].to_numpy()
     measured = rows["power"].to_numpy()
     free_alpha = len(np.unique(count)) > 1
+    from scipy.optimize import least_squares  # only fits need scipy: runs skip its import
 
     def curve(x: np.ndarray) -> np.ndarray:
         p_min = x[0] * tdp

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import nnls
 
 from dcsim.calibration.fitting import FitError, ape_stats
 from dcsim.calibration.table import row_model
@@ -183,6 +182,8 @@ def _hold_out_largest(frame: pd.DataFrame, training: TrainingModel, table: pd.Da
 
 
 def _fit_sync(group: pd.DataFrame) -> SyncFit:
+    from scipy.optimize import nnls  # only fits need scipy: runs skip its import
+
     count, sync, time = (group[c].to_numpy(dtype=float) for c in ("count", "sync", "time"))
     if len(np.unique(count)) == 1:
         return SyncFit(float(np.median(sync)), 0.0, len(group))

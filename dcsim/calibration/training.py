@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import nnls
 
 from dcsim.calibration.fitting import FitError, ape_stats, require_points
 from dcsim.calibration.table import row_model
@@ -228,6 +227,8 @@ def leave_one_accelerator_out(table: pd.DataFrame, catalog: Catalog) -> list[Fit
 
 
 def _fit_anchor(rows: pd.DataFrame, what: str) -> Anchor:
+    from scipy.optimize import nnls  # only fits need scipy: runs skip its import
+
     require_points(len(rows), 1, f"the compute time of {what}")
     batch, time = rows["batch"].to_numpy(), rows["time"].to_numpy()
     if len(np.unique(batch)) == 1:
