@@ -267,10 +267,13 @@ def test_utilization_target_keeps_loading_replicas_out_of_the_busy_measure() -> 
 
 @pytest.mark.parametrize(("name", "params", "message"), [
     ("queue_target", {"target_outstanding": -1.0}, "target_outstanding must be > 0, got -1"),
-    ("queue_target", {"interval": 0.0}, "interval must be > 0, got 0"),
+    ("queue_target", {"interval": 0.0}, "interval must be a number of seconds from 0.001 to .*, got 0"),
+    ("queue_target", {"interval": 1.0e-300}, r"\(shorter intervals stall the simulation clock\), got 1e-300"),
+    ("queue_target", {"interval": 1.0e308}, "interval must be a number of seconds from 0.001 to 3153600000"),
+    ("queue_target", {"scale_down_window": 1.0e308}, "scale_down_window must be a number of seconds from 0"),
     ("utilization_target", {"target": 1.5}, r"target must be in \(0, 1\], got 1.5"),
     ("utilization_target", {"target": 0.0}, r"target must be in \(0, 1\], got 0"),
-    ("utilization_target", {"interval": -5.0}, "interval must be > 0, got -5"),
+    ("utilization_target", {"interval": -5.0}, "interval must be a number of seconds from 0.001 .*, got -5"),
     ("utilization_target", {"interval": "30s"}, "parameter 'interval' expects float"),
 ])
 def test_bad_autoscaler_params_raise_policy_error(name: str, params: dict[str, object], message: str) -> None:

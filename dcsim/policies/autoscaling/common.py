@@ -13,14 +13,21 @@ def ceil_ratio(numerator: float, denominator: float) -> int:
     return math.ceil(numerator / denominator - _EPSILON)
 
 
+MIN_INTERVAL = 1e-3  # s: shorter decision intervals stall the simulation clock in events that change nothing
+MAX_SECONDS = 100 * 365 * 86400.0  # a century: beyond any simulated horizon
+
+
 def check_interval(interval: float) -> None:
-    if not interval > 0:
-        raise ValueError(f"interval must be > 0, got {interval}")
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval >= MIN_INTERVAL \
+            or not interval <= MAX_SECONDS:
+        raise ValueError(f"interval must be a number of seconds from {MIN_INTERVAL} to {MAX_SECONDS:.0f} "
+                         f"(shorter intervals stall the simulation clock), got {interval!r:.40}")
 
 
 def check_window(window: float) -> None:
-    if not window >= 0:
-        raise ValueError(f"scale_down_window must be >= 0, got {window}")
+    if isinstance(window, bool) or not isinstance(window, int | float) or not 0 <= window <= MAX_SECONDS:
+        raise ValueError(f"scale_down_window must be a number of seconds from 0 to {MAX_SECONDS:.0f}, "
+                         f"got {window!r:.40}")
 
 
 class ScaleDownWindow:
