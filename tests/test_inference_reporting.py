@@ -16,7 +16,7 @@ import pytest
 
 from dcsim.metrics.recorder import JOB_COLUMNS, JOB_DTYPES
 from dcsim.reporting import write_inference_charts, write_report, write_report_html
-from dcsim.reporting.charts import BINS
+from dcsim.reporting.charts import BINS, chart_notes
 from dcsim.reporting.inference_charts import replica_levels, slo_targets
 from dcsim.results import RunResult
 
@@ -139,8 +139,12 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
 def test_inference_only_run_writes_every_chart(report: tuple[Path, list[Path]]) -> None:
     folder, paths = report
     names = [p.name for p in paths]
-    # An inference-only run keeps the cluster charts but gets no wait/JCT CDF or Gantt of (no) jobs.
-    assert names == ["utilization.png", "queue.png", "power.png", *INFERENCE_CHARTS, "report.html"]
+    # An inference-only run keeps the cluster charts but gets no training queue, wait/JCT CDF or Gantt
+    # of (no) jobs; chart_notes says why for the report.
+    assert names == ["utilization.png", "power.png", *INFERENCE_CHARTS, "report.html"]
+    assert not (folder / "queue.png").exists()
+    assert chart_notes(make_result()) == [
+        "Queue, wait/JCT CDF and Gantt charts left out: the run had no training jobs."]
     assert_images(folder, INFERENCE_CHARTS)
     page = (folder / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == len(paths) - 1

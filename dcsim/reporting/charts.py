@@ -7,7 +7,8 @@ bin averages so the chart stays readable and fast to draw.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import LogFormatter, LogFormatterMathtext
 
 from dcsim.results import RunResult
 
@@ -28,6 +30,49 @@ MAX_ROWS = 5000  # above this many timeseries rows, plot time-weighted bin avera
 BINS = 500
 LEGEND_ABOVE: dict[str, Any] = {"loc": "lower right", "bbox_to_anchor": (1.0, 1.0), "ncol": 2, "fontsize": 8,
                                 "frameon": False}  # beside a left-aligned title, never over the data
+GANTT_MAX_JOBS = 300  # default of reporting.gantt_max_jobs
+
+Chart = tuple[str, Callable[[Path], Path | None]]
+"""A chart's file name and the function that draws it to a path (None: nothing to draw after all).
+
+Charts are listed before they are drawn so write_report can draw each one on its own and keep going
+when one fails.
+"""
+
+
+# --- text -----------------------------------------------------------------------------------------
+@contextmanager
+def literal_text() -> Iterator[None]:
+    """Draw every string as given, for the figures built and saved inside.
+
+    Service, pool, tier and variant names are user text; matplotlib would read `prod-$US_$EU` as math
+    and raise while saving, after the simulation has run. Tick labels are created while saving, so the
+    context must cover both building and saving a figure.
+    """
+    with matplotlib.rc_context({"text.parse_math": False}):
+        yield
+
+
+class PlainLogFormatter(LogFormatter):
+    """Log-axis tick labels as plain numbers ("0.01", "100", "1e+06").
+
+    Matplotlib's default log labels are math text ("$10^{2}$"), which literal_text would show raw.
+    """
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return f"{x:g}"
+
+
+def plain_log_ticks(fig: Figure) -> None:
+    """Replace matplotlib's default (math text) log tick labels on every axis of `fig` with plain ones."""
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for formatter, setter in ((axis.get_major_formatter(), axis.set_major_formatter),
+                                      (axis.get_minor_formatter(), axis.set_minor_formatter)):
+                if isinstance(formatter, LogFormatterMathtext):
+                    base = float(getattr(formatter, "_base", 10.0))
+                    setter(PlainLogFormatter(base, labelOnlyBase=formatter.labelOnlyBase,
+                                             minor_thresholds=formatter.minor_thresholds))
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -90,8 +135,21 @@ def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI)  # Figure objects, not pyplot: no global state, no backend switch
+    plain_log_ticks(fig)
+    with literal_text():
+        fig.savefig(path, dpi=DPI)  # Figure objects, not pyplot: no global state, no backend switch
     return path
+
+
+def draw(charts: Sequence[Chart], folder: Path) -> list[Path]:
+    """Draw `charts` into `folder`, stopping at the first failure (write_report draws them one by one)."""
+    paths = []
+    for name, drawer in charts:
+        with literal_text():
+            path = drawer(Path(folder) / name)
+        if path is not None:
+            paths.append(path)
+    return paths
 
 
 def no_data(ax: Axes, text: str) -> None:
@@ -105,27 +163,65 @@ def finite(values: pd.Series) -> np.ndarray:
 
 # --- one run --------------------------------------------------------------------------------------
 def write_run_charts(result: RunResult, folder: Path) -> list[Path]:
-    """Write utilization, queue, wait/JCT CDF, power and (small runs only) Gantt PNGs into `folder`.
+    """Write utilization, queue, wait/JCT CDF, power and (small runs only) Gantt PNGs into `folder`."""
+    return draw(run_charts(result), folder)
 
-    These are the cluster and training charts; inference charts come from inference_charts. A run that
-    served inference and had no training jobs gets no wait/JCT CDF (it would only say "no jobs").
+
+def run_charts(result: RunResult) -> list[Chart]:
+    """The cluster and training charts of `result`, not yet drawn (inference ones: inference_charts).
+
+    A run that served inference and had no training jobs gets no queue, wait/JCT CDF or Gantt chart:
+    they would only say "no jobs". Each chart reads the frames when drawn, so bad data fails only the
+    chart that needs it.
     """
-    folder = Path(folder)
+    charts: list[Chart] = [("utilization.png", lambda path: _utilization(result, path, *_timing(result)[1:]))]
+    training = len(result.jobs) > 0 or result.requests is None
+    if training:
+        charts += [("queue.png", lambda path: _queue(result.timeseries, path, *_timing(result)[1:])),
+                   ("wait_jct_cdf.png", lambda path: _wait_jct(result.jobs, path))]
+    charts.append(("power.png", lambda path: _power(result.timeseries, path, *_timing(result)[1:])))
+    if len(result.jobs):
+        charts.append(("gantt.png", lambda path: _gantt_of(result, path)))
+    return charts
+
+
+def chart_notes(result: RunResult) -> list[str]:
+    """One sentence per chart that the report leaves out on purpose, saying why (for report.html)."""
+    notes = []
+    if result.jobs.empty and result.requests is not None:
+        notes.append("Queue, wait/JCT CDF and Gantt charts left out: the run had no training jobs.")
+    reason = _gantt_jobs(result)[1]
+    if reason:
+        notes.append(f"Gantt chart left out: {reason}.")
+    return notes
+
+
+def _timing(result: RunResult) -> tuple[float, float, str]:
+    """End of the run (summary sim_time_s, else the last timeseries row) and its time_unit."""
     ts = result.timeseries
     end = float(result.summary.get("sim_time_s") or (ts["time_s"].max() if len(ts) else 0.0))
-    scale, unit = time_unit(end)
-    paths = [_utilization(result, folder / "utilization.png", scale, unit),
-             _queue(ts, folder / "queue.png", scale, unit)]
-    if len(result.jobs) or result.requests is None:
-        paths.append(_wait_jct(result.jobs, folder / "wait_jct_cdf.png"))
-    paths.append(_power(ts, folder / "power.png", scale, unit))
-    if result.jobs.empty:
-        return paths
-    started = result.jobs[np.isfinite(result.jobs["start_s"].to_numpy(dtype=float))]
-    limit = int((result.scenario.get("reporting") or {}).get("gantt_max_jobs", 300))
-    if 0 < len(started) <= limit:
-        paths.append(_gantt(started, accelerator_models(result), end, folder / "gantt.png", scale, unit))
-    return paths
+    return (end, *time_unit(end))
+
+
+def _gantt_jobs(result: RunResult) -> tuple[pd.DataFrame | None, str]:
+    """The started jobs the Gantt chart draws, or None and why it is left out ("" without jobs)."""
+    jobs = result.jobs
+    if jobs.empty or "start_s" not in jobs:
+        return None, ""
+    started = jobs[np.isfinite(jobs["start_s"].to_numpy(dtype=float))]
+    limit = int((result.scenario.get("reporting") or {}).get("gantt_max_jobs", GANTT_MAX_JOBS))
+    if started.empty:
+        return None, "no job started"
+    if len(started) > limit:
+        return None, f"{len(started):,} started jobs > reporting.gantt_max_jobs={limit}"
+    return started, ""
+
+
+def _gantt_of(result: RunResult, path: Path) -> Path | None:
+    started = _gantt_jobs(result)[0]
+    if started is None:
+        return None
+    return _gantt(started, accelerator_models(result), *_timing(result), path)
 
 
 def _utilization(result: RunResult, path: Path, scale: float, unit: str) -> Path:
@@ -204,6 +300,8 @@ def cdf_plot(ax: Axes, series: dict[str, np.ndarray], xlabel: str, colors: Seque
     ax.set_xlabel(f"{xlabel} ({unit}{', log scale' if log else ''})")
     ax.set_ylabel(f"fraction of {noun}")
     ax.set_ylim(0, 1.02)
+    if not log:
+        ax.set_xlim(left=0)  # durations: no negative axis, even when every value is 0
     ax.grid(alpha=0.3, which="major")
     return scale
 
@@ -246,7 +344,7 @@ def _power(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
     return save(fig, path)
 
 
-def _gantt(jobs: pd.DataFrame, models: list[str], end: float, path: Path, scale: float, unit: str) -> Path:
+def _gantt(jobs: pd.DataFrame, models: list[str], end: float, scale: float, unit: str, path: Path) -> Path:
     jobs = jobs.sort_values(["start_s", "job_id"]).reset_index(drop=True)
     present = [*models, *sorted(set(jobs["accelerator_model"].astype(str)) - set(models))]
     colors = model_colors(present)

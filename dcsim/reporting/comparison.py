@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dcsim.reporting.charts import cdf_plot, finite, no_data, save, time_unit
+from dcsim.reporting.charts import cdf_plot, finite, literal_text, no_data, save, time_unit
 from dcsim.stats import mean_ci
 
 
@@ -23,8 +23,13 @@ def write_comparison_charts(
     requests_by_variant: dict[str, pd.DataFrame] | None = None,
 ) -> list[Path]:
     """Bar chart of every metric (mean over seeds, 95% CI) per variant, and pooled wait (training) and
-    latency (inference) CDFs."""
-    folder = Path(folder)
+    latency (inference) CDFs. Variant names are drawn literally (see literal_text)."""
+    with literal_text():
+        return _write(table, jobs_by_variant, Path(folder), requests_by_variant)
+
+
+def _write(table: pd.DataFrame, jobs_by_variant: dict[str, pd.DataFrame], folder: Path,
+           requests_by_variant: dict[str, pd.DataFrame] | None) -> list[Path]:
     variants = [str(v) for v in dict.fromkeys(table["variant"])] if "variant" in table else []
     metrics = [str(c) for c in table.columns
                if c not in ("variant", "seed") and pd.api.types.is_numeric_dtype(table[c])]
