@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 import dcsim
-from dcsim.reporting import write_comparison_charts, write_report, write_report_html, write_run_charts
+from dcsim.reporting import (
+    chart_notes,
+    write_comparison_charts,
+    write_report,
+    write_report_html,
+    write_run_charts,
+)
 from dcsim.results import RunResult
 
 QUICKSTART = Path(__file__).parents[1] / "scenarios" / "quickstart.yaml"
@@ -43,10 +49,17 @@ def test_report_has_every_chart_embedded(quickstart: RunResult, report: list[Pat
 
 
 def test_gantt_skipped_above_limit(tmp_path: Path) -> None:
-    result = dcsim.run(QUICKSTART, overrides=["reporting.gantt_max_jobs=0"])
+    result = dcsim.run(QUICKSTART, overrides=["reporting.gantt_max_jobs=250"])
     paths = write_run_charts(result, tmp_path)
     assert [p.name for p in paths] == RUN_CHARTS
     assert not (tmp_path / "gantt.png").exists()
+    started = int(np.isfinite(result.jobs["start_s"].to_numpy(dtype=float)).sum())
+    assert started > 250
+    assert chart_notes(result) == [f"Gantt chart left out: {started:,} started jobs > reporting.gantt_max_jobs=250."]
+
+
+def test_no_notes_when_every_chart_is_drawn(quickstart: RunResult) -> None:
+    assert chart_notes(quickstart) == []
 
 
 def test_reloaded_result_draws_same_charts(quickstart: RunResult, report: list[Path], tmp_path: Path) -> None:

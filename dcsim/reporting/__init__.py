@@ -7,8 +7,8 @@ modules build on the helpers of charts.py, and composing them here keeps that de
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Iterable
+from html import escape  # not `import html`: the package's html module would shadow it
 from pathlib import Path
 
 from dcsim.reporting.charts import Chart, chart_notes, literal_text, run_charts, write_run_charts
@@ -79,7 +79,7 @@ def describe(exc: BaseException, width: int = 200) -> str:
 
 def _list_failures(page: Path, failures: list[str]) -> None:
     """Add a warning that lists the charts that failed, before the charts section (or at the end)."""
-    items = "".join(f"<li>{html.escape(line)}</li>" for line in failures)
+    items = "".join(f"<li>{escape(line)}</li>" for line in failures)
     warning = (f'<div class="warn"><b>{len(failures)} chart{"s" if len(failures) > 1 else ""} could not be '
                f"drawn</b> (the frames and summary are complete):<ul>{items}</ul></div>")
     text = page.read_text(encoding="utf-8")

@@ -135,8 +135,11 @@ def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def save(fig: Figure, path: Path) -> Path:
+    """Lay out and write `fig`: the layout comes after plain_log_ticks, so it measures the final labels."""
     plain_log_ticks(fig)
     with literal_text():
+        if fig.get_layout_engine() is None:
+            fig.tight_layout()
         fig.savefig(path, dpi=DPI)  # Figure objects, not pyplot: no global state, no backend switch
     return path
 
@@ -248,7 +251,6 @@ def _utilization(result: RunResult, path: Path, scale: float, unit: str) -> Path
         ax.legend(**LEGEND_ABOVE)
     time_axis(axes[-1, 0], result.timeseries, scale, unit)
     fig.suptitle("Accelerator utilization: allocated and busy fraction of capacity")
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -266,7 +268,6 @@ def _queue(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
     ax.set_ylabel("jobs waiting")
     ax.set_title("Queue length")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -313,14 +314,12 @@ def _wait_jct(jobs: pd.DataFrame, path: Path) -> Path:
         for ax in axes:
             no_data(ax, "no training jobs")
         fig.suptitle("Empirical CDFs of wait and job completion time")
-        fig.tight_layout()
         return save(fig, path)
     cdf_plot(axes[0], {"started jobs": finite(jobs["wait_s"])}, "wait", ["tab:orange"])
     axes[0].set_title("Wait (submit to start)")
     cdf_plot(axes[1], {"completed jobs": finite(jobs["jct_s"])}, "JCT", ["tab:blue"])
     axes[1].set_title("Job completion time (submit to end)")
     fig.suptitle("Empirical CDFs of wait and job completion time")
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -340,7 +339,6 @@ def _power(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
     ax.set_ylabel("power (kW)")
     ax.set_title("Power draw", loc="left")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -375,7 +373,6 @@ def _gantt(jobs: pd.DataFrame, models: list[str], end: float, scale: float, unit
     ax.set_ylabel(f"job (by start time, {len(jobs)} jobs)")
     fig.suptitle("Jobs over time, colored by accelerator model")
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
     return save(fig, path)
 
 

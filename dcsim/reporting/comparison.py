@@ -62,7 +62,6 @@ def _write(table: pd.DataFrame, jobs_by_variant: dict[str, pd.DataFrame], folder
     for ax in list(axes.flat)[len(metrics):] if metrics else []:
         ax.set_visible(False)
     fig.suptitle("Policy comparison: mean over seeds with 95% confidence interval")
-    fig.tight_layout()
     paths = [save(fig, folder / "comparison_metrics.png")]
 
     if any(len(j) for j in jobs_by_variant.values()) or not requests_by_variant:
@@ -83,7 +82,6 @@ def _pooled_cdf(frames: dict[str, pd.DataFrame], column: str, label: str, title:
     cdf_plot(ax, pooled, label, [matplotlib.colormaps["tab10"](i % 10) for i in range(len(pooled))], noun=noun)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return save(fig, path)
 
 

@@ -143,7 +143,6 @@ def _latency_cdf(requests: pd.DataFrame, services: list[str], colors: dict[str, 
             ax.legend(fontsize=7, loc="lower right")
         ax.set_title(label)
     fig.suptitle("Empirical CDFs of request latency per service (dashed: SLO target)")
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -183,7 +182,6 @@ def _latency_over_time(requests: pd.DataFrame, services: list[str], colors: dict
     axes[-1].set_xlim(0, end / tscale if end > 0 else 1)
     axes[-1].set_xlabel(f"arrival time ({tunit})")
     fig.suptitle(f"Latency by arrival time: p50 and p99 in {TIME_BINS} time bins (dashed: SLO target)")
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -247,7 +245,6 @@ def _replica_batch_kv(result: RunResult, end: float, path: Path) -> Path:
     axes[-1].set_xlim(0, end / scale if end > 0 else 1)
     axes[-1].set_xlabel(f"simulated time ({unit})")
     fig.suptitle(title)
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -324,7 +321,6 @@ def _slo_attainment(requests: pd.DataFrame, services: list[str], colors: dict[st
         over_time.grid(alpha=0.3)
     fig.suptitle("SLO attainment: share of requests completed within their TTFT and TPOT targets "
                  "(rejected and unfinished ones miss)")
-    fig.tight_layout()
     return save(fig, path)
 
 

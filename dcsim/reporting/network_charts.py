@@ -131,7 +131,6 @@ def _link_utilization(result: RunResult, end: float, path: Path) -> Path:
     if len(order) > len(shown):
         title += f" (of {len(order)} in link_timeseries)"
     fig.suptitle(title)
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -186,7 +185,6 @@ def _storage(result: RunResult, end: float, path: Path) -> Path:
     used.set_xlim(0, end / scale if end > 0 else 1)
     used.set_xlabel(f"simulated time ({unit})")
     fig.suptitle("Storage tiers")
-    fig.tight_layout()
     return save(fig, path)
 
 
