@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,8 @@ from dcsim.reporting import (
 )
 from dcsim.results import RunResult
 
-QUICKSTART = Path(__file__).parents[1] / "scenarios" / "quickstart.yaml"
+ROOT = Path(__file__).parents[1]
+QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
 RUN_CHARTS = ["utilization.png", "queue.png", "wait_jct_cdf.png", "power.png"]
 
 
@@ -101,3 +104,23 @@ def test_comparison_charts(quickstart: RunResult, tmp_path: Path) -> None:
     paths = write_comparison_charts(pd.DataFrame(rows), jobs, tmp_path)
     assert [p.name for p in paths] == ["comparison_metrics.png", "comparison_wait_cdf.png"]
     assert all(is_png(p) for p in paths)
+
+
+def test_docs_images_come_from_the_script(tmp_path: Path) -> None:
+    """Every PNG the README and docs embed is one tools/make_docs_images.py makes, small and reproducible."""
+    spec = importlib.util.spec_from_file_location("make_docs_images", ROOT / "tools" / "make_docs_images.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    embedded = {Path(link).name for page in pages for link in re.findall(r"!\[[^\]]*\]\(([^)\s]+\.png)\)",
+                                                                        page.read_text())}
+    assert embedded and embedded <= set(tool.IMAGES)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, again = tool.make(sorted(embedded), tmp_path / "a"), tool.make(sorted(embedded), tmp_path / "b")
+    for path in first:
+        data, committed = path.read_bytes(), (ROOT / "docs" / path.name).read_bytes()
+        assert is_png(path) and len(data) < tool.MAX_BYTES
+        assert data[16:24] == committed[16:24]  # the same width and height as the committed image
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in again]
