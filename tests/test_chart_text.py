@@ -19,8 +19,9 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 import dcsim
-from dcsim.reporting import ReportFiles, write_report
-from dcsim.reporting.charts import cdf_plot, literal_text, save
+from dcsim.reporting import ReportFiles, chart_notes, write_report
+from dcsim.reporting.charts import cdf_plot
+from dcsim.reporting.drawing import literal_text, save
 from dcsim.reporting.inference_charts import replica_label
 from dcsim.results import RunResult
 from dcsim.scenario import scenario_from_dict
@@ -64,6 +65,17 @@ def test_hostile_names_are_drawn_without_error(hostile: RunResult, tmp_path: Pat
     assert report.failures == []
     assert [p.name for p in report] == [*CHARTS, "report.html"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in report[:-1])
+
+
+def test_inference_only_run_has_no_training_charts(tmp_path: Path) -> None:
+    data = hostile_scenario()
+    del data["workload"]["training"], data["network"], data["storage"]
+    result = dcsim.run(scenario_from_dict(data, "serve.yaml"))
+    assert result.jobs.empty and result.requests is not None
+    report = write_report(result, tmp_path)
+    assert [p.name for p in report] == ["utilization.png", "power.png", *CHARTS[5:9], "report.html"]
+    assert report.failures == []
+    assert chart_notes(result) == ["Queue, wait/JCT CDF and Gantt charts left out: the run had no training jobs."]
 
 
 def test_replica_legend_names_service_and_accelerators(hostile: RunResult) -> None:

@@ -124,3 +124,17 @@ def test_docs_images_come_from_the_script(tmp_path: Path) -> None:
         assert is_png(path) and len(data) < tool.MAX_BYTES
         assert data[16:24] == committed[16:24]  # the same width and height as the committed image
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in again]
+
+
+def test_comparison_draws_names_literally_and_each_chart_on_its_own(quickstart: RunResult, tmp_path: Path) -> None:
+    variants = [r"easy_backfill,placement=$pack_1$", r"fifo ^\alpha"]
+    table = pd.DataFrame([{"variant": v, "seed": s, "wait_mean_s": 100.0 * (s + 1)} for v in variants for s in (0, 1)])
+    jobs = {v: quickstart.jobs for v in variants}
+    paths = write_comparison_charts(table, jobs, tmp_path)
+    assert paths.failures == [] and [p.name for p in paths] == ["comparison_metrics.png", "comparison_wait_cdf.png"]
+    (tmp_path / "broken").mkdir()
+    broken = write_comparison_charts(table, {**jobs, variants[1]: quickstart.jobs.assign(wait_s="n/a")},
+                                     tmp_path / "broken")
+    assert [p.name for p in broken] == ["comparison_metrics.png"]
+    assert broken.failures == ["comparison_wait_cdf.png: ValueError: could not convert string to float: 'n/a'"]
+    assert not (tmp_path / "broken" / "comparison_wait_cdf.png").exists()

@@ -27,7 +27,7 @@ def make(names: list[str], folder: Path) -> list[Path]:
     """Run each scenario the images need once, draw the charts they show, and write them to `folder`."""
     import dcsim
     from dcsim.reporting import CHART_GROUPS
-    from dcsim.reporting.charts import draw
+    from dcsim.reporting.drawing import draw
 
     written = []
     runs: dict[str, list[str]] = {}

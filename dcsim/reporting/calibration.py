@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter
 
-from dcsim.reporting.charts import PlainLogFormatter, literal_text, save
+from dcsim.reporting.drawing import PlainLogFormatter, literal_text, save
 
 # What each family's measured and predicted values are, with their unit (docs/calibration.md, CSV format).
 QUANTITIES = {

@@ -1,4 +1,4 @@
-"""PNG charts of one run, drawn from its saved result only, plus helpers shared with comparison charts.
+"""PNG charts of one run, drawn from its saved result only, plus helpers shared with the other charts.
 
 Charts read the RunResult frames (never the live model), so a result reloaded from disk draws the
 same charts. Timeseries rows are piecewise-constant levels; long series are reduced to time-weighted
@@ -7,8 +7,7 @@ bin averages so the chart stays readable and fast to draw.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,59 +20,15 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import LogFormatter, LogFormatterMathtext
 
+from dcsim.reporting.drawing import Chart, draw, save
 from dcsim.results import RunResult
 
-DPI = 110
 MAX_ROWS = 5000  # above this many timeseries rows, plot time-weighted bin averages
 BINS = 500
 LEGEND_ABOVE: dict[str, Any] = {"loc": "lower right", "bbox_to_anchor": (1.0, 1.0), "ncol": 2, "fontsize": 8,
                                 "frameon": False}  # beside a left-aligned title, never over the data
 GANTT_MAX_JOBS = 300  # default of reporting.gantt_max_jobs
-
-Chart = tuple[str, Callable[[Path], Path | None]]
-"""A chart's file name and the function that draws it to a path (None: nothing to draw after all).
-
-Charts are listed before they are drawn so write_report can draw each one on its own and keep going
-when one fails.
-"""
-
-
-# --- text -----------------------------------------------------------------------------------------
-@contextmanager
-def literal_text() -> Iterator[None]:
-    """Draw every string as given, for the figures built and saved inside.
-
-    Service, pool, tier and variant names are user text; matplotlib would read `prod-$US_$EU` as math
-    and raise while saving, after the simulation has run. Tick labels are created while saving, so the
-    context must cover both building and saving a figure.
-    """
-    with matplotlib.rc_context({"text.parse_math": False}):
-        yield
-
-
-class PlainLogFormatter(LogFormatter):
-    """Log-axis tick labels as plain numbers ("0.01", "100", "1e+06").
-
-    Matplotlib's default log labels are math text ("$10^{2}$"), which literal_text would show raw.
-    """
-
-    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
-        return f"{x:g}"
-
-
-def plain_log_ticks(fig: Figure) -> None:
-    """Replace matplotlib's default (math text) log tick labels on every axis of `fig` with plain ones."""
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            for formatter, setter in ((axis.get_major_formatter(), axis.set_major_formatter),
-                                      (axis.get_minor_formatter(), axis.set_minor_formatter)):
-                if isinstance(formatter, LogFormatterMathtext):
-                    base = float(getattr(formatter, "_base", 10.0))
-                    setter(PlainLogFormatter(base, labelOnlyBase=formatter.labelOnlyBase,
-                                             minor_thresholds=formatter.minor_thresholds))
-
 
 # --- helpers --------------------------------------------------------------------------------------
 def time_unit(seconds: float) -> tuple[float, str]:
@@ -132,27 +87,6 @@ def model_colors(models: Sequence[str]) -> dict[str, Any]:
 def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ordered = np.sort(values)
     return ordered, np.arange(1, ordered.size + 1) / ordered.size
-
-
-def save(fig: Figure, path: Path) -> Path:
-    """Lay out and write `fig`: the layout comes after plain_log_ticks, so it measures the final labels."""
-    plain_log_ticks(fig)
-    with literal_text():
-        if fig.get_layout_engine() is None:
-            fig.tight_layout()
-        fig.savefig(path, dpi=DPI)  # Figure objects, not pyplot: no global state, no backend switch
-    return path
-
-
-def draw(charts: Sequence[Chart], folder: Path) -> list[Path]:
-    """Draw `charts` into `folder`, stopping at the first failure (write_report draws them one by one)."""
-    paths = []
-    for name, drawer in charts:
-        with literal_text():
-            path = drawer(Path(folder) / name)
-        if path is not None:
-            paths.append(path)
-    return paths
 
 
 def no_data(ax: Axes, text: str) -> None:

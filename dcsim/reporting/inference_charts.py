@@ -23,16 +23,14 @@ from dcsim.errors import UnitError
 from dcsim.reporting.charts import (
     LEGEND_ABOVE,
     MAX_ROWS,
-    Chart,
     binned_levels,
     cdf_plot,
-    draw,
     finite,
     model_colors,
     no_data,
-    save,
     time_unit,
 )
+from dcsim.reporting.drawing import Chart, draw, save
 from dcsim.results import RunResult
 
 TIME_BINS = 100  # arrival-time bins of the latency and attainment over time charts

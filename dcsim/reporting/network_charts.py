@@ -19,7 +19,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from dcsim.reporting.charts import MAX_ROWS, Chart, binned_levels, draw, model_colors, no_data, save, time_unit
+from dcsim.reporting.charts import MAX_ROWS, binned_levels, model_colors, no_data, time_unit
+from dcsim.reporting.drawing import Chart, draw, save
 from dcsim.results import RunResult
 
 MAX_LINKS = 8  # one small panel per link; link_timeseries keeps up to 20, the busiest ones are drawn
