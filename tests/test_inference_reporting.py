@@ -15,8 +15,8 @@ import pytest
 
 from dcsim.metrics.recorder import JOB_COLUMNS, JOB_DTYPES
 from dcsim.reporting import write_inference_charts, write_report, write_report_html
-from dcsim.reporting.charts import BINS
-from dcsim.reporting.inference_charts import replica_levels, slo_targets
+from dcsim.reporting.charts import BINS, chart_notes
+from dcsim.reporting.inference_charts import TIME_BINS, arrival_bins, replica_label, replica_levels, slo_targets
 from dcsim.results import RunResult
 
 INFERENCE_CHARTS = ["latency_cdf.png", "latency_over_time.png", "replica_batch_kv.png", "slo_attainment.png"]
@@ -138,8 +138,12 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
 def test_inference_only_run_writes_every_chart(report: tuple[Path, list[Path]]) -> None:
     folder, paths = report
     names = [p.name for p in paths]
-    # An inference-only run keeps the cluster charts but gets no wait/JCT CDF or Gantt of (no) jobs.
-    assert names == ["utilization.png", "queue.png", "power.png", *INFERENCE_CHARTS, "report.html"]
+    # An inference-only run keeps the cluster charts but gets no training queue, wait/JCT CDF or Gantt
+    # of (no) jobs; chart_notes says why for the report.
+    assert names == ["utilization.png", "power.png", *INFERENCE_CHARTS, "report.html"]
+    assert not (folder / "queue.png").exists()
+    assert chart_notes(make_result()) == [
+        "Queue, wait/JCT CDF and Gantt charts left out: the run had no training jobs."]
     assert_images(folder, INFERENCE_CHARTS)
     page = (folder / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == len(paths) - 1
@@ -232,3 +236,25 @@ def test_reloaded_result_redraws(tmp_path: Path) -> None:
     (tmp_path / "charts").mkdir()
     paths = write_report(reloaded, tmp_path / "charts")
     assert [p.name for p in paths][-5:] == [*INFERENCE_CHARTS, "report.html"]
+
+
+def test_binned_lines_break_at_bins_without_requests() -> None:
+    """Requests in the first and last sixth of the run only: the bins between hold NaN, not a bridge."""
+    requests = requests_frame()
+    gap = requests[(requests["arrival_s"] < END / 6) | (requests["arrival_s"] > 5 * END / 6)]
+    centers, medians = arrival_bins(gap, "ttft_s", END, lambda g: g.median())
+    assert len(centers) == len(medians) == TIME_BINS
+    assert centers[0] == END / TIME_BINS / 2 and centers[-1] == END - END / TIME_BINS / 2
+    values = medians.to_numpy(dtype=float)
+    middle = (centers > END / 6 + END / TIME_BINS) & (centers < 5 * END / 6 - END / TIME_BINS)
+    assert middle.any() and np.isnan(values[middle]).all()
+    assert np.isfinite(values[centers < END / 6]).sum() > 5
+    empty, nothing = arrival_bins(gap.iloc[:0], "ttft_s", END, lambda g: g.median())
+    assert len(empty) == 0 and len(nothing) == 0
+
+
+def test_replica_legend_label() -> None:
+    rows = replicas_frame()
+    assert [replica_label(i, row) for i, row in rows.iterrows()] == [
+        "chat/0 (H100 x2)", "chat/1 (H100 x2)", "summarize/2 (H100 x2)"]
+    assert replica_label(5, pd.Series(dtype=object)) == "5"

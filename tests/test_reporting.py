@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +12,17 @@ import pandas as pd
 import pytest
 
 import dcsim
-from dcsim.reporting import write_comparison_charts, write_report, write_report_html, write_run_charts
+from dcsim.reporting import (
+    chart_notes,
+    write_comparison_charts,
+    write_report,
+    write_report_html,
+    write_run_charts,
+)
 from dcsim.results import RunResult
 
-QUICKSTART = Path(__file__).parents[1] / "scenarios" / "quickstart.yaml"
+ROOT = Path(__file__).parents[1]
+QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
 RUN_CHARTS = ["utilization.png", "queue.png", "wait_jct_cdf.png", "power.png"]
 
 
@@ -42,10 +51,17 @@ def test_report_has_every_chart_embedded(quickstart: RunResult, report: list[Pat
 
 
 def test_gantt_skipped_above_limit(tmp_path: Path) -> None:
-    result = dcsim.run(QUICKSTART, overrides=["reporting.gantt_max_jobs=0"])
+    result = dcsim.run(QUICKSTART, overrides=["reporting.gantt_max_jobs=250"])
     paths = write_run_charts(result, tmp_path)
     assert [p.name for p in paths] == RUN_CHARTS
     assert not (tmp_path / "gantt.png").exists()
+    started = int(np.isfinite(result.jobs["start_s"].to_numpy(dtype=float)).sum())
+    assert started > 250
+    assert chart_notes(result) == [f"Gantt chart left out: {started:,} started jobs > reporting.gantt_max_jobs=250."]
+
+
+def test_no_notes_when_every_chart_is_drawn(quickstart: RunResult) -> None:
+    assert chart_notes(quickstart) == []
 
 
 def test_reloaded_result_draws_same_charts(quickstart: RunResult, report: list[Path], tmp_path: Path) -> None:
@@ -87,3 +103,37 @@ def test_comparison_charts(quickstart: RunResult, tmp_path: Path) -> None:
     paths = write_comparison_charts(pd.DataFrame(rows), jobs, tmp_path)
     assert [p.name for p in paths] == ["comparison_metrics.png", "comparison_wait_cdf.png"]
     assert all(is_png(p) for p in paths)
+
+
+def test_docs_images_come_from_the_script(tmp_path: Path) -> None:
+    """Every PNG the README and docs embed is one tools/make_docs_images.py makes, small and reproducible."""
+    spec = importlib.util.spec_from_file_location("make_docs_images", ROOT / "tools" / "make_docs_images.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    embedded = {Path(link).name for page in pages for link in re.findall(r"!\[[^\]]*\]\(([^)\s]+\.png)\)",
+                                                                        page.read_text())}
+    assert embedded and embedded <= set(tool.IMAGES)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, again = tool.make(sorted(embedded), tmp_path / "a"), tool.make(sorted(embedded), tmp_path / "b")
+    for path in first:
+        data, committed = path.read_bytes(), (ROOT / "docs" / path.name).read_bytes()
+        assert is_png(path) and len(data) < tool.MAX_BYTES
+        assert data[16:24] == committed[16:24]  # the same width and height as the committed image
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in again]
+
+
+def test_comparison_draws_names_literally_and_each_chart_on_its_own(quickstart: RunResult, tmp_path: Path) -> None:
+    variants = [r"easy_backfill,placement=$pack_1$", r"fifo ^\alpha"]
+    table = pd.DataFrame([{"variant": v, "seed": s, "wait_mean_s": 100.0 * (s + 1)} for v in variants for s in (0, 1)])
+    jobs = {v: quickstart.jobs for v in variants}
+    paths = write_comparison_charts(table, jobs, tmp_path)
+    assert paths.failures == [] and [p.name for p in paths] == ["comparison_metrics.png", "comparison_wait_cdf.png"]
+    (tmp_path / "broken").mkdir()
+    broken = write_comparison_charts(table, {**jobs, variants[1]: quickstart.jobs.assign(wait_s="n/a")},
+                                     tmp_path / "broken")
+    assert [p.name for p in broken] == ["comparison_metrics.png"]
+    assert broken.failures == ["comparison_wait_cdf.png: ValueError: could not convert string to float: 'n/a'"]
+    assert not (tmp_path / "broken" / "comparison_wait_cdf.png").exists()

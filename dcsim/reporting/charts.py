@@ -1,4 +1,4 @@
-"""PNG charts of one run, drawn from its saved result only, plus helpers shared with comparison charts.
+"""PNG charts of one run, drawn from its saved result only, plus helpers shared with the other charts.
 
 Charts read the RunResult frames (never the live model), so a result reloaded from disk draws the
 same charts. Timeseries rows are piecewise-constant levels; long series are reduced to time-weighted
@@ -21,14 +21,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from dcsim.reporting.drawing import Chart, draw, save
 from dcsim.results import RunResult
 
-DPI = 110
 MAX_ROWS = 5000  # above this many timeseries rows, plot time-weighted bin averages
 BINS = 500
 LEGEND_ABOVE: dict[str, Any] = {"loc": "lower right", "bbox_to_anchor": (1.0, 1.0), "ncol": 2, "fontsize": 8,
                                 "frameon": False}  # beside a left-aligned title, never over the data
-
+GANTT_MAX_JOBS = 300  # default of reporting.gantt_max_jobs
 
 # --- helpers --------------------------------------------------------------------------------------
 def time_unit(seconds: float) -> tuple[float, str]:
@@ -89,11 +89,6 @@ def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordered, np.arange(1, ordered.size + 1) / ordered.size
 
 
-def save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI)  # Figure objects, not pyplot: no global state, no backend switch
-    return path
-
-
 def no_data(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
@@ -105,27 +100,65 @@ def finite(values: pd.Series) -> np.ndarray:
 
 # --- one run --------------------------------------------------------------------------------------
 def write_run_charts(result: RunResult, folder: Path) -> list[Path]:
-    """Write utilization, queue, wait/JCT CDF, power and (small runs only) Gantt PNGs into `folder`.
+    """Write utilization, queue, wait/JCT CDF, power and (small runs only) Gantt PNGs into `folder`."""
+    return draw(run_charts(result), folder)
 
-    These are the cluster and training charts; inference charts come from inference_charts. A run that
-    served inference and had no training jobs gets no wait/JCT CDF (it would only say "no jobs").
+
+def run_charts(result: RunResult) -> list[Chart]:
+    """The cluster and training charts of `result`, not yet drawn (inference ones: inference_charts).
+
+    A run that served inference and had no training jobs gets no queue, wait/JCT CDF or Gantt chart:
+    they would only say "no jobs". Each chart reads the frames when drawn, so bad data fails only the
+    chart that needs it.
     """
-    folder = Path(folder)
+    charts: list[Chart] = [("utilization.png", lambda path: _utilization(result, path, *_timing(result)[1:]))]
+    training = len(result.jobs) > 0 or result.requests is None
+    if training:
+        charts += [("queue.png", lambda path: _queue(result.timeseries, path, *_timing(result)[1:])),
+                   ("wait_jct_cdf.png", lambda path: _wait_jct(result.jobs, path))]
+    charts.append(("power.png", lambda path: _power(result.timeseries, path, *_timing(result)[1:])))
+    if len(result.jobs):
+        charts.append(("gantt.png", lambda path: _gantt_of(result, path)))
+    return charts
+
+
+def chart_notes(result: RunResult) -> list[str]:
+    """One sentence per chart that the report leaves out on purpose, saying why (for report.html)."""
+    notes = []
+    if result.jobs.empty and result.requests is not None:
+        notes.append("Queue, wait/JCT CDF and Gantt charts left out: the run had no training jobs.")
+    reason = _gantt_jobs(result)[1]
+    if reason:
+        notes.append(f"Gantt chart left out: {reason}.")
+    return notes
+
+
+def _timing(result: RunResult) -> tuple[float, float, str]:
+    """End of the run (summary sim_time_s, else the last timeseries row) and its time_unit."""
     ts = result.timeseries
     end = float(result.summary.get("sim_time_s") or (ts["time_s"].max() if len(ts) else 0.0))
-    scale, unit = time_unit(end)
-    paths = [_utilization(result, folder / "utilization.png", scale, unit),
-             _queue(ts, folder / "queue.png", scale, unit)]
-    if len(result.jobs) or result.requests is None:
-        paths.append(_wait_jct(result.jobs, folder / "wait_jct_cdf.png"))
-    paths.append(_power(ts, folder / "power.png", scale, unit))
-    if result.jobs.empty:
-        return paths
-    started = result.jobs[np.isfinite(result.jobs["start_s"].to_numpy(dtype=float))]
-    limit = int((result.scenario.get("reporting") or {}).get("gantt_max_jobs", 300))
-    if 0 < len(started) <= limit:
-        paths.append(_gantt(started, accelerator_models(result), end, folder / "gantt.png", scale, unit))
-    return paths
+    return (end, *time_unit(end))
+
+
+def _gantt_jobs(result: RunResult) -> tuple[pd.DataFrame | None, str]:
+    """The started jobs the Gantt chart draws, or None and why it is left out ("" without jobs)."""
+    jobs = result.jobs
+    if jobs.empty or "start_s" not in jobs:
+        return None, ""
+    started = jobs[np.isfinite(jobs["start_s"].to_numpy(dtype=float))]
+    limit = int((result.scenario.get("reporting") or {}).get("gantt_max_jobs", GANTT_MAX_JOBS))
+    if started.empty:
+        return None, "no job started"
+    if len(started) > limit:
+        return None, f"{len(started):,} started jobs > reporting.gantt_max_jobs={limit}"
+    return started, ""
+
+
+def _gantt_of(result: RunResult, path: Path) -> Path | None:
+    started = _gantt_jobs(result)[0]
+    if started is None:
+        return None
+    return _gantt(started, accelerator_models(result), *_timing(result), path)
 
 
 def _utilization(result: RunResult, path: Path, scale: float, unit: str) -> Path:
@@ -152,7 +185,6 @@ def _utilization(result: RunResult, path: Path, scale: float, unit: str) -> Path
         ax.legend(**LEGEND_ABOVE)
     time_axis(axes[-1, 0], result.timeseries, scale, unit)
     fig.suptitle("Accelerator utilization: allocated and busy fraction of capacity")
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -170,7 +202,6 @@ def _queue(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
     ax.set_ylabel("jobs waiting")
     ax.set_title("Queue length")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -204,6 +235,8 @@ def cdf_plot(ax: Axes, series: dict[str, np.ndarray], xlabel: str, colors: Seque
     ax.set_xlabel(f"{xlabel} ({unit}{', log scale' if log else ''})")
     ax.set_ylabel(f"fraction of {noun}")
     ax.set_ylim(0, 1.02)
+    if not log:
+        ax.set_xlim(left=0)  # durations: no negative axis, even when every value is 0
     ax.grid(alpha=0.3, which="major")
     return scale
 
@@ -215,14 +248,12 @@ def _wait_jct(jobs: pd.DataFrame, path: Path) -> Path:
         for ax in axes:
             no_data(ax, "no training jobs")
         fig.suptitle("Empirical CDFs of wait and job completion time")
-        fig.tight_layout()
         return save(fig, path)
     cdf_plot(axes[0], {"started jobs": finite(jobs["wait_s"])}, "wait", ["tab:orange"])
     axes[0].set_title("Wait (submit to start)")
     cdf_plot(axes[1], {"completed jobs": finite(jobs["jct_s"])}, "JCT", ["tab:blue"])
     axes[1].set_title("Job completion time (submit to end)")
     fig.suptitle("Empirical CDFs of wait and job completion time")
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -242,11 +273,10 @@ def _power(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
     ax.set_ylabel("power (kW)")
     ax.set_title("Power draw", loc="left")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return save(fig, path)
 
 
-def _gantt(jobs: pd.DataFrame, models: list[str], end: float, path: Path, scale: float, unit: str) -> Path:
+def _gantt(jobs: pd.DataFrame, models: list[str], end: float, scale: float, unit: str, path: Path) -> Path:
     jobs = jobs.sort_values(["start_s", "job_id"]).reset_index(drop=True)
     present = [*models, *sorted(set(jobs["accelerator_model"].astype(str)) - set(models))]
     colors = model_colors(present)
@@ -277,7 +307,6 @@ def _gantt(jobs: pd.DataFrame, models: list[str], end: float, path: Path, scale:
     ax.set_ylabel(f"job (by start time, {len(jobs)} jobs)")
     fig.suptitle("Jobs over time, colored by accelerator model")
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
     return save(fig, path)
 
 

@@ -14,17 +14,34 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dcsim.reporting.charts import cdf_plot, finite, no_data, save, time_unit
+from dcsim.reporting.charts import cdf_plot, finite, no_data, time_unit
+from dcsim.reporting.drawing import Chart, ChartFiles, draw_each, save
 from dcsim.stats import mean_ci
 
 
 def write_comparison_charts(
     table: pd.DataFrame, jobs_by_variant: dict[str, pd.DataFrame], folder: Path,
     requests_by_variant: dict[str, pd.DataFrame] | None = None,
-) -> list[Path]:
+) -> ChartFiles:
     """Bar chart of every metric (mean over seeds, 95% CI) per variant, and pooled wait (training) and
-    latency (inference) CDFs."""
-    folder = Path(folder)
+    latency (inference) CDFs.
+
+    Each chart is drawn on its own: one that fails is named in the result's `failures` and the others
+    (and the caller's CSV tables) are still written. Variant names are drawn literally.
+    """
+    charts: list[Chart] = [("comparison_metrics.png", lambda path: _metrics(table, path))]
+    if any(len(j) for j in jobs_by_variant.values()) or not requests_by_variant:
+        charts.append(("comparison_wait_cdf.png", lambda path: _pooled_cdf(
+            jobs_by_variant, "wait_s", "wait", "Wait time CDF per variant (jobs pooled over seeds)", path)))
+    if requests_by_variant:
+        requests = requests_by_variant
+        charts.append(("comparison_latency_cdf.png", lambda path: _pooled_cdf(
+            requests, "e2e_s", "end-to-end latency", "Request latency CDF per variant (requests pooled over seeds)",
+            path, noun="requests")))
+    return draw_each([("comparison charts", lambda: charts)], Path(folder))
+
+
+def _metrics(table: pd.DataFrame, path: Path) -> Path:
     variants = [str(v) for v in dict.fromkeys(table["variant"])] if "variant" in table else []
     metrics = [str(c) for c in table.columns
                if c not in ("variant", "seed") and pd.api.types.is_numeric_dtype(table[c])]
@@ -57,17 +74,7 @@ def write_comparison_charts(
     for ax in list(axes.flat)[len(metrics):] if metrics else []:
         ax.set_visible(False)
     fig.suptitle("Policy comparison: mean over seeds with 95% confidence interval")
-    fig.tight_layout()
-    paths = [save(fig, folder / "comparison_metrics.png")]
-
-    if any(len(j) for j in jobs_by_variant.values()) or not requests_by_variant:
-        paths.append(_pooled_cdf(jobs_by_variant, "wait_s", "wait", "Wait time CDF per variant (jobs pooled over "
-                                 "seeds)", folder / "comparison_wait_cdf.png"))
-    if requests_by_variant:
-        paths.append(_pooled_cdf(requests_by_variant, "e2e_s", "end-to-end latency",
-                                 "Request latency CDF per variant (requests pooled over seeds)",
-                                 folder / "comparison_latency_cdf.png", noun="requests"))
-    return paths
+    return save(fig, path)
 
 
 def _pooled_cdf(frames: dict[str, pd.DataFrame], column: str, label: str, title: str, path: Path,
@@ -78,7 +85,6 @@ def _pooled_cdf(frames: dict[str, pd.DataFrame], column: str, label: str, title:
     cdf_plot(ax, pooled, label, [matplotlib.colormaps["tab10"](i % 10) for i in range(len(pooled))], noun=noun)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return save(fig, path)
 
 

@@ -8,10 +8,11 @@ that applied, and the charts. This module names no subsystem.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dcsim.reporting.charts import chart_notes
 from dcsim.reporting.format import duration, esc, number, table, wall
 from dcsim.reporting.sections import CAPTIONS, CLAIMED_FAMILIES, ReportSection, present_sections
 from dcsim.results import RunResult
@@ -61,24 +62,32 @@ def _policies(scenario: Mapping[str, Any], sections: Iterable[ReportSection]) ->
     return "<h2>Policies</h2>" + (table(["family", "policy", "parameters"], rows) if rows else "<p>none</p>")
 
 
-def _charts(charts: Iterable[Path]) -> str:
+def _charts(charts: Iterable[Path], notes: Sequence[str], failures: Sequence[str]) -> str:
     figures = []
     for path in charts:
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
         caption = CAPTIONS.get(Path(path).stem, Path(path).stem.replace("_", " "))
         figures.append(f'<figure><img alt="{esc(Path(path).stem)}" src="data:image/png;base64,{data}">'
                        f"<figcaption>{esc(caption)}</figcaption></figure>")
-    return "<h2>Charts</h2>" + "".join(figures) if figures else ""
+    warning = ""
+    if failures:
+        items = "".join(f"<li>{esc(line)}</li>" for line in failures)
+        warning = (f'<div class="warn"><b>{len(failures)} chart{"s" if len(failures) > 1 else ""} could not be '
+                   f"drawn</b> (the frames and summary are complete):<ul>{items}</ul></div>")
+    remarks = "".join(f'<p class="meta">{esc(note)}</p>' for note in notes)
+    if not (figures or warning or remarks):
+        return ""
+    return "<h2>Charts</h2>" + warning + remarks + "".join(figures)
 
 
-
-def write_report_html(result: RunResult, folder: Path, charts: list[Path]) -> Path:
-    """Write `folder/report.html` from the summary, the resolved scenario and the chart PNGs."""
+def write_report_html(result: RunResult, folder: Path, charts: list[Path], failures: Sequence[str] = ()) -> Path:
+    """Write `folder/report.html` from the summary, the resolved scenario and the chart PNGs; `failures`
+    names charts that could not be drawn, and the page says so."""
     s = result.summary
     name = s.get("scenario") or result.scenario.get("name", "")
     sections = present_sections(result)
     body = "".join([_header(result), *(section.html(result) for section in sections),
-                    _policies(result.scenario, sections), _charts(charts)])
+                    _policies(result.scenario, sections), _charts(charts, chart_notes(result), failures)])
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>dcsim: {esc(name)}</title>'
             f"<style>{CSS}</style></head><body>{body}</body></html>\n")
     path = Path(folder) / "report.html"

@@ -28,9 +28,9 @@ from dcsim.reporting.charts import (
     finite,
     model_colors,
     no_data,
-    save,
     time_unit,
 )
+from dcsim.reporting.drawing import Chart, draw, save
 from dcsim.results import RunResult
 
 TIME_BINS = 100  # arrival-time bins of the latency and attainment over time charts
@@ -43,20 +43,27 @@ def write_inference_charts(result: RunResult, folder: Path) -> list[Path]:
 
     Returns [] for a run that served no inference (no requests frame), so callers need not check.
     """
+    return draw(inference_charts(result), folder)
+
+
+def inference_charts(result: RunResult) -> list[Chart]:
+    """The inference charts of `result`, not yet drawn; [] for a run that served no inference."""
     if result.requests is None:
         return []
-    folder = Path(folder)
-    requests = result.requests
-    services = service_order(result)
-    colors = model_colors(services)
-    targets = slo_targets(result)
-    end = run_end(result)
     return [
-        _latency_cdf(requests, services, colors, targets, folder / "latency_cdf.png"),
-        _latency_over_time(requests, services, colors, targets, end, folder / "latency_over_time.png"),
-        _replica_batch_kv(result, end, folder / "replica_batch_kv.png"),
-        _slo_attainment(requests, services, colors, targets, end, folder / "slo_attainment.png"),
+        ("latency_cdf.png", lambda path: _latency_cdf(*_inputs(result)[:4], path)),
+        ("latency_over_time.png", lambda path: _latency_over_time(*_inputs(result), path)),
+        ("replica_batch_kv.png", lambda path: _replica_batch_kv(result, run_end(result), path)),
+        ("slo_attainment.png", lambda path: _slo_attainment(*_inputs(result), path)),
     ]
+
+
+def _inputs(result: RunResult) -> tuple[pd.DataFrame, list[str], dict[str, Any], dict[str, dict[str, float]],
+                                         float]:
+    """Requests, services in order, their colors, SLO targets and the run's end, as the charts take them."""
+    assert result.requests is not None
+    services = service_order(result)
+    return result.requests, services, model_colors(services), slo_targets(result), run_end(result)
 
 
 # --- inputs -----------------------------------------------------------------------------------------
@@ -134,7 +141,6 @@ def _latency_cdf(requests: pd.DataFrame, services: list[str], colors: dict[str, 
             ax.legend(fontsize=7, loc="lower right")
         ax.set_title(label)
     fig.suptitle("Empirical CDFs of request latency per service (dashed: SLO target)")
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -155,10 +161,10 @@ def _latency_over_time(requests: pd.DataFrame, services: list[str], colors: dict
             centers, quantiles = arrival_bins(frame, column, end, lambda g: g.quantile([0.5, 0.99]).unstack())
             if not len(centers):
                 continue
-            ax.plot(centers / tscale, quantiles[0.5] / vscale, color=colors[service], lw=1.3,
+            ax.plot(centers / tscale, quantiles[0.5] / vscale, color=colors[service], lw=1.3, marker=".", ms=2,
                     label=f"{service} p50")
             ax.plot(centers / tscale, quantiles[0.99] / vscale, color=colors[service], lw=1.0, ls=":",
-                    label=f"{service} p99")
+                    marker=".", ms=2, label=f"{service} p99")
             target = targets.get(service, {}).get(slo_key)
             if target is not None:
                 ax.axhline(target / vscale, color=colors[service], ls="--", lw=1.0, alpha=0.7)
@@ -174,15 +180,15 @@ def _latency_over_time(requests: pd.DataFrame, services: list[str], colors: dict
     axes[-1].set_xlim(0, end / tscale if end > 0 else 1)
     axes[-1].set_xlabel(f"arrival time ({tunit})")
     fig.suptitle(f"Latency by arrival time: p50 and p99 in {TIME_BINS} time bins (dashed: SLO target)")
-    fig.tight_layout()
     return save(fig, path)
 
 
 def arrival_bins(frame: pd.DataFrame, column: str, end: float,
                  reduce: Callable[[Any], Any]) -> tuple[np.ndarray, Any]:
-    """Bin centers and `reduce(groupby)` of finite `column` values, over TIME_BINS bins of arrival time.
+    """Centers of all TIME_BINS bins of arrival time and `reduce(groupby)` of finite `column` values per bin.
 
-    Only bins holding data are returned, so a sparse service shows no invented zeros.
+    Bins without a value hold NaN, so a line breaks across a gap instead of bridging it with a slope no
+    request had (and a sparse service shows no invented zeros). Empty arrays when no value is finite.
     """
     arrival = frame["arrival_s"].to_numpy(dtype=float)
     values = frame[column].to_numpy(dtype=float)
@@ -192,8 +198,7 @@ def arrival_bins(frame: pd.DataFrame, column: str, end: float,
     edges = np.linspace(0.0, max(end, float(arrival[keep].max()), 1e-9), TIME_BINS + 1)
     index = np.clip(np.searchsorted(edges, arrival[keep], side="right") - 1, 0, TIME_BINS - 1)
     reduced = reduce(pd.Series(values[keep]).groupby(index))
-    bins = reduced.index.to_numpy(dtype=int)
-    return (edges[bins] + edges[bins + 1]) / 2, reduced
+    return (edges[:-1] + edges[1:]) / 2, reduced.reindex(range(TIME_BINS))
 
 
 def _include_x(ax: Axes, value: float) -> None:
@@ -223,7 +228,7 @@ def _replica_batch_kv(result: RunResult, end: float, path: Path) -> Path:
         for i, replica in enumerate(shown):
             row = info.get(replica, pd.Series(dtype=object))
             times, values = replica_levels(ts[ts["replica_id"] == replica], row, end)
-            label = f"{replica} {row['service']}" if "service" in row else str(replica)
+            label = replica_label(replica, row)
             axes[0].step(times / scale, values[:, 0], where="post", color=cmap(i % 20), lw=1.0, label=label)
             axes[1].step(times / scale, values[:, 1], where="post", color=cmap(i % 20), lw=1.0)
         axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False,
@@ -238,8 +243,19 @@ def _replica_batch_kv(result: RunResult, end: float, path: Path) -> Path:
     axes[-1].set_xlim(0, end / scale if end > 0 else 1)
     axes[-1].set_xlabel(f"simulated time ({unit})")
     fig.suptitle(title)
-    fig.tight_layout()
     return save(fig, path)
+
+
+def replica_label(replica: int, row: pd.Series) -> str:
+    """"chat/3 (H100 x2)": service, replica id and accelerator x tensor parallelism, as far as `row` (the
+    replicas-frame row) tells; a service mixing replica shapes is told apart by the accelerators."""
+    service = row.get("service")
+    label = f"{service}/{replica}" if isinstance(service, str) and service else str(replica)
+    accelerator, parallel = row.get("accelerator"), row.get("tensor_parallel")
+    if isinstance(accelerator, str) and accelerator:
+        count = f" x{int(parallel)}" if isinstance(parallel, int | float | np.integer) and parallel > 0 else ""
+        label += f" ({accelerator}{count})"
+    return label
 
 
 def _replica_rows(replicas: pd.DataFrame | None, ids: Sequence[int]) -> dict[int, pd.Series]:
@@ -303,7 +319,6 @@ def _slo_attainment(requests: pd.DataFrame, services: list[str], colors: dict[st
         over_time.grid(alpha=0.3)
     fig.suptitle("SLO attainment: share of requests completed within their TTFT and TPOT targets "
                  "(rejected and unfinished ones miss)")
-    fig.tight_layout()
     return save(fig, path)
 
 

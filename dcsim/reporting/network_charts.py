@@ -19,7 +19,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from dcsim.reporting.charts import MAX_ROWS, binned_levels, model_colors, no_data, save, time_unit
+from dcsim.reporting.charts import MAX_ROWS, binned_levels, model_colors, no_data, time_unit
+from dcsim.reporting.drawing import Chart, draw, save
 from dcsim.results import RunResult
 
 MAX_LINKS = 8  # one small panel per link; link_timeseries keeps up to 20, the busiest ones are drawn
@@ -32,14 +33,17 @@ def write_network_charts(result: RunResult, folder: Path) -> list[Path]:
 
     Returns only the paths written: [] for a run with neither, so callers need not check.
     """
-    folder = Path(folder)
-    end = run_end(result)
-    paths = []
+    return draw(network_charts(result), folder)
+
+
+def network_charts(result: RunResult) -> list[Chart]:
+    """The link and storage charts of `result`, not yet drawn: only those it has frames for."""
+    charts: list[Chart] = []
     if result.link_timeseries is not None and not result.link_timeseries.empty:
-        paths.append(_link_utilization(result, end, folder / "link_utilization.png"))
+        charts.append(("link_utilization.png", lambda path: _link_utilization(result, run_end(result), path)))
     if result.storage_timeseries is not None and not result.storage_timeseries.empty:
-        paths.append(_storage(result, end, folder / "storage.png"))
-    return paths
+        charts.append(("storage.png", lambda path: _storage(result, run_end(result), path)))
+    return charts
 
 
 def run_end(result: RunResult) -> float:
@@ -128,7 +132,6 @@ def _link_utilization(result: RunResult, end: float, path: Path) -> Path:
     if len(order) > len(shown):
         title += f" (of {len(order)} in link_timeseries)"
     fig.suptitle(title)
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -183,7 +186,6 @@ def _storage(result: RunResult, end: float, path: Path) -> Path:
     used.set_xlim(0, end / scale if end > 0 else 1)
     used.set_xlabel(f"simulated time ({unit})")
     fig.suptitle("Storage tiers")
-    fig.tight_layout()
     return save(fig, path)
 
 

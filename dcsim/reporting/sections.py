@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from dcsim.reporting.charts import write_run_charts
+from dcsim.reporting.charts import run_charts
 from dcsim.reporting.cluster_tables import energy_tables, utilization_queue_tables, workload_tables
-from dcsim.reporting.inference_charts import write_inference_charts
-from dcsim.reporting.network_charts import write_network_charts
+from dcsim.reporting.drawing import Chart
+from dcsim.reporting.inference_charts import inference_charts
+from dcsim.reporting.network_charts import network_charts
 from dcsim.reporting.summary_tables import inference_tables, network_storage_tables, training_tables
 from dcsim.results import RunResult
 
-ChartWriter = Callable[[RunResult, Path], list[Path]]
+ChartLister = Callable[[RunResult], list[Chart]]  # the section's charts, not yet drawn (drawing.py draws)
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class ReportSection:
     name: str
     summary_keys: tuple[str, ...]  # present when the summary has any of these; () = always
     tables: Callable[[Mapping[str, Any]], str]  # HTML from the whole summary
-    charts: ChartWriter | None = None
+    charts: ChartLister | None = None
     policy_families: tuple[str, ...] = ()
     captions: Mapping[str, str] = field(default_factory=dict)  # chart file stem -> caption
 
@@ -63,10 +63,10 @@ NETWORK_CAPTIONS = {
 SECTIONS: tuple[ReportSection, ...] = (
     ReportSection("workload", ("workload",), workload_tables),
     ReportSection("training", ("training",), training_tables, policy_families=("scheduler", "placement")),
-    ReportSection("cluster", (), utilization_queue_tables, write_run_charts, captions=CLUSTER_CAPTIONS),
-    ReportSection("inference", ("inference",), inference_tables, write_inference_charts,
+    ReportSection("cluster", (), utilization_queue_tables, run_charts, captions=CLUSTER_CAPTIONS),
+    ReportSection("inference", ("inference",), inference_tables, inference_charts,
                   ("replica_scheduler", "balancer", "autoscaler"), INFERENCE_CAPTIONS),
-    ReportSection("network and storage", ("network", "storage"), network_storage_tables, write_network_charts,
+    ReportSection("network and storage", ("network", "storage"), network_storage_tables, network_charts,
                   captions=NETWORK_CAPTIONS),
     ReportSection("energy", (), energy_tables),
 )
