@@ -43,3 +43,14 @@ class ResultError(DcsimError):
 
 class CalibrationError(DcsimError):
     """A measurement file that cannot be read, or a fit that cannot be made from the points given."""
+
+
+
+def excerpt(value: object, limit: int = 80) -> str:
+    """repr(value), cut to `limit` characters with an ellipsis: error messages never echo a whole input."""
+    return clip(repr(value), limit)
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
