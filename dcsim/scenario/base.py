@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dcsim.errors import excerpt
 from dcsim.scenario.units_types import MAX_WEIGHT, Quantity, Rate
 
 
@@ -36,7 +37,7 @@ class _NotANumber:
         self.value = value
 
     def __repr__(self) -> str:
-        return repr(self.value)
+        return excerpt(self.value)
 
 
 def _mark(value: Any, kind: str) -> Any:

@@ -40,8 +40,6 @@ def scenario_from_dict(data: Mapping[str, Any], label: str = "<scenario>", base_
         scenario = Scenario.model_validate(dict(data))
     except ValidationError as exc:
         problems = format_validation_error(exc) + problems
-    except RecursionError:  # a dict built in Python, not read by the depth-limited loader
-        raise ScenarioError([f"{label}: (top level): nested too deeply to validate"]) from None
     if problems:
         raise ScenarioError([clip(f"{label}: {problem}", 1000) for problem in problems])
     return scenario.with_source(label, base_dir)
@@ -71,8 +69,8 @@ def _message(error: Any) -> str:
     """pydantic's message, with any input it quotes replaced by an excerpt."""
     if error["type"] == "union_tag_invalid":
         context = error.get("ctx") or {}
-        return (f"unknown {context.get('discriminator', 'tag')} {excerpt(context.get('tag'))}; "
-                f"expected one of {context.get('expected_tags', '')}")
+        field = str(context.get("discriminator", "tag")).strip("'")
+        return f"{field} must be one of {context.get('expected_tags', '')}, got {excerpt(context.get('tag'))}"
     return clip(str(error["msg"]).removeprefix("Value error, "), 500)
 
 
