@@ -70,7 +70,7 @@ def load_yaml(text: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"{where}invalid YAML: {problem}") from None
+        raise InputError(f"{where}invalid YAML: {clip(problem, 200)}") from None
     except RecursionError:
         raise InputError(f"invalid YAML: nested more than {MAX_DEPTH} levels deep") from None
 

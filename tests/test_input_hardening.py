@@ -322,3 +322,19 @@ def test_trace_requests_after_the_horizon_are_counted() -> None:
     assert service["workload"]["rows_read"] == 8819
     assert service["requests"] + service["requests_after_horizon"] == 8819
     assert service["requests_after_horizon"] > 0
+
+
+# --- 10. every echoed value is an excerpt ----------------------------------------------------------
+
+
+def test_yaml_and_measurement_errors_echo_excerpts(tmp_path: Path) -> None:
+    huge = "a" * 100_000
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: *{huge}\n")
+    line = one_problem(path)
+    assert "found undefined alias" in line and len(line) < 400
+    measurements = tmp_path / "runs.csv"
+    measurements.write_text(f"kind,model,accelerator,time\ntraining,ResNet-50,{huge},1s\n")
+    with pytest.raises(CalibrationError) as info:
+        read_measurements(measurements)
+    assert len(str(info.value)) < 500

@@ -42,7 +42,7 @@ import pandas as pd
 
 from dcsim import units
 from dcsim.catalog import Catalog, ModelSpec, load_catalog, parameterised_llm
-from dcsim.errors import CalibrationError, CatalogError, UnitError, excerpt
+from dcsim.errors import CalibrationError, CatalogError, UnitError, clip, excerpt
 from dcsim.inputs import InputError, read_text
 
 KINDS = ("training", "prefill", "decode", "linear", "power_cap")
@@ -120,7 +120,7 @@ def check_row(raw: Mapping[str, Any], catalog: Catalog, where: str, default_sour
     try:
         accelerator = catalog.canonical_accelerator(str(raw["accelerator"]).strip())
     except CatalogError as exc:
-        raise CalibrationError(f"{where}: column 'accelerator': {exc}") from None
+        raise CalibrationError(f"{where}: column 'accelerator': {clip(str(exc), 300)}") from None
     seconds = lambda value: units.parse(value, "duration")  # noqa: E731
     watts = lambda value: units.parse(value, "power")  # noqa: E731
     row: dict[str, Any] = {

@@ -39,6 +39,7 @@ class Quantity:
     unit: str
     low: float
     high: float
+    high_text: str
     low_open: bool = False
     low_why: str = ""
 
@@ -60,19 +61,21 @@ class Quantity:
             raise ValueError(f"must be {'>' if self.low_open else '>='} {self.low:.4g} {self.unit}{why}, "
                              f"got {value:.4g} {self.unit}")
         if value > self.high:
-            raise ValueError(f"must be <= {self.high:.4g} {self.unit} (larger values are not physically "
-                             f"plausible), got {value:.4g} {self.unit}")
+            raise ValueError(f"must be <= {self.high:.4g} {self.unit} ({self.high_text}; more is not plausible), "
+                             f"got {value:.4g} {self.unit}")
         return value
 
 
-Duration: TypeAlias = Annotated[float, Quantity("duration", "s", 0.0, MAX_DURATION_S)]
-PositiveDuration: TypeAlias = Annotated[float, Quantity("duration", "s", 0.0, MAX_DURATION_S, low_open=True)]
-Interval: TypeAlias = Annotated[float, Quantity("duration", "s", MIN_INTERVAL_S, MAX_DURATION_S,
-                                                 low_why="shorter intervals stall the simulation clock")]
-Power: TypeAlias = Annotated[float, Quantity("power", "W", 0.0, MAX_POWER_W)]
-PositivePower: TypeAlias = Annotated[float, Quantity("power", "W", 0.0, MAX_POWER_W, low_open=True)]
-Rate: TypeAlias = Annotated[float, Quantity("rate", "per s", MIN_RATE, MAX_RATE, low_why="one per century")]
-Bytes: TypeAlias = Annotated[float, Quantity("bytes", "B", 0.0, MAX_BYTES, low_open=True)]
-ByteCount: TypeAlias = Annotated[float, Quantity("bytes", "B", 0.0, MAX_BYTES)]
-Bandwidth: TypeAlias = Annotated[float, Quantity("bandwidth", "B/s", MIN_BANDWIDTH, MAX_BANDWIDTH,
-                                                  low_why="slower transfers would outlast any run")]
+_CENTURY = "100 years"
+Duration: TypeAlias = Annotated[float, Quantity("duration", "s", 0.0, MAX_DURATION_S, _CENTURY)]
+PositiveDuration: TypeAlias = Annotated[float, Quantity("duration", "s", 0.0, MAX_DURATION_S, _CENTURY, low_open=True)]
+Interval: TypeAlias = Annotated[float, Quantity("duration", "s", MIN_INTERVAL_S, MAX_DURATION_S, _CENTURY,
+                                                low_why="shorter intervals stall the simulation clock")]
+Power: TypeAlias = Annotated[float, Quantity("power", "W", 0.0, MAX_POWER_W, "1 MW")]
+PositivePower: TypeAlias = Annotated[float, Quantity("power", "W", 0.0, MAX_POWER_W, "1 MW", low_open=True)]
+Rate: TypeAlias = Annotated[float, Quantity("rate", "per s", MIN_RATE, MAX_RATE, "a million per second",
+                                            low_why="one per century")]
+Bytes: TypeAlias = Annotated[float, Quantity("bytes", "B", 0.0, MAX_BYTES, "1 ZB", low_open=True)]
+ByteCount: TypeAlias = Annotated[float, Quantity("bytes", "B", 0.0, MAX_BYTES, "1 ZB")]
+Bandwidth: TypeAlias = Annotated[float, Quantity("bandwidth", "B/s", MIN_BANDWIDTH, MAX_BANDWIDTH, "8 Pbit/s",
+                                                 low_why="slower transfers would outlast any run")]
