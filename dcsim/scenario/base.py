@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -79,6 +79,9 @@ class ArrivalRate(Strict):
 
     rate: Rate = Field(description='mean arrival rate, e.g. "20/h" or "5/s"')
     cv: float = Field(1.0, ge=0.01, le=100, description="coefficient of variation of inter-arrival times (gamma only)")
+
+
+Weight = Annotated[float, Field(ge=0, le=MAX_WEIGHT)]  # a relative weight: room for counts, a finite sum
 
 
 def check_weights(weights: list[float]) -> None:

@@ -8,11 +8,11 @@ service's `weights_load_bandwidth`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from dcsim.errors import clip, excerpt
+from dcsim.errors import clip
 from dcsim.scenario.base import Strict
 from dcsim.scenario.units_types import Bandwidth, ByteCount, Bytes, Duration, Interval, PositiveDuration, Power
 
@@ -56,7 +56,8 @@ class Network(Strict):
     rails: int = Field(8, ge=1, le=1024, description="rail_optimized: NICs per node, one rail switch each")
     rail_bandwidth: Bandwidth | None = Field(None, description="rail_optimized: bandwidth of each NIC")
     hosts_per_pod: int | None = Field(None, ge=1, le=10**7, description="rail_optimized: nodes per pod (default: all)")
-    dims: list[int] | None = Field(None, description="torus_3d: [x, y, z], product = number of nodes")
+    dims: list[Annotated[int, Field(ge=1, le=1000)]] | None = Field(
+        None, min_length=3, max_length=3, description="torus_3d: [x, y, z], product = number of nodes")
     link_bandwidth: Bandwidth | None = Field(None, description="torus_3d: each neighbour link")
     file: str | None = Field(None, description="edge_list or graphml file, relative to the scenario file")
     allow_partitions: bool = Field(False, description="edge_list/graphml: accept islands of nodes; jobs stay "
@@ -67,13 +68,6 @@ class Network(Strict):
     intra_node_bandwidth: Bandwidth | None = Field(
         None, description="per-accelerator bandwidth inside a node; default: the catalog's interconnect figure")
     power: NetworkPower = NetworkPower()
-
-    @field_validator("dims")
-    @classmethod
-    def _three(cls, dims: list[int] | None) -> list[int] | None:
-        if dims is not None and (len(dims) != 3 or any(not 1 <= d <= 1000 for d in dims)):
-            raise ValueError(f"expected three sizes from 1 to 1000, got {excerpt(dims)}")
-        return dims
 
     @model_validator(mode="after")
     def _has_what_the_topology_needs(self) -> Network:

@@ -14,7 +14,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from dcsim.errors import clip, excerpt
-from dcsim.scenario.base import ArrivalRate, check_weights
+from dcsim.scenario.base import ArrivalRate, Weight, check_weights
 from dcsim.scenario.base import Strict as _Strict
 from dcsim.scenario.inference import Inference
 from dcsim.scenario.network import Checkpointing, Communication, DatasetStreaming, Network, Storage
@@ -111,8 +111,8 @@ class Arrivals(ArrivalRate):
 class AcceleratorsPerJob(_Strict):
     """Gang size distribution: `values` accelerators with relative `weights`."""
 
-    values: list[int] = Field(default_factory=lambda: [1], min_length=1)
-    weights: list[float] | None = None
+    values: list[Annotated[int, Field(ge=1, le=MAX_GANG)]] = Field(default_factory=lambda: [1], min_length=1)
+    weights: list[Weight] | None = None
 
     @field_validator("values")
     @classmethod
@@ -159,7 +159,7 @@ class _TrainingCommon(_Strict):
     reference_accelerator: str | None = Field(
         None, description="accelerator on which durations are measured; default: the catalog reference (V100)"
     )
-    models: dict[str, float] = Field(
+    models: dict[str, Weight] = Field(
         default_factory=lambda: {"generic": 1.0},
         description="model-type mix (name -> weight); the type sets relative speed per accelerator",
     )
