@@ -5,6 +5,8 @@ The message is written for a person: file, field or line, what was expected, wha
 
 from __future__ import annotations
 
+import reprlib
+
 
 class DcsimError(Exception):
     """Base of all user-facing dcsim errors."""
@@ -43,3 +45,23 @@ class ResultError(DcsimError):
 
 class CalibrationError(DcsimError):
     """A measurement file that cannot be read, or a fit that cannot be made from the points given."""
+
+
+
+def excerpt(value: object, limit: int = 80) -> str:
+    """repr(value), cut to `limit` characters with an ellipsis: error messages never echo a whole input.
+
+    Containers are shown a few levels and items deep (reprlib), so a huge or deeply nested value costs
+    no more to show than a short one."""
+    text = repr(value[: limit + 1]) if isinstance(value, str) else _SHORT.repr(value)
+    return clip(text, limit)
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict, _SHORT.maxset = 3, 8, 8, 6, 6
+_SHORT.maxstring = _SHORT.maxother = 80

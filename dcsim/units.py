@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from dcsim.errors import UnitError
+from dcsim.errors import UnitError, excerpt
 
 Kind = Literal["duration", "bytes", "bandwidth", "power", "energy", "rate", "flops"]
 
@@ -59,22 +59,22 @@ def parse(value: object, kind: Kind) -> float:
     Raises UnitError naming what was expected.
     """
     if isinstance(value, bool):
-        raise UnitError(f"expected {_EXPECTED[kind]}, got {value!r}")
+        raise UnitError(f"expected {_EXPECTED[kind]}, got {excerpt(value)}")
     if isinstance(value, int | float):
         return float(value)
     if not isinstance(value, str):
-        raise UnitError(f"expected {_EXPECTED[kind]}, got {value!r}")
+        raise UnitError(f"expected {_EXPECTED[kind]}, got {excerpt(value)}")
     if kind == "rate":
         return _parse_rate(value)
     match = _NUMBER_UNIT.match(value)
     if match is None:
-        raise UnitError(f"expected {_EXPECTED[kind]}, got {value!r}")
+        raise UnitError(f"expected {_EXPECTED[kind]}, got {excerpt(value)}")
     number, unit = float(match.group(1)), match.group(2)
     if not unit:
         return number
     factor = _lookup(_TABLES[kind], unit)
     if factor is None:
-        raise UnitError(f"unknown unit {unit!r} in {value!r}; expected {_EXPECTED[kind]}")
+        raise UnitError(f"unknown unit {excerpt(unit)} in {excerpt(value)}; expected {_EXPECTED[kind]}")
     return number * factor
 
 
@@ -84,24 +84,24 @@ def _lookup(table: dict[str, float], unit: str) -> float | None:
         return table[unit]
     matches = {key: factor for key, factor in table.items() if key.lower() == unit.lower()}
     if len(set(matches.values())) > 1:
-        raise UnitError(f"unit {unit!r} is ambiguous: write {' or '.join(sorted(matches))}")
+        raise UnitError(f"unit {excerpt(unit)} is ambiguous: write {' or '.join(sorted(matches))}")
     return next(iter(matches.values()), None)
 
 
 def _parse_rate(value: str) -> float:
     if "/" not in value:
-        raise UnitError(f"expected {_EXPECTED['rate']}, got {value!r}")
+        raise UnitError(f"expected {_EXPECTED['rate']}, got {excerpt(value)}")
     count_text, _, per_text = value.partition("/")
     try:
         count = float(count_text)
     except ValueError:
-        raise UnitError(f"expected {_EXPECTED['rate']}, got {value!r}") from None
+        raise UnitError(f"expected {_EXPECTED['rate']}, got {excerpt(value)}") from None
     per_text = per_text.strip()
     if not per_text:
-        raise UnitError(f"expected {_EXPECTED['rate']}, got {value!r}")
+        raise UnitError(f"expected {_EXPECTED['rate']}, got {excerpt(value)}")
     per = parse(per_text if per_text[:1].isdigit() else f"1{per_text}", "duration")
     if per <= 0:
-        raise UnitError(f"expected {_EXPECTED['rate']}, got {value!r}")
+        raise UnitError(f"expected {_EXPECTED['rate']}, got {excerpt(value)}")
     return count / per
 
 

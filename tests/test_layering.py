@@ -13,9 +13,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dcsim"
 ALLOWED = {
     "dcsim.errors": [],
     "dcsim.units": ["dcsim.errors"],
+    "dcsim.inputs": ["dcsim.errors"],
     "dcsim.catalog": ["dcsim.units", "dcsim.errors"],
-    "dcsim.calibration": ["dcsim.calibration", "dcsim.catalog", "dcsim.units", "dcsim.errors"],
-    "dcsim.scenario": ["dcsim.scenario", "dcsim.units", "dcsim.errors", "dcsim.catalog", "dcsim.calibration"],
+    "dcsim.calibration": ["dcsim.calibration", "dcsim.catalog", "dcsim.units", "dcsim.errors", "dcsim.inputs"],
+    "dcsim.scenario": ["dcsim.scenario", "dcsim.units", "dcsim.errors", "dcsim.catalog", "dcsim.calibration",
+                       "dcsim.inputs"],
     "dcsim.model": ["dcsim.model", "dcsim.catalog", "dcsim.errors", "dcsim.units"],
     "dcsim.workload": ["dcsim.workload", "dcsim.model", "dcsim.scenario", "dcsim.errors", "dcsim.units"],
     "dcsim.policies": ["dcsim.policies", "dcsim.model", "dcsim.errors"],

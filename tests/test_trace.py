@@ -46,7 +46,7 @@ def test_column_mapping_and_bad_rows_are_counted_with_line_numbers(tmp_path: Pat
     assert workload["rows_read"] == 8
     assert workload["jobs"] == 2
     assert workload["skipped"] == {
-        "arch: unknown accelerator": 1, "blank line": 1, "gpus: not a positive integer": 1,
+        "arch: unknown accelerator": 1, "blank line": 1, "gpus: not a whole number from 1 to 1048576": 1,
         "kind: unknown model type": 1, "secs: not a positive number": 1, "when: not a time": 1,
     }
     assert workload["skipped_example_lines"]["secs: not a positive number"] == [3]

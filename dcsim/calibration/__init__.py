@@ -24,7 +24,8 @@ from dcsim.calibration.power import PowerModel, fit_power
 from dcsim.calibration.scaling import ScalingModel, StepTime, fit_scaling
 from dcsim.calibration.training import TrainingModel, fit_training
 from dcsim.catalog import Catalog, load_catalog, load_shipped_yaml
-from dcsim.errors import CalibrationError
+from dcsim.errors import CalibrationError, clip, excerpt
+from dcsim.inputs import InputError, load_yaml, read_text
 
 SECTIONS = ("training", "scaling", "inference", "power")
 FORMAT = "dcsim-calibration/1"
@@ -127,24 +128,24 @@ def read_overlay(path: Path, catalog: Catalog | None = None) -> dict[str, Any]:
     """Read a calibration file (shipped or overlay) into fitted section models."""
     catalog = catalog or load_catalog()
     try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise CalibrationError(f"{path}: cannot read calibration overlay ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise CalibrationError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raw = load_yaml(read_text(path))  # a regular, bounded UTF-8 file; no alias bombs
+    except InputError as exc:
+        raise CalibrationError(f"{path}: cannot read calibration overlay: {exc}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CalibrationError(f"{path}: not a dcsim calibration file (expected `format: {FORMAT}`, "
                                "as written by `dcsim calibration fit`)")
     unknown = sorted(set(raw) - {"format", *SECTIONS})
     if unknown:
-        raise CalibrationError(f"{path}: unknown section {unknown[0]!r} (sections: {', '.join(SECTIONS)})")
+        raise CalibrationError(f"{path}: unknown section {excerpt(unknown[0])} (sections: {', '.join(SECTIONS)})")
     for name in SECTIONS:
         if name in raw and not isinstance(raw[name], dict):
-            raise CalibrationError(f"{path}: section {name!r}: expected a mapping, got {type(raw[name]).__name__}")
+            raise CalibrationError(f"{path}: section {excerpt(name)}: expected a mapping, "
+                                   f"got {type(raw[name]).__name__}")
     try:
         return _sections_from_dict(raw, catalog)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise CalibrationError(f"{path}: malformed calibration entry ({type(exc).__name__}: {exc})") from None
+        raise CalibrationError(f"{path}: malformed calibration entry ({type(exc).__name__}: "
+                               f"{clip(str(exc))})") from None
 
 
 def _sections_from_dict(raw: dict[str, Any], catalog: Catalog) -> dict[str, Any]:

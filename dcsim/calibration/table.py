@@ -42,7 +42,8 @@ import pandas as pd
 
 from dcsim import units
 from dcsim.catalog import Catalog, ModelSpec, load_catalog, parameterised_llm
-from dcsim.errors import CalibrationError, CatalogError, UnitError
+from dcsim.errors import CalibrationError, CatalogError, UnitError, clip, excerpt
+from dcsim.inputs import InputError, read_text
 
 KINDS = ("training", "prefill", "decode", "linear", "power_cap")
 REQUIRED = ("kind", "model", "accelerator", "time")
@@ -56,9 +57,9 @@ def read_measurements(path: Path, catalog: Catalog | None = None) -> pd.DataFram
     """Read and check a measurement CSV; any bad cell fails with file, line and column."""
     catalog = catalog or load_catalog()
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise CalibrationError(f"{path}: cannot read measurement file ({exc.strerror or exc})") from None
+        text = read_text(path)  # a regular, bounded UTF-8 file
+    except InputError as exc:
+        raise CalibrationError(f"{path}: cannot read measurement file ({exc})") from None
     lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
              if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
@@ -71,10 +72,11 @@ def read_measurements(path: Path, catalog: Catalog | None = None) -> pd.DataFram
                                f"{', '.join(missing)} (columns: {', '.join(COLUMNS)})")
     duplicate = next((name for i, name in enumerate(header) if name in header[:i]), None)
     if duplicate is not None:
-        raise CalibrationError(f"{path}:{header_line}: duplicate column {duplicate!r}")
+        raise CalibrationError(f"{path}:{header_line}: duplicate column {excerpt(duplicate)}")
     unknown = [name for name in header if name not in COLUMNS]
     if unknown:
-        raise CalibrationError(f"{path}:{header_line}: unknown column {unknown[0]!r} (columns: {', '.join(COLUMNS)})")
+        raise CalibrationError(f"{path}:{header_line}: unknown column {excerpt(unknown[0])} "
+                               f"(columns: {', '.join(COLUMNS)})")
     rows: list[dict[str, Any]] = []
     for number, values in zip((n for n, _ in lines[1:]), csv.reader(line for _, line in lines[1:]), strict=True):
         if len(values) != len(header):
@@ -90,8 +92,8 @@ def check_row(raw: Mapping[str, Any], catalog: Catalog, where: str, default_sour
     """One row of raw strings or numbers -> typed row in SI units, or a CalibrationError naming `where`."""
 
     def fail(column: str, expected: str) -> CalibrationError:
-        got = f"got {raw[column]!r}" if column in raw else "the column is missing"
-        return CalibrationError(f"{where}: column {column!r}: expected {expected}, {got}")
+        got = f"got {excerpt(raw[column])}" if column in raw else "the column is missing"
+        return CalibrationError(f"{where}: column {excerpt(column)}: expected {expected}, {got}")
 
     def blank(column: str) -> bool:
         value = raw.get(column)
@@ -118,7 +120,7 @@ def check_row(raw: Mapping[str, Any], catalog: Catalog, where: str, default_sour
     try:
         accelerator = catalog.canonical_accelerator(str(raw["accelerator"]).strip())
     except CatalogError as exc:
-        raise CalibrationError(f"{where}: column 'accelerator': {exc}") from None
+        raise CalibrationError(f"{where}: column 'accelerator': {clip(str(exc), 300)}") from None
     seconds = lambda value: units.parse(value, "duration")  # noqa: E731
     watts = lambda value: units.parse(value, "power")  # noqa: E731
     row: dict[str, Any] = {

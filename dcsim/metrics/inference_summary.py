@@ -4,6 +4,8 @@ SLO attainment counts every request that arrived at a service with an SLO: one t
 its service's TTFT and TPOT targets meets it; rejected and unfinished requests miss it. Services
 without an SLO are left out. Energy per output token divides the
 serving replicas' accelerator energy (idle time included, hosts excluded) by completed output tokens.
+`requests_after_horizon` counts requests the workload produced that were due after the horizon (the
+counterpart of training's `jobs_after_horizon`), so rows read = requests + after horizon + skipped rows.
 """
 
 from __future__ import annotations
@@ -28,7 +30,29 @@ def inference_summary(requests: pd.DataFrame, replicas: pd.DataFrame, sim_time: 
                **{k: v for k, v in extra.items() if k != "slo"}}
         for name, extra in services.items()
     }
-    return section
+    total = 0
+    for name, extra in services.items():
+        entry = section["services"][name]
+        later = _after_horizon(entry["requests"], extra.get("workload"))
+        entry = section["services"][name] = _with_after_horizon(entry, later)
+        total += later
+    return _with_after_horizon(section, total)
+
+
+def _after_horizon(seen: int, workload: Mapping[str, Any] | None) -> int:
+    """Requests the service's workload produced that never arrived: they were due after the horizon."""
+    produced = workload.get("requests") if workload else None
+    return int(produced) - seen if isinstance(produced, int) else 0
+
+
+def _with_after_horizon(section: dict[str, Any], count: int) -> dict[str, Any]:
+    """`section` with requests_after_horizon placed right after `requests`."""
+    result: dict[str, Any] = {}
+    for key, value in section.items():
+        result[key] = value
+        if key == "requests":
+            result["requests_after_horizon"] = count
+    return result
 
 
 def _section(requests: pd.DataFrame, replicas: pd.DataFrame, sim_time: float,

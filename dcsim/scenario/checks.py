@@ -12,7 +12,9 @@ from typing import Any
 
 from dcsim.calibration import Calibration, load_calibration
 from dcsim.catalog import load_catalog
-from dcsim.errors import CalibrationError, CatalogError
+from dcsim.errors import CalibrationError, CatalogError, clip, excerpt
+
+_LONGEST_NAME = 100  # accelerator and model names are short; longer text is not looked up (nor echoed whole)
 
 
 def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
@@ -24,6 +26,10 @@ def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
     def check(path: str, value: Any, lookup: Callable[[str], object]) -> str | None:
         if not isinstance(value, str):
             return None  # the schema reports wrong types
+        if len(value) > _LONGEST_NAME:
+            problems.append(f"{path}: not a catalog name (longer than {_LONGEST_NAME} characters), "
+                            f"got {excerpt(value)}")
+            return None
         try:
             lookup(value)
         except CatalogError as exc:
@@ -44,7 +50,7 @@ def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
     check("workload.training.reference_accelerator", training.get("reference_accelerator"), catalog.accelerator)
     models = training.get("models")
     for model in models if isinstance(models, dict) else {}:
-        check(f"workload.training.models.{model}", model, lambda name: _check_model(calibration, name))
+        check(f"workload.training.models.{clip(str(model), 40)}", model, lambda name: _check_model(calibration, name))
     names = _get(training, "constraint", "accelerators")
     for index, name in enumerate(names if isinstance(names, list) else []):
         path = f"workload.training.constraint.accelerators.{index}"
@@ -52,7 +58,7 @@ def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
             canonical = catalog.canonical_accelerator(name)
             if canonical not in present:
                 have = ", ".join(sorted(present))
-                problems.append(f"{path}: {name!r} is not in the cluster (node pools have {have})")
+                problems.append(f"{path}: {excerpt(name)} is not in the cluster (node pools have {have})")
     return problems
 
 
@@ -79,7 +85,7 @@ def _service_problems(data: Any, present: set[str], check: Callable[[str, Any, C
             name = check(where, _get(group, "accelerator"), catalog.accelerator)
             if name is not None and present and catalog.canonical_accelerator(name) not in present:
                 have = ", ".join(sorted(present))
-                problems.append(f"{where}: {name!r} is not in the cluster (node pools have {have})")
+                problems.append(f"{where}: {excerpt(name)} is not in the cluster (node pools have {have})")
 
 
 def _calibration(data: Any, base_dir: str, problems: list[str]) -> Calibration:
@@ -110,7 +116,7 @@ def _unknown_model(name: str, known: list[str]) -> str:
     import difflib
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return (f"no training calibration for model {name!r}{hint} (calibrated: {', '.join(known)}; or llm-<N>b, "
+    return (f"no training calibration for model {excerpt(name)}{hint} (calibrated: {', '.join(known)}; or llm-<N>b, "
             "or fit your own with `dcsim calibration fit`)")
 
 

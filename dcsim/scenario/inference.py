@@ -12,25 +12,26 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from dcsim.errors import excerpt
 from dcsim.scenario.base import ArrivalRate, Strict
-from dcsim.scenario.units_types import Bandwidth, Bytes, Duration, PositiveDuration
+from dcsim.scenario.units_types import MAX_SCALE, MAX_TOKENS, Bandwidth, Bytes, Duration, Interval, PositiveDuration
 
 # --- token-count distributions -------------------------------------------------------------------
 
 
 class _Clipped(Strict):
-    max: int | None = Field(None, ge=1, description="clip draws to at most this many tokens")
+    max: int | None = Field(None, ge=1, le=MAX_TOKENS, description="clip draws to at most this many tokens")
 
 
 class ConstantTokens(Strict):
     distribution: Literal["constant"]
-    value: int = Field(ge=1)
+    value: int = Field(ge=1, le=MAX_TOKENS)
 
 
 class UniformTokens(Strict):
     distribution: Literal["uniform"]
-    low: int = Field(ge=1)
-    high: int = Field(ge=1)
+    low: int = Field(ge=1, le=MAX_TOKENS)
+    high: int = Field(ge=1, le=MAX_TOKENS)
 
     @model_validator(mode="after")
     def _ordered(self) -> UniformTokens:
@@ -41,13 +42,13 @@ class UniformTokens(Strict):
 
 class LogNormalTokens(_Clipped):
     distribution: Literal["lognormal"]
-    median: float = Field(gt=0)
-    sigma: float = Field(1.0, ge=0, description="standard deviation of log(tokens)")
+    median: float = Field(gt=0, le=MAX_TOKENS)
+    sigma: float = Field(1.0, ge=0, le=10, description="standard deviation of log(tokens)")
 
 
 class ExponentialTokens(_Clipped):
     distribution: Literal["exponential"]
-    mean: float = Field(gt=0)
+    mean: float = Field(gt=0, le=MAX_TOKENS)
 
 
 TokenDistribution = Annotated[ConstantTokens | UniformTokens | LogNormalTokens | ExponentialTokens,
@@ -62,7 +63,7 @@ class RequestArrivals(ArrivalRate):
 
     process: Literal["poisson", "gamma", "constant", "diurnal"] = "poisson"
     amplitude: float = Field(0.5, ge=0, lt=1, description="diurnal: rate swings by +-amplitude x rate")
-    period: PositiveDuration = Field(86400.0, description="diurnal: length of one cycle")
+    period: Interval = Field(86400.0, description="diurnal: length of one cycle")
     peak: Duration = Field(50400.0, description="diurnal: time within the cycle of the highest rate")
 
 
@@ -73,7 +74,7 @@ class SyntheticRequests(Strict):
     prompt_tokens: TokenDistribution
     output_tokens: TokenDistribution
     sessions: int | None = Field(
-        None, ge=1, description="draw each request's session key from this many sessions (for affinity "
+        None, ge=1, le=10**9, description="draw each request's session key from this many sessions (for affinity "
                                 "balancing); default: every request its own session")
 
 
@@ -93,7 +94,8 @@ class TraceRequests(Strict):
         "csv", description="azure presets the columns of the Azure LLM inference trace "
                            "(TIMESTAMP, ContextTokens, GeneratedTokens)")
     columns: RequestColumns | None = None
-    rate_scale: float = Field(1.0, gt=0, description="replay faster (2 = twice the request rate) or slower")
+    rate_scale: float = Field(1.0, ge=1 / MAX_SCALE, le=MAX_SCALE,
+                              description="replay faster (2 = twice the request rate) or slower")
     limit: int | None = Field(None, ge=1, description="use only the first N usable requests by arrival time")
 
 
@@ -134,7 +136,7 @@ class Service(Strict):
     name: str = Field(min_length=1)
     model: str = Field(description="model from the catalog, e.g. Llama-2-70B or llm-13b")
     replicas: list[ReplicaGroup] = Field(min_length=1)
-    min_replicas: int = Field(1, ge=0, description="an autoscaler never goes below this many replicas")
+    min_replicas: int = Field(1, ge=0, le=100_000, description="an autoscaler never goes below this many replicas")
     max_batch: int = Field(256, ge=1, le=1_000_000, description="most requests in a replica's batch")
     kv_cache: Bytes | None = Field(
         None, description="KV-cache bytes per replica; default: memory_utilization x accelerator memory "
@@ -173,6 +175,6 @@ class Inference(Strict):
         seen: set[str] = set()
         for service in self.services:
             if service.name in seen:
-                raise ValueError(f"service names must be unique; {service.name!r} appears twice")
+                raise ValueError(f"service names must be unique; {excerpt(service.name)} appears twice")
             seen.add(service.name)
         return self

@@ -1,6 +1,7 @@
-"""Read a scenario file: YAML safe_load, --set overrides, schema and catalog checks.
+"""Read a scenario file: strict YAML (dcsim.inputs), --set overrides, schema and catalog checks.
 
-Every problem is reported at once as `file: dotted.path: message, got value`.
+Every problem is reported at once as `file: dotted.path: message, got value`; echoed values are
+excerpts, so a huge or hostile input never turns into a huge message.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from dcsim.errors import ScenarioError
+from dcsim.errors import ScenarioError, clip, excerpt
+from dcsim.inputs import InputError, load_yaml, read_text
 from dcsim.scenario.checks import catalog_problems
 from dcsim.scenario.schema import Scenario
 
@@ -23,18 +24,9 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
     path = Path(path)
     label = str(path)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ScenarioError([f"{label}: file not found"]) from None
-    except OSError as exc:
-        raise ScenarioError([f"{label}: cannot read: {exc.strerror}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError([f"{label}: {where}invalid YAML: {problem}"]) from None
+        data = load_yaml(read_text(path))
+    except InputError as exc:
+        raise ScenarioError([f"{label}: {exc}"]) from None
     if not isinstance(data, dict):
         raise ScenarioError([f"{label}: expected a mapping at the top level, got {type(data).__name__}"])
     data = apply_overrides(data, overrides, label)
@@ -43,13 +35,13 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
 
 def scenario_from_dict(data: Mapping[str, Any], label: str = "<scenario>", base_dir: str = ".") -> Scenario:
     """Validate a plain dict (as from YAML) into a Scenario."""
-    problems = catalog_problems(data, base_dir)
     try:
+        problems = catalog_problems(data, base_dir)
         scenario = Scenario.model_validate(dict(data))
     except ValidationError as exc:
         problems = format_validation_error(exc) + problems
     if problems:
-        raise ScenarioError([f"{label}: {problem}" for problem in problems])
+        raise ScenarioError([clip(f"{label}: {problem}", 1000) for problem in problems])
     return scenario.with_source(label, base_dir)
 
 
@@ -57,11 +49,11 @@ def format_validation_error(exc: ValidationError) -> list[str]:
     """One line per problem: `dotted.path: message, got value`."""
     lines = []
     for error in exc.errors(include_url=False):
-        loc = [str(part) for part in error["loc"]]
+        loc = [clip(str(part), 40) for part in error["loc"]]
         # Drop pydantic's union-tag segments (e.g. 'synthetic') so the path matches the YAML.
         loc = [part for i, part in enumerate(loc) if i == len(loc) - 1 or part not in _UNION_TAGS]
         path = ".".join(loc) or "(top level)"
-        message = error["msg"].removeprefix("Value error, ")
+        message = _message(error)
         if error["type"] == "missing":
             lines.append(f"{path}: required field is missing")
         elif error["type"] == "extra_forbidden":
@@ -69,8 +61,17 @@ def format_validation_error(exc: ValidationError) -> list[str]:
         elif ", got " in message or isinstance(error.get("input"), dict):  # a whole section: the message says it
             lines.append(f"{path}: {message}")
         else:
-            lines.append(f"{path}: {message}, got {error.get('input')!r}")
+            lines.append(f"{path}: {message}, got {excerpt(error.get('input'))}")
     return lines
+
+
+def _message(error: Any) -> str:
+    """pydantic's message, with any input it quotes replaced by an excerpt."""
+    if error["type"] == "union_tag_invalid":
+        context = error.get("ctx") or {}
+        field = str(context.get("discriminator", "tag")).strip("'")
+        return f"{field} must be one of {context.get('expected_tags', '')}, got {excerpt(context.get('tag'))}"
+    return clip(str(error["msg"]).removeprefix("Value error, "), 500)
 
 
 _UNION_TAGS = {"synthetic", "trace", "constant", "exponential", "lognormal", "uniform"}
@@ -82,11 +83,11 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], label: str =
     for override in overrides:
         key, sep, raw_value = override.partition("=")
         if not sep or not key.strip():
-            raise ScenarioError([f"--set {override!r}: expected dotted.key=value"])
+            raise ScenarioError([f"--set {excerpt(override)}: expected dotted.key=value"])
         try:
-            value = yaml.safe_load(raw_value)
-        except yaml.YAMLError:
-            raise ScenarioError([f"--set {override!r}: value is not valid YAML"]) from None
+            value = load_yaml(raw_value)  # the same rules as a scenario file
+        except InputError as exc:
+            raise ScenarioError([f"--set {excerpt(override)}: value: {exc}"]) from None
         _set_path(result, key.strip().split("."), value, override)
     return result
 
@@ -97,7 +98,7 @@ def _set_path(node: Any, parts: list[str], value: Any, override: str) -> None:
         where = ".".join(parts[: depth + 1])
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ScenarioError([f"--set {override!r}: {where}: expected an index below {len(node)}"])
+                raise ScenarioError([f"--set {excerpt(override)}: {clip(where)}: expected an index below {len(node)}"])
             if last:
                 node[int(part)] = value
                 return
@@ -112,6 +113,6 @@ def _set_path(node: Any, parts: list[str], value: Any, override: str) -> None:
             elif isinstance(child, str) and depth == 1 and parts[0] == "policies":
                 child = node[part] = {"name": child}  # `scheduler: fifo` shorthand, so `scheduler.param=v` works
             elif not isinstance(child, dict | list):
-                raise ScenarioError([f"--set {override!r}: {where}: cannot set a field inside a plain value "
-                                     f"({child!r})"])
+                raise ScenarioError([f"--set {excerpt(override)}: {clip(where)}: cannot set a field inside a "
+                                     f"plain value ({excerpt(child)})"])
             node = child

@@ -8,12 +8,16 @@ service's `weights_load_bandwidth`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from dcsim.errors import clip
 from dcsim.scenario.base import Strict
-from dcsim.scenario.units_types import Bandwidth, ByteCount, Bytes, Duration, PositiveDuration, Power
+from dcsim.scenario.units_types import Bandwidth, ByteCount, Bytes, Duration, Interval, PositiveDuration, Power
+
+_SWITCHES = 100_000  # most switches (or hosts) per tier: beyond any built network
+_PJ_PER_BIT = 1e6  # switching energy per bit: today's figures are 1 to 100 pJ
 
 TopologyKind = Literal["leaf_spine", "fat_tree", "rail_optimized", "torus_3d", "edge_list", "graphml"]
 
@@ -33,7 +37,8 @@ class NetworkPower(Strict):
     switch_idle: Power = Field(0.0, description="watts per switch, drawn whether or not it carries traffic")
     port: Power = Field(0.0, description="watts per switch port in use (one per link end at a switch)")
     nic: Power = Field(0.0, description="watts per host network interface (one per cluster node)")
-    pj_per_bit: float = Field(0.0, ge=0, description="picojoules per bit per link traversed (switching energy)")
+    pj_per_bit: float = Field(0.0, ge=0, le=_PJ_PER_BIT,
+                              description="picojoules per bit per link traversed (switching energy)")
 
 
 class Network(Strict):
@@ -41,17 +46,18 @@ class Network(Strict):
 
     topology: TopologyKind
     host_bandwidth: Bandwidth | None = Field(None, description="each node's link to its leaf (leaf_spine, fat_tree)")
-    hosts_per_leaf: int = Field(16, ge=1)
-    spines: int = Field(4, ge=1, description="spine switches (leaf_spine, rail_optimized)")
-    leaves_per_pod: int = Field(8, ge=1, description="fat_tree")
-    aggregations_per_pod: int = Field(4, ge=1, description="fat_tree")
-    cores: int = Field(4, ge=1, description="fat_tree")
-    oversubscription: float = Field(1.0, ge=1.0, description="host bandwidth into a leaf / the leaf's uplinks")
-    core_oversubscription: float = Field(1.0, ge=1.0, description="fat_tree: a pod's downlinks / its uplinks")
-    rails: int = Field(8, ge=1, description="rail_optimized: NICs per node, one rail switch each")
+    hosts_per_leaf: int = Field(16, ge=1, le=_SWITCHES)
+    spines: int = Field(4, ge=1, le=_SWITCHES, description="spine switches (leaf_spine, rail_optimized)")
+    leaves_per_pod: int = Field(8, ge=1, le=_SWITCHES, description="fat_tree")
+    aggregations_per_pod: int = Field(4, ge=1, le=_SWITCHES, description="fat_tree")
+    cores: int = Field(4, ge=1, le=_SWITCHES, description="fat_tree")
+    oversubscription: float = Field(1.0, ge=1.0, le=1000, description="host bandwidth into a leaf / the leaf's uplinks")
+    core_oversubscription: float = Field(1.0, ge=1.0, le=1000, description="fat_tree: a pod's downlinks / its uplinks")
+    rails: int = Field(8, ge=1, le=1024, description="rail_optimized: NICs per node, one rail switch each")
     rail_bandwidth: Bandwidth | None = Field(None, description="rail_optimized: bandwidth of each NIC")
-    hosts_per_pod: int | None = Field(None, ge=1, description="rail_optimized: nodes per pod (default: all)")
-    dims: list[int] | None = Field(None, description="torus_3d: [x, y, z], product = number of nodes")
+    hosts_per_pod: int | None = Field(None, ge=1, le=10**7, description="rail_optimized: nodes per pod (default: all)")
+    dims: list[Annotated[int, Field(ge=1, le=1000)]] | None = Field(
+        None, min_length=3, max_length=3, description="torus_3d: [x, y, z], product = number of nodes")
     link_bandwidth: Bandwidth | None = Field(None, description="torus_3d: each neighbour link")
     file: str | None = Field(None, description="edge_list or graphml file, relative to the scenario file")
     allow_partitions: bool = Field(False, description="edge_list/graphml: accept islands of nodes; jobs stay "
@@ -62,13 +68,6 @@ class Network(Strict):
     intra_node_bandwidth: Bandwidth | None = Field(
         None, description="per-accelerator bandwidth inside a node; default: the catalog's interconnect figure")
     power: NetworkPower = NetworkPower()
-
-    @field_validator("dims")
-    @classmethod
-    def _three(cls, dims: list[int] | None) -> list[int] | None:
-        if dims is not None and (len(dims) != 3 or any(d < 1 for d in dims)):
-            raise ValueError(f"expected three sizes >= 1, got {dims}")
-        return dims
 
     @model_validator(mode="after")
     def _has_what_the_topology_needs(self) -> Network:
@@ -93,7 +92,7 @@ class StorageTier(Strict):
     latency: Duration = Field(0.0, description="added once to every transfer (object stores: tens of ms)")
     attach: list[str] | None = Field(None, description="switches the tier connects to; default: the top tier")
     power_per_tb: Power = Field(0.0, description="watts per TB of capacity (drives, controllers)")
-    pj_per_bit: float = Field(0.0, ge=0, description="picojoules per bit read or written")
+    pj_per_bit: float = Field(0.0, ge=0, le=_PJ_PER_BIT, description="picojoules per bit read or written")
 
     @model_validator(mode="after")
     def _fits(self) -> StorageTier:
@@ -113,7 +112,7 @@ class Storage(Strict):
         names = [tier.name for tier in tiers]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
-            raise ValueError(f"tier names must be unique, got {', '.join(duplicates)} twice")
+            raise ValueError(f"tier names must be unique, got {clip(', '.join(duplicates))} twice")
         return tiers
 
 
@@ -123,8 +122,8 @@ class Communication(Strict):
     algorithm: Literal["ring", "hierarchical"] = Field(
         "ring", description="ring over all accelerators, or reduce inside nodes then ring across nodes")
     overlap: float = Field(0.0, ge=0, le=1, description="fraction of communication hidden behind compute")
-    gradient_bytes: float = Field(2.0, gt=0, description="bytes per gradient element (2 = fp16/bf16)")
-    parameters: float | None = Field(None, gt=0, description="parameters of jobs whose model has no count in "
+    gradient_bytes: float = Field(2.0, gt=0, le=16, description="bytes per gradient element (2 = fp16/bf16)")
+    parameters: float | None = Field(None, gt=0, le=1e15, description="parameters of jobs whose model has no count in "
                                                              "the catalog (e.g. the generic model)")
     step_time: PositiveDuration | None = Field(
         None, description="compute seconds per step on the reference accelerator, for models without a "
@@ -142,11 +141,12 @@ class Checkpointing(Strict):
     """Model state written to a storage tier every `interval` of a job's compute time."""
 
     tier: str
-    interval: PositiveDuration
+    interval: Interval
     mode: Literal["stall", "overlap"] = Field("stall", description="stall: the job waits for the write")
     bytes_per_parameter: float = Field(
-        14.0, gt=0, description="checkpoint bytes per parameter (14 = bf16 weights, fp32 master copy, Adam moments)")
-    keep: int = Field(1, ge=1, description="checkpoints kept per job; older ones are deleted")
+        14.0, gt=0, le=1000,
+        description="checkpoint bytes per parameter (14 = bf16 weights, fp32 master copy, Adam moments)")
+    keep: int = Field(1, ge=1, le=1_000_000, description="checkpoints kept per job; older ones are deleted")
     retain_after_completion: bool = Field(False, description="keep a finished job's checkpoints on the tier")
 
 

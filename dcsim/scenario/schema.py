@@ -9,13 +9,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, GetJsonSchemaHandler, PrivateAttr, WithJsonSchema, field_validator, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from dcsim.scenario.base import ArrivalRate
+from dcsim.errors import clip, excerpt
+from dcsim.scenario.base import ArrivalRate, Weight, check_weights
 from dcsim.scenario.base import Strict as _Strict
 from dcsim.scenario.inference import Inference
 from dcsim.scenario.network import Checkpointing, Communication, DatasetStreaming, Network, Storage
-from dcsim.scenario.units_types import Duration, PositiveDuration, Power
+from dcsim.scenario.units_types import (
+    MAX_DURATION_S,
+    MAX_GANG,
+    MAX_SCALE,
+    Duration,
+    PositiveDuration,
+    PositivePower,
+    Power,
+)
 
 # --- cluster -------------------------------------------------------------------------------------
 
@@ -39,8 +50,8 @@ class NodePool(_Strict):
     accelerator: str = Field(description="accelerator model from the catalog, e.g. H100, A100, TPU-v4")
     accelerators_per_node: int = Field(8, ge=1, le=1024)
     host_power: HostPower = HostPower()
-    power_cap: Power | None = Field(
-        None, gt=0, description="accelerator power limit; caps busy power and slows steps per the calibrated model"
+    power_cap: PositivePower | None = Field(
+        None, description="accelerator power limit; caps busy power and slows steps per the calibrated model"
     )
 
 
@@ -52,7 +63,7 @@ class Cluster(_Strict):
         seen: set[str] = set()
         for pool in self.node_pools:
             if pool.name in seen:
-                raise ValueError(f"node pool names must be unique; {pool.name!r} appears twice")
+                raise ValueError(f"node pool names must be unique; {excerpt(pool.name)} appears twice")
             seen.add(pool.name)
         return self
 
@@ -73,7 +84,7 @@ class Exponential(_Strict):
 class LogNormal(_Strict):
     distribution: Literal["lognormal"]
     median: PositiveDuration
-    sigma: float = Field(1.0, ge=0, description="standard deviation of log(duration)")
+    sigma: float = Field(1.0, ge=0, le=10, description="standard deviation of log(duration)")
 
 
 class Uniform(_Strict):
@@ -100,15 +111,15 @@ class Arrivals(ArrivalRate):
 class AcceleratorsPerJob(_Strict):
     """Gang size distribution: `values` accelerators with relative `weights`."""
 
-    values: list[int] = Field(default_factory=lambda: [1], min_length=1)
-    weights: list[float] | None = None
+    values: list[Annotated[int, Field(ge=1, le=MAX_GANG)]] = Field(default_factory=lambda: [1], min_length=1)
+    weights: list[Weight] | None = None
 
     @field_validator("values")
     @classmethod
     def _powers_of_two(cls, values: list[int]) -> list[int]:
         for value in values:
-            if value < 1 or value & (value - 1):
-                raise ValueError(f"each value must be a power of two >= 1, got {value}")
+            if value < 1 or value > MAX_GANG or value & (value - 1):
+                raise ValueError(f"each value must be a power of two from 1 to {MAX_GANG}, got {excerpt(value)}")
         return values
 
     @model_validator(mode="after")
@@ -116,16 +127,22 @@ class AcceleratorsPerJob(_Strict):
         if self.weights is not None:
             if len(self.weights) != len(self.values):
                 raise ValueError(f"weights needs {len(self.values)} entries (one per value), got {len(self.weights)}")
-            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                raise ValueError("weights must be >= 0 with a positive sum")
+            check_weights(self.weights)
         return self
 
 
 class Steps(_Strict):
     """Work given as a number of steps times the step time on the reference accelerator."""
 
-    count: int = Field(ge=1)
+    count: int = Field(ge=1, le=10**12)
     step_time: PositiveDuration = Field(description="seconds per step on the reference accelerator")
+
+    @model_validator(mode="after")
+    def _plausible(self) -> Steps:
+        if self.count * self.step_time > MAX_DURATION_S:
+            raise ValueError(f"count x step_time must be <= {MAX_DURATION_S:.4g} s (100 years), "
+                             f"got {self.count * self.step_time:.4g} s")
+        return self
 
 
 class Constraint(_Strict):
@@ -142,12 +159,12 @@ class _TrainingCommon(_Strict):
     reference_accelerator: str | None = Field(
         None, description="accelerator on which durations are measured; default: the catalog reference (V100)"
     )
-    models: dict[str, float] = Field(
+    models: dict[str, Weight] = Field(
         default_factory=lambda: {"generic": 1.0},
         description="model-type mix (name -> weight); the type sets relative speed per accelerator",
     )
     estimate_error: float = Field(
-        0.0, ge=0, description="user runtime estimates = true work x U(1, 1 + estimate_error)"
+        0.0, ge=0, le=100, description="user runtime estimates = true work x U(1, 1 + estimate_error)"
     )
     startup: Duration = Field(0.0, description="time a job holds its accelerators before computing")
     constraint: Constraint | None = None
@@ -161,14 +178,13 @@ class _TrainingCommon(_Strict):
     def _mix(cls, models: dict[str, float]) -> dict[str, float]:
         if not models:
             raise ValueError("needs at least one model type")
-        if any(weight < 0 for weight in models.values()) or sum(models.values()) <= 0:
-            raise ValueError("weights must be >= 0 with a positive sum")
+        check_weights(list(models.values()))
         return models
 
 
 class SyntheticTraining(_TrainingCommon):
     source: Literal["synthetic"]
-    jobs: int = Field(ge=1, description="number of jobs to generate")
+    jobs: int = Field(ge=1, le=10_000_000, description="number of jobs to generate")
     arrival: Arrivals
     accelerators: AcceleratorsPerJob = AcceleratorsPerJob()
     duration: DurationDistribution | None = Field(None, description="run time on the reference accelerator")
@@ -200,7 +216,8 @@ class TraceTraining(_TrainingCommon):
         "csv", description="philly presets the columns of the Philly trace (timestamp, duration, num_gpus)"
     )
     columns: TraceColumns | None = None
-    time_scale: float = Field(1.0, gt=0, description="multiply inter-arrival times (0.5 = twice the rate)")
+    time_scale: float = Field(1.0, ge=1 / MAX_SCALE, le=MAX_SCALE,
+                              description="multiply inter-arrival times (0.5 = twice the rate)")
     limit: int | None = Field(None, ge=1, description="use only the first N usable jobs by submit time")
     min_duration: Duration = Field(0.0, description="skip (and count) jobs shorter than this")
 
@@ -217,10 +234,23 @@ class Workload(_Strict):
 
 
 class PolicySpec(_Strict):
-    """A registered policy name plus keyword parameters. YAML may give just the name."""
+    """A registered policy name plus keyword parameters. YAML may give just the name (`fifo`), the name
+    with its parameters beside it (`{name: easy_backfill, max_scan: 500}`), or name and `params`."""
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        name = {"type": "string", "description": "a registered policy name (`dcsim policies` lists them)"}
+        return {"anyOf": [
+            name,
+            {"type": "object", "required": ["name", "params"], "additionalProperties": False,
+             "properties": {"name": name, "params": {"type": "object", "description": "keyword parameters"}}},
+            {"type": "object", "required": ["name"], "not": {"required": ["params"]},
+             "properties": {"name": name}, "additionalProperties": True,
+             "description": "the name, and keyword parameters as the other keys"},
+        ], "description": cls.__doc__}
 
     @model_validator(mode="before")
     @classmethod
@@ -245,8 +275,8 @@ class Policies(_Strict):
 
 
 class Energy(_Strict):
-    pue: float = Field(1.2, ge=1.0, description="power usage effectiveness: facility / IT power")
-    carbon_intensity: float = Field(400.0, ge=0, description="grid carbon intensity, gCO2 per kWh")
+    pue: float = Field(1.2, ge=1.0, le=5.0, description="power usage effectiveness: facility / IT power")
+    carbon_intensity: float = Field(400.0, ge=0, le=5000, description="grid carbon intensity, gCO2 per kWh")
     busy_power_fraction: float | None = Field(
         None, gt=0, le=1.0,
         description="fraction of TDP a computing accelerator draws; default: the calibrated training power "
@@ -256,6 +286,9 @@ class Energy(_Strict):
 
 class Reporting(_Strict):
     gantt_max_jobs: int = Field(300, ge=0, description="draw the job Gantt chart only up to this many jobs")
+
+
+_ONE_OR_MANY_PATHS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
 
 
 class Scenario(_Strict):
@@ -272,7 +305,7 @@ class Scenario(_Strict):
     reporting: Reporting = Reporting()
     network: Network | None = Field(None, description="scale-out network; without it jobs use the calibrated sync")
     storage: Storage | None = Field(None, description="storage tiers for datasets, checkpoints and model weights")
-    calibration: list[str] = Field(
+    calibration: Annotated[list[str], WithJsonSchema(_ONE_OR_MANY_PATHS)] = Field(
         default_factory=list,
         description="calibration overlays written by `dcsim calibration fit`, relative to this file; "
                     "their fits take precedence over the shipped catalog (later files win)",
@@ -303,7 +336,7 @@ class Scenario(_Strict):
         for where, name in uses:
             if name not in tiers:
                 choices = ", ".join(tiers) or "none: add a storage section"
-                raise ValueError(f"{where}: no storage tier named {name!r} (tiers: {choices})")
+                raise ValueError(f"{where}: no storage tier named {excerpt(name)} (tiers: {clip(choices)})")
         return self
 
     @field_validator("calibration", mode="before")

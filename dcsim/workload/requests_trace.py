@@ -1,8 +1,9 @@
 """Replay inference requests from a CSV trace with a column mapping (Azure LLM inference preset).
 
 Rows that cannot be used are counted per reason with example line numbers (the header is line 1),
-never dropped silently. Arrivals are shifted so the first request arrives at t = 0, then divided by
-`rate_scale`. Returns plain arrays; `dcsim.workload.requests` turns them into Request records.
+never dropped silently: unparseable or implausible cells and rows with more fields than the header.
+Arrivals are shifted so the first request arrives at t = 0, then divided by `rate_scale`. Returns plain
+arrays; `dcsim.workload.requests` turns them into Request records.
 """
 
 from __future__ import annotations
@@ -13,11 +14,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dcsim.errors import TraceError
+from dcsim.errors import TraceError, clip, excerpt
 from dcsim.scenario.inference import RequestColumns, TraceRequests
 from dcsim.scenario.schema import Scenario
 from dcsim.workload.common import WorkloadReport
-from dcsim.workload.trace import parse_times, read_csv_strings, resolve_trace, skipped_text
+from dcsim.workload.trace import (
+    EXTRA_FIELDS,
+    TIME_RANGE,
+    near_median,
+    parse_times,
+    read_csv_strings,
+    resolve_trace,
+    skipped_text,
+)
 
 AZURE_COLUMNS = RequestColumns(arrival="TIMESTAMP", prompt_tokens="ContextTokens", output_tokens="GeneratedTokens")
 
@@ -30,13 +39,15 @@ def read_request_trace(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, WorkloadReport]:
     """Arrival (s from 0), prompt tokens, output tokens and key per usable row, sorted by arrival, and the report."""
     path, columns = _resolve(spec, base_dir)
-    frame = _read(path, columns)
+    frame, extra = _read(path, columns)
     report = WorkloadReport(source=f"trace:{spec.path}", rows_read=len(frame))
     arrival = parse_times(frame[columns.arrival])
     prompt = pd.to_numeric(frame[columns.prompt_tokens], errors="coerce").to_numpy(dtype=float)
     output = pd.to_numeric(frame[columns.output_tokens], errors="coerce").to_numpy(dtype=float)
     checks = [
+        (EXTRA_FIELDS, ~extra),
         (f"{columns.arrival}: not a time", np.isfinite(arrival)),
+        (f"{columns.arrival}: {TIME_RANGE}", near_median(arrival)),
         (f"{columns.prompt_tokens}: not a positive integer", _positive_integers(prompt)),
         (f"{columns.output_tokens}: not a positive integer", _positive_integers(output)),
     ]
@@ -88,17 +99,18 @@ def _resolve(spec: TraceRequests, base_dir: str) -> tuple[Path, RequestColumns]:
     return resolve_trace(spec.path, base_dir, preset, spec.columns)
 
 
-def _read(path: Path, columns: RequestColumns, nrows: int | None = None) -> pd.DataFrame:
-    frame = read_csv_strings(path, nrows)
+def _read(path: Path, columns: RequestColumns, nrows: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    frame, extra = read_csv_strings(path, nrows)
     needed = {"arrival": columns.arrival, "prompt_tokens": columns.prompt_tokens,
               "output_tokens": columns.output_tokens, "key": columns.key}
     for field_name, column in needed.items():
         if column is not None and column not in frame.columns:
             raise TraceError(
-                f"{path}: missing column {column!r} for {field_name} (columns present: {', '.join(frame.columns)}); "
+                f"{path}: missing column {excerpt(column)} for {field_name} "
+                f"(columns present: {clip(', '.join(map(str, frame.columns)), 200)}); "
                 f"set requests.columns.{field_name}"
             )
-    return frame
+    return frame, extra
 
 
 def check_request_trace_header(spec: TraceRequests, base_dir: str) -> list[str]:

@@ -1,13 +1,16 @@
 """Replay training jobs from a CSV trace with a column mapping (Philly preset included).
 
 Rows that cannot be used are counted per reason with example line numbers (the header is line 1),
-never dropped silently. Submit times are shifted so the first job arrives at t = 0.
+never dropped silently: unparseable or implausible cells (a gang of 1e19 accelerators, a job of 1e308
+seconds) and rows with more fields than the header. Submit times are shifted so the first job arrives
+at t = 0.
 """
 
 from __future__ import annotations
 
-import warnings
+import csv
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,9 +18,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from dcsim.errors import CatalogError, TraceError
+from dcsim.errors import CatalogError, TraceError, clip, excerpt
 from dcsim.model import Job
 from dcsim.scenario.schema import TraceColumns, TraceTraining
+from dcsim.scenario.units_types import MAX_DURATION_S, MAX_GANG
 from dcsim.workload.common import (
     StreamFactory,
     WorkloadReport,
@@ -35,15 +39,19 @@ def read_trace(
     known_models: set[str],
 ) -> tuple[list[Job], WorkloadReport]:
     path, columns = _resolve(spec, base_dir)
-    frame = _read_csv(path, columns)
+    frame, extra = _read_csv(path, columns)
     report = WorkloadReport(source=f"trace:{spec.path}", rows_read=len(frame))
     submit = parse_times(frame[columns.submit])
     duration = pd.to_numeric(frame[columns.duration], errors="coerce").to_numpy(dtype=float)
     demand_raw = pd.to_numeric(frame[columns.accelerators], errors="coerce").to_numpy(dtype=float)
     checks = [
+        (EXTRA_FIELDS, ~extra),
         (f"{columns.submit}: not a time", np.isfinite(submit)),
+        (f"{columns.submit}: {TIME_RANGE}", near_median(submit)),
         (f"{columns.duration}: not a positive number", (duration > 0) & np.isfinite(duration)),
-        (f"{columns.accelerators}: not a positive integer", (demand_raw >= 1) & (demand_raw == np.floor(demand_raw))),
+        (f"{columns.duration}: longer than 100 years", duration <= MAX_DURATION_S),
+        (f"{columns.accelerators}: not a whole number from 1 to {MAX_GANG}",
+         (demand_raw >= 1) & (demand_raw <= MAX_GANG) & (demand_raw == np.floor(demand_raw))),
     ]
     lines, keep = report.check_rows(frame, checks)
     short = keep & (duration < spec.min_duration)
@@ -99,26 +107,60 @@ def resolve_trace(path_text: str, base_dir: str, preset: Columns, columns: Colum
     return path, preset.model_copy(update=columns.model_dump(exclude_unset=True))
 
 
-def _read_csv(path: Path, columns: TraceColumns, nrows: int | None = None) -> pd.DataFrame:
-    frame = read_csv_strings(path, nrows)
+def _read_csv(path: Path, columns: TraceColumns, nrows: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    frame, extra = read_csv_strings(path, nrows)
     _check_columns(path, frame, columns)
-    return frame
+    return frame, extra
 
 
-def read_csv_strings(path: Path, nrows: int | None = None) -> pd.DataFrame:
-    """Every cell as a string ("" when empty), blank lines kept as rows so line numbers stay exact."""
+EXTRA_FIELDS = "more fields than the header"
+TIME_RANGE = "more than 100 years from the trace's median time"
+_EXTRA = "\0extra"  # the column that catches one field beyond the header (no CSV header is named so)
+
+
+def read_csv_strings(path: Path, nrows: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every cell as a string ("" when empty), blank lines kept as rows so line numbers stay exact,
+    and which rows have non-empty fields beyond the header (empty ones, as from trailing commas, are fine)."""
+    if path.exists() and not path.is_file():
+        raise TraceError(f"{path}: cannot read trace file: not a regular file (a folder, device or pipe)")
     try:
-        with warnings.catch_warnings():  # fields beyond the header (e.g. trailing commas) are ignored
-            warnings.simplefilter("ignore", pd.errors.ParserWarning)
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, nrows=nrows,
-                                index_col=False)
+        header = [str(name) for name in pd.read_csv(path, nrows=0, dtype=str, index_col=False).columns]
+        try:  # fast: the C parser, with one spare column for trailing commas and one extra field
+            frame = pd.read_csv(path, header=None, skiprows=1, names=[*header, _EXTRA], dtype=str,
+                                keep_default_na=False, skip_blank_lines=False, nrows=nrows, index_col=False)
+        except pd.errors.ParserError:  # a row with two or more fields beyond the header
+            frame = _read_ragged(path, header, nrows)
     except FileNotFoundError:
         raise TraceError(f"{path}: trace file not found") from None
     except OSError as exc:
         raise TraceError(f"{path}: cannot read trace file: {exc.strerror or exc}") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise TraceError(f"{path}: not a readable CSV file: {str(exc).splitlines()[0]}") from None
-    return frame
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, csv.Error) as exc:
+        raise TraceError(f"{path}: not a readable CSV file: {clip(str(exc).splitlines()[0], 200)}") from None
+    extra = frame.pop(_EXTRA).fillna("").str.strip().ne("").to_numpy(dtype=bool)
+    return frame.fillna(""), extra
+
+
+def _read_ragged(path: Path, header: list[str], nrows: int | None) -> pd.DataFrame:
+    """The slow path for rows of any width: cut to the header's width, the first cut field kept in _EXTRA."""
+    width = len(header)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        rows = []
+        for row in islice(reader, nrows):
+            beyond = "".join(row[width:]).strip()
+            rows.append([*row[:width], *[""] * (width - len(row)), beyond])
+    return pd.DataFrame(rows, columns=[*header, _EXTRA], dtype=str)
+
+
+def near_median(times: np.ndarray) -> np.ndarray:
+    """Which times lie within 100 years of the median finite time: a far outlier (1e308) would
+    stretch the run past what float sums can hold, and is likelier a typo than a real job."""
+    finite = times[np.isfinite(times)]
+    if len(finite) == 0:
+        return np.ones(len(times), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return np.abs(times - float(np.median(finite))) <= MAX_DURATION_S
 
 
 def _check_columns(path: Path, frame: pd.DataFrame, columns: TraceColumns) -> None:
@@ -127,7 +169,8 @@ def _check_columns(path: Path, frame: pd.DataFrame, columns: TraceColumns) -> No
     for field_name, column in needed.items():
         if column is not None and column not in frame.columns:
             raise TraceError(
-                f"{path}: missing column {column!r} for {field_name} (columns present: {', '.join(frame.columns)}); "
+                f"{path}: missing column {excerpt(column)} for {field_name} "
+                f"(columns present: {clip(', '.join(map(str, frame.columns)), 200)}); "
                 f"set workload.training.columns.{field_name}"
             )
 
