@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import copy
+import functools
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import yaml
+
+from dcsim.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
@@ -41,3 +47,59 @@ def speed_ratio(model: str, accelerator: str, reference: str) -> float:
 
     calibration = load_calibration()
     return calibration.relative_speed(model, accelerator) / calibration.relative_speed(model, reference)
+
+
+@functools.cache
+def _shipped_calibration() -> dict[str, Any]:
+    with open(ROOT / "dcsim" / "catalog" / "calibration.yaml", encoding="utf-8") as file:
+        return cast(dict[str, Any], yaml.safe_load(file))
+
+
+def _figure(accelerator: str, field: str) -> float:
+    """A catalog figure of an accelerator (memory_bandwidth, interconnect_bandwidth), in SI units."""
+    figure = getattr(load_catalog().accelerator(accelerator), field)
+    assert figure is not None, (accelerator, field)
+    return float(figure.value)
+
+
+def _nearest_by_bandwidth(measured: list[str], accelerator: str) -> str:
+    """The measured accelerator closest in log memory bandwidth (itself if measured), as docs/calibration.md says."""
+    if accelerator in measured:
+        return accelerator
+    target = math.log(_figure(accelerator, "memory_bandwidth"))
+    return min(sorted(measured), key=lambda name: abs(math.log(_figure(name, "memory_bandwidth")) - target))
+
+
+def split_gang_speed(model: str, accelerator: str, demand: int, nodes: int, largest_node: int) -> float:
+    """Speed of a gang on `nodes` nodes over its speed on the fewest nodes that could hold it.
+
+    The documented rule (README "fluid progress", docs/calibration.md "Multi-accelerator scaling"):
+    step time = compute + sync, sync = alpha + beta x (accelerators - 2) fitted per class (`local`
+    inside one node, `network` across nodes); a job spread over more nodes than it needs runs at
+    step(fewest nodes) / step(its nodes). Read straight from the shipped calibration.yaml and the
+    catalog, so the oracle does not go through dcsim's own PlacementSpeed or calibration classes.
+    """
+    fewest = -(-demand // largest_node)
+    calibration = _shipped_calibration()
+    fit = calibration["training"]["models"].get(model)
+    if nodes <= fewest or fit is None:
+        return 1.0  # packed as tightly as the cluster allows, or a model with no calibrated steps (generic)
+    # One accelerator's compute per step at the anchor batch, scaled by (bandwidth ratio) ^ alpha off the anchor.
+    anchor_name = _nearest_by_bandwidth(list(fit["anchors"]), accelerator)
+    anchor = fit["anchors"][anchor_name]
+    ratio = _figure(anchor_name, "memory_bandwidth") / _figure(accelerator, "memory_bandwidth")
+    compute = (anchor["t0_s"] + anchor["t1_s_per_sample"] * anchor["batch"]) * ratio ** fit["alpha"]
+
+    def sync(spanned: int) -> float:
+        kind = "local" if spanned <= 1 else "network"
+        fits = {acc: classes[kind] for acc, classes in calibration["scaling"]["models"].get(model, {}).items()
+                if kind in classes}
+        if demand <= 1 or not fits:
+            return 0.0
+        measured = _nearest_by_bandwidth(list(fits), accelerator)
+        seconds = fits[measured]["alpha_s"] + fits[measured]["beta_s"] * max(demand - 2, 0)
+        if kind == "local":  # off the measured accelerator, scaled by the intra-node link bandwidths
+            seconds *= _figure(measured, "interconnect_bandwidth") / _figure(accelerator, "interconnect_bandwidth")
+        return float(seconds)
+
+    return float((compute + sync(fewest)) / (compute + sync(nodes)))

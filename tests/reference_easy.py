@@ -6,6 +6,7 @@ Deliberately simple and slow (lists, full rescans, no memo): a second, independe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, cast
 
 import pandas as pd
@@ -15,7 +16,8 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return cast(list[dict[str, Any]], frame.to_dict("records"))
 
 
-def reference_easy(jobs: pd.DataFrame, capacity: int, speed: dict[str, float], startup: float) -> dict[int, float]:
+def reference_easy(jobs: pd.DataFrame, capacity: int, speed: dict[str, float], startup: float,
+                   split_speed: Callable[[str, int, int], float]) -> dict[int, float]:
     """EASY backfilling on one pool, written from the definition (Lifka 1995; Mu'alem & Feitelson 2001).
 
     A pass runs at each instant where a job arrived or ended (if any job waits): start jobs in
@@ -24,7 +26,10 @@ def reference_easy(jobs: pd.DataFrame, capacity: int, speed: dict[str, float], s
     accelerators are free, and the extra accelerators beyond its need then; later jobs may start
     if they fit now and either end (by estimate) before the shadow time or fit in the extra.
     Tie-breaks follow dcsim's documented ones: running jobs by (estimated end, job id).
-    Returns start time per job id.
+    A job's true run time is startup + work / (speed x split_speed(model, accelerators, nodes)): a gang
+    spread over more nodes than it needs runs slower (the documented calibrated synchronisation), which
+    EASY's estimates do not know. Only the node count is read from dcsim's record (placement is not what
+    this checks); the run time itself is not. Returns start time per job id.
     """
     arrivals = [row for row in records(jobs.sort_values("job_id")) if row["state"] != "rejected"]
     queue: list[dict[str, Any]] = []
@@ -35,14 +40,12 @@ def reference_easy(jobs: pd.DataFrame, capacity: int, speed: dict[str, float], s
     def start(job: dict[str, Any], now: float) -> None:
         nonlocal free
         rate = speed[job["model"]]
-        # The true run time comes from dcsim's record when it has one: a job spread over more nodes
-        # than it needs runs slower (calibrated synchronisation), which EASY's estimates do not know.
-        run = job.get("run_s")
-        true_run = run if run is not None and math.isfinite(run) else startup + job["work_ref_s"] / rate
-        # Estimated end grouped as dcsim groups it (now + run time estimate): exact ties between jobs of
-        # equal speed then resolve the same way in both (float addition is not associative).
+        true_rate = rate * split_speed(job["model"], job["accelerators"], job["nodes"])
+        # Ends grouped as dcsim groups them (estimate: now + run time estimate; true end: compute start +
+        # work / rate): exact ties between jobs of equal speed then resolve the same way in both (float
+        # addition is not associative).
         running.append((now + (startup + job["estimate_ref_s"] / rate), job["job_id"], job["accelerators"],
-                        now + true_run))
+                        (now + startup) + job["work_ref_s"] / true_rate))
         free -= job["accelerators"]
         starts[job["job_id"]] = now
         queue.remove(job)

@@ -230,6 +230,68 @@ def test_serving_energy_adds_up_to_the_accelerator_energy() -> None:
         result.replicas["energy_j"].sum() / result.requests["output_tokens"].sum(), rel=1e-6)
 
 
+# --- replica busy fraction: the share of capacity in use --------------------------------------------------
+
+
+def lone_request_busy_fraction(tmp_path: Any, prompt: int, output: int, horizon: float,
+                               **changes: Any) -> tuple[RunResult, float]:
+    """One replica, one request at t=0, a horizon: the run and the request's service time by hand."""
+    result = run(scenario([service(trace_requests(tmp_path, [(0.0, prompt, output)]), **changes)], horizon=horizon))
+    served = prefill(prompt) + sum(decode(1, prompt + i) for i in range(output - 1))
+    assert result.requests["e2e_s"].iloc[0] == pytest.approx(served, rel=1e-12)
+    return result, served
+
+
+def test_a_lone_request_fills_a_one_slot_replica_for_its_service_time(tmp_path: Any) -> None:
+    """max_batch 1: the request is the whole capacity while it runs, so the fraction is service time / horizon."""
+    result, served = lone_request_busy_fraction(tmp_path, 700, 50, 100.0, max_batch=1)
+    assert result.summary["inference"]["replica_busy_fraction"] == pytest.approx(served / 100.0, rel=1e-9)
+    assert result.replicas["busy_s"].iloc[0] == pytest.approx(served, rel=1e-9)
+
+
+def test_a_lone_request_in_four_slots_is_a_quarter_of_the_capacity(tmp_path: Any) -> None:
+    result, served = lone_request_busy_fraction(tmp_path, 700, 50, 100.0, max_batch=4)
+    assert result.summary["inference"]["replica_busy_fraction"] == pytest.approx(served / 4 / 100.0, rel=1e-9)
+
+
+def test_a_long_prompt_counts_by_its_share_of_the_kv_cache(tmp_path: Any) -> None:
+    """With 256 slots, a 3,000-token prompt holds more of the KV cache (3,000 to 3,049 tokens of the
+    capacity) than of the batch (1/256), so the KV share is what the fraction counts."""
+    prompt, output, horizon = 3000, 50, 100.0
+    result, served = lone_request_busy_fraction(tmp_path, prompt, output, horizon, max_batch=256)
+    capacity = int(result.replicas["kv_capacity_tokens"].iloc[0])
+    assert prompt / capacity > 1 / 256
+    fraction = result.summary["inference"]["replica_busy_fraction"]
+    assert served * prompt / capacity / horizon * (1 - 1e-9) <= fraction
+    assert fraction <= served * (prompt + output - 1) / capacity / horizon * (1 + 1e-9)
+
+
+def test_an_over_provisioned_fleet_reads_low_though_its_replicas_are_never_empty() -> None:
+    """Four replicas at 2 requests/s keep a request or two each nearly all the time (they iterate 95% of
+    the time) but use a few of their 256 slots: the fraction must say the fleet is far from busy."""
+    requests = synthetic(600, "2/s", lognormal(500, 0.8, 3000), lognormal(150, 1.0, 1000))
+    group = [{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 4}]
+    result = run(scenario([service(requests, replicas=group)], nodes=2))
+    replicas, end = result.replicas, result.summary["sim_time_s"]
+    ready_s = float((replicas["stopped_s"].fillna(end) - replicas["ready_s"]).sum())
+    assert replicas["busy_s"].sum() / ready_s > 0.9
+    assert result.summary["inference"]["ttft_s"]["p99"] < 1.0  # nothing waits: capacity to spare
+    assert result.summary["inference"]["replica_busy_fraction"] < 0.05
+    assert (replicas["occupied_s"] <= replicas["busy_s"] * (1 + 1e-12)).all()
+
+
+def test_a_saturated_replica_reads_near_one(tmp_path: Any) -> None:
+    """2,000 equal requests in the first second on one replica: a queue waits at it until the horizon.
+    Its 256 slots fill and empty together, and each refill takes 7 prefill iterations of 40 prompts
+    (max_prefill_tokens 4,096) with a partly filled batch: those count as fully busy because requests
+    wait behind them (by batch share alone they would read 0.85)."""
+    rows = [(i / 2000, 100, 50) for i in range(2000)]
+    result = run(scenario([service(trace_requests(tmp_path, rows))], horizon=30.0))
+    assert (result.requests["state"] == "unfinished").sum() > 500  # still a backlog at the horizon
+    assert result.replica_timeseries["batch"].min() < 256 / 2  # the refills
+    assert result.summary["inference"]["replica_busy_fraction"] > 0.99
+
+
 def test_same_seed_same_results() -> None:
     requests = synthetic(300, "8/s", lognormal(500, 0.7, 4000), lognormal(120, 0.7, 1000))
     data = scenario([service(requests)], policies={"balancer": "power_of_two_choices"})

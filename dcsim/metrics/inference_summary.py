@@ -84,5 +84,5 @@ def _section(requests: pd.DataFrame, replicas: pd.DataFrame, sim_time: float,
         "serving_energy_kwh": energy / J_PER_KWH,
         "energy_per_output_token_j": energy / output if output else None,
         "replicas_started": len(replicas),
-        "replica_busy_fraction": float(replicas["busy_s"].sum()) / serving_time if serving_time > 0 else 0.0,
+        "replica_busy_fraction": float(replicas["occupied_s"].sum()) / serving_time if serving_time > 0 else 0.0,
     }

@@ -5,8 +5,11 @@
   e2e_s, prompt_tokens, output_tokens, preemptions, state (completed | rejected | unfinished), reason,
   slo_met (1.0 / 0.0 for completed requests of services with an SLO, NaN otherwise).
 - replicas: replica_id, service, accelerator, tensor_parallel, node, requested_s, ready_s, stopped_s,
-  kv_capacity_tokens, requests_completed, output_tokens, busy_s, energy_j (accelerators of the replica,
-  from its start until it stopped or the run ended).
+  kv_capacity_tokens, requests_completed, output_tokens, busy_s (seconds spent iterating, with at least
+  one request in the batch), occupied_s (seconds x the share of the replica's capacity in use: 1 while
+  requests wait at it, else the larger of batch / max_batch and KV use / KV capacity, as sampled at its
+  events), energy_j (accelerators of
+  the replica, from its start until it stopped or the run ended).
 - replica_timeseries: time_s, replica_id, batch, waiting, kv_used_tokens, power_w; each row holds for
   its replica until that replica's next row (KV use is sampled at events: it grows between them).
 """
@@ -28,7 +31,7 @@ REQUEST_COLUMNS = [
 ]
 REPLICA_COLUMNS = [
     "replica_id", "service", "accelerator", "tensor_parallel", "node", "requested_s", "ready_s", "stopped_s",
-    "kv_capacity_tokens", "requests_completed", "output_tokens", "busy_s", "energy_j",
+    "kv_capacity_tokens", "requests_completed", "output_tokens", "busy_s", "occupied_s", "energy_j",
 ]
 REPLICA_TS_COLUMNS = ["time_s", "replica_id", "batch", "waiting", "kv_used_tokens", "power_w"]
 
@@ -77,35 +80,68 @@ def replica_timeseries_frame(rows: Sequence[tuple[float, int, int, int, int, flo
     return frame.astype(_dtypes(REPLICA_TS_COLUMNS))
 
 
-def replica_energy(timeseries: pd.DataFrame, ends: dict[int, float]) -> dict[int, float]:
-    """Joules per replica: each row's power until the replica's next row, the last until its end."""
-    energy: dict[int, float] = {}
-    if timeseries.empty:
-        return energy
+def _ordered_rows(timeseries: pd.DataFrame, ends: dict[int, float]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows by replica and time, and how long each holds: until the replica's next row, the last until its end."""
     ordered = timeseries.sort_values(["replica_id", "time_s"], kind="stable")
     ids = ordered["replica_id"].to_numpy()
     times = ordered["time_s"].to_numpy(dtype=float)
-    power = ordered["power_w"].to_numpy(dtype=float)
     following = np.append(times[1:], np.nan)
     last = np.append(ids[1:] != ids[:-1], True)
     following[last] = [ends.get(int(i), t) for i, t in zip(ids[last], times[last], strict=True)]
-    joules = power * np.maximum(following - times, 0.0)
-    totals = pd.Series(joules).groupby(ids).sum()
-    for replica, value in zip(totals.index.to_numpy(), totals.to_numpy(), strict=True):
-        energy[int(replica)] = float(value)
-    return energy
+    return ordered, np.maximum(following - times, 0.0)
+
+
+def _per_replica(ids: np.ndarray, values: np.ndarray) -> dict[int, float]:
+    totals = pd.Series(values).groupby(ids).sum()
+    return {int(i): float(v) for i, v in zip(totals.index.to_numpy(), totals.to_numpy(), strict=True)}
+
+
+def replica_energy(timeseries: pd.DataFrame, ends: dict[int, float]) -> dict[int, float]:
+    """Joules per replica: each row's power until the replica's next row, the last until its end."""
+    if timeseries.empty:
+        return {}
+    ordered, held = _ordered_rows(timeseries, ends)
+    return _per_replica(ordered["replica_id"].to_numpy(), ordered["power_w"].to_numpy(dtype=float) * held)
+
+
+def replica_occupancy(timeseries: pd.DataFrame, ends: dict[int, float],
+                      capacity: dict[int, tuple[int, int]]) -> dict[int, float]:
+    """Occupied seconds per replica: each row's share of the replica's capacity in use x how long it holds.
+
+    The share is 1 while requests wait at the replica (it is the bottleneck: its batch or KV cache is
+    full, or its prefill budget or a static batch holds them back), else the larger of batch / max_batch
+    and KV used / KV capacity. `capacity`: replica id -> (max_batch, KV capacity in tokens). A replica
+    that serves a trickle of requests, however steadily, reads near 0 although it iterates nearly all the
+    time (busy_s). KV use is the value sampled at the row's event; it grows by one token per decoding
+    request per iteration until the next, so the KV share is a lower bound between events.
+    """
+    if timeseries.empty:
+        return {}
+    ordered, held = _ordered_rows(timeseries, ends)
+    ids = ordered["replica_id"].to_numpy()
+    max_batch = np.array([capacity[int(i)][0] for i in ids], dtype=float)
+    kv_capacity = np.array([capacity[int(i)][1] for i in ids], dtype=float)
+    share = np.maximum(ordered["batch"].to_numpy(dtype=float) / max_batch,
+                       ordered["kv_used_tokens"].to_numpy(dtype=float) / kv_capacity)
+    share[ordered["waiting"].to_numpy() > 0] = 1.0
+    return _per_replica(ids, share * held)
 
 
 def replicas_frame(replicas: Sequence[ReplicaRecord], rows: Sequence[tuple[float, int, int, int, int, float]],
                    end_time: float) -> pd.DataFrame:
     ends = {r.id: r.stopped if r.stopped is not None else end_time for r in replicas}
-    energy = replica_energy(replica_timeseries_frame(rows), ends)
+    timeseries = replica_timeseries_frame(rows)
+    energy = replica_energy(timeseries, ends)
+    # ReplicaRecord does not declare max_batch yet (the engine's Replica has it): reported to the lead.
+    capacity = {r.id: (int(getattr(r, "max_batch")), r.kv_capacity) for r in replicas}  # noqa: B009
+    occupied = replica_occupancy(timeseries, ends, capacity)
     records = []
     for r in replicas:
         busy = r.busy_time + (end_time - r.busy_since if r.busy_since is not None else 0.0)
         records.append((
             r.id, r.service_name, r.accelerator, r.tensor_parallel, r.node_name, r.requested, _nan(r.ready),
-            _nan(r.stopped), r.kv_capacity, r.completed, r.output_tokens, busy, energy.get(r.id, 0.0),
+            _nan(r.stopped), r.kv_capacity, r.completed, r.output_tokens, busy, occupied.get(r.id, 0.0),
+            energy.get(r.id, 0.0),
         ))
     frame = pd.DataFrame.from_records(records, columns=REPLICA_COLUMNS)
     return frame.astype(_dtypes(REPLICA_COLUMNS))
