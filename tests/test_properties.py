@@ -524,8 +524,6 @@ def _easy_overrun_run(tmp_path: Any) -> pd.DataFrame:
     return dcsim.run(scenario, seed=0).jobs
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: EasyBackfill reuses its memo (shadow 100, extra 0 from the "
-                   "t=10 pass) after the shadow time has passed; see the report to the lead")
 def test_easy_backfill_counts_overrunning_jobs_as_ending_now(tmp_path: Any) -> None:
     """By estimates, at t=130 X (estimated end 100) and Z (120) have ended: the head's shadow time is
     now, with 2 + 2 + 4 - 6 = 2 accelerators to spare, so J (2 accelerators) must start at 130 (W,

@@ -65,6 +65,7 @@ class ReplicaRecord(Protocol):
     ready: float | None
     stopped: float | None
     kv_capacity: int
+    max_batch: int
     completed: int
     output_tokens: int
     busy_time: float

@@ -132,8 +132,7 @@ def replicas_frame(replicas: Sequence[ReplicaRecord], rows: Sequence[tuple[float
     ends = {r.id: r.stopped if r.stopped is not None else end_time for r in replicas}
     timeseries = replica_timeseries_frame(rows)
     energy = replica_energy(timeseries, ends)
-    # ReplicaRecord does not declare max_batch yet (the engine's Replica has it): reported to the lead.
-    capacity = {r.id: (int(getattr(r, "max_batch")), r.kv_capacity) for r in replicas}  # noqa: B009
+    capacity = {r.id: (r.max_batch, r.kv_capacity) for r in replicas}
     occupied = replica_occupancy(timeseries, ends, capacity)
     records = []
     for r in replicas:

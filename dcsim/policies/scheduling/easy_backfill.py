@@ -5,10 +5,13 @@ reservation: they end before the reservation starts, or use only accelerators th
 `max_scan` bounds how many queued jobs one pass examines for backfilling, as production schedulers
 do (Slurm's bf_max_job_test); it keeps a pass cheap when the queue is long.
 
-A pass after arrivals only (no job started or ended since the last pass) cannot start any job the
-last pass examined: free counts and the reservation are unchanged and time has only moved on, which
-makes "ends before the shadow time" harder. Such a pass examines only the new arrivals. This memo is
-an optimisation; the decisions are the same as a full rescan's.
+A pass after arrivals only (no job started or ended since the last pass), while the clock has not
+passed the last shadow time, cannot start any job the last pass examined: free counts and the
+reservation are unchanged and time has only moved on, which makes "ends before the shadow time"
+harder. Such a pass examines only the new arrivals. Once the clock passes the shadow time, running
+jobs that overran their estimates count as ending now, which can move the reservation and free
+more accelerators for backfilling, so the pass rescans. This memo is an optimisation; the decisions
+are the same as a full rescan's.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ class EasyBackfill(PolicyBase):
 
     def schedule(self, view: SchedulerView) -> list[StartJob]:
         memo = self._memo
-        if memo is not None and memo.version == view.allocation_version:
+        if memo is not None and memo.version == view.allocation_version and view.now <= memo.shadow:
             if memo.exhausted:
                 return []  # the last scan stopped for want of free accelerators or at max_scan
             return self._backfill(view, view.queued_since(memo.mark), dict(view.free), memo.reserved,
