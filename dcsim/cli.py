@@ -157,7 +157,7 @@ def policies() -> None:
         table = Table(title=f"{family} policies", title_justify="left")
         table.add_column("name", no_wrap=True)
         table.add_column("parameters", no_wrap=True)
-        table.add_column("description", ratio=1)
+        table.add_column("description", ratio=1, overflow="fold")
         rows = [(name, [f"{k}={v!r}" for k, v in params.items()] or ["-"], doc)
                 for name, doc, params in describe(family)]
         for name, params, doc in rows:

@@ -156,12 +156,16 @@ def check_output_folder(folder: Path) -> Path:
         cwd = Path.cwd().resolve()
         if folder == cwd or folder in cwd.parents:
             raise ResultError(f"{folder}: refusing to write results over the current folder or one of its parents")
+        existing = _check_lengths(folder)  # first: every look at a name too long fails
         if folder.is_symlink() or folder.exists():
             if folder.is_symlink() or not folder.is_dir():
                 raise ResultError(f"{folder}: exists and is not a folder; choose another output path")
             if any(folder.iterdir()):
                 _check_replaceable(folder)
-        _try_path(folder)
+        elif not existing.is_dir():
+            raise ResultError(f"{folder}: {existing} is not a folder; choose another output path")
+        # fail now, not after simulating, on a parent that cannot be written
+        os.rmdir(tempfile.mkdtemp(prefix=_temporary_prefix(folder, "tmp"), dir=existing))
     except OSError as exc:
         raise ResultError(f"{folder}: cannot use as output folder: {exc.strerror or exc}") from None
     return folder
@@ -225,13 +229,16 @@ def _unlisted(folder: Path, marker: dict[str, Any]) -> list[str]:
     return foreign
 
 
-def _try_path(folder: Path) -> None:
-    """Fail now, not after simulating, on a name too long or a parent that cannot be written."""
+def _check_lengths(folder: Path) -> Path:
+    """Refuse a name or path too long to create; return the folder's nearest existing ancestor."""
     existing = folder.parent
-    while not existing.exists():
+    while True:
+        try:
+            if existing.exists():
+                break
+        except OSError:  # a name too long on the way up
+            pass
         existing = existing.parent
-    if not existing.is_dir():
-        raise ResultError(f"{folder}: {existing} is not a folder; choose another output path")
     name_max = _pathconf(existing, "PC_NAME_MAX", 255)
     for part in folder.relative_to(existing).parts:
         if len(os.fsencode(part)) > name_max:
@@ -240,7 +247,7 @@ def _try_path(folder: Path) -> None:
     path_max = _pathconf(existing, "PC_PATH_MAX", 4096)
     if len(os.fsencode(str(folder))) + 64 > path_max:  # room for frames/replica_timeseries.parquet
         raise ResultError(f"{folder}: path too long (at most about {path_max - 64} bytes); choose a shorter one")
-    os.rmdir(tempfile.mkdtemp(prefix=_temporary_prefix(folder, "tmp"), dir=existing))
+    return existing
 
 
 def _pathconf(path: Path, name: str, default: int) -> int:

@@ -3,6 +3,7 @@ its temporaries or workers behind, and writes CSVs spreadsheets will not run as 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -61,8 +62,8 @@ def test_marker_lists_every_file_and_a_rerun_replaces_them(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
 
 
-@pytest.mark.parametrize(("foreign", "named"), [("notes.txt", "notes.txt"), ("frames/mine.parquet", "frames/mine.parquet"),
-                                               ("analysis/plot.png", "analysis")])
+@pytest.mark.parametrize(("foreign", "named"), [
+    ("notes.txt", "notes.txt"), ("frames/mine.parquet", "frames/mine.parquet"), ("analysis/plot.png", "analysis")])
 def test_a_file_dcsim_did_not_write_blocks_the_replacement(tmp_path: Path, foreign: str, named: str) -> None:
     out = tmp_path / "r"
     assert dcsim("run", QUICK, "-o", str(out), *SMALL).returncode == 0
@@ -169,9 +170,9 @@ def test_killing_compare_kills_its_workers(tmp_path: Path) -> None:
     parent = subprocess.Popen([sys.executable, "-m", "dcsim", "compare", QUICK, "--policy", "scheduler=fifo",
                                "--policy", "scheduler=sjf", "--seeds", "1", "--workers", "12",
                                "--set", "workload.training.jobs=20000", "-o", str(tmp_path / "cmp")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen: set[int] = set()
     try:
-        seen: set[int] = set()
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and parent.poll() is None:
             now = children(parent.pid)
@@ -190,12 +191,10 @@ def test_killing_compare_kills_its_workers(tmp_path: Path) -> None:
         while time.monotonic() < deadline and any(alive(pid) for pid in seen):
             time.sleep(0.1)
         survivors = [pid for pid in seen if alive(pid)]
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
-    for pid in survivors:  # do not leave them running if the test fails
-        os.kill(pid, signal.SIGKILL)
+    finally:  # leave nothing running, whatever failed: the parent started its own process group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait()
     assert not survivors, f"{len(survivors)} worker processes outlived the killed compare"
     assert not (tmp_path / "cmp").exists()
 
