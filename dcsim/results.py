@@ -125,13 +125,15 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
         series = frame.iloc[:, position]
         if not (series.dtype == object or isinstance(series.dtype, (pd.StringDtype, pd.CategoricalDtype))):
             continue
-        risky = np.fromiter((isinstance(v, str) and v.startswith(_FORMULA_START) for v in series),
-                            dtype=bool, count=len(series))
+        try:
+            risky = series.str.startswith(_FORMULA_START, na=False).to_numpy(dtype=bool)
+        except (AttributeError, TypeError):  # an object column without text
+            continue
         if risky.any():
             if safe is frame:
                 safe = frame.copy()
             values = series.astype(object).to_numpy(copy=True)
-            values[risky] = ["'" + v for v in values[risky]]
+            values[risky] = "'" + values[risky]
             safe.isetitem(position, values)
     if any(isinstance(c, str) and c.startswith(_FORMULA_START) for c in frame.columns):
         safe = safe.set_axis([f"'{c}" if isinstance(c, str) and c.startswith(_FORMULA_START) else c
