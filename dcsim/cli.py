@@ -295,11 +295,6 @@ def main() -> None:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             console.print(f"error: {line}", markup=False, highlight=False)
         sys.exit(2)
-    except KeyboardInterrupt:
-        if _debug["on"]:
-            raise
-        console.print("error: interrupted", markup=False, highlight=False)
-        sys.exit(130)
 
 
 if __name__ == "__main__":

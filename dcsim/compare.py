@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -144,6 +145,9 @@ def usable_workers(requested: int, tasks: int) -> int:
     return max(1, min(requested, tasks, cpus))
 
 
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
 def _die_with_parent(parent: int) -> None:
     """Pool initializer: end this worker when the process that started it ends, even by SIGKILL.
 
@@ -167,8 +171,6 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="dcsim-parent-watch", daemon=True).start()
 
 
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
 
 def _run_all(tasks: list[tuple[Scenario, int]], workers: int,
              progress: Callable[[float], None] | None) -> list[RunResult]:
@@ -180,10 +182,13 @@ def _run_all(tasks: list[tuple[Scenario, int]], workers: int,
             if progress:
                 progress(len(results) / len(tasks))
         return results
-    # spawn: the workers are this process's own children (PDEATHSIG names the parent), and no thread
-    # of the parent (a progress bar) is copied mid-flight as fork would.
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_die_with_parent, initargs=(os.getpid(),))
+    # The workers must be this process's own children, whose parent _die_with_parent can name: fork on
+    # Linux (as before; policies registered at run time stay visible to the workers; Python 3.14 would
+    # default to a fork server), spawn elsewhere. The pool forks every worker at the first submit, before
+    # the CLI's progress bar starts a thread.
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
     try:
         for result in pool.map(_one, tasks):
             results.append(result)
@@ -233,3 +238,15 @@ def compare(
     return Comparison(base.name, list(variants), seed_list, table,
                       {v: pd.concat(f, ignore_index=True) for v, f in jobs.items()},
                       {v: pd.concat(f, ignore_index=True) for v, f in requests.items()})
+
+
+class _CallableModule(types.ModuleType):
+    """`dcsim.compare` names both this module and its function. Python sets the package attribute to the
+    module when the module is first imported (by `dcsim.Comparison` or `from dcsim.compare import ...`),
+    after which `dcsim.compare(...)` failed with "'module' object is not callable"; now it runs compare."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Comparison:
+        return compare(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dcsim.compare import Comparison
+from dcsim.compare import Comparison, usable_workers
 from dcsim.results import MARKER, RunResult, csv_safe
 from tests.helpers import SCENARIOS
 from tests.test_cli import dcsim
@@ -199,9 +199,16 @@ def test_killing_compare_kills_its_workers(tmp_path: Path) -> None:
     assert not (tmp_path / "cmp").exists()
 
 
-def test_workers_are_capped_at_tasks_and_cpus() -> None:
-    from dcsim.compare import usable_workers
+def test_dcsim_compare_stays_callable_once_the_module_is_imported() -> None:
+    """This file imports dcsim.compare (the module) at the top, which made `dcsim.compare(...)` fail in
+    every later test and in user code that touched dcsim.Comparison first."""
+    import dcsim as package
 
+    comparison = package.compare(QUICK, ["scheduler=fifo"], 1, overrides=["workload.training.jobs=5"])
+    assert isinstance(comparison, Comparison) and len(comparison.table) == 1
+
+
+def test_workers_are_capped_at_tasks_and_cpus() -> None:
     assert usable_workers(12, 1) == 1
     assert usable_workers(12, 1000) == min(12, len(os.sched_getaffinity(0)))
     assert usable_workers(1, 1000) == 1
