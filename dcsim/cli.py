@@ -30,8 +30,20 @@ app.add_typer(calibration_app, name="calibration")
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="override a field: dotted.key=value (repeatable)")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from dcsim import __version__
+
+        out.print(f"dcsim {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False) -> None:
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
     _debug["on"] = debug
 
 
@@ -115,8 +127,8 @@ def validate(
                 raise ScenarioError(problems)
         except DcsimError as exc:
             failed = True
-            for line in str(exc).splitlines():
-                console.print(line, markup=False, highlight=False)
+            for line in str(exc).splitlines():  # the same form as every other command's errors
+                console.print(f"error: {line}", markup=False, highlight=False)
             continue
         accelerators = sum(p.count * p.accelerators_per_node for p in scenario.cluster.node_pools)
         out.print(f"{path}: ok ({len(scenario.cluster.node_pools)} node pools, {accelerators} accelerators)",
@@ -139,12 +151,19 @@ def policies() -> None:
     from dcsim.policies import describe
     from dcsim.policies.registry import FAMILIES
 
-    table = Table("family", "name", "parameters", "description")
+    # Names and parameters are what users type: each kept whole on one line, the table made wider than a
+    # narrow terminal rather than cut them; descriptions wrap. One table per family leaves them the room.
     for family in FAMILIES:
-        for name, doc, params in describe(family):
-            text = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "-"
-            table.add_row(family, name, text, doc)
-    out.print(table)
+        table = Table(title=f"{family} policies", title_justify="left")
+        table.add_column("name", no_wrap=True)
+        table.add_column("parameters", no_wrap=True)
+        table.add_column("description", ratio=1, overflow="fold")
+        rows = [(name, [f"{k}={v!r}" for k, v in params.items()] or ["-"], doc)
+                for name, doc, params in describe(family)]
+        for name, params, doc in rows:
+            table.add_row(name, "\n".join(params), doc)
+        needed = max(len(name) for name, _, _ in rows) + max(len(p) for _, ps, _ in rows for p in ps) + 30
+        Console(width=max(out.width, needed), soft_wrap=True).print(table)  # out.print cannot go wider
 
 
 @app.command()
@@ -180,25 +199,32 @@ def compare(
         cells = []
         for variant in comparison.variants:
             row = summary.loc[(metric, variant)]
-            text = _mean_ci(row["mean"], row["ci95"])
+            text = _mean_ci(metric, row["mean"], row["ci95"])
             if variant != baseline:
-                text += f"\nΔ {_mean_ci(row['diff_vs_first'], row['diff_ci95'])}"
+                text += f"\nΔ {_mean_ci(metric, row['diff_vs_first'], row['diff_ci95'])}"
             cells.append(text)
         table.add_row(metric, *cells)
     out.print(table)
     out.print(f"comparison written to {written}")
 
 
-def _mean_ci(mean: float, half: float) -> str:
+def _mean_ci(metric: str, mean: float, half: float) -> str:
+    """"mean ± half" in the metric's unit: metrics ending in _s are durations ("2.1 h ± 14.0 min")."""
     if mean != mean:  # NaN
         return "-"
-    text = f"{mean:,.4g}" if abs(mean) < 1000 else f"{mean:,.0f}"
-    return text if half != half else f"{text} ± {half:,.3g}"
+    figure = _latency if metric.endswith("_s") else _number
+    return figure(mean) if half != half else f"{figure(mean)} ± {figure(half)}"
+
+
+def _number(value: float) -> str:
+    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def _safe_name(name: str) -> str:
-    """A folder name from a scenario name: no path separators, no leading dots ("." or "..")."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".") or "run"
+    """A folder name from a scenario name: no path separators, no leading dots ("." or ".."), and short
+    enough for any file system (names past 255 bytes cannot be created; the scenario name stays in
+    summary.json)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".")[:100] or "run"
 
 
 def _print_run_summary(summary: dict[str, object]) -> None:
@@ -209,7 +235,10 @@ def _print_run_summary(summary: dict[str, object]) -> None:
     table.add_row("wall time", f"{summary['wall_time_s']:.2f} s")
     training = summary.get("training")
     if isinstance(training, dict):
-        table.add_row("jobs completed / submitted", f"{training['jobs_completed']} / {training['jobs_submitted']}")
+        table.add_row("jobs completed / submitted",
+                      f"{training['jobs_completed']} / {training['jobs_submitted']} "
+                      f"({training.get('jobs_unfinished', 0)} unfinished, {training.get('jobs_rejected', 0)} "
+                      f"rejected, {training.get('jobs_failed', 0)} failed)")
         for key in ("wait_s", "jct_s"):
             stat = training[key]
             if stat["mean"] is not None:
@@ -235,7 +264,8 @@ def _print_run_summary(summary: dict[str, object]) -> None:
 def _latency(seconds: float) -> str:
     from dcsim.units import format_duration
 
-    return f"{seconds * 1e3:.0f} ms" if seconds < 1 else format_duration(seconds)
+    # under a second in ms (3 figures; 0.9995 s and up would print "1e+03 ms")
+    return f"{seconds * 1e3:.3g} ms" if abs(seconds) < 0.9995 else format_duration(seconds)
 
 
 def _inference_rows(table: Table, inference: dict[str, Any]) -> None:

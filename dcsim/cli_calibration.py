@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -9,11 +11,14 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from dcsim.calibration import Calibration
 
 calibration_app = typer.Typer(no_args_is_help=True, help="Inspect the calibrated catalog or fit your own.")
 out = Console(soft_wrap=True, highlight=False)
 
+ForceOption = Annotated[bool, typer.Option("--force", help="overwrite files that exist and dcsim cannot replace")]
 OverlayOption = Annotated[
     list[Path] | None,
     typer.Option("--overlay", help="apply a calibration overlay written by `dcsim calibration fit` (repeatable)"),
@@ -49,16 +54,21 @@ def report(
         "reports/calibration"),
     measurements: Annotated[Path | None, typer.Option(help="your measurement CSV to add to the chart")] = None,
     overlay: OverlayOption = None,
+    force: ForceOption = False,
 ) -> None:
-    """Print every fit error; chart predicted vs measured per model family."""
+    """Print every fit error; chart predicted vs measured per model family.
+
+    The folder is written like a run's: replaced whole only when dcsim wrote everything in it. With
+    --force, predictions.csv and calibration.png are written into any other folder, replacing only those two.
+    """
     from importlib import resources
 
     import pandas as pd
 
     from dcsim.calibration.listing import error_lines, predictions
     from dcsim.calibration.table import read_measurements
-    from dcsim.reporting.calibration import write_calibration_report
 
+    in_place = _report_in_place(output, force)  # before any work: a bad path fails at once
     calibration = _calibration(overlay)
     shipped = resources.files("dcsim.catalog").joinpath("measurements.csv")
     with resources.as_file(shipped) as path:
@@ -68,8 +78,44 @@ def report(
     out.print("Fit errors (absolute percentage error of predicted vs measured)", markup=False)
     for line in error_lines(calibration):
         out.print(line, markup=False)
-    for path in write_calibration_report(predictions(calibration, table), output):
+    for path in _write_report(predictions(calibration, table), output, in_place):
         out.print(f"wrote {path}", markup=False)
+
+
+_REPORT_FILES = ("predictions.csv", "calibration.png")
+
+
+def _report_in_place(output: Path, force: bool) -> bool:
+    """Whether the report goes into `output` file by file (--force into a folder dcsim may not replace)."""
+    from dcsim.errors import CalibrationError, ResultError
+    from dcsim.results import check_output_folder
+
+    try:
+        check_output_folder(output)
+        return False
+    except ResultError as exc:
+        if output.exists() and not output.is_dir():
+            raise CalibrationError(f"-o {output}: exists and is not a folder; choose another output path") from None
+        if not force:
+            raise ResultError(f"{exc} (or pass --force to write {' and '.join(_REPORT_FILES)} into it, "
+                              "replacing only those)") from None
+        return True
+
+
+def _write_report(table: pd.DataFrame, output: Path, in_place: bool) -> list[Path]:
+    from dcsim.errors import CalibrationError
+    from dcsim.reporting.calibration import write_calibration_report
+    from dcsim.results import csv_safe, write_atomically
+
+    table = csv_safe(table)  # model names come from the user's CSV; the chart shows only families and accelerators
+    if not in_place:
+        written = write_atomically(output, lambda tmp: write_calibration_report(table, tmp),
+                                   {"kind": "calibration-report"})
+        return [written / name for name in _REPORT_FILES]
+    try:
+        return write_calibration_report(table, output)
+    except OSError as exc:
+        raise CalibrationError(f"-o {output}: cannot write the report ({exc.strerror or exc})") from None
 
 
 @calibration_app.command()
@@ -77,6 +123,7 @@ def fit(
     measurements: Annotated[Path, typer.Argument(help="measurement CSV (format: docs/calibration.md)")],
     output: Annotated[Path, typer.Option("-o", "--output", help="overlay YAML to write")],
     cross_validate: Annotated[bool, typer.Option(help="also run the leave-one-out checks")] = True,
+    force: ForceOption = False,
 ) -> None:
     """Fit the catalog's models to your measurements and write an overlay a scenario can name."""
     from dcsim.calibration import fit_sections, load_calibration, write_calibration
@@ -86,15 +133,24 @@ def fit(
 
     if output.suffix.lower() not in (".yaml", ".yml"):
         raise CalibrationError(f"-o {output}: expected a .yaml file name for the overlay")
+    if output.is_dir():
+        raise CalibrationError(f"-o {output}: is a folder; expected a .yaml file name for the overlay")
+    if (output.exists() or output.is_symlink()) and not force:
+        raise CalibrationError(f"-o {output}: exists; pass --force to overwrite it or choose another file name")
     table = read_measurements(measurements)
     sections = fit_sections(table, load_catalog(), base=load_calibration(), cross_validate=cross_validate)
     header = (f"Calibration overlay fitted by `dcsim calibration fit` from {measurements.name} ({len(table)} rows).\n"
               "Name it in a scenario (calibration: [this file]) or pass --overlay to dcsim calibration.")
-    try:
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    try:  # through a temporary sibling: an overlay being replaced is never left half written
         output.parent.mkdir(parents=True, exist_ok=True)
-        write_calibration(sections, output, header)
+        write_calibration(sections, tmp, header)
+        os.replace(tmp, output)
     except OSError as exc:
         raise CalibrationError(f"-o {output}: cannot write the overlay ({exc.strerror or exc})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     out.print(f"fitted {', '.join(sections)} from {len(table)} rows; wrote {output}", markup=False)
     for section in sections.values():
         for error in section.errors:

@@ -7,7 +7,15 @@ sees the identical job list, because workload streams depend only on the seed.
 
 from __future__ import annotations
 
+import ctypes
 import math
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import types
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +27,7 @@ import pandas as pd
 
 from dcsim.errors import DcsimError, PolicyError
 from dcsim.policies.registry import FAMILIES
-from dcsim.results import RunResult, write_atomically
+from dcsim.results import RunResult, write_atomically, write_csv
 from dcsim.runner import resolve, run
 from dcsim.scenario import Scenario, scenario_from_dict
 from dcsim.scenario.loading import apply_overrides
@@ -114,16 +122,85 @@ class Comparison:
         from dcsim.reporting import write_comparison_charts
 
         def write(tmp: Path) -> None:
-            self.table.to_csv(tmp / "comparison_runs.csv", index=False)
-            self.summary_table().to_csv(tmp / "comparison_summary.csv", index=False)
+            write_csv(self.table, tmp / "comparison_runs.csv")
+            write_csv(self.summary_table(), tmp / "comparison_summary.csv")
             write_comparison_charts(self.table, self.jobs_by_variant, tmp, self.requests_by_variant)
 
-        return write_atomically(Path(folder), write)
+        marker = {"kind": "comparison", "name": self.scenario_name,
+                  "variants": self.variants, "seeds": self.seeds}
+        return write_atomically(Path(folder), write, marker)
 
 
 def _one(args: tuple[Scenario, int]) -> RunResult:
     scenario, seed = args
     return run(scenario, seed=seed)
+
+
+def usable_workers(requested: int, tasks: int) -> int:
+    """Worker processes worth starting: no more than the tasks, nor than the CPUs this process may use."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(requested, tasks, cpus))
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker when the process that started it ends, even by SIGKILL.
+
+    Otherwise workers of a killed `dcsim compare` simulate on, or wait forever for the next task. Linux
+    delivers SIGKILL at the parent's death (prctl PR_SET_PDEATHSIG); elsewhere a thread polls the parent
+    pid. Ctrl-C is the parent's to handle: it stops the pool, so workers ignore SIGINT.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="dcsim-parent-watch", daemon=True).start()
+
+
+
+def _run_all(tasks: list[tuple[Scenario, int]], workers: int,
+             progress: Callable[[float], None] | None) -> list[RunResult]:
+    """Run the tasks in order, in `workers` processes when that is more than one."""
+    results: list[RunResult] = []
+    if workers <= 1:
+        for task in tasks:
+            results.append(_one(task))
+            if progress:
+                progress(len(results) / len(tasks))
+        return results
+    # The workers must be this process's own children, whose parent _die_with_parent can name: fork on
+    # Linux (as before; policies registered at run time stay visible to the workers; Python 3.14 would
+    # default to a fork server), spawn elsewhere. The pool forks every worker at the first submit, before
+    # the CLI's progress bar starts a thread.
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
+    try:
+        for result in pool.map(_one, tasks):
+            results.append(result)
+            if progress:
+                progress(len(results) / len(tasks))
+    except BaseException:  # an error or Ctrl-C: stop now rather than finish every queued run
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 def compare(
@@ -146,18 +223,7 @@ def compare(
         data = apply_overrides(normalized, variant_overrides(variant))
         scenarios[variant] = scenario_from_dict(data, f"{base.source} [--policy {variant}]", base_dir=base.base_dir)
     tasks = [(scenarios[v], s) for v in variants for s in seed_list]
-    results: list[RunResult] = []
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for result in pool.map(_one, tasks):
-                results.append(result)
-                if progress:
-                    progress(len(results) / len(tasks))
-    else:
-        for task in tasks:
-            results.append(_one(task))
-            if progress:
-                progress(len(results) / len(tasks))
+    results = _run_all(tasks, usable_workers(workers, len(tasks)), progress)
     rows: list[dict[str, Any]] = []
     jobs: dict[str, list[pd.DataFrame]] = {}
     requests: dict[str, list[pd.DataFrame]] = {}
@@ -172,3 +238,15 @@ def compare(
     return Comparison(base.name, list(variants), seed_list, table,
                       {v: pd.concat(f, ignore_index=True) for v, f in jobs.items()},
                       {v: pd.concat(f, ignore_index=True) for v, f in requests.items()})
+
+
+class _CallableModule(types.ModuleType):
+    """`dcsim.compare` names both this module and its function. Python sets the package attribute to the
+    module when the module is first imported (by `dcsim.Comparison` or `from dcsim.compare import ...`),
+    after which `dcsim.compare(...)` failed with "'module' object is not callable"; now it runs compare."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Comparison:
+        return compare(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -35,6 +35,10 @@ def test_list_and_show_print_sources_and_errors() -> None:
     shown = run_cli("calibration", "show", "H100")
     assert shown.returncode == 0, shown.stderr
     assert "H100-SXM" in shown.stdout and "datasheet" in shown.stdout.lower()
+    for figure in ("16-bit peak       989 TFLOP/s", "memory            80 GB", "memory bandwidth  3350 GB/s",
+                   "interconnect      900 GB/s", "TDP               700 W", "idle power        75 W"):
+        assert figure in shown.stdout, figure  # every figure with its unit
+    assert "memory            32 GiB" in run_cli("calibration", "show", "TPU-v4").stdout
     assert "training speed vs V100" in shown.stdout
     model = run_cli("calibration", "show", "ResNet-50")
     assert "measured" in model.stdout or "anchors" in model.stdout
@@ -124,7 +128,7 @@ def test_overlays_merge_per_accelerator_and_reload_when_rewritten(tmp_path: Path
 
     prompts = "".join(f"prefill,llm-13b,H100,1,{n},{0.02 + n * 1e-5}\n" for n in (128, 256, 512, 1024, 2048, 4096))
     measurements.write_text("kind,model,accelerator,batch,tokens,time\n" + prompts)
-    assert run_cli("calibration", "fit", str(measurements), "-o", str(overlay)).returncode == 0
+    assert run_cli("calibration", "fit", str(measurements), "-o", str(overlay), "--force").returncode == 0
     spec = load_catalog().model("Llama-2-13B")
     reloaded = load_calibration([overlay])
     assert reloaded.training.models["ResNet-50"].anchors["V100"] == shipped.training.models["ResNet-50"].anchors["V100"]
@@ -173,3 +177,55 @@ def test_a_power_cap_without_a_fitted_curve_still_slows_jobs() -> None:
     gpu = free.jobs["accelerator_model"] == "H100-SXM"
     assert capped.summary["training"]["jct_s"]["mean"] > free.summary["training"]["jct_s"]["mean"]
     assert gpu.any()
+
+
+def test_report_and_fit_never_overwrite_what_dcsim_did_not_write(tmp_path: Path) -> None:
+    """-o FILE is a one-line error; -o . (or any folder dcsim did not write) and an existing overlay are
+    left alone unless --force, which replaces only the files the command writes."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    done = run_cli("calibration", "report", "-o", str(afile))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == f"error: -o {afile}: exists and is not a folder; choose another output path"
+    assert afile.read_text() == "mine"
+
+    (tmp_path / "predictions.csv").write_text("mine")
+    done = run_cli("calibration", "report", "-o", ".", cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "refusing to write results over the current folder" in done.stderr and "--force" in done.stderr
+    assert (tmp_path / "predictions.csv").read_text() == "mine"
+    assert not (tmp_path / "calibration.png").exists()
+    done = run_cli("calibration", "report", "-o", ".", "--force", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "predictions.csv").read_text().startswith("family,") and afile.read_text() == "mine"
+
+    folder = tmp_path / "cal"  # a folder of dcsim's own is replaced on the next run, like a run's results
+    assert run_cli("calibration", "report", "-o", str(folder)).returncode == 0
+    assert run_cli("calibration", "report", "-o", str(folder)).returncode == 0
+    assert sorted(p.name for p in folder.iterdir()) == [".dcsim-output", "calibration.png", "predictions.csv"]
+
+    measurements = docs_example(tmp_path)
+    overlay = tmp_path / "existing.yaml"
+    overlay.write_text("# my notes\n")
+    done = run_cli("calibration", "fit", str(measurements), "-o", str(overlay))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: -o {overlay}: exists; pass --force to overwrite it or choose another "
+                                   "file name")
+    assert overlay.read_text() == "# my notes\n"
+    done = run_cli("calibration", "fit", str(measurements), "-o", str(overlay), "--force")
+    assert done.returncode == 0, done.stderr
+    assert "MyNet" in overlay.read_text()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary file left"
+
+
+def test_formula_like_model_names_are_quoted_in_predictions(tmp_path: Path) -> None:
+    measurements = tmp_path / "m.csv"
+    measurements.write_text("kind,model,accelerator,batch,time\ntraining,=Evil,V100,32,0.2\n"
+                            "training,=Evil,V100,64,0.4\n")
+    overlay = tmp_path / "o.yaml"
+    assert run_cli("calibration", "fit", str(measurements), "-o", str(overlay)).returncode == 0
+    done = run_cli("calibration", "report", "-o", str(tmp_path / "cal"), "--measurements", str(measurements),
+                   "--overlay", str(overlay))
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "cal" / "predictions.csv").read_text()
+    assert ",'=Evil," in text and ",=Evil," not in text

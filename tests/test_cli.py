@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,11 +41,14 @@ def test_run_writes_the_metrics_contract(tmp_path: Path) -> None:
 
 def test_rerun_replaces_the_folder_atomically(tmp_path: Path) -> None:
     out = tmp_path / "r"
+    assert dcsim("run", QUICK, "-o", str(out), "--set", "workload.training.jobs=20").returncode == 0
+    assert (out / "report.html").is_file()
     assert dcsim("run", QUICK, "-o", str(out), "--set", "workload.training.jobs=20", "--no-charts").returncode == 0
-    (out / "stale.txt").write_text("from before")
-    assert dcsim("run", QUICK, "-o", str(out), "--set", "workload.training.jobs=20", "--no-charts").returncode == 0
-    assert not (out / "stale.txt").exists()
+    assert not (out / "report.html").exists(), "files of the previous run are replaced, not merged"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+    (out / "stale.txt").write_text("mine")  # a file dcsim did not write: never deleted (tests/test_output_safety.py)
+    assert dcsim("run", QUICK, "-o", str(out), "--set", "workload.training.jobs=20", "--no-charts").returncode == 2
+    assert (out / "stale.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -101,6 +107,7 @@ def test_validate_reports_ok_and_all_problems(tmp_path: Path) -> None:
     assert bad.returncode == 2
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 2
+    assert all(line.startswith(f"error: {QUICK}: ") for line in lines), "the same form as run's errors"
     assert any("energy.pue: Input should be greater than or equal to 1, got 0.5" in line for line in lines)
     assert any("cluster.node_pools.0.accelerator: unknown accelerator 'H1000'" in line for line in lines)
 
@@ -118,12 +125,71 @@ def test_schema_and_policies_commands() -> None:
         assert name in listing
 
 
+@pytest.mark.parametrize("columns", ["80", "40"])
+def test_policies_never_cut_names_or_parameters(columns: str) -> None:
+    """Without a terminal rich lays tables out for COLUMNS (80 by default) and used to cut long names."""
+    registered = subprocess.run([sys.executable, "-c", (  # in a fresh process: other tests register policies here
+        "import json; from dcsim.policies import describe; from dcsim.policies.registry import FAMILIES; "
+        "print(json.dumps([[n, [f'{k}={v!r}' for k, v in p.items()]] for f in FAMILIES for n, _, p in describe(f)]))")],
+        capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-m", "dcsim", "policies"], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": columns})
+    assert done.returncode == 0, done.stderr
+    assert "…" not in done.stdout
+    cells = {cell.strip() for line in done.stdout.splitlines() for cell in line.split("│")}
+    for name, params in json.loads(registered.stdout):
+        assert name in cells, name
+        for param in params:
+            assert param in cells, param
+    if columns == "80":
+        assert max(len(line) for line in done.stdout.splitlines()) <= 80
+
+
+def test_version() -> None:
+    import dcsim as package
+
+    done = dcsim("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"dcsim {package.__version__}"
+
+
+def test_run_summary_counts_unfinished_and_rejected_jobs(tmp_path: Path) -> None:
+    done = dcsim("run", QUICK, "-o", str(tmp_path / "r"), "--no-charts", "--set", "horizon=6h",
+                 "--set", "workload.training.accelerators={values: [1, 512], weights: [9, 1]}")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())["training"]
+    assert summary["jobs_unfinished"] > 0 and summary["jobs_rejected"] > 0
+    assert (f"{summary['jobs_completed']} / {summary['jobs_submitted']} ({summary['jobs_unfinished']} unfinished, "
+            f"{summary['jobs_rejected']} rejected, {summary['jobs_failed']} failed)") in done.stdout
+
+
+def test_long_scenario_name_fails_before_simulating_or_is_shortened(tmp_path: Path) -> None:
+    """A 300-character name cannot be a folder name (255 bytes at most): the default folder uses the first
+    100 characters; an explicit -o that long is refused at once, not after a long simulation."""
+    scenario = tmp_path / "long.yaml"
+    scenario.write_text(Path(QUICK).read_text().replace("name: quickstart", "name: " + "n" * 300))
+    done = dcsim("run", str(scenario), "--no-charts", "--set", "workload.training.jobs=20", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "reports" / ("n" * 100) / "summary.json").is_file()
+    too_long = tmp_path / ("o" * 300)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "dcsim", "run", str(scenario), "-o", str(too_long),
+                           "--set", "workload.training.jobs=300000"], capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < 60, "the name is checked before simulating"
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (f"error: {too_long}: name {'o' * 40}... is 300 bytes long; at most 255 allowed "
+                                   "here; choose a shorter output path")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.yaml", "reports"]
+
+
 def test_compare_writes_table_csv_and_charts(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     done = dcsim("compare", QUICK, "--policy", "scheduler=fifo", "--policy", "scheduler=easy_backfill",
                  "--seeds", "2", "--set", "workload.training.jobs=60", "-o", str(out))
     assert done.returncode == 0, done.stderr
     assert "mean ± 95% CI over 2 seeds" in done.stdout
+    wait = next(line for line in done.stdout.splitlines() if "wait_mean_s" in line)
+    assert re.search(r"\d (s|min|h|d) ± [\d.]+ (ms|s|min|h|d)", wait), wait  # durations in human units
+    assert "e+" not in done.stdout
     for name in ("comparison_runs.csv", "comparison_summary.csv", "comparison_metrics.png", "comparison_wait_cdf.png"):
         assert (out / name).is_file(), name
     runs = (out / "comparison_runs.csv").read_text().splitlines()

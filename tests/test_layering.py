@@ -25,7 +25,7 @@ ALLOWED = {
     "dcsim.engine": ["dcsim.engine", "dcsim.model", "dcsim.policies.base", "dcsim.policies.serving_base",
                      "dcsim.metrics.protocol", "dcsim.errors", "dcsim.units"],
     "dcsim.reporting": ["dcsim.reporting", "dcsim.results", "dcsim.units", "dcsim.errors", "dcsim.stats"],
-    "dcsim.cli_calibration": ["dcsim.calibration", "dcsim.catalog", "dcsim.errors", "dcsim.reporting"],
+    "dcsim.cli_calibration": ["dcsim.calibration", "dcsim.catalog", "dcsim.errors", "dcsim.reporting", "dcsim.results"],
     "dcsim.stats": [],
     "dcsim.results": ["dcsim.errors"],
 }

@@ -15,6 +15,9 @@ from dcsim.errors import CatalogError
 _SHORT = {"peak_fp16_flops": "16-bit peak", "peak_fp32_flops": "FP32 peak", "memory_bytes": "memory",
           "memory_bandwidth": "memory bandwidth", "interconnect_bandwidth": "interconnect", "tdp_w": "TDP",
           "idle_w": "idle power"}
+_UNITS = {"peak_fp16_flops": (1e12, "TFLOP/s"), "peak_fp32_flops": (1e12, "TFLOP/s"), "memory_bytes": (1e9, "GB"),
+          "memory_bandwidth": (1e9, "GB/s"), "interconnect_bandwidth": (1e9, "GB/s"), "tdp_w": (1, "W"),
+          "idle_w": (1, "W")}  # `calibration show` prints each figure in the unit its source quotes
 
 
 def list_text(calibration: Calibration) -> str:
@@ -73,7 +76,7 @@ def _accelerator_text(calibration: Calibration, spec: AcceleratorSpec) -> str:
         lines.append(f"  aliases: {', '.join(spec.aliases)}")
     for key, figure in spec.figures().items():
         mark = f" [estimated: {figure.note}]" if figure.estimated else ""
-        lines.append(f"  {_SHORT[key]:<17} {figure.value:<12.4g} {figure.source}{mark}")
+        lines.append(f"  {_SHORT[key]:<17} {_with_unit(key, figure.value):<14} {figure.source}{mark}")
     lines += _entries(calibration, spec.name)
     speeds = []
     for model in calibration.training.model_names():
@@ -115,6 +118,13 @@ def _find(tree: Any, name: str, path: tuple[str, ...]) -> Iterator[tuple[tuple[s
                 yield (*path, str(key)), value
             elif key != "errors":
                 yield from _find(value, name, (*path, str(key)))
+
+
+def _with_unit(key: str, value: float) -> str:
+    scale, unit = _UNITS[key]
+    if unit == "GB" and value % 2**30 == 0:  # sources quoting GiB ("HBM2 32 GiB") read back as such
+        scale, unit = 2**30, "GiB"
+    return f"{value / scale:.4g} {unit}"
 
 
 def _compact(value: Any) -> str:
