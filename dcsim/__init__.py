@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 from dcsim.version import __version__
 
 if TYPE_CHECKING:
-    from dcsim.compare import Comparison, compare
+    from dcsim.comparison import Comparison, compare
     from dcsim.results import RunResult
     from dcsim.runner import run
     from dcsim.scenario import load_scenario
 
-_PUBLIC = {"Comparison": "dcsim.compare", "compare": "dcsim.compare", "RunResult": "dcsim.results",
+_PUBLIC = {"Comparison": "dcsim.comparison", "compare": "dcsim.comparison", "RunResult": "dcsim.results",
            "run": "dcsim.runner", "load_scenario": "dcsim.scenario"}
 
 __all__ = ["Comparison", "RunResult", "__version__", "compare", "load_scenario", "run"]

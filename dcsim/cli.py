@@ -93,10 +93,17 @@ def run(
         result = dcsim.run(loaded, seed=seed, progress=progress)
     finally:
         progress.close()
-    from dcsim.reporting import write_report
+    failures: list[str] = []
 
-    written = result.save(folder, extra_files=(lambda tmp: write_report(result, tmp)) if charts else None)
+    def report(tmp: Path) -> None:
+        from dcsim.reporting import write_report  # matplotlib loads only for runs that draw charts
+
+        failures.extend(write_report(result, tmp).failures)
+
+    written = result.save(folder, extra_files=report if charts else None)
     _print_run_summary(result.summary)
+    for failure in failures:  # the frames and summary are written all the same
+        console.print(f"warning: chart not drawn: {failure}", markup=False, highlight=False)
     out.print(f"results written to {written}")
 
 
@@ -191,6 +198,8 @@ def compare(
     finally:
         progress.close()
     written = comparison.save(folder)
+    for failure in comparison.chart_failures:  # the CSVs are written all the same
+        console.print(f"warning: chart not drawn: {failure}", markup=False, highlight=False)
     summary = comparison.summary_table().set_index(["metric", "variant"])
     baseline = comparison.variants[0]
     table = Table("metric", *comparison.variants, title=f"{comparison.scenario_name}: mean ± 95% CI over "

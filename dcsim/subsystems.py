@@ -120,9 +120,26 @@ INFERENCE_HEADLINE = {
     "preemptions": ("inference", "preemptions"),
 }
 
+CORE_HEADLINE = {  # what every run has
+    "busy_utilization": ("utilization", "busy", "all"),
+    "allocated_utilization": ("utilization", "allocated", "all"),
+    "facility_kwh": ("energy", "facility_kwh"),
+    "carbon_kg": ("energy", "carbon_kg"),
+}
+
 SUBSYSTEMS: tuple[Subsystem, ...] = (
     Subsystem("training", ("cluster",), _training, TRAINING_HEADLINE),
     Subsystem("inference", ("training", "cluster"), _inference, INFERENCE_HEADLINE),
     Subsystem("network", ("utilization",), _network),
     Subsystem("storage", ("network", "utilization"), _storage),
 )
+
+
+def headline_metrics() -> dict[str, tuple[str, ...]]:
+    """The metrics `dcsim compare` tabulates: the first subsystem's, those every run has, then the
+    other subsystems' (training, cluster, inference: the order the comparison table has always had)."""
+    first, *rest = SUBSYSTEMS
+    metrics = {**first.headline, **CORE_HEADLINE}
+    for subsystem in rest:
+        metrics.update(subsystem.headline)
+    return metrics

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dcsim.compare import Comparison, usable_workers
+from dcsim.comparison import Comparison, usable_workers
 from dcsim.results import MARKER, RunResult, csv_safe
 from tests.helpers import SCENARIOS
 from tests.test_cli import dcsim
@@ -200,8 +200,9 @@ def test_killing_compare_kills_its_workers(tmp_path: Path) -> None:
 
 
 def test_dcsim_compare_stays_callable_once_the_module_is_imported() -> None:
-    """This file imports dcsim.compare (the module) at the top, which made `dcsim.compare(...)` fail in
-    every later test and in user code that touched dcsim.Comparison first."""
+    """This file imports dcsim.comparison (the module) at the top. When the module was dcsim/compare.py,
+    importing it replaced the package's `compare` function with the module, and `dcsim.compare(...)`
+    failed in every later test and in user code that touched dcsim.Comparison first."""
     import dcsim as package
 
     comparison = package.compare(QUICK, ["scheduler=fifo"], 1, overrides=["workload.training.jobs=5"])

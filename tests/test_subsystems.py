@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 import dcsim
 from dcsim import subsystems
@@ -88,3 +89,26 @@ def test_absent_frame_reads_as_none_and_private_names_raise() -> None:
     assert result.requests is None
     with pytest.raises(AttributeError):
         _ = result._private
+
+
+def _broken_chart(path: Path) -> Path:
+    raise RuntimeError("this chart cannot be drawn")
+
+
+def test_cli_run_keeps_results_and_warns_when_a_chart_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from dcsim import cli
+
+    broken = sections.ReportSection("broken", (), lambda summary: "", lambda result: [("broken.png", _broken_chart)])
+    monkeypatch.setattr(sections, "SECTIONS", (*sections.SECTIONS, broken))
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(yaml.safe_dump(tiny_scenario()))
+    monkeypatch.setattr("sys.argv", ["dcsim", "run", str(scenario), "-o", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 0  # the run succeeded
+    err = capsys.readouterr().err
+    assert "warning: chart not drawn: broken.png: RuntimeError: this chart cannot be drawn" in err
+    assert (tmp_path / "out" / "summary.json").is_file() and (tmp_path / "out" / "jobs.csv").is_file()
+    assert (tmp_path / "out" / "utilization.png").is_file() and not (tmp_path / "out" / "broken.png").exists()
+    assert "could not be drawn" in (tmp_path / "out" / "report.html").read_text()

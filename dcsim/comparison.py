@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -32,28 +31,9 @@ from dcsim.runner import resolve, run
 from dcsim.scenario import Scenario, scenario_from_dict
 from dcsim.scenario.loading import apply_overrides
 from dcsim.stats import mean_ci
+from dcsim.subsystems import headline_metrics
 
-HEADLINE = {
-    "wait_mean_s": ("training", "wait_s", "mean"),
-    "wait_p95_s": ("training", "wait_s", "p95"),
-    "jct_mean_s": ("training", "jct_s", "mean"),
-    "jct_p95_s": ("training", "jct_s", "p95"),
-    "slowdown_mean": ("training", "slowdown", "mean"),
-    "makespan_s": ("training", "makespan_s"),
-    "busy_utilization": ("utilization", "busy", "all"),
-    "allocated_utilization": ("utilization", "allocated", "all"),
-    "facility_kwh": ("energy", "facility_kwh"),
-    "carbon_kg": ("energy", "carbon_kg"),
-    "ttft_p50_s": ("inference", "ttft_s", "p50"),
-    "ttft_p99_s": ("inference", "ttft_s", "p99"),
-    "tpot_p99_s": ("inference", "tpot_s", "p99"),
-    "e2e_mean_s": ("inference", "e2e_s", "mean"),
-    "e2e_p99_s": ("inference", "e2e_s", "p99"),
-    "slo_attainment": ("inference", "slo_attainment"),
-    "tokens_per_s": ("inference", "tokens_per_s"),
-    "energy_per_token_j": ("inference", "energy_per_output_token_j"),
-    "preemptions": ("inference", "preemptions"),
-}
+HEADLINE = headline_metrics()  # metric name -> its path in summary.json, subsystem by subsystem
 
 
 def variant_overrides(variant: str) -> list[str]:
@@ -90,6 +70,7 @@ class Comparison:
     table: pd.DataFrame  # one row per (variant, seed): headline metrics this scenario has
     jobs_by_variant: dict[str, pd.DataFrame]
     requests_by_variant: dict[str, pd.DataFrame] = field(default_factory=dict)
+    chart_failures: list[str] = field(default_factory=list)  # charts save() could not draw (tables are kept)
 
     @property
     def metrics(self) -> list[str]:
@@ -124,7 +105,8 @@ class Comparison:
         def write(tmp: Path) -> None:
             write_csv(self.table, tmp / "comparison_runs.csv")
             write_csv(self.summary_table(), tmp / "comparison_summary.csv")
-            write_comparison_charts(self.table, self.jobs_by_variant, tmp, self.requests_by_variant)
+            charts = write_comparison_charts(self.table, self.jobs_by_variant, tmp, self.requests_by_variant)
+            self.chart_failures[:] = charts.failures
 
         marker = {"kind": "comparison", "name": self.scenario_name,
                   "variants": self.variants, "seeds": self.seeds}
@@ -238,15 +220,3 @@ def compare(
     return Comparison(base.name, list(variants), seed_list, table,
                       {v: pd.concat(f, ignore_index=True) for v, f in jobs.items()},
                       {v: pd.concat(f, ignore_index=True) for v, f in requests.items()})
-
-
-class _CallableModule(types.ModuleType):
-    """`dcsim.compare` names both this module and its function. Python sets the package attribute to the
-    module when the module is first imported (by `dcsim.Comparison` or `from dcsim.compare import ...`),
-    after which `dcsim.compare(...)` failed with "'module' object is not callable"; now it runs compare."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Comparison:
-        return compare(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
