@@ -123,3 +123,47 @@ def test_refused_forms_fail_both(path: str, value: Any) -> None:
     assert schema_errors(data) != []
     with pytest.raises(ScenarioError):
         load_data(data)
+
+
+def doc_fragments() -> list[tuple[str, str]]:
+    """(id, YAML text) of each ```yaml block in README.md and docs/ that is part of a scenario."""
+    found = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for index, block in enumerate(re.findall(r"```yaml\n(.*?)```", doc.read_text(), flags=re.S)):
+            if not re.search(r"^cluster:", block, flags=re.M):
+                found.append((f"{doc.name}#{index}", block))
+    return found
+
+
+def merged(base: Any, part: Any) -> Any:
+    """`part` laid over `base` key by key; a section of another kind (its `source` differs) replaces."""
+    if not isinstance(base, dict) or not isinstance(part, dict) or base.get("source", part.get("source")) != part.get(
+            "source", base.get("source")):
+        return copy.deepcopy(part)
+    result = copy.deepcopy(base)
+    for key, value in part.items():
+        result[key] = merged(result[key], value) if key in result else copy.deepcopy(value)
+    return result
+
+
+@pytest.mark.parametrize(("name", "text"), doc_fragments(), ids=[name for name, _ in doc_fragments()])
+def test_doc_fragments_pass_the_schema_inside_a_scenario(name: str, text: str) -> None:
+    """Blocks that show one section (a trace, a service, a network) are valid once put in a scenario."""
+    from tests.helpers import tiny_scenario
+
+    fragment = load_yaml(text)
+    assert isinstance(fragment, dict) and fragment, name
+    assert schema_errors(merged(tiny_scenario(), fragment)) == []
+
+
+def test_doc_fragments_are_found_and_a_bad_one_fails() -> None:
+    names = {name.split("#")[0] for name, _ in doc_fragments()}
+    assert {"README.md", "inference.md", "network.md", "calibration.md"} <= names
+    bad = merged(tiny_scenario_for_test(), {"network": {"topology": "fat_tree", "hosts_per_leaf": "eight"}})
+    assert schema_errors(bad)
+
+
+def tiny_scenario_for_test() -> dict[str, Any]:
+    from tests.helpers import tiny_scenario
+
+    return tiny_scenario()
