@@ -82,7 +82,7 @@ def run(
 ) -> None:
     """Simulate a scenario and write summary.json, CSV frames, charts and report.html."""
     import dcsim
-    from dcsim.results import check_output_folder
+    from dcsim.output_folders import check_output_folder
 
     if seed is not None and seed < 0:
         raise DcsimError(f"--seed: expected an integer >= 0, got {seed}")
@@ -184,7 +184,7 @@ def compare(
 ) -> None:
     """Run policy variants on identical workloads over several seeds; table with 95% CIs, charts, CSV."""
     import dcsim
-    from dcsim.results import check_output_folder
+    from dcsim.output_folders import check_output_folder
 
     if not 1 <= seeds <= 10_000:
         raise DcsimError(f"--seeds: expected a number from 1 to 10000, got {seeds}")

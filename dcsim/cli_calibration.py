@@ -88,7 +88,7 @@ _REPORT_FILES = ("predictions.csv", "calibration.png")
 def _report_in_place(output: Path, force: bool) -> bool:
     """Whether the report goes into `output` file by file (--force into a folder dcsim may not replace)."""
     from dcsim.errors import CalibrationError, ResultError
-    from dcsim.results import check_output_folder
+    from dcsim.output_folders import check_output_folder
 
     try:
         check_output_folder(output)
@@ -104,8 +104,8 @@ def _report_in_place(output: Path, force: bool) -> bool:
 
 def _write_report(table: pd.DataFrame, output: Path, in_place: bool) -> list[Path]:
     from dcsim.errors import CalibrationError
+    from dcsim.output_folders import csv_safe, write_atomically
     from dcsim.reporting.calibration import write_calibration_report
-    from dcsim.results import csv_safe, write_atomically
 
     table = csv_safe(table)  # model names come from the user's CSV; the chart shows only families and accelerators
     if not in_place:

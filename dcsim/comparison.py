@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 
 from dcsim.errors import DcsimError, PolicyError
+from dcsim.output_folders import write_atomically, write_csv
 from dcsim.policies.registry import FAMILIES
-from dcsim.results import RunResult, write_atomically, write_csv
+from dcsim.results import RunResult
 from dcsim.runner import resolve, run
 from dcsim.scenario import Scenario, scenario_from_dict
 from dcsim.scenario.loading import apply_overrides

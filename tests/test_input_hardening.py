@@ -280,7 +280,8 @@ def test_scenario_that_is_a_device_a_pipe_or_huge_is_refused(tmp_path: Path) -> 
     os.mkfifo(fifo)
     done = dcsim_cli("validate", str(fifo), timeout=60)  # before the fix: blocks forever
     assert done.returncode == 2
-    assert done.stderr.strip() == f"{fifo}: not a regular file (a folder, device or pipe cannot be read as input)"
+    assert done.stderr.strip() == (f"error: {fifo}: not a regular file "
+                                   "(a folder, device or pipe cannot be read as input)")
 
 
 def test_trace_and_measurement_files_that_are_devices_are_refused(tmp_path: Path) -> None:

@@ -25,9 +25,11 @@ ALLOWED = {
     "dcsim.engine": ["dcsim.engine", "dcsim.model", "dcsim.policies.base", "dcsim.policies.serving_base",
                      "dcsim.metrics.protocol", "dcsim.errors", "dcsim.units"],
     "dcsim.reporting": ["dcsim.reporting", "dcsim.results", "dcsim.units", "dcsim.errors", "dcsim.stats"],
-    "dcsim.cli_calibration": ["dcsim.calibration", "dcsim.catalog", "dcsim.errors", "dcsim.reporting", "dcsim.results"],
+    "dcsim.cli_calibration": ["dcsim.calibration", "dcsim.catalog", "dcsim.errors", "dcsim.reporting",
+                              "dcsim.output_folders"],
     "dcsim.stats": [],
-    "dcsim.results": ["dcsim.errors"],
+    "dcsim.results": ["dcsim.errors", "dcsim.output_folders"],
+    "dcsim.output_folders": ["dcsim.errors"],
 }
 
 

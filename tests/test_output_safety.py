@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 from dcsim.comparison import Comparison, usable_workers
-from dcsim.results import MARKER, RunResult, csv_safe
+from dcsim.output_folders import MARKER, csv_safe
+from dcsim.results import RunResult
 from tests.helpers import SCENARIOS
 from tests.test_cli import dcsim
 
