@@ -103,3 +103,24 @@ def split_gang_speed(model: str, accelerator: str, demand: int, nodes: int, larg
         return float(seconds)
 
     return float((compute + sync(fewest)) / (compute + sync(nodes)))
+
+
+def write_yaml(tmp_path: Path, data: object, name: str = "s.yaml") -> Path:
+    """Write `data` as a YAML file in `tmp_path` (a scenario, usually)."""
+    import yaml
+
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def scenario_problems(path: Path, overrides: list[str] | None = None) -> list[str]:
+    """The problems the loader reports for the scenario at `path` (it must refuse it)."""
+    import pytest
+
+    from dcsim.errors import ScenarioError
+    from dcsim.scenario import load_scenario
+
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, overrides or [])
+    return info.value.problems

@@ -19,6 +19,8 @@ from dcsim.calibration.table import read_measurements
 from dcsim.errors import CalibrationError, ScenarioError, TraceError
 from dcsim.scenario import load_scenario, scenario_from_dict
 from tests.helpers import SCENARIOS, SHARED_DATA, tiny_scenario
+from tests.helpers import scenario_problems as problems
+from tests.helpers import write_yaml as write
 
 QUICK = SCENARIOS / "quickstart.yaml"
 
@@ -26,17 +28,6 @@ QUICK = SCENARIOS / "quickstart.yaml"
 def dcsim_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dcsim", *args], capture_output=True, text=True, timeout=timeout)
 
-
-def write(tmp_path: Path, data: object, name: str = "s.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def problems(path: Path, overrides: list[str] | None = None) -> list[str]:
-    with pytest.raises(ScenarioError) as info:
-        load_scenario(path, overrides or [])
-    return info.value.problems
 
 
 def one_problem(path: Path, overrides: list[str] | None = None) -> str:

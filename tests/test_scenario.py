@@ -3,23 +3,12 @@
 from pathlib import Path
 
 import pytest
-import yaml
 
 from dcsim.errors import ScenarioError
 from dcsim.scenario import apply_overrides, load_scenario, scenario_from_dict
+from tests.helpers import scenario_problems as problems_of
 from tests.helpers import tiny_scenario
-
-
-def write(tmp_path: Path, data: object, name: str = "s.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def problems_of(path: Path, overrides: list[str] | None = None) -> list[str]:
-    with pytest.raises(ScenarioError) as info:
-        load_scenario(path, overrides or [])
-    return info.value.problems
+from tests.helpers import write_yaml as write
 
 
 def test_valid_scenario_loads_with_si_units(tmp_path: Path) -> None:
