@@ -47,9 +47,9 @@ def test_column_mapping_and_bad_rows_are_counted_with_line_numbers(tmp_path: Pat
     assert workload["jobs"] == 2
     assert workload["skipped"] == {
         "arch: unknown accelerator": 1, "blank line": 1, "gpus: not a whole number from 1 to 1048576": 1,
-        "kind: unknown model type": 1, "secs: not a positive number": 1, "when: not a time": 1,
+        "kind: unknown model type": 1, "secs: not a positive duration": 1, "when: not a time": 1,
     }
-    assert workload["skipped_example_lines"]["secs: not a positive number"] == [3]
+    assert workload["skipped_example_lines"]["secs: not a positive duration"] == [3]
     assert workload["skipped_example_lines"]["when: not a time"] == [5]
     assert workload["skipped_example_lines"]["arch: unknown accelerator"] == [6]
     assert workload["rows_read"] == workload["jobs"] + sum(workload["skipped"].values())
@@ -119,7 +119,7 @@ def test_trailing_commas_and_infinite_values(tmp_path: Path) -> None:
     path = write_csv(tmp_path, "submit,duration,accelerators\n0,60,1,\ninf,60,1,\n10,inf,1,\n")
     result = dcsim.run(scenario_from_dict(trace_scenario(path)))
     assert result.summary["workload"]["jobs"] == 1
-    assert result.summary["workload"]["skipped"] == {"duration: not a positive number": 1, "submit: not a time": 1}
+    assert result.summary["workload"]["skipped"] == {"duration: not a positive duration": 1, "submit: not a time": 1}
 
 
 def test_trace_path_that_is_a_folder(tmp_path: Path) -> None:
@@ -134,3 +134,45 @@ def test_philly_preset_keeps_its_columns_when_one_is_added() -> None:
     assert result.summary["workload"]["jobs"] == 5
     names = result.jobs["name"].tolist()
     assert all(len(name) == 6 and int(name, 16) >= 0 for name in names), names  # Philly's hashed cluster ids
+
+
+def test_several_accelerator_types_in_one_cell(tmp_path: Path) -> None:
+    """`V100|T4` lets a job run on either; the scheduler picks the fastest with room (here T4: no V100)."""
+    path = write_csv(tmp_path, "submit,duration,accelerators,types\n0,100,1,V100|T4\n0,100,1,T4 | t4\n"
+                               "0,100,1,V100|Z900\n")
+    data = trace_scenario(path, columns={"accelerator_type": "types"})
+    data["cluster"]["node_pools"] = [{"name": "t4", "count": 1, "accelerator": "T4", "accelerators_per_node": 4}]
+    result = dcsim.run(scenario_from_dict(data))
+    assert result.summary["workload"]["skipped"] == {"types: unknown accelerator": 1}  # line 4: Z900
+    assert result.jobs["accelerator_model"].tolist() == ["T4", "T4"]
+    assert result.jobs["state"].tolist() == ["completed", "completed"]
+
+
+def test_time_unit_and_unit_strings_in_cells(tmp_path: Path) -> None:
+    """Plain numbers are in `time_unit`; cells with their own unit keep it."""
+    path = write_csv(tmp_path, "submit,duration,accelerators\n0,2,1\n1,90s,1\n2,0.5h,1\n3,soon,1\n")
+    result = dcsim.run(scenario_from_dict(trace_scenario(path, time_unit="min")))
+    jobs = result.jobs.sort_values("submit_s")
+    assert jobs["submit_s"].tolist() == [0.0, 60.0, 120.0]
+    assert jobs["work_ref_s"].tolist() == [120.0, 90.0, 1800.0]
+    assert result.summary["workload"]["skipped"] == {"duration: not a positive duration": 1}
+
+
+def test_start_and_end_columns_give_the_run_time(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "queued,began,ended,gpus\n"
+                               "2024-01-01T00:00:00Z,2024-01-01T00:10:00Z,2024-01-01T01:10:00Z,1\n"
+                               "2024-01-01T00:05:00Z,2024-01-01T00:20:00Z,2024-01-01T00:20:00Z,1\n"
+                               "2024-01-01T00:06:00Z,2024-01-01T00:30:00Z,2024-01-01T00:50:00Z,1\n")
+    columns = {"submit": "queued", "start": "began", "end": "ended", "accelerators": "gpus"}
+    result = dcsim.run(scenario_from_dict(trace_scenario(path, columns=columns)))
+    assert result.jobs["work_ref_s"].tolist() == [3600.0, 1200.0]  # the trace's own waits are not work
+    assert result.jobs["submit_s"].tolist() == [0.0, 360.0]
+    assert result.summary["workload"]["skipped"] == {"ended - began: not a positive duration": 1}
+
+
+def test_start_without_end_is_a_scenario_error(tmp_path: Path) -> None:
+    from dcsim.errors import ScenarioError
+
+    path = write_csv(tmp_path, "submit,begin,accelerators\n0,0,1\n")
+    with pytest.raises(ScenarioError, match="columns: give both start and end columns"):
+        scenario_from_dict(trace_scenario(path, columns={"start": "begin"}))

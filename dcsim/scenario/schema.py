@@ -198,11 +198,21 @@ class SyntheticTraining(_TrainingCommon):
 
 
 class TraceColumns(_Strict):
-    """Which CSV column holds each job field. The trace must have submit, duration and accelerators
-    columns (under these names unless mapped); model, accelerator_type and name are optional."""
+    """Which CSV column holds each job field. The trace must have submit, duration (or a start and an
+    end column) and accelerators columns (under these names unless mapped); model, accelerator_type
+    (one type or several as "V100|T4") and name are optional."""
+
+    @model_validator(mode="after")
+    def _start_and_end(self) -> TraceColumns:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both start and end columns (the run time is end - start), or neither")
+        return self
 
     submit: str = "submit"
     duration: str = "duration"
+    # A start/end pair instead of a duration: the run time is end - start (both times, like submit).
+    start: str | None = None
+    end: str | None = None
     accelerators: str = "accelerators"
     model: str | None = None
     accelerator_type: str | None = None
@@ -216,6 +226,9 @@ class TraceTraining(_TrainingCommon):
         "csv", description="philly presets the columns of the Philly trace (timestamp, duration, num_gpus)"
     )
     columns: TraceColumns | None = None
+    time_unit: Literal["ms", "s", "min", "h"] = Field(
+        "s", description="unit of plain numbers in the submit, duration, start and end columns; cells may "
+                         "also carry their own unit (\"90s\", \"2h\") or be date-times (submit, start, end)")
     time_scale: float = Field(1.0, ge=1 / MAX_SCALE, le=MAX_SCALE,
                               description="multiply inter-arrival times (0.5 = twice the rate)")
     limit: int | None = Field(None, ge=1, description="use only the first N usable jobs by submit time")

@@ -22,11 +22,11 @@ from dcsim.workload.trace import (
     EXTRA_FIELDS,
     TIME_RANGE,
     near_median,
-    parse_times,
     read_csv_strings,
     resolve_trace,
     skipped_text,
 )
+from dcsim.workload.trace_cells import parse_times
 
 AZURE_COLUMNS = RequestColumns(arrival="TIMESTAMP", prompt_tokens="ContextTokens", output_tokens="GeneratedTokens")
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from dcsim.errors import CatalogError, TraceError, clip, excerpt
+from dcsim.errors import TraceError, clip, excerpt
 from dcsim.model import Job
 from dcsim.scenario.schema import TraceColumns, TraceTraining
 from dcsim.scenario.units_types import MAX_DURATION_S, MAX_GANG
@@ -30,6 +30,7 @@ from dcsim.workload.common import (
     draw_models,
     make_jobs,
 )
+from dcsim.workload.trace_cells import parse_seconds, parse_times, parse_type_sets
 
 PHILLY_COLUMNS = TraceColumns(submit="timestamp", duration="duration", accelerators="num_gpus")
 
@@ -41,15 +42,20 @@ def read_trace(
     path, columns = _resolve(spec, base_dir)
     frame, extra = _read_csv(path, columns)
     report = WorkloadReport(source=f"trace:{spec.path}", rows_read=len(frame))
-    submit = parse_times(frame[columns.submit])
-    duration = pd.to_numeric(frame[columns.duration], errors="coerce").to_numpy(dtype=float)
+    submit = parse_times(frame[columns.submit], spec.time_unit)
+    if columns.start is not None and columns.end is not None:
+        duration = parse_times(frame[columns.end], spec.time_unit) - parse_times(frame[columns.start], spec.time_unit)
+        duration_label = f"{columns.end} - {columns.start}"
+    else:
+        duration = parse_seconds(frame[columns.duration], spec.time_unit)
+        duration_label = columns.duration
     demand_raw = pd.to_numeric(frame[columns.accelerators], errors="coerce").to_numpy(dtype=float)
     checks = [
         (EXTRA_FIELDS, ~extra),
         (f"{columns.submit}: not a time", np.isfinite(submit)),
         (f"{columns.submit}: {TIME_RANGE}", near_median(submit)),
-        (f"{columns.duration}: not a positive number", (duration > 0) & np.isfinite(duration)),
-        (f"{columns.duration}: longer than 100 years", duration <= MAX_DURATION_S),
+        (f"{duration_label}: not a positive duration", (duration > 0) & np.isfinite(duration)),
+        (f"{duration_label}: longer than 100 years", duration <= MAX_DURATION_S),
         (f"{columns.accelerators}: not a whole number from 1 to {MAX_GANG}",
          (demand_raw >= 1) & (demand_raw <= MAX_GANG) & (demand_raw == np.floor(demand_raw))),
     ]
@@ -164,7 +170,9 @@ def near_median(times: np.ndarray) -> np.ndarray:
 
 
 def _check_columns(path: Path, frame: pd.DataFrame, columns: TraceColumns) -> None:
-    needed = {"submit": columns.submit, "duration": columns.duration, "accelerators": columns.accelerators,
+    paired = columns.start is not None and columns.end is not None
+    needed = {"submit": columns.submit, "duration": None if paired else columns.duration,
+              "start": columns.start, "end": columns.end, "accelerators": columns.accelerators,
               "model": columns.model, "accelerator_type": columns.accelerator_type, "name": columns.name}
     for field_name, column in needed.items():
         if column is not None and column not in frame.columns:
@@ -175,40 +183,18 @@ def _check_columns(path: Path, frame: pd.DataFrame, columns: TraceColumns) -> No
             )
 
 
-def parse_times(values: pd.Series) -> np.ndarray:
-    """Seconds as numbers, or date-times converted to seconds (time zones respected).
-
-    The column is read as numbers when most of its cells are numbers, else as date-times; in date-time
-    mode a bare number is not a time (it would be read as a year), so it is counted as a bad row.
-    """
-    numeric = pd.to_numeric(values, errors="coerce")
-    if numeric.notna().sum() >= (values != "").sum() * 0.5:
-        return numeric.to_numpy(dtype=float)
-    stamps = pd.to_datetime(values.where(numeric.isna()), errors="coerce", format="mixed", utc=True)
-    seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    return seconds.to_numpy(dtype=float)
-
-
 def _map_types(
     values: pd.Series, keep: np.ndarray, lines: np.ndarray, allowed: list[tuple[str, ...] | None],
     canonical: Callable[[str], str], report: WorkloadReport, columns: TraceColumns,
 ) -> np.ndarray:
-    bad: list[int] = []
-    cache: dict[str, str | None] = {}
+    """The accelerator models each row allows: one type or several ("V100|T4"); an unknown name is a bad row."""
     texts: list[str] = values.astype(str).tolist()
-    for i in np.flatnonzero(keep).tolist():
-        text = texts[i].strip()
-        if not text:
-            continue
-        if text not in cache:
-            try:
-                cache[text] = canonical(text)
-            except CatalogError:
-                cache[text] = None
-        if cache[text] is None:
-            bad.append(i)
-        else:
-            allowed[i] = (cache[text] or "",)
+    rows = np.flatnonzero(keep)
+    sets = parse_type_sets([texts[i] for i in rows.tolist()], canonical)
+    bad = [int(i) for i, found in zip(rows, sets, strict=True) if found is False]
+    for i, found in zip(rows.tolist(), sets, strict=True):
+        if isinstance(found, tuple):
+            allowed[i] = found
     report.skip(f"{columns.accelerator_type}: unknown accelerator", lines[bad].tolist())
     keep = keep.copy()
     keep[bad] = False
