@@ -60,7 +60,8 @@ def _training(run: RunFrames) -> Contribution | None:
     if workload is None:
         return None
     report: dict[str, Any] = dict(workload.as_dict())
-    return Contribution(sections={"workload": report,
+    return Contribution(frames={"job_segments": run.model.recorder.segments_frame()},
+                        sections={"workload": report,
                                   "training": training_summary(run.jobs, int(report.get("jobs", len(run.jobs))))})
 
 
