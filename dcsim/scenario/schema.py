@@ -15,6 +15,7 @@ from dcsim.scenario.base import ArrivalRate
 from dcsim.scenario.base import Strict as _Strict
 from dcsim.scenario.inference import Inference
 from dcsim.scenario.network import Checkpointing, Communication, DatasetStreaming, Network, Storage
+from dcsim.scenario.tenancy import Suspension
 from dcsim.scenario.units_types import Duration, PositiveDuration, Power
 
 # --- cluster -------------------------------------------------------------------------------------
@@ -155,6 +156,7 @@ class _TrainingCommon(_Strict):
         default_factory=Communication, description="gradient all-reduce (used when the scenario has a network)")
     dataset: DatasetStreaming | None = Field(None, description="input streamed from a storage tier")
     checkpoint: Checkpointing | None = Field(None, description="model state written to a storage tier")
+    suspension: Suspension | None = Field(None, description="cost of preempting and resuming a job")
 
     @field_validator("models")
     @classmethod
