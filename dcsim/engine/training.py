@@ -85,6 +85,7 @@ class TrainingEngine(TrainingViews):
         self._suspending: dict[int, Job] = {}
         self._releasing: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
         self._round_version = 0
+        self._round_due = False
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -150,7 +151,8 @@ class TrainingEngine(TrainingViews):
 
     def _run_pass(self, _event: simpy.Event) -> None:
         self._pass_pending = False
-        if not self._queue:
+        round_due, self._round_due = self._round_due, False
+        if not self._queue and not (round_due and self._active):  # a requested pass runs with no queue
             return
         decisions = self.scheduler.schedule(self)
         for decision in decisions:
@@ -227,6 +229,7 @@ class TrainingEngine(TrainingViews):
 
     def _on_round(self, version: int, _event: simpy.Event) -> None:
         if version == self._round_version:  # only the latest request stands
+            self._round_due = True
             self._request_pass()
 
     # --- running jobs ---------------------------------------------------------------------------

@@ -33,6 +33,6 @@ class LeastAttainedService(PolicyBase):
         attained = view.attained_service
         jobs = sorted(all_jobs(view), key=lambda job: (attained(job) / job.demand, job.submit, job.id))
         decisions = plan(view, jobs)
-        if self.round > 0:
+        if self.round > 0 and any(True for _ in view.queued()):  # rounds matter only while jobs wait
             decisions.append(NextPass(round_boundary(view.now, self.round)))
         return decisions

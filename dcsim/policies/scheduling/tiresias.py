@@ -65,6 +65,6 @@ class Tiresias(PolicyBase):
                 wake = min(wake, due - view.now)
         keyed.sort(key=lambda pair: pair[0])
         decisions = plan(view, [job for _, job in keyed])
-        if wake < math.inf:
+        if wake < math.inf and any(True for _ in view.queued()):  # only while jobs wait
             decisions.append(NextPass(max(wake, 1e-6)))
         return decisions
