@@ -279,3 +279,24 @@ def test_conservation(tmp_path: Path, scheduler: str, params: dict[str, Any], co
     # JCT = summed waits + every phase holding accelerators (start-up, computing, suspending, restoring).
     assert np.allclose(jobs["jct_s"], jobs["queue_s"] + by_phase.sum(axis=1), rtol=1e-9)
     assert (by_phase["starting"] <= 2.0 + 1e-9).all()
+
+
+# --- summary: preemption, overhead, fairness ------------------------------------------------------------
+def test_summary_fairness_and_overheads_by_hand(tmp_path: Path) -> None:
+    # The srtf timeline above: A (100 s alone) ends at 120, B (20 s alone) arrived at 10 and ends at 30.
+    training = trace_run(tmp_path, [(0, 100, 1), (10, 20, 1)], "srtf").summary["training"]
+    assert training["preemption"]["preemptions"] == 1 and training["preemption"]["migrations"] == 0
+    assert training["bounded_slowdown"]["max"] == pytest.approx(1.2) and training["bounded_slowdown"]["p50"] == 1.1
+    # Jain of slowdowns 1.2 and 1.0: 2.2^2 / (2 x 2.44).
+    assert training["fairness"]["jain_slowdown"] == pytest.approx(2.2**2 / (2 * 2.44))
+    # One accelerator. A sees 1 job on [0, 10), 2 on [10, 30), 1 on [30, 120]: N = 140 / 120; its equal-share
+    # JCT is 100 x 140/120, rho = 120 / (100 x 7/6) = 1.0286. B sees 2 throughout: rho = 20 / (20 x 2) = 0.5.
+    ftf = training["fairness"]["finish_time_fairness"]
+    assert ftf["max"] == pytest.approx(120 / (100 * 140 / 120))
+    assert ftf["mean"] == pytest.approx((120 / (100 * 140 / 120) + 0.5) / 2)
+    assert ftf["share_above_1"] == 0.5
+    costly = trace_run(tmp_path, [(0, 100, 1), (10, 20, 1)], "srtf", suspension=COSTS).summary["training"]
+    assert costly["preemption"]["overhead_accelerator_hours"] == pytest.approx((10 + 8) / 3600)
+    # Bounded slowdown floors the alone time at 10 s: a 2 s job that waited 8 s has 10 / 10 = 1, not 5.
+    short = trace_run(tmp_path, [(0, 8, 1), (0, 2, 1)], "las").summary["training"]
+    assert short["bounded_slowdown"]["max"] == pytest.approx(1.0)
