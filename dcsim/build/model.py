@@ -94,11 +94,17 @@ def _lifecycle(spec: object, jobs: list[Job], startup: float, recorder: FrameRec
     if suspension is None:
         return Lifecycle(startup, segment=recorder.job_segment)
     for job in jobs:
-        job.checkpoint_bytes = suspension.size_of(job.model)
+        if job.checkpoint_bytes is None:  # a trace may give it per job
+            job.checkpoint_bytes = suspension.size_of(job.model)
     costs = SuspensionCosts(
         write_bps=suspension.write_bandwidth or math.inf, read_bps=suspension.read_bandwidth or math.inf,
         restart_delay=startup if suspension.restart_delay is None else suspension.restart_delay)
     return Lifecycle(startup, costs, segment=recorder.job_segment)
+
+
+def _quotas(spec: object) -> dict[str, int]:
+    tenancy = getattr(spec, "tenancy", None)
+    return {name: tenant.quota for name, tenant in tenancy.tenants.items()} if tenancy is not None else {}
 
 
 def build_model(scenario: Scenario, seed: int | None = None) -> Model:
@@ -142,6 +148,7 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     training = TrainingEngine(
         env, cluster, jobs, scheduler, placement, speeds, recorder, startup=startup,
         lifecycle=_lifecycle(spec, jobs, startup, recorder),
+        quotas=_quotas(spec),
         # With a network, the all-reduce streams set the cost of spreading a job (engine/traffic.py).
         placement_speed=PlacementSpeed(calibration, cluster) if topology is None else None, levels=levels,
         traffic=network.traffic if network is not None else None,

@@ -78,7 +78,7 @@ class Lifecycle:
 
     def restore_seconds(self, job: Job) -> float:
         delay = job.restart_delay if job.restart_delay is not None else self.costs.restart_delay
-        return delay + job.checkpoint_bytes / self.costs.read_bps
+        return delay + (job.checkpoint_bytes or 0.0) / self.costs.read_bps
 
     def _leave_starting(self, job: Job, now: float) -> None:
         if job.runs > 1:  # a restore, not the first start-up
@@ -119,7 +119,7 @@ class Lifecycle:
         save = 0.0
         if keep_progress_until >= now:
             if computing:  # a job still starting has nothing newer than what it restored
-                save = job.checkpoint_bytes / self.costs.write_bps
+                save = (job.checkpoint_bytes or 0.0) / self.costs.write_bps
             job.saved_at, job.saved_remaining = now, job.remaining
         else:
             if job.saved_at is not None and job.saved_at > keep_progress_until:

@@ -52,7 +52,7 @@ class TrainingEngine(TrainingViews):
         placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder,
         startup: float = 0.0, placement_speed: PlacementSpeed | None = None, levels: LevelBoard | None = None,
         traffic: JobTraffic | None = None, largest_gang: Mapping[str, int] | None = None,
-        lifecycle: Lifecycle | None = None,
+        lifecycle: Lifecycle | None = None, quotas: Mapping[str, int] | None = None,
     ) -> None:
         self.env = env
         self.lifecycle = lifecycle if lifecycle is not None else Lifecycle(startup, segment=recorder.job_segment)
@@ -86,6 +86,7 @@ class TrainingEngine(TrainingViews):
         self._releasing: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
         self._round_version = 0
         self._round_due = False
+        self.quotas: Mapping[str, int] = dict(quotas or {})  # guaranteed accelerators per tenant (view)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:

@@ -55,7 +55,7 @@ class Job:
     # Lifecycle (engine/lifecycle.py): who the job belongs to, what a suspension costs, what it cost.
     tenant: str = ""
     priority: int = 0
-    checkpoint_bytes: float = 0.0  # written when suspended, read back when resumed
+    checkpoint_bytes: float | None = None  # written when suspended, read back when resumed; None: scenario's
     restart_delay: float | None = None  # before a resumed job computes again; None: the start-up time
     attained: float = 0.0  # accelerator-seconds of computing up to `computing_since`
     computing_since: float | None = None  # start of the current computing interval (None: not computing)

@@ -3,6 +3,6 @@
 from dcsim.policies import autoscaling, balancing, batching  # noqa: F401
 from dcsim.policies.placement import pack, spread, topology_aware  # noqa: F401
 from dcsim.policies.registry import build, describe, names, register
-from dcsim.policies.scheduling import easy_backfill, fifo, las, sjf, srtf, tiresias  # noqa: F401
+from dcsim.policies.scheduling import easy_backfill, fifo, las, priority, sjf, srtf, tiresias  # noqa: F401
 
 __all__ = ["build", "describe", "names", "register"]

@@ -106,6 +106,10 @@ class PreemptiveView(SchedulerView, Protocol):
     def releasing(self) -> Mapping[str, int]:
         """Accelerators per model held by suspending jobs: free once their checkpoints are saved."""
         ...
+    @property
+    def quotas(self) -> Mapping[str, int]:
+        """Accelerators guaranteed to each declared tenant (scenario tenancy), any model."""
+        ...
 
 
 class ClusterView(Protocol):

@@ -8,6 +8,8 @@ free (no checkpoint bytes) and a resume pays the start-up time again.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, field_validator
 
 from dcsim.scenario.base import Strict
@@ -36,3 +38,34 @@ class Suspension(Strict):
         if isinstance(size, dict):
             return size.get(model, size.get("*", 0.0))
         return size
+
+
+class Tenant(Strict):
+    """A team or virtual cluster sharing the accelerators."""
+
+    quota: int = Field(0, ge=0, description="accelerators guaranteed to the tenant (any model); used by `priority`")
+    weight: float = Field(1.0, ge=0, description="share of synthetic jobs that belong to the tenant")
+
+
+class PriorityClass(Strict):
+    """A priority class: jobs of a higher level preempt those of a lower one under `priority`."""
+
+    level: int = Field(ge=-1_000_000, le=1_000_000)
+    weight: float = Field(1.0, ge=0, description="share of synthetic jobs in the class")
+
+
+class Tenancy(Strict):
+    """Tenants with guaranteed quotas and priority classes. Synthetic jobs draw theirs by weight; trace jobs
+    read them from the columns `tenant` and `priority` (names declared here; unknown names are errors)."""
+
+    tenants: dict[str, Tenant] = Field(default_factory=dict)
+    priorities: dict[str, PriorityClass] = Field(default_factory=dict)
+
+    @field_validator("tenants", "priorities")
+    @classmethod
+    def _weights(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value and sum(item.weight for item in value.values()) <= 0:
+            raise ValueError("weights must have a positive sum")
+        if any(not name for name in value):
+            raise ValueError("names must not be empty")
+        return value
