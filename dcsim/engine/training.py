@@ -34,6 +34,7 @@ from dcsim.policies.base import (
     TrainingScheduler,
 )
 
+MAX_PASSES_AT_ONCE = 10_000
 PlacementSpeed = Callable[[str, str, int, int], float]
 """(model, accelerator, accelerators, nodes spanned) -> speed multiplier of a spread placement (<= 1)."""
 
@@ -86,6 +87,7 @@ class TrainingEngine(TrainingViews):
         self._releasing: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
         self._round_version = 0
         self._round_due = False
+        self._pass_time, self._passes_now = -1.0, 0
         self.quotas: Mapping[str, int] = dict(quotas or {})  # guaranteed accelerators per tenant (view)
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -155,6 +157,12 @@ class TrainingEngine(TrainingViews):
         round_due, self._round_due = self._round_due, False
         if not self._queue and not (round_due and self._active):  # a requested pass runs with no queue
             return
+        now = self.env.now
+        self._passes_now = self._passes_now + 1 if now == self._pass_time else 1
+        self._pass_time = now
+        if self._passes_now > MAX_PASSES_AT_ONCE:  # preempting and restarting for ever at one instant
+            raise PolicyError(f"scheduler {getattr(self.scheduler, 'name', '?')!r} made {MAX_PASSES_AT_ONCE} "
+                              f"passes at t = {now} s without time moving on (its decisions do not settle)")
         decisions = self.scheduler.schedule(self)
         for decision in decisions:
             self._apply(decision)
