@@ -19,6 +19,7 @@ from typing import Protocol
 
 import simpy
 
+from dcsim.engine.allocation import check_allocation
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.lifecycle import Lifecycle
 from dcsim.engine.training_view import TrainingViews
@@ -191,33 +192,12 @@ class TrainingEngine(TrainingViews):
             raise PolicyError(f"scheduler {scheduler!r} started job {job.id} needing {job.demand} {accelerator} "
                               f"but only {self.cluster.free[accelerator]} are free")
         allocation = self.placement.place(PlacementRequest(job.id, job.demand, accelerator), self.cluster)
-        self._check_allocation(job, accelerator, allocation)
+        check_allocation(self.cluster, self.placement, job, accelerator, allocation)
         for node_id, count in allocation:
             self.cluster.allocate(node_id, count)
         del self._queue[job.id]
         del self._by_estimate[bisect.bisect_left(self._by_estimate, (job.estimate, job.submit, job.id))]
         self._start(job, accelerator, tuple(allocation))
-
-    def _check_allocation(self, job: Job, accelerator: str, allocation: object) -> None:
-        name = getattr(self.placement, "name", type(self.placement).__name__)
-        prefix = f"placement {name!r} for job {job.id} ({job.demand} x {accelerator})"
-        try:
-            pairs = [(int(node), int(count)) for node, count in allocation]  # type: ignore[attr-defined]
-        except (TypeError, ValueError):
-            raise PolicyError(f"{prefix}: expected (node id, count) pairs, got {allocation!r}") from None
-        seen: set[int] = set()
-        for node_id, count in pairs:
-            if not 0 <= node_id < len(self.cluster.nodes):
-                raise PolicyError(f"{prefix}: node {node_id} does not exist")
-            node = self.cluster.nodes[node_id]
-            if node.accelerator != accelerator:
-                raise PolicyError(f"{prefix}: node {node.name} has {node.accelerator}, not {accelerator}")
-            if node_id in seen or count < 1 or count > self.cluster.free_on[node_id]:
-                raise PolicyError(f"{prefix}: takes {count} on node {node.name}, which has "
-                                  f"{self.cluster.free_on[node_id]} free (or is listed twice)")
-            seen.add(node_id)
-        if sum(count for _, count in pairs) != job.demand:
-            raise PolicyError(f"{prefix}: allocates {sum(c for _, c in pairs)} accelerators, not {job.demand}")
 
     def _preempt(self, decision: PreemptJob, scheduler: str) -> None:
         job = self._active.get(decision.job_id)
