@@ -14,11 +14,13 @@ a queued job reaches promotion, so demotion and promotion take effect on time, w
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
+from operator import itemgetter
 
 from dcsim.policies.base import Decision, JobView, NextPass, PolicyBase, PreemptiveView
 from dcsim.policies.registry import register
-from dcsim.policies.scheduling.preemptive import all_jobs, plan
+from dcsim.policies.scheduling.preemptive import plan
 
 
 @register("scheduler", "tiresias")
@@ -41,30 +43,33 @@ class Tiresias(PolicyBase):
         self.thresholds = thresholds
         self.promote_knob = promote_knob
 
-    def _queue(self, view: PreemptiveView, job: JobView, attained: float, running: bool) -> int:
-        if self.promote_knob > 0 and not running and attained > 0:
-            waited = view.now - view.waiting_since(job)
-            if waited >= self.promote_knob * attained / job.demand:
-                return 0
-        return sum(1 for t in self.thresholds if attained >= t)
-
     def schedule(self, view: PreemptiveView) -> Sequence[Decision]:
-        keyed = []
-        running = {job.id for job in view.running()}
+        # The hot loop of long replays: one pass over present jobs, lookups kept local.
+        thresholds, knob, now = self.thresholds, self.promote_knob, view.now
+        attained_of, since = view.attained_service, view.waiting_since
+        last = len(thresholds)
+        keyed: list[tuple[tuple[int, float, int], JobView]] = []
         wake = math.inf
-        for job in all_jobs(view):
-            attained = view.attained_service(job)
-            queue = self._queue(view, job, attained, job.id in running)
+        for job in view.running():
+            attained = attained_of(job)
+            queue = bisect_right(thresholds, attained)
             keyed.append(((queue, job.submit, job.id), job))
-            if job.id in running:
-                above = [t for t in self.thresholds if t > attained]
-                if above:  # computing (or about to): when it crosses the next threshold
-                    wake = min(wake, (above[0] - attained) / job.demand)
-            elif self.promote_knob > 0 and queue > 0:
-                due = view.waiting_since(job) + self.promote_knob * attained / job.demand
-                wake = min(wake, due - view.now)
-        keyed.sort(key=lambda pair: pair[0])
+            if queue < last:  # when it crosses the next threshold (if computing)
+                wake = min(wake, (thresholds[queue] - attained) / job.demand)
+        waiting = False
+        for job in view.queued():
+            waiting = True
+            attained = attained_of(job)
+            queue = bisect_right(thresholds, attained)
+            if knob > 0 and queue > 0:
+                due = since(job) + knob * attained / job.demand  # promotion to queue 0
+                if now >= due:
+                    queue = 0
+                else:
+                    wake = min(wake, due - now)
+            keyed.append(((queue, job.submit, job.id), job))
+        keyed.sort(key=itemgetter(0))
         decisions = plan(view, [job for _, job in keyed])
-        if wake < math.inf and any(True for _ in view.queued()):  # only while jobs wait
+        if wake < math.inf and waiting:  # demotions and promotions matter only while jobs wait
             decisions.append(NextPass(max(wake, 1e-6)))
         return decisions
