@@ -13,6 +13,7 @@ accelerator-seconds (two-dimensional) variant in priority queues see `tiresias`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 
 from dcsim.policies.base import Decision, NextPass, PolicyBase, PreemptiveView
 from dcsim.policies.registry import register
@@ -31,7 +32,9 @@ class LeastAttainedService(PolicyBase):
 
     def schedule(self, view: PreemptiveView) -> Sequence[Decision]:
         attained = view.attained_service
-        jobs = sorted(all_jobs(view), key=lambda job: (attained(job) / job.demand, job.submit, job.id))
+        keyed = [((attained(job) / job.demand, job.submit, job.id), job) for job in all_jobs(view)]
+        keyed.sort(key=itemgetter(0))
+        jobs = [job for _, job in keyed]
         decisions = plan(view, jobs)
         if self.round > 0 and any(True for _ in view.queued()):  # rounds matter only while jobs wait
             decisions.append(NextPass(round_boundary(view.now, self.round)))
