@@ -386,7 +386,12 @@ def test_timing_identities(data: dict[str, Any]) -> None:
     np.testing.assert_allclose(done["jct_s"], done["end_s"] - done["submit_s"], rtol=1e-12)
     np.testing.assert_allclose(done["run_s"], done["end_s"] - done["start_s"], rtol=1e-12)
     assert (done["slowdown"] >= 1 - 1e-12).all()
-    # Compute time x relative speed = work in reference seconds (fluid progress at a fixed rate).
+    # Compute time x relative speed = work in reference seconds (fluid progress at a fixed rate), for
+    # gangs on the fewest nodes possible: a gang spread over more nodes runs slower by the calibrated
+    # synchronisation factor (build/model.py PlacementSpeed), which this identity does not model.
+    largest = np.array([run.node_size[m] for m in done["accelerator_model"]], dtype=float)
+    fewest = np.ceil(done["accelerators"].to_numpy(dtype=float) / largest)
+    done = done[done["nodes"] == fewest]
     speed = np.array([run.speed[(m, a)] for m, a in zip(done["model"], done["accelerator_model"], strict=True)])
     np.testing.assert_allclose((done["end_s"] - done["compute_start_s"]) * speed, done["work_ref_s"],
                                rtol=1e-9, atol=1e-6)
