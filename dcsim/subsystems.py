@@ -65,7 +65,9 @@ def _training(run: RunFrames) -> Contribution | None:
     # Preemption, overhead and fairness keys only under a preemptive scheduler, so the summaries of
     # runs under fifo, sjf and easy_backfill stay as they were (their goldens unchanged).
     if getattr(run.model.simulation.training.scheduler, "preemptive", False):
-        training.update(lifecycle_section(run.jobs, sum(run.model.cluster.capacity.values()), run.end_time))
+        tenancy = getattr(run.model.scenario.workload.training, "tenancy", None)
+        quotas = {name: tenant.quota for name, tenant in tenancy.tenants.items()} if tenancy is not None else {}
+        training.update(lifecycle_section(run.jobs, sum(run.model.cluster.capacity.values()), run.end_time, quotas))
     return Contribution(frames={"job_segments": run.model.recorder.segments_frame()},
                         sections={"workload": report, "training": training})
 

@@ -49,6 +49,9 @@ def test_tenant_under_quota_reclaims_from_tenant_over_quota(tmp_path: Path) -> N
     assert set(training["tenants"]) == {"a", "b"}
     assert training["tenants"]["a"]["attained_accelerator_hours"] == pytest.approx(100 / 3600)
     assert training["tenants"]["b"]["share_of_attained"] == pytest.approx(200 / 300)
+    # Over the 191 s run a computed 100 accelerator-seconds against a quota of 1: 100 / 191 of its quota.
+    assert training["tenants"]["a"]["share_of_quota"] == pytest.approx(100 / 191)
+    assert training["tenants"]["b"]["mean_accelerators"] == pytest.approx(200 / 191)
 
 
 def test_higher_priority_class_preempts_lower(tmp_path: Path) -> None:

@@ -62,7 +62,8 @@ def jobs_in_system(jobs: pd.DataFrame, end_time: float) -> np.ndarray:
     return np.where(span > 0, average, 1.0)
 
 
-def lifecycle_section(jobs: pd.DataFrame, accelerators: int, end_time: float) -> dict[str, Any]:
+def lifecycle_section(jobs: pd.DataFrame, accelerators: int, end_time: float,
+                      quotas: dict[str, int] | None = None) -> dict[str, Any]:
     """Keys added to `training` for runs under a preemptive scheduler (see the module docstring)."""
     completed = jobs["state"] == "completed"
     alone = alone_seconds(jobs)
@@ -96,12 +97,13 @@ def lifecycle_section(jobs: pd.DataFrame, accelerators: int, end_time: float) ->
     }
     tenants = sorted(set(jobs["tenant"]) - {""})
     if tenants:
-        section["tenants"] = tenant_section(jobs, tenants)
+        section["tenants"] = tenant_section(jobs, tenants, quotas or {}, end_time)
     return section
 
 
-def tenant_section(jobs: pd.DataFrame, tenants: list[str]) -> dict[str, Any]:
-    """Per tenant: jobs, attained accelerator-hours and their share of all, waits and JCTs."""
+def tenant_section(jobs: pd.DataFrame, tenants: list[str], quotas: dict[str, int], end_time: float) -> dict[str, Any]:
+    """Per tenant: jobs, attained accelerator-hours and their share of all, the mean accelerators computing
+    over the run against its quota, waits and JCTs."""
     total = float(jobs["attained_service_s"].sum())
     out: dict[str, Any] = {}
     for tenant in tenants:
@@ -110,6 +112,9 @@ def tenant_section(jobs: pd.DataFrame, tenants: list[str]) -> dict[str, Any]:
         out[tenant] = {
             "jobs": len(own), "jobs_completed": int((own["state"] == "completed").sum()),
             "attained_accelerator_hours": attained / 3600, "share_of_attained": attained / total if total else 0.0,
+            "quota": quotas.get(tenant, 0),
+            "mean_accelerators": attained / end_time if end_time > 0 else None,
+            "share_of_quota": attained / end_time / quotas[tenant] if end_time > 0 and quotas.get(tenant) else None,
             "queue_s": stats(own["queue_s"]), "jct_s": stats(own.loc[own["state"] == "completed", "jct_s"]),
         }
     return out
