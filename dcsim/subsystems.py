@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from dcsim.build.model import Model
+from dcsim.metrics.fairness import lifecycle_section
 from dcsim.metrics.inference_summary import inference_summary
 from dcsim.metrics.network_frames import (
     link_timeseries_frame,
@@ -60,8 +61,15 @@ def _training(run: RunFrames) -> Contribution | None:
     if workload is None:
         return None
     report: dict[str, Any] = dict(workload.as_dict())
-    return Contribution(sections={"workload": report,
-                                  "training": training_summary(run.jobs, int(report.get("jobs", len(run.jobs))))})
+    training = training_summary(run.jobs, int(report.get("jobs", len(run.jobs))))
+    # Preemption, overhead and fairness keys only under a preemptive scheduler, so the summaries of
+    # runs under fifo, sjf and easy_backfill stay as they were (their goldens unchanged).
+    if getattr(run.model.simulation.training.scheduler, "preemptive", False):
+        tenancy = getattr(run.model.scenario.workload.training, "tenancy", None)
+        quotas = {name: tenant.quota for name, tenant in tenancy.tenants.items()} if tenancy is not None else {}
+        training.update(lifecycle_section(run.jobs, sum(run.model.cluster.capacity.values()), run.end_time, quotas))
+    return Contribution(frames={"job_segments": run.model.recorder.segments_frame()},
+                        sections={"workload": report, "training": training})
 
 
 def _inference(run: RunFrames) -> Contribution | None:

@@ -54,7 +54,8 @@ def test_rerun_replaces_the_folder_atomically(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (("run", "missing.yaml"), "error: missing.yaml: file not found"),
     (("run", QUICK, "--set", "policies.scheduler=bogus"),
-     f"error: {QUICK}: policies.scheduler: unknown scheduler policy 'bogus' (choices: easy_backfill, fifo, sjf)"),
+     f"error: {QUICK}: policies.scheduler: unknown scheduler policy 'bogus' "
+     "(choices: easy_backfill, fifo, gavel, las, priority, sjf, srtf, tiresias)"),
     (("run", QUICK, "--set", "policies.scheduler.max_scn=5"),
      f"error: {QUICK}: policies.scheduler: scheduler policy 'easy_backfill': unknown parameter 'max_scn' "
      "(parameters: max_scan)"),

@@ -130,3 +130,22 @@ def test_summary_table_has_paired_differences_from_the_first_variant() -> None:
     assert row["runs"] == 3
     assert row["diff_ci95"] == pytest.approx(4.302652729911275 * diffs.std(ddof=1) / 3**0.5)  # t(0.975, 2)
     assert table.loc[("scheduler=fifo", "wait_mean_s")]["diff_vs_first"] == 0.0
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_scheduler_under_suspension_costs_is_deterministic_and_loses_nothing(scheduler: str) -> None:
+    # Decisions of every kind (StartJob, PreemptJob, NextPass) go through the engine's checks; with
+    # checkpoint costs and a horizon, runs repeat exactly and every job is in exactly one final state.
+    data = tiny_scenario(policies={"scheduler": scheduler, "placement": "pack"}, horizon="20h")
+    data["workload"]["training"]["suspension"] = {"checkpoint_size": "50GB", "write_bandwidth": "2GB/s",
+                                                  "read_bandwidth": "5GB/s", "restart_delay": "30s"}
+    first, second = dcsim.run(scenario_from_dict(data)), dcsim.run(scenario_from_dict(data))
+    assert first.jobs.equals(second.jobs)
+    assert first.job_segments is not None and first.job_segments.equals(second.job_segments)
+    jobs = first.jobs
+    assert set(jobs["state"]) <= {"completed", "unfinished", "rejected", "failed"} and len(jobs) == 60
+    policy = build("scheduler", scheduler)
+    if not getattr(policy, "preemptive", False):
+        assert (jobs["preemptions"] == 0).all() and "preemption" not in first.summary["training"]
+    else:
+        assert "fairness" in first.summary["training"]

@@ -8,6 +8,7 @@ registry), the network side from build/network.py and the inference side from bu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from dcsim.build.serving import Serving, build_serving
 from dcsim.calibration import Calibration, load_calibration
 from dcsim.catalog import load_catalog
 from dcsim.engine.levels import LevelBoard
+from dcsim.engine.lifecycle import Lifecycle, SuspensionCosts
 from dcsim.engine.rng import stream
 from dcsim.engine.simulation import Simulation
 from dcsim.engine.training import TrainingEngine
@@ -86,6 +88,25 @@ class PlacementSpeed:
         return factor
 
 
+def _lifecycle(spec: object, jobs: list[Job], startup: float, recorder: FrameRecorder) -> Lifecycle:
+    """Suspension costs from the workload's `suspension` section; each job gets its checkpoint size."""
+    suspension = getattr(spec, "suspension", None)
+    if suspension is None:
+        return Lifecycle(startup, segment=recorder.job_segment)
+    for job in jobs:
+        if job.checkpoint_bytes is None:  # a trace may give it per job
+            job.checkpoint_bytes = suspension.size_of(job.model)
+    costs = SuspensionCosts(
+        write_bps=suspension.write_bandwidth or math.inf, read_bps=suspension.read_bandwidth or math.inf,
+        restart_delay=startup if suspension.restart_delay is None else suspension.restart_delay)
+    return Lifecycle(startup, costs, segment=recorder.job_segment)
+
+
+def _quotas(spec: object) -> dict[str, int]:
+    tenancy = getattr(spec, "tenancy", None)
+    return {name: tenant.quota for name, tenant in tenancy.tenants.items()} if tenancy is not None else {}
+
+
 def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     seed = scenario.seed if seed is None else seed
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -123,8 +144,11 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     if topology is not None and len(topology.partitions()) > 1 and placement.name != "topology_aware":
         raise ScenarioError([f"{scenario.source}: policies.placement: the network has {len(topology.partitions())} "
                              f"partitions; use topology_aware, which keeps a job inside one, got {placement.name!r}"])
+    startup = spec.startup if spec is not None else 0.0
     training = TrainingEngine(
-        env, cluster, jobs, scheduler, placement, speeds, recorder, startup=spec.startup if spec is not None else 0.0,
+        env, cluster, jobs, scheduler, placement, speeds, recorder, startup=startup,
+        lifecycle=_lifecycle(spec, jobs, startup, recorder),
+        quotas=_quotas(spec),
         # With a network, the all-reduce streams set the cost of spreading a job (engine/traffic.py).
         placement_speed=PlacementSpeed(calibration, cluster) if topology is None else None, levels=levels,
         traffic=network.traffic if network is not None else None,

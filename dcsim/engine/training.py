@@ -3,24 +3,39 @@
 Events happen only where state changes: an arrival, the end of a job's start-up, a completion, and
 at most one scheduling pass per instant (coalesced). A job's finish event is planned from its
 remaining work and rate; when a rate changes the plan is versioned and the stale event ignored.
-The engine is also the read-only view policies see (SchedulerView and ClusterView protocols).
+The engine is also the read-only view policies see (SchedulerView, PreemptiveView). Scheduler
+decisions are StartJob, PreemptJob and NextPass, each validated here; the job's transitions and
+their accounting (suspend, resume, attained service) are in engine/lifecycle.py.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from itertools import chain
 from typing import Protocol
 
 import simpy
 
+from dcsim.engine.allocation import check_allocation
 from dcsim.engine.levels import LevelBoard
+from dcsim.engine.lifecycle import Lifecycle
+from dcsim.engine.training_view import TrainingViews
 from dcsim.errors import PolicyError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Job, JobState
-from dcsim.policies.base import Placement, PlacementRequest, QueuedJobView, StartJob, TrainingScheduler
+from dcsim.policies.base import (
+    NextPass,
+    Placement,
+    PlacementRequest,
+    PreemptJob,
+    StartJob,
+    TrainingScheduler,
+)
 
+MAX_PASSES_AT_ONCE = 10_000
 PlacementSpeed = Callable[[str, str, int, int], float]
 """(model, accelerator, accelerators, nodes spanned) -> speed multiplier of a spread placement (<= 1)."""
 
@@ -33,14 +48,16 @@ class JobTraffic(Protocol):
     def stopped(self, job: Job) -> None: ...
 
 
-class TrainingEngine:
+class TrainingEngine(TrainingViews):
     def __init__(
         self, env: simpy.Environment, cluster: Cluster, jobs: Sequence[Job], scheduler: TrainingScheduler,
         placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder,
         startup: float = 0.0, placement_speed: PlacementSpeed | None = None, levels: LevelBoard | None = None,
         traffic: JobTraffic | None = None, largest_gang: Mapping[str, int] | None = None,
+        lifecycle: Lifecycle | None = None, quotas: Mapping[str, int] | None = None,
     ) -> None:
         self.env = env
+        self.lifecycle = lifecycle if lifecycle is not None else Lifecycle(startup, segment=recorder.job_segment)
         self.traffic = traffic
         self.largest_gang = dict(largest_gang or cluster.capacity)  # per model: the most one job may get
         self.placement_speed = placement_speed
@@ -65,7 +82,14 @@ class TrainingEngine:
         self.completed = 0
         self.rejected = 0
         self.failed = 0
-        self._running: dict[int, Job] = {}
+        self._running: dict[int, Job] = {}  # computing
+        self._active: dict[int, Job] = {}  # holding accelerators and not suspending: starting or computing
+        self._suspending: dict[int, Job] = {}
+        self._releasing: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
+        self._round_version = 0
+        self._round_due = False
+        self._pass_time, self._passes_now = -1.0, 0
+        self.quotas: Mapping[str, int] = dict(quotas or {})  # guaranteed accelerators per tenant (view)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -102,6 +126,7 @@ class TrainingEngine:
             self.recorder.job_rejected(job)
             return
         job.candidates = self._candidate_order(job)
+        self.lifecycle.enqueue(job, self.env.now)
         self._queue[job.id] = job
         self._arrivals.append(job)
         bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
@@ -122,10 +147,6 @@ class TrainingEngine:
                     "of any model it may use")
         return f"needs {job.demand} accelerators; the cluster has at most {largest} of any model it may use"
 
-    def _allowed_models(self, job: Job) -> tuple[str, ...]:
-        models = self.cluster.accelerator_models
-        return models if job.allowed is None else tuple(m for m in models if m in job.allowed)
-
     # --- scheduling pass ------------------------------------------------------------------------
     def _request_pass(self) -> None:
         if not self._pass_pending:
@@ -134,17 +155,33 @@ class TrainingEngine:
 
     def _run_pass(self, _event: simpy.Event) -> None:
         self._pass_pending = False
-        if not self._queue:
+        round_due, self._round_due = self._round_due, False
+        if not self._queue and not (round_due and self._active):  # a requested pass runs with no queue
             return
+        now = self.env.now
+        self._passes_now = self._passes_now + 1 if now == self._pass_time else 1
+        self._pass_time = now
+        if self._passes_now > MAX_PASSES_AT_ONCE:  # preempting and restarting for ever at one instant
+            raise PolicyError(f"scheduler {getattr(self.scheduler, 'name', '?')!r} made {MAX_PASSES_AT_ONCE} "
+                              f"passes at t = {now} s without time moving on (its decisions do not settle)")
         decisions = self.scheduler.schedule(self)
         for decision in decisions:
             self._apply(decision)
         if decisions:
             self._emit_levels()
 
-    def _apply(self, decision: StartJob) -> None:
+    def _apply(self, decision: object) -> None:
         scheduler = getattr(self.scheduler, "name", "?")  # for error messages only
-        job = self._queue.get(decision.job_id) if isinstance(decision, StartJob) else None
+        if isinstance(decision, PreemptJob):
+            self._preempt(decision, scheduler)
+            return
+        if isinstance(decision, NextPass):
+            self._next_pass(decision, scheduler)
+            return
+        if not isinstance(decision, StartJob):
+            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: not a decision "
+                              "(StartJob, PreemptJob or NextPass)")
+        job = self._queue.get(decision.job_id)
         if job is None:
             raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: job is not waiting in the queue")
         accelerator = decision.accelerator
@@ -155,61 +192,67 @@ class TrainingEngine:
             raise PolicyError(f"scheduler {scheduler!r} started job {job.id} needing {job.demand} {accelerator} "
                               f"but only {self.cluster.free[accelerator]} are free")
         allocation = self.placement.place(PlacementRequest(job.id, job.demand, accelerator), self.cluster)
-        self._check_allocation(job, accelerator, allocation)
+        check_allocation(self.cluster, self.placement, job, accelerator, allocation)
         for node_id, count in allocation:
             self.cluster.allocate(node_id, count)
         del self._queue[job.id]
         del self._by_estimate[bisect.bisect_left(self._by_estimate, (job.estimate, job.submit, job.id))]
         self._start(job, accelerator, tuple(allocation))
 
-    def _check_allocation(self, job: Job, accelerator: str, allocation: object) -> None:
-        name = getattr(self.placement, "name", type(self.placement).__name__)
-        prefix = f"placement {name!r} for job {job.id} ({job.demand} x {accelerator})"
-        try:
-            pairs = [(int(node), int(count)) for node, count in allocation]  # type: ignore[attr-defined]
-        except (TypeError, ValueError):
-            raise PolicyError(f"{prefix}: expected (node id, count) pairs, got {allocation!r}") from None
-        seen: set[int] = set()
-        for node_id, count in pairs:
-            if not 0 <= node_id < len(self.cluster.nodes):
-                raise PolicyError(f"{prefix}: node {node_id} does not exist")
-            node = self.cluster.nodes[node_id]
-            if node.accelerator != accelerator:
-                raise PolicyError(f"{prefix}: node {node.name} has {node.accelerator}, not {accelerator}")
-            if node_id in seen or count < 1 or count > self.cluster.free_on[node_id]:
-                raise PolicyError(f"{prefix}: takes {count} on node {node.name}, which has "
-                                  f"{self.cluster.free_on[node_id]} free (or is listed twice)")
-            seen.add(node_id)
-        if sum(count for _, count in pairs) != job.demand:
-            raise PolicyError(f"{prefix}: allocates {sum(c for _, c in pairs)} accelerators, not {job.demand}")
+    def _preempt(self, decision: PreemptJob, scheduler: str) -> None:
+        job = self._active.get(decision.job_id)
+        if job is None:
+            where = "suspending" if decision.job_id in self._suspending else \
+                "waiting in the queue" if decision.job_id in self._queue else "not started or already ended"
+            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: job {decision.job_id} is not running "
+                              f"({where})")
+        self.suspend(job, keep_progress_until=self.env.now, preempted=True)
+
+    def _next_pass(self, decision: NextPass, scheduler: str) -> None:
+        after = decision.after
+        if isinstance(after, bool) or not isinstance(after, int | float) or not 0 < after < math.inf:
+            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: `after` must be a finite number "
+                              "of seconds > 0")
+        self._round_version += 1
+        self.env.timeout(after).callbacks.append(partial(self._on_round, self._round_version))
+
+    def _on_round(self, version: int, _event: simpy.Event) -> None:
+        if version == self._round_version:  # only the latest request stands
+            self._round_due = True
+            self._request_pass()
 
     # --- running jobs ---------------------------------------------------------------------------
     def _start(self, job: Job, accelerator: str, allocation: tuple[tuple[int, int], ...]) -> None:
         now = self.env.now
         self._allocation_version += 1
-        job.state = JobState.RUNNING
-        job.accelerator = accelerator
-        job.allocation = allocation
-        job.start = now
+        first = job.start is None
+        delay = self.lifecycle.start(job, now, accelerator, allocation)
         job.base_rate = self.speeds[(job.model, accelerator)]
         if self.placement_speed is not None:
             job.base_rate *= self.placement_speed(job.model, accelerator, job.demand, len(allocation))
         job.rate = job.base_rate
-        job.remaining = job.work
-        job.estimated_end = now + self.estimated_runtime(job, accelerator)
+        if first:
+            job.remaining = job.work
+            job.estimated_end = now + self.estimated_runtime(job, accelerator)
+        else:
+            job.estimated_end = now + delay + self.remaining_estimate(job) / self.speeds[(job.model, accelerator)]
         bisect.insort(self._running_ends[accelerator], (job.estimated_end, job.id, job.demand))
+        self._active[job.id] = job
         self.recorder.job_started(job)
-        if self.startup > 0:
-            self.env.timeout(self.startup).callbacks.append(partial(self._on_compute_start, job))
+        if delay > 0:
+            self.env.timeout(delay).callbacks.append(partial(self._on_compute_start, job, job.runs))
         else:
             self._begin_compute(job)
 
-    def _on_compute_start(self, job: Job, _event: simpy.Event) -> None:
+    def _on_compute_start(self, job: Job, run: int, _event: simpy.Event) -> None:
+        if job.runs != run or job.state is not JobState.RUNNING:
+            return  # suspended while starting
         self._begin_compute(job)
         self._emit_levels()
 
     def _begin_compute(self, job: Job) -> None:
-        job.compute_start = job.progress_time = self.env.now
+        self.lifecycle.compute(job, self.env.now)
+        job.progress_time = self.env.now
         self.levels.training_busy[job.accelerator] += job.demand  # type: ignore[index]
         self._running[job.id] = job
         if self.traffic is not None:
@@ -247,16 +290,68 @@ class TrainingEngine:
             self._plan_finish(job)
 
     def settle(self) -> None:
-        """At the end of a run: bring running jobs' progress and time shares up to now."""
+        """At the end of a run: bring running jobs' progress, time shares and lifecycle books up to now."""
         for job in self._running.values():
             self._advance(job)
+        now = self.env.now
+        for job in chain(self._active.values(), self._suspending.values(), self._queue.values()):
+            self.lifecycle.settle(job, now)
+
+    def suspend(self, job: Job, *, keep_progress_until: float, preempted: bool) -> None:
+        """Stop a started job and send it back to the queue once its checkpoint is saved (lifecycle.py);
+        its accelerators stay allocated until then. Used by PreemptJob, and by failures next."""
+        now = self.env.now
+        computing = job.computing_since is not None
+        if computing:
+            self._advance(job)
+        job.plan_version += 1  # the planned finish is void
+        save = self.lifecycle.suspend(job, now, keep_progress_until=keep_progress_until, preempted=preempted)
+        accelerator = job.accelerator
+        assert accelerator is not None
+        del self._active[job.id]
+        if computing:
+            del self._running[job.id]
+            self.levels.training_busy[accelerator] -= job.demand
+            if self.traffic is not None:
+                self.traffic.stopped(job)
+        ends = self._running_ends[accelerator]
+        del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
+        self._allocation_version += 1
+        self._suspending[job.id] = job
+        self._releasing[accelerator] += job.demand
+        if save > 0:
+            self.env.timeout(save).callbacks.append(partial(self._on_saved, job))
+        else:
+            self._release_suspended(job)
+
+    def _on_saved(self, job: Job, _event: simpy.Event) -> None:
+        self._release_suspended(job)
+        self._emit_levels()
+
+    def _release_suspended(self, job: Job) -> None:
+        accelerator = job.accelerator
+        assert accelerator is not None
+        for node_id, count in job.allocation:
+            self.cluster.release(node_id, count)
+        self._releasing[accelerator] -= job.demand
+        del self._suspending[job.id]
+        self.lifecycle.suspended(job, self.env.now)
+        self._allocation_version += 1
+        self._queue[job.id] = job
+        self._arrivals.append(job)
+        bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
+        if self.on_release is not None:
+            self.on_release()
+        if self.on_queue is not None:
+            self.on_queue()
+        self._request_pass()
 
     def fail(self, job: Job, reason: str) -> None:
         """Stop a running job for good (e.g. its checkpoint did not fit); it keeps the reason."""
         self._advance(job)
         job.plan_version += 1
-        job.state = JobState.FAILED
         job.reason = reason
+        self.lifecycle.finish(job, self.env.now, JobState.FAILED)
         self.failed += 1
         self._end(job)
 
@@ -265,7 +360,7 @@ class TrainingEngine:
             return  # superseded by a later plan
         self._advance(job)
         job.remaining = 0.0
-        job.state = JobState.COMPLETED
+        self.lifecycle.finish(job, self.env.now, JobState.COMPLETED)
         self.completed += 1
         self._end(job)
 
@@ -276,6 +371,7 @@ class TrainingEngine:
         self._allocation_version += 1
         job.end = self.env.now
         self._running.pop(job.id, None)
+        self._active.pop(job.id, None)
         if self.traffic is not None:
             self.traffic.stopped(job)
         for node_id, count in job.allocation:
@@ -299,53 +395,3 @@ class TrainingEngine:
         self._allocation_version += 1
         if self._queue:
             self._request_pass()
-
-    # --- SchedulerView ----------------------------------------------------------------------------
-    @property
-    def now(self) -> float:
-        return self.env.now
-
-    @property
-    def free(self) -> Mapping[str, int]:
-        return self.cluster.free
-
-    def queued(self) -> Iterator[QueuedJobView]:
-        return iter(self._queue.values())
-
-    def queued_by_estimate(self) -> Iterator[QueuedJobView]:
-        queue = self._queue
-        return (queue[job_id] for _, _, job_id in self._by_estimate)
-
-    @property
-    def allocation_version(self) -> int:
-        return self._allocation_version
-
-    @property
-    def arrival_mark(self) -> int:
-        return len(self._arrivals)
-
-    def queued_since(self, mark: int) -> Iterator[QueuedJobView]:
-        queued = JobState.QUEUED
-        return (job for job in self._arrivals[mark:] if job.state is queued)
-
-    def candidate_accelerators(self, job: QueuedJobView) -> tuple[str, ...]:
-        return job.candidates  # type: ignore[attr-defined]
-
-    def _candidate_order(self, job: Job) -> tuple[str, ...]:
-        key = (job.model, job.allowed)
-        cached = self._candidates.get(key)
-        if cached is None:
-            models = self._allowed_models(job)
-            order = {m: i for i, m in enumerate(models)}
-            cached = tuple(sorted(models, key=lambda m: (-self.speeds[(job.model, m)], order[m])))
-            self._candidates[key] = cached
-        return cached
-
-    def relative_speed(self, job: QueuedJobView, accelerator: str) -> float:
-        return self.speeds[(job.model, accelerator)]
-
-    def estimated_runtime(self, job: QueuedJobView, accelerator: str) -> float:
-        return self.startup + job.estimate / self.speeds[(job.model, accelerator)]
-
-    def running_by_estimated_end(self, accelerator: str) -> Iterable[tuple[float, int]]:
-        return ((end, demand) for end, _, demand in self._running_ends[accelerator])

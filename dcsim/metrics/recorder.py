@@ -4,7 +4,13 @@ Frames (columns are part of the metrics contract, documented in README "Outputs"
 - jobs: job_id, name, model, submit_s, start_s, compute_start_s, end_s, wait_s, run_s, jct_s, slowdown,
   accelerators, accelerator_model, nodes, work_ref_s, estimate_ref_s, state, reason, comm_time_s
   (seconds of exposed gradient communication), io_time_s (seconds lost to input streaming and stalled
-  checkpoints), comm_share and io_share (those over the computing time), checkpoints (written)
+  checkpoints), comm_share and io_share (those over the computing time), checkpoints (written); then
+  the lifecycle (engine/lifecycle.py): preemptions, migrations, attained_service_s (accelerator-seconds
+  computing), suspend_s and restore_s (seconds holding accelerators to save and restore checkpoints of
+  suspensions), queue_s (every wait summed, up to the end for a job still waiting), lost_work_ref_s,
+  tenant, priority. start_s is the first start.
+- job_segments: job_id, phase (starting, restoring, computing, suspending), start_s, end_s,
+  accelerator_model, accelerators: the phases in which each job held accelerators, in order of end.
 - timeseries: time_s, queue_length, allocated_all, busy_all, serving_busy_all, allocated_<model>,
   busy_<model> (counts; busy includes accelerators of serving replicas that are iterating),
   power_accelerators_w, power_hosts_w, power_network_w, power_storage_w, power_it_w, power_facility_w.
@@ -28,11 +34,16 @@ JOB_COLUMNS = [
     "job_id", "name", "model", "submit_s", "start_s", "compute_start_s", "end_s", "wait_s", "run_s", "jct_s",
     "slowdown", "accelerators", "accelerator_model", "nodes", "work_ref_s", "estimate_ref_s", "state", "reason",
     "comm_time_s", "io_time_s", "comm_share", "io_share", "checkpoints",
+    "preemptions", "migrations", "attained_service_s", "suspend_s", "restore_s", "queue_s", "lost_work_ref_s",
+    "tenant", "priority",
 ]
+SEGMENT_COLUMNS = ["job_id", "phase", "start_s", "end_s", "accelerator_model", "accelerators"]
 
-_INT_COLUMNS = {"job_id", "accelerators", "nodes", "checkpoints"}
-_TEXT_COLUMNS = {"name", "model", "accelerator_model", "state", "reason"}
+_INT_COLUMNS = {"job_id", "accelerators", "nodes", "checkpoints", "preemptions", "migrations", "priority"}
+_TEXT_COLUMNS = {"name", "model", "accelerator_model", "state", "reason", "tenant", "phase"}
 JOB_DTYPES = {c: "int64" if c in _INT_COLUMNS else "str" if c in _TEXT_COLUMNS else "float64" for c in JOB_COLUMNS}
+SEGMENT_DTYPES = {c: "int64" if c in _INT_COLUMNS else "str" if c in _TEXT_COLUMNS else "float64"
+                  for c in SEGMENT_COLUMNS}
 
 
 class FrameRecorder:
@@ -43,6 +54,7 @@ class FrameRecorder:
         self.accelerator_models = tuple(accelerator_models)
         self.pue = pue
         self._jobs: list[Job] = []
+        self._segments: list[tuple[int, str, float, float, str, int]] = []
         self._times: list[float] = []
         self._rows: list[tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], float,
                                float, float]] = []
@@ -68,6 +80,9 @@ class FrameRecorder:
 
     def job_finished(self, job: Job) -> None:
         pass
+
+    def job_segment(self, job: Job, phase: str, start: float, end: float) -> None:
+        self._segments.append((job.id, phase, start, end, job.accelerator or "", job.demand))
 
     def levels(self, time: float, queue_length: int, allocated: Sequence[int], busy: Sequence[int],
                occupied_nodes: Sequence[int], serving_busy: Sequence[int] = (), serving_extra_w: float = 0.0,
@@ -133,7 +148,7 @@ class FrameRecorder:
         rows = []
         for job in self._jobs:
             state = job.state.value
-            if job.state in (JobState.QUEUED, JobState.RUNNING):
+            if job.state in (JobState.QUEUED, JobState.RUNNING, JobState.SUSPENDING):
                 state = "unfinished"
             wait = (job.start - job.submit) if job.start is not None else np.nan
             run = (job.end - job.start) if job.end is not None and job.start is not None else np.nan
@@ -143,9 +158,15 @@ class FrameRecorder:
                 wait, run, jct, jct / run if run and run > 0 else np.nan, job.demand, job.accelerator or "",
                 len(job.allocation), job.work, job.estimate, state, job.reason,
                 job.comm_time, job.io_time, _share(job.comm_time, job), _share(job.io_time, job), job.checkpoints,
+                job.preemptions, job.migrations, job.attained, job.suspend_time, job.restore_time, job.queue_time,
+                job.lost_work, job.tenant, job.priority,
             ))
         frame = pd.DataFrame.from_records(rows, columns=JOB_COLUMNS)
         return frame.astype(JOB_DTYPES)  # fixed types even when no job arrived
+
+    def segments_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame.from_records(self._segments, columns=SEGMENT_COLUMNS)
+        return frame.astype(SEGMENT_DTYPES)
 
     def timeseries_frame(self, end_time: float) -> pd.DataFrame:
         times = list(self._times)

@@ -12,6 +12,7 @@ class JobState(StrEnum):
     COMPLETED = "completed"
     REJECTED = "rejected"
     FAILED = "failed"  # stopped by the simulation (e.g. a checkpoint that did not fit); see `reason`
+    SUSPENDING = "suspending"  # saving a checkpoint before going back to the queue (engine/lifecycle.py)
 
 
 @dataclass(slots=True, eq=False)
@@ -51,3 +52,22 @@ class Job:
     comm_time: float = 0.0  # accumulated seconds of exposed communication
     io_time: float = 0.0  # accumulated seconds lost to I/O
     checkpoints: int = 0
+    # Lifecycle (engine/lifecycle.py): who the job belongs to, what a suspension costs, what it cost.
+    tenant: str = ""
+    priority: int = 0
+    checkpoint_bytes: float | None = None  # written when suspended, read back when resumed; None: scenario's
+    restart_delay: float | None = None  # before a resumed job computes again; None: the start-up time
+    attained: float = 0.0  # accelerator-seconds of computing up to `computing_since`
+    computing_since: float | None = None  # start of the current computing interval (None: not computing)
+    last_start: float | None = None  # when the current (or last) run was started
+    phase_since: float = 0.0  # when the job entered its current phase
+    queued_since: float = 0.0
+    queue_time: float = 0.0  # every wait in the queue, summed
+    suspend_time: float = 0.0  # holding accelerators while saving checkpoints for a suspension
+    restore_time: float = 0.0  # holding accelerators while restarting and reading checkpoints back
+    preemptions: int = 0
+    migrations: int = 0
+    lost_work: float = 0.0  # reference seconds of work redone after suspensions that kept less progress
+    runs: int = 0  # starts so far; stale start-up events compare against it
+    saved_at: float | None = None  # when progress was last saved (a suspension's checkpoint)
+    saved_remaining: float = 0.0  # `remaining` as of `saved_at`

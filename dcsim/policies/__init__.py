@@ -3,6 +3,15 @@
 from dcsim.policies import autoscaling, balancing, batching  # noqa: F401
 from dcsim.policies.placement import pack, spread, topology_aware  # noqa: F401
 from dcsim.policies.registry import build, describe, names, register
-from dcsim.policies.scheduling import easy_backfill, fifo, sjf  # noqa: F401
+from dcsim.policies.scheduling import (  # noqa: F401
+    easy_backfill,
+    fifo,
+    gavel,
+    las,
+    priority,
+    sjf,
+    srtf,
+    tiresias,
+)
 
 __all__ = ["build", "describe", "names", "register"]

@@ -26,6 +26,21 @@ class QueuedJobView(Protocol):
     def estimate(self) -> float: ...
 
 
+class JobView(QueuedJobView, Protocol):
+    """What a preemptive policy may read of a job, queued or running (PreemptiveView)."""
+
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def preemptions(self) -> int: ...
+    @property
+    def accelerator(self) -> str | None:
+        """The model it runs on (running jobs) or last ran on; None if it never started."""
+        ...
+
+
 class SchedulerView(Protocol):
     """Read-only view of the queue and the cluster for a training scheduler."""
 
@@ -62,6 +77,41 @@ class SchedulerView(Protocol):
         ...
 
 
+class PreemptiveView(SchedulerView, Protocol):
+    """What preemptive and round-based schedulers read besides SchedulerView (the engine provides both)."""
+
+    def running(self) -> Iterator[JobView]:
+        """Jobs holding accelerators (starting, restoring or computing), in start order; not those suspending."""
+        ...
+    def queued(self) -> Iterator[JobView]:
+        """Waiting jobs in the order they (re-)entered the queue."""
+        ...
+    def attained_service(self, job: JobView) -> float:
+        """Accelerator-seconds the job has computed so far (restoring and saving excluded)."""
+        ...
+    def remaining_estimate(self, job: JobView) -> float:
+        """Estimated work left in reference seconds: the estimate minus the work done (>= 0)."""
+        ...
+    def time_since_start(self, job: JobView) -> float:
+        """Seconds since a running job was last started (0 for a queued job)."""
+        ...
+    def waiting_since(self, job: JobView) -> float:
+        """When a queued job last entered the queue."""
+        ...
+    @property
+    def capacity(self) -> Mapping[str, int]:
+        """Accelerators per model in the cluster."""
+        ...
+    @property
+    def releasing(self) -> Mapping[str, int]:
+        """Accelerators per model held by suspending jobs: free once their checkpoints are saved."""
+        ...
+    @property
+    def quotas(self) -> Mapping[str, int]:
+        """Accelerators guaranteed to each declared tenant (scenario tenancy), any model."""
+        ...
+
+
 class ClusterView(Protocol):
     """Read-only view of nodes and free accelerators for a placement policy."""
 
@@ -83,6 +133,25 @@ class StartJob:
 
     job_id: int
     accelerator: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreemptJob:
+    """Scheduler decision: suspend this running job (checkpoint saved, progress kept); it queues again
+    and its accelerators are free once the checkpoint is written."""
+
+    job_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class NextPass:
+    """Scheduler decision: call me again after `after` seconds (a round), even if nothing else happens.
+    Only the latest request stands; arrivals and completions still call the scheduler as usual."""
+
+    after: float
+
+
+Decision = StartJob | PreemptJob | NextPass
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +178,10 @@ class TrainingScheduler(Protocol):
     name: ClassVar[str]
 
     def get_params(self) -> dict[str, Any]: ...
-    def schedule(self, view: SchedulerView) -> list[StartJob]:
-        """Which queued jobs to start now, in order."""
+    def schedule(self, view: SchedulerView) -> Sequence[Decision]:
+        """Which queued jobs to start now, in order; preemptive policies may also return PreemptJob and
+        NextPass (they get a PreemptiveView). Decisions apply in order: a start must fit in what is
+        free once the earlier decisions are applied."""
         ...
 
 

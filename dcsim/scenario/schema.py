@@ -18,6 +18,7 @@ from dcsim.scenario.base import ArrivalRate, Weight, check_weights
 from dcsim.scenario.base import Strict as _Strict
 from dcsim.scenario.inference import Inference
 from dcsim.scenario.network import Checkpointing, Communication, DatasetStreaming, Network, Storage
+from dcsim.scenario.tenancy import Suspension, Tenancy
 from dcsim.scenario.units_types import (
     MAX_DURATION_S,
     MAX_GANG,
@@ -172,6 +173,8 @@ class _TrainingCommon(_Strict):
         default_factory=Communication, description="gradient all-reduce (used when the scenario has a network)")
     dataset: DatasetStreaming | None = Field(None, description="input streamed from a storage tier")
     checkpoint: Checkpointing | None = Field(None, description="model state written to a storage tier")
+    suspension: Suspension | None = Field(None, description="cost of preempting and resuming a job")
+    tenancy: Tenancy | None = Field(None, description="tenants (quotas) and priority classes of the jobs")
 
     @field_validator("models")
     @classmethod
@@ -217,6 +220,12 @@ class TraceColumns(_Strict):
     model: str | None = None
     accelerator_type: str | None = None
     name: str | None = None
+    # Lifecycle (scenario/tenancy.py, workload/tenancy.py): names declared under tenancy; sizes and delays
+    # as numbers (bytes, seconds) or unit strings.
+    tenant: str | None = None
+    priority: str | None = None
+    checkpoint_size: str | None = None
+    restart_delay: str | None = None
 
 
 class TraceTraining(_TrainingCommon):

@@ -30,6 +30,7 @@ from dcsim.workload.common import (
     draw_models,
     make_jobs,
 )
+from dcsim.workload.tenancy import read_tenancy
 from dcsim.workload.trace_cells import parse_seconds, parse_times, parse_type_sets
 
 PHILLY_COLUMNS = TraceColumns(submit="timestamp", duration="duration", accelerators="num_gpus")
@@ -87,6 +88,7 @@ def read_trace(
         names = [f"line-{n}" for n in lines[index]]
     jobs = make_jobs(times, demand_raw[index].astype(int), work, [models[i] for i in index],
                      draw_estimates(spec, work, streams), [allowed[i] for i in index], names)
+    read_tenancy(spec, columns, frame, index, lines, jobs, path)
     # Constraints from the scenario apply only to jobs the trace did not pin to a type.
     pinned = draw_constraints(spec, len(jobs), streams, canonical)
     for job, pin in zip(jobs, pinned, strict=True):

@@ -1,0 +1,121 @@
+"""The read-only views the training engine gives schedulers: SchedulerView and PreemptiveView.
+
+A mixin of TrainingEngine, apart so that the engine module keeps to events and transitions; it reads
+the engine's queue, running set and lifecycle books and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+import simpy
+
+from dcsim.engine.lifecycle import Lifecycle
+from dcsim.model import Cluster, Job, JobState
+from dcsim.policies.base import JobView, QueuedJobView
+
+
+class TrainingViews:
+    env: simpy.Environment
+    cluster: Cluster
+    lifecycle: Lifecycle
+    speeds: Mapping[tuple[str, str], float]
+    startup: float
+    _queue: dict[int, Job]
+    _active: dict[int, Job]
+    _by_estimate: list[tuple[float, float, int]]
+    _arrivals: list[Job]
+    _allocation_version: int
+    _candidates: dict[tuple[str, tuple[str, ...] | None], tuple[str, ...]]
+    _running_ends: dict[str, list[tuple[float, int, int]]]
+    _releasing: dict[str, int]
+
+    def _allowed_models(self, job: Job) -> tuple[str, ...]:
+        models = self.cluster.accelerator_models
+        return models if job.allowed is None else tuple(m for m in models if m in job.allowed)
+
+    # --- SchedulerView ----------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    @property
+    def free(self) -> Mapping[str, int]:
+        return self.cluster.free
+
+    def queued(self) -> Iterator[JobView]:
+        return iter(self._queue.values())
+
+    def queued_by_estimate(self) -> Iterator[QueuedJobView]:
+        queue = self._queue
+        return (queue[job_id] for _, _, job_id in self._by_estimate)
+
+    @property
+    def allocation_version(self) -> int:
+        return self._allocation_version
+
+    @property
+    def arrival_mark(self) -> int:
+        return len(self._arrivals)
+
+    def queued_since(self, mark: int) -> Iterator[QueuedJobView]:
+        queued = JobState.QUEUED
+        return (job for job in self._arrivals[mark:] if job.state is queued)
+
+    def candidate_accelerators(self, job: QueuedJobView) -> tuple[str, ...]:
+        return job.candidates  # type: ignore[attr-defined]
+
+    def _candidate_order(self, job: Job) -> tuple[str, ...]:
+        key = (job.model, job.allowed)
+        cached = self._candidates.get(key)
+        if cached is None:
+            models = self._allowed_models(job)
+            order = {m: i for i, m in enumerate(models)}
+            cached = tuple(sorted(models, key=lambda m: (-self.speeds[(job.model, m)], order[m])))
+            self._candidates[key] = cached
+        return cached
+
+    def relative_speed(self, job: QueuedJobView, accelerator: str) -> float:
+        return self.speeds[(job.model, accelerator)]
+
+    def estimated_runtime(self, job: QueuedJobView, accelerator: str) -> float:
+        return self.startup + job.estimate / self.speeds[(job.model, accelerator)]
+
+    def running_by_estimated_end(self, accelerator: str) -> Iterable[tuple[float, int]]:
+        return ((end, demand) for end, _, demand in self._running_ends[accelerator])
+
+    # --- PreemptiveView -----------------------------------------------------------------------------
+    def running(self) -> Iterator[JobView]:
+        return iter(self._active.values())
+
+    def attained_service(self, job: JobView) -> float:
+        record: Job = job  # type: ignore[assignment]  # Lifecycle.attained, inlined: a hot call
+        since = record.computing_since
+        if since is None:
+            return record.attained
+        return record.attained + record.demand * (self.env.now - since)
+
+    def remaining_estimate(self, job: JobView) -> float:
+        record: Job = job  # type: ignore[assignment]
+        if record.start is None:
+            return record.estimate
+        remaining = record.remaining
+        if record.computing_since is not None:
+            remaining = max(0.0, remaining - record.rate * (self.env.now - record.progress_time))
+        return max(0.0, record.estimate - (record.work - remaining))
+
+    def time_since_start(self, job: JobView) -> float:
+        record: Job = job  # type: ignore[assignment]
+        return self.env.now - record.last_start if record.state is JobState.RUNNING and record.last_start is not None \
+            else 0.0
+
+    def waiting_since(self, job: JobView) -> float:
+        return job.queued_since  # type: ignore[attr-defined]
+
+    @property
+    def capacity(self) -> Mapping[str, int]:
+        return self.cluster.capacity
+
+    @property
+    def releasing(self) -> Mapping[str, int]:
+        return self._releasing
