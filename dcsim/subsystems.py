@@ -115,6 +115,12 @@ TRAINING_HEADLINE = {
     "jct_p95_s": ("training", "jct_s", "p95"),
     "slowdown_mean": ("training", "slowdown", "mean"),
     "makespan_s": ("training", "makespan_s"),
+    # under preemptive schedulers only (n/a for the others)
+    "job_preemptions": ("training", "preemption", "preemptions"),
+    "overhead_accelerator_hours": ("training", "preemption", "overhead_accelerator_hours"),
+    "bounded_slowdown_mean": ("training", "bounded_slowdown", "mean"),
+    "jain_slowdown": ("training", "fairness", "jain_slowdown"),
+    "finish_time_fairness_max": ("training", "fairness", "finish_time_fairness", "max"),
 }
 INFERENCE_HEADLINE = {
     "ttft_p50_s": ("inference", "ttft_s", "p50"),

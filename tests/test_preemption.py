@@ -300,3 +300,15 @@ def test_summary_fairness_and_overheads_by_hand(tmp_path: Path) -> None:
     # Bounded slowdown floors the alone time at 10 s: a 2 s job that waited 8 s has 10 / 10 = 1, not 5.
     short = trace_run(tmp_path, [(0, 8, 1), (0, 2, 1)], "las").summary["training"]
     assert short["bounded_slowdown"]["max"] == pytest.approx(1.0)
+
+
+def test_compare_tabulates_preemption_for_preemptive_variants_only() -> None:
+    import dcsim
+    from dcsim.scenario import scenario_from_dict
+    from tests.helpers import tiny_scenario
+
+    comparison = dcsim.compare(scenario_from_dict(tiny_scenario()), ["scheduler=fifo", "scheduler=srtf"], seeds=2)
+    table = comparison.table.set_index("variant")
+    assert table.loc["scheduler=fifo", "job_preemptions"].isna().all()
+    assert (table.loc["scheduler=srtf", "job_preemptions"] >= 0).all()
+    assert table.loc["scheduler=srtf", "jain_slowdown"].between(0, 1).all()
