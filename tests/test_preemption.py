@@ -312,3 +312,35 @@ def test_compare_tabulates_preemption_for_preemptive_variants_only() -> None:
     assert table.loc["scheduler=fifo", "job_preemptions"].isna().all()
     assert (table.loc["scheduler=srtf", "job_preemptions"] >= 0).all()
     assert table.loc["scheduler=srtf", "jain_slowdown"].between(0, 1).all()
+
+
+def test_gantt_draws_each_phase_of_a_preempted_job(tmp_path: Path) -> None:
+    """The Gantt chart of a preemptive run draws computing, restoring and suspending segments (the srtf
+    timeline above: A computes 0-10, suspends 10-20, restores 40-48, computes 48-138)."""
+    from matplotlib.collections import PolyCollection
+
+    from dcsim.reporting import charts, write_report
+
+    result = trace_run(tmp_path, [(0, 100, 1), (10, 20, 1)], "srtf", suspension=COSTS)
+    drawn: list[Any] = []
+    original = charts.save
+
+    def keep(fig: Any, path: Path) -> Path:
+        drawn.append(fig)
+        return original(fig, path)
+
+    charts.save = keep  # type: ignore[assignment]
+    (tmp_path / "report").mkdir()
+    try:
+        files = write_report(result, tmp_path / "report")
+    finally:
+        charts.save = original  # type: ignore[assignment]
+    assert files.failures == [] and (tmp_path / "report" / "gantt.png").is_file()
+    gantt = next(fig for fig in drawn if fig.axes and "job (by start time" in fig.axes[0].get_ylabel())
+    bars = [c for c in gantt.axes[0].collections if isinstance(c, PolyCollection)]
+    # bars[0]: the thin waiting bars; then computing, starting/restoring, suspending (axis in minutes)
+    spans = [sorted((round(60 * float(p.vertices[:, 0].min()), 6), round(60 * float(p.vertices[:, 0].max()), 6))
+                    for p in c.get_paths()) for c in bars[1:]]
+    assert spans == [[(0.0, 10.0), (20.0, 40.0), (48.0, 138.0)], [(40.0, 48.0)], [(10.0, 20.0)]]
+    labels = [t.get_text() for t in gantt.axes[0].get_legend().get_texts()]
+    assert "suspending (checkpoint)" in labels and "starting / restoring" in labels

@@ -158,7 +158,7 @@ def _gantt_of(result: RunResult, path: Path) -> Path | None:
     started = _gantt_jobs(result)[0]
     if started is None:
         return None
-    return _gantt(started, accelerator_models(result), *_timing(result), path)
+    return _gantt(started, accelerator_models(result), *_timing(result), path, result.job_segments)
 
 
 def _utilization(result: RunResult, path: Path, scale: float, unit: str) -> Path:
@@ -276,7 +276,11 @@ def _power(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
     return save(fig, path)
 
 
-def _gantt(jobs: pd.DataFrame, models: list[str], end: float, scale: float, unit: str, path: Path) -> Path:
+def _gantt(jobs: pd.DataFrame, models: list[str], end: float, scale: float, unit: str, path: Path,
+           segments: pd.DataFrame | None = None) -> Path:
+    """One row per started job: a thin bar while it waits, a solid one while it holds accelerators. With
+    the job_segments frame (preemptive runs) the solid part is drawn phase by phase: computing, starting
+    or restoring (lighter), and suspending to a checkpoint (dark); the gaps are waits in the queue."""
     jobs = jobs.sort_values(["start_s", "job_id"]).reset_index(drop=True)
     present = [*models, *sorted(set(jobs["accelerator_model"].astype(str)) - set(models))]
     colors = model_colors(present)
@@ -289,14 +293,25 @@ def _gantt(jobs: pd.DataFrame, models: list[str], end: float, scale: float, unit
     stop = np.where(unfinished, end, ends)
     submit = jobs["submit_s"].to_numpy(dtype=float)
     color = [colors[str(m)] for m in jobs["accelerator_model"]]
-    ax.add_collection(_bars(submit / scale, start / scale, rows, 0.3, color, alpha=0.3))
-    ax.add_collection(_bars(start / scale, stop / scale, rows, 0.8, color, alpha=1.0))
+    phased = segments is not None and not segments.empty
+    if phased:
+        assert segments is not None
+        ax.add_collection(_bars(submit / scale, stop / scale, rows, 0.3, color, alpha=0.3))
+        _phase_bars(ax, segments, dict(zip(jobs["job_id"].tolist(), rows.tolist(), strict=True)), colors, scale)
+    else:
+        ax.add_collection(_bars(submit / scale, start / scale, rows, 0.3, color, alpha=0.3))
+        ax.add_collection(_bars(start / scale, stop / scale, rows, 0.8, color, alpha=1.0))
     if unfinished.any():
         ax.scatter(stop[unfinished] / scale, rows[unfinished], marker=">", s=12, color="black", zorder=3,
                    clip_on=False)
     used = set(jobs["accelerator_model"].astype(str))
     handles: list[Artist] = [Patch(color=colors[m], label=m) for m in present if m in used]
-    handles.append(Patch(color="0.6", alpha=0.3, label="waiting (submit to start)"))
+    if phased:
+        handles += [Patch(color="0.6", alpha=0.55, label="starting / restoring"),
+                    Patch(color=SUSPENDING_COLOR, label="suspending (checkpoint)"),
+                    Patch(color="0.6", alpha=0.3, label="waiting")]
+    else:
+        handles.append(Patch(color="0.6", alpha=0.3, label="waiting (submit to start)"))
     if unfinished.any():
         handles.append(Line2D([], [], marker=">", color="black", lw=0, label="unfinished at end"))
     ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), fontsize=8,
@@ -308,6 +323,27 @@ def _gantt(jobs: pd.DataFrame, models: list[str], end: float, scale: float, unit
     fig.suptitle("Jobs over time, colored by accelerator model")
     ax.grid(alpha=0.3, axis="x")
     return save(fig, path)
+
+
+SUSPENDING_COLOR = "0.15"
+
+
+def _phase_bars(ax: Axes, segments: pd.DataFrame, row_of: dict[int, int], colors: dict[str, Any],
+                scale: float) -> None:
+    """The segments of the drawn jobs, one collection per kind of phase."""
+    drawn = segments[segments["job_id"].isin(row_of)]
+    rows = np.array([row_of[int(j)] for j in drawn["job_id"]], dtype=float)
+    left = drawn["start_s"].to_numpy(dtype=float) / scale
+    right = drawn["end_s"].to_numpy(dtype=float) / scale
+    model_color = [colors.get(str(m), "0.5") for m in drawn["accelerator_model"]]
+    phase = drawn["phase"].to_numpy(dtype=str)
+    for kinds, alpha in ((("computing",), 1.0), (("starting", "restoring"), 0.55)):
+        mask = np.isin(phase, kinds)
+        ax.add_collection(_bars(left[mask], right[mask], rows[mask], 0.8,
+                                [c for c, m in zip(model_color, mask, strict=True) if m], alpha=alpha))
+    mask = phase == "suspending"
+    ax.add_collection(_bars(left[mask], right[mask], rows[mask], 0.8, [SUSPENDING_COLOR] * int(mask.sum()),
+                            alpha=0.9))
 
 
 def _bars(left: np.ndarray, right: np.ndarray, rows: np.ndarray, height: float, colors: list[Any],
