@@ -119,3 +119,23 @@ def test_round_of_zero_where_needed_and_bad_tiresias_thresholds_name_the_policy(
     data["policies"]["scheduler"] = {"name": "las", "params": {"round": -1.0}}
     with pytest.raises(DcsimError, match=r"scheduler policy 'las': round must be a finite number of seconds >= 0"):
         dcsim.run(scenario_from_dict(data))
+
+
+def test_tenant_share_chart_follows_the_hand_timeline(tmp_path: Path) -> None:
+    """The reclaim timeline above, as levels: b holds 1 then 2 (1-10), 1 (10-100, a holds 1), then 1 to 191."""
+    from dcsim.reporting import write_report
+    from dcsim.reporting.tenant_charts import tenant_levels
+
+    result = run(tmp_path, "submit,duration,accelerators,tenant", ["0,100,1,b", "1,100,1,b", "10,100,1,a"])
+    assert result.job_segments is not None
+    times, levels = tenant_levels(result.jobs, result.job_segments)
+    assert times.tolist() == [0, 1, 10, 100, 110, 191]
+    assert levels["a"].tolist() == [0, 0, 1, 1, 0, 0]
+    assert levels["b"].tolist() == [1, 2, 1, 1, 1, 0]
+    (tmp_path / "out").mkdir()
+    files = write_report(result, tmp_path / "out")
+    assert files.failures == [] and (tmp_path / "out" / "tenant_share.png").is_file()
+    no_tenants = run(tmp_path, "submit,duration,accelerators", ["0,100,1"])
+    (tmp_path / "bare").mkdir()
+    assert not (tmp_path / "bare" / "tenant_share.png").exists() and write_report(no_tenants, tmp_path / "bare")
+    assert not (tmp_path / "bare" / "tenant_share.png").exists()

@@ -19,6 +19,7 @@ from dcsim.reporting.drawing import Chart
 from dcsim.reporting.inference_charts import inference_charts
 from dcsim.reporting.network_charts import network_charts
 from dcsim.reporting.summary_tables import inference_tables, network_storage_tables, training_tables
+from dcsim.reporting.tenant_charts import tenant_charts
 from dcsim.results import RunResult
 
 ChartLister = Callable[[RunResult], list[Chart]]  # the section's charts, not yet drawn (drawing.py draws)
@@ -40,6 +41,10 @@ class ReportSection:
         return not self.summary_keys or any(key in summary for key in self.summary_keys)
 
 
+TRAINING_CAPTIONS = {
+    "tenant_share": "Accelerators each tenant's jobs held over time (stacked), with the tenants' guaranteed "
+                    "quotas dashed.",
+}
 CLUSTER_CAPTIONS = {
     "utilization": "Allocated (shaded) and busy (line) fraction of each accelerator model's capacity.",
     "queue": "Number of jobs waiting to start.",
@@ -62,7 +67,8 @@ NETWORK_CAPTIONS = {
 
 SECTIONS: tuple[ReportSection, ...] = (
     ReportSection("workload", ("workload",), workload_tables),
-    ReportSection("training", ("training",), training_tables, policy_families=("scheduler", "placement")),
+    ReportSection("training", ("training",), training_tables, tenant_charts, ("scheduler", "placement"),
+                  TRAINING_CAPTIONS),
     ReportSection("cluster", (), utilization_queue_tables, run_charts, captions=CLUSTER_CAPTIONS),
     ReportSection("inference", ("inference",), inference_tables, inference_charts,
                   ("replica_scheduler", "balancer", "autoscaler"), INFERENCE_CAPTIONS),
