@@ -307,9 +307,13 @@ def _gantt(jobs: pd.DataFrame, models: list[str], end: float, scale: float, unit
     used = set(jobs["accelerator_model"].astype(str))
     handles: list[Artist] = [Patch(color=colors[m], label=m) for m in present if m in used]
     if phased:
-        handles += [Patch(color="0.6", alpha=0.55, label="starting / restoring"),
-                    Patch(color=SUSPENDING_COLOR, label="suspending (checkpoint)"),
-                    Patch(color="0.6", alpha=0.3, label="waiting")]
+        assert segments is not None
+        phases = set(segments["phase"].astype(str))
+        if phases & {"starting", "restoring"}:
+            handles.append(Patch(color="0.6", alpha=0.55, label="starting / restoring"))
+        if "suspending" in phases:
+            handles.append(Patch(color=SUSPENDING_COLOR, label="suspending (checkpoint)"))
+        handles.append(Patch(color="0.6", alpha=0.3, label="waiting"))
     else:
         handles.append(Patch(color="0.6", alpha=0.3, label="waiting (submit to start)"))
     if unfinished.any():

@@ -50,7 +50,8 @@ CLUSTER_CAPTIONS = {
     "queue": "Number of jobs waiting to start.",
     "wait_jct_cdf": "Empirical CDFs of wait (started jobs) and job completion time (completed jobs).",
     "power": "Facility power (IT x PUE) and IT power.",
-    "gantt": "Each job from start to end; the thin bar before it is its wait since submission.",
+    "gantt": "Each job from submission to end: a thin bar while it waits, solid while it holds accelerators "
+             "(lighter while starting or restoring, dark while suspending to a checkpoint).",
 }
 INFERENCE_CAPTIONS = {
     "latency_cdf": "Empirical CDFs of time to first token, time per output token and end-to-end latency "
