@@ -139,3 +139,19 @@ def test_tenant_share_chart_follows_the_hand_timeline(tmp_path: Path) -> None:
     (tmp_path / "bare").mkdir()
     assert not (tmp_path / "bare" / "tenant_share.png").exists() and write_report(no_tenants, tmp_path / "bare")
     assert not (tmp_path / "bare" / "tenant_share.png").exists()
+
+
+def test_validate_names_a_missing_tenancy_column(tmp_path: Path) -> None:
+    """The column check every trace column goes through also covers the lifecycle columns."""
+    from dcsim.scenario import scenario_from_dict as load
+    from dcsim.workload.trace import check_trace_header
+
+    path = tmp_path / "jobs.csv"
+    path.write_text("submit,duration,accelerators\n0,10,1\n")
+    data = tiny_scenario()
+    data["workload"]["training"] = {"source": "trace", "path": str(path), "columns": {"tenant": "vc"},
+                                    "tenancy": TENANCY}
+    scenario = load(data)
+    problems = check_trace_header(scenario.workload.training, scenario.base_dir)  # type: ignore[arg-type]
+    assert len(problems) == 1 and "missing column 'vc' for tenant" in problems[0]
+    assert "set workload.training.columns.tenant" in problems[0]

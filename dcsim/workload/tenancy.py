@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dcsim import units
-from dcsim.errors import TraceError, UnitError
+from dcsim.errors import TraceError, UnitError, excerpt
 from dcsim.model import Job
 from dcsim.scenario.schema import SyntheticTraining, TraceColumns, TraceTraining
 
@@ -49,9 +49,6 @@ def read_tenancy(spec: TraceTraining, columns: TraceColumns, frame: pd.DataFrame
         column = getattr(columns, field)
         if column is None:
             continue
-        if column not in frame.columns:
-            raise TraceError(f"{path}: missing column {column!r} for {field} (columns present: "
-                             f"{', '.join(frame.columns)}); set workload.training.columns.{field}")
         cells = frame[column].to_numpy()[rows]
         for job, cell, line in zip(jobs, cells, lines[rows], strict=True):
             text = str(cell).strip()
@@ -61,12 +58,13 @@ def read_tenancy(spec: TraceTraining, columns: TraceColumns, frame: pd.DataFrame
             if field == "tenant":
                 if tenancy is None or text not in tenancy.tenants:
                     known = ", ".join(tenancy.tenants) if tenancy is not None and tenancy.tenants else "none"
-                    raise TraceError(f"{where}: unknown tenant {text!r} (declared under tenancy.tenants: {known})")
+                    raise TraceError(f"{where}: unknown tenant {excerpt(text)} "
+                                     f"(declared under tenancy.tenants: {known})")
                 job.tenant = text
             elif field == "priority":
                 if tenancy is None or text not in tenancy.priorities:
                     known = ", ".join(tenancy.priorities) if tenancy is not None and tenancy.priorities else "none"
-                    raise TraceError(f"{where}: unknown priority class {text!r} (declared under "
+                    raise TraceError(f"{where}: unknown priority class {excerpt(text)} (declared under "
                                      f"tenancy.priorities: {known})")
                 job.priority = tenancy.priorities[text].level
             else:
@@ -76,7 +74,7 @@ def read_tenancy(spec: TraceTraining, columns: TraceColumns, frame: pd.DataFrame
                 except UnitError as exc:
                     raise TraceError(f"{where}: {exc}") from None
                 if not 0 <= value < float("inf"):
-                    raise TraceError(f"{where}: must be >= 0, got {text!r}")
+                    raise TraceError(f"{where}: must be >= 0, got {excerpt(text)}")
                 if field == "checkpoint_size":
                     job.checkpoint_bytes = value
                 else:

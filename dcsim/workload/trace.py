@@ -175,7 +175,9 @@ def _check_columns(path: Path, frame: pd.DataFrame, columns: TraceColumns) -> No
     paired = columns.start is not None and columns.end is not None
     needed = {"submit": columns.submit, "duration": None if paired else columns.duration,
               "start": columns.start, "end": columns.end, "accelerators": columns.accelerators,
-              "model": columns.model, "accelerator_type": columns.accelerator_type, "name": columns.name}
+              "model": columns.model, "accelerator_type": columns.accelerator_type, "name": columns.name,
+              "tenant": columns.tenant, "priority": columns.priority, "checkpoint_size": columns.checkpoint_size,
+              "restart_delay": columns.restart_delay}
     for field_name, column in needed.items():
         if column is not None and column not in frame.columns:
             raise TraceError(
