@@ -150,10 +150,8 @@ SUBSYSTEMS: tuple[Subsystem, ...] = (
 
 
 def headline_metrics() -> dict[str, tuple[str, ...]]:
-    """The metrics `dcsim compare` tabulates: the first subsystem's, those every run has, then the
-    other subsystems' (training, cluster, inference: the order the comparison table has always had)."""
-    first, *rest = SUBSYSTEMS
-    metrics = {**first.headline, **CORE_HEADLINE}
-    for subsystem in rest:
+    """The metrics `dcsim compare` tabulates: each subsystem's in list order, then those every run has."""
+    metrics: dict[str, tuple[str, ...]] = {}
+    for subsystem in SUBSYSTEMS:
         metrics.update(subsystem.headline)
-    return metrics
+    return {**metrics, **CORE_HEADLINE}
