@@ -1,6 +1,6 @@
 """The subsystems of a run, listed once in SUBSYSTEMS: what each adds to a RunResult.
 
-A subsystem (training, inference, network, storage; failures and power next) contributes frames
+A subsystem (training, inference, network, storage, failures; power next) contributes frames
 drawn from the recorder and sections of summary.json, each placed after a named key so the file
 reads top-down. runner.py iterates this list and names none of them. Adding a subsystem adds its
 modules and one entry here; its report section goes in reporting/sections.py, which stays apart
@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from dcsim.build.model import Model
+from dcsim.metrics.failure_summary import failure_summary, failures_frame
 from dcsim.metrics.fairness import lifecycle_section
 from dcsim.metrics.inference_summary import inference_summary
 from dcsim.metrics.network_frames import (
@@ -108,6 +109,21 @@ def _storage(run: RunFrames) -> Contribution | None:
                         sections={"storage": storage_summary(timeseries, recorder.storage_info)})
 
 
+def _failures(run: RunFrames) -> Contribution | None:
+    model = run.model
+    if model.failures is None:
+        return None
+    frame = failures_frame(model.failures.log.rows)
+    checkpoint = getattr(model.scenario.workload.training, "checkpoint", None)
+    losses = model.serving.engine.losses if model.serving is not None else None
+    serving = {"replicas_lost": losses.replicas_lost, "requests_retried": losses.retries,
+               "requests_failed": losses.dropped} if losses is not None else None
+    section = failure_summary(frame, run.jobs, sum(model.cluster.capacity.values()), run.end_time,
+                              stalled_checkpoints=checkpoint is not None and checkpoint.mode == "stall",
+                              serving=serving)
+    return Contribution(frames={"failures": frame}, sections={"failures": section})
+
+
 TRAINING_HEADLINE = {
     "wait_mean_s": ("training", "wait_s", "mean"),
     "wait_p95_s": ("training", "wait_s", "p95"),
@@ -134,6 +150,13 @@ INFERENCE_HEADLINE = {
     "preemptions": ("inference", "preemptions"),
 }
 
+FAILURE_HEADLINE = {
+    "ettr": ("failures", "ettr"),
+    "job_interruptions": ("failures", "job_interruptions"),
+    "lost_accelerator_hours": ("failures", "lost_accelerator_hours"),
+    "accelerator_availability": ("failures", "accelerator_availability"),
+}
+
 CORE_HEADLINE = {  # what every run has
     "busy_utilization": ("utilization", "busy", "all"),
     "allocated_utilization": ("utilization", "allocated", "all"),
@@ -146,6 +169,7 @@ SUBSYSTEMS: tuple[Subsystem, ...] = (
     Subsystem("inference", ("training", "cluster"), _inference, INFERENCE_HEADLINE),
     Subsystem("network", ("utilization",), _network),
     Subsystem("storage", ("network", "utilization"), _storage),
+    Subsystem("failures", ("inference", "training", "cluster"), _failures, FAILURE_HEADLINE),
 )
 
 

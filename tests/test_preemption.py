@@ -217,16 +217,17 @@ def test_suspend_keeps_progress_up_to_a_time_and_counts_lost_work() -> None:
     job.remaining = 100.0
     life.compute(job, 0.0)
     job.remaining = 70.0  # the engine brought progress up to t = 30
-    assert life.suspend(job, 30.0, keep_progress_until=30.0, preempted=True) == 4.0  # 4 GB at 1 GB/s
+    assert life.suspend(job, 30.0, preempted=True) == 4.0  # 4 GB at 1 GB/s
     life.suspended(job, 34.0)
     assert life.start(job, 40.0, "V100", ((1, 2),)) == 5.0 + 4.0  # restart delay + read
     assert job.migrations == 1  # other nodes
     life.compute(job, 49.0)
     job.remaining = 50.0  # 20 s of work later (t = 69): a failure keeps what was saved at t = 30
-    save = life.suspend(job, 69.0, keep_progress_until=60.0, preempted=False)
-    assert save == 0.0 and job.remaining == 70.0 and job.lost_work == 20.0
-    assert job.attained == 2 * (30.0 + 20.0)
-    assert (job.preemptions, job.queue_time, job.suspend_time, job.restore_time) == (1, 6.0, 4.0, 9.0)
+    life.interrupt(job, 69.0)
+    assert job.remaining == 70.0 and job.lost_work == 20.0
+    assert job.attained == 2 * (30.0 + 20.0) and job.lost_service == 2 * 20.0
+    assert (job.preemptions, job.interruptions, job.queue_time, job.suspend_time, job.restore_time) == \
+        (1, 1, 6.0, 4.0, 9.0)
     assert job.state is JobState.SUSPENDING
 
 

@@ -35,6 +35,7 @@ from typing import Protocol
 import simpy
 
 from dcsim.engine.fabric import Fabric, TransferGroup
+from dcsim.engine.lifecycle import Lifecycle
 from dcsim.engine.storage import StorageSystem
 from dcsim.model import Cluster, Job, JobState
 from dcsim.model.topology import Topology
@@ -110,6 +111,7 @@ class TrainingTraffic:
         self._fixed_speeds: dict[tuple[str, JobProfile, int], tuple[float, float, float]] = {}
         self._host_uplinks: dict[str, list[int]] = {}
         self.on_storage_change: Callable[[], None] = lambda: None
+        self.checkpoint_interval: Callable[[Job], float] | None = None  # per job (Young/Daly); else settings'
 
     # --- job lifecycle ---------------------------------------------------------------------------
     def started(self, job: Job) -> None:
@@ -298,8 +300,11 @@ class TrainingTraffic:
 
     # --- checkpoints ---------------------------------------------------------------------------------
     def _schedule_checkpoint(self, run: _Running) -> None:
-        event = self.env.timeout(self.settings.checkpoint_interval)
-        event.callbacks.append(partial(self._checkpoint, run, run.epoch))
+        interval = self.checkpoint_interval(run.job) if self.checkpoint_interval is not None \
+            else self.settings.checkpoint_interval
+        if 0 < interval < math.inf:
+            event = self.env.timeout(interval)
+            event.callbacks.append(partial(self._checkpoint, run, run.epoch))
 
     def _checkpoint(self, run: _Running, epoch: int, _event: simpy.Event) -> None:
         if epoch != run.epoch or run.job.state is not JobState.RUNNING:
@@ -317,16 +322,23 @@ class TrainingTraffic:
             return
         paths = [self.storage.write_path(tier, node) for node, _ in shards]
         state = self.storage.tiers[tier]
+        now = self.env.now  # the checkpoint holds the progress as of now (failures go back to it)
+        job.pending_save = (now, max(0.0, job.remaining - job.rate * (now - job.progress_time)),
+                            job.attained + (job.demand * (now - job.computing_since)
+                                            if job.computing_since is not None else 0.0))
         run.writing = self.fabric.transfer(paths, [size for _, size in shards],
-                                           partial(self._written, run, epoch, shards), latency=state.latency)
+                                           partial(self._written, run, epoch, shards, now), latency=state.latency)
         self.on_storage_change()
         if self.settings.checkpoint_stall and run.writing is not None and run.job.state is JobState.RUNNING:
             run.stalled = True
             self._refresh(run)
 
-    def _written(self, run: _Running, epoch: int, shards: list[tuple[int, float]]) -> None:
+    def _written(self, run: _Running, epoch: int, shards: list[tuple[int, float]], began: float) -> None:
         run.writing = None
         run.job.checkpoints += 1
+        if epoch == run.epoch and run.job.state is JobState.RUNNING:
+            Lifecycle.commit_checkpoint(run.job)
+            run.job.checkpoint_time += self.env.now - began
         run.stored.append(shards)
         assert self.storage is not None and self.settings.checkpoint_tier is not None
         while len(run.stored) > self.settings.checkpoint_keep:

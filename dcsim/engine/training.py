@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import chain
 from typing import Protocol
@@ -38,6 +38,12 @@ from dcsim.policies.base import (
 MAX_PASSES_AT_ONCE = 10_000
 PlacementSpeed = Callable[[str, str, int, int], float]
 """(model, accelerator, accelerators, nodes spanned) -> speed multiplier of a spread placement (<= 1)."""
+
+
+class JobCheckpoints(Protocol):
+    """Periodic checkpoints of computing jobs (engine/checkpoints.py)."""
+
+    def started(self, job: Job) -> None: ...
 
 
 class JobTraffic(Protocol):
@@ -90,6 +96,9 @@ class TrainingEngine(TrainingViews):
         self._round_due = False
         self._pass_time, self._passes_now = -1.0, 0
         self.quotas: Mapping[str, int] = dict(quotas or {})  # guaranteed accelerators per tenant (view)
+        self._interrupted: set[int] = set()  # stopped by a failure, not yet back in the queue
+        self.requeue_front = True  # an interrupted job goes to the head of the queue (failures.requeue)
+        self.checkpoints: JobCheckpoints | None = None  # periodic checkpoints without a storage tier
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -99,6 +108,10 @@ class TrainingEngine(TrainingViews):
     @property
     def finished(self) -> int:
         return self.completed + self.rejected + self.failed
+
+    def holding(self) -> Iterator[Job]:
+        """Jobs holding accelerators: starting, computing or suspending."""
+        return chain(self._active.values(), self._suspending.values())
 
     def waiting(self) -> bool:
         """Whether jobs wait in the queue."""
@@ -206,7 +219,7 @@ class TrainingEngine(TrainingViews):
                 "waiting in the queue" if decision.job_id in self._queue else "not started or already ended"
             raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: job {decision.job_id} is not running "
                               f"({where})")
-        self.suspend(job, keep_progress_until=self.env.now, preempted=True)
+        self.suspend(job, preempted=True)
 
     def _next_pass(self, decision: NextPass, scheduler: str) -> None:
         after = decision.after
@@ -231,6 +244,7 @@ class TrainingEngine(TrainingViews):
         if self.placement_speed is not None:
             job.base_rate *= self.placement_speed(job.model, accelerator, job.demand, len(allocation))
         job.rate = job.base_rate
+        job.checkpoint_factor = job.traffic_factor = 1.0
         if first:
             job.remaining = job.work
             job.estimated_end = now + self.estimated_runtime(job, accelerator)
@@ -255,6 +269,8 @@ class TrainingEngine(TrainingViews):
         job.progress_time = self.env.now
         self.levels.training_busy[job.accelerator] += job.demand  # type: ignore[index]
         self._running[job.id] = job
+        if self.checkpoints is not None:
+            self.checkpoints.started(job)
         if self.traffic is not None:
             self.traffic.started(job)  # sets the rate (update_rate), which plans the finish
         else:
@@ -283,11 +299,19 @@ class TrainingEngine(TrainingViews):
         if job.state is not JobState.RUNNING or job.compute_start is None:
             return
         self._advance(job)
-        rate = job.base_rate * factor
+        job.traffic_factor = factor
+        rate = job.base_rate * factor * job.checkpoint_factor
         job.comm_share, job.io_share = comm_share, io_share
         if rate != job.rate or job.plan_version == 0:
             job.rate = rate
             self._plan_finish(job)
+
+    def set_checkpoint_factor(self, job: Job, factor: float) -> None:
+        """A periodic checkpoint starts (the job keeps `factor` of its speed) or ends (factor 1)."""
+        self._advance(job)
+        job.checkpoint_factor = factor
+        job.rate = job.base_rate * job.traffic_factor * factor
+        self._plan_finish(job)
 
     def settle(self) -> None:
         """At the end of a run: bring running jobs' progress, time shares and lifecycle books up to now."""
@@ -297,15 +321,32 @@ class TrainingEngine(TrainingViews):
         for job in chain(self._active.values(), self._suspending.values(), self._queue.values()):
             self.lifecycle.settle(job, now)
 
-    def suspend(self, job: Job, *, keep_progress_until: float, preempted: bool) -> None:
+    def suspend(self, job: Job, *, preempted: bool = True) -> None:
         """Stop a started job and send it back to the queue once its checkpoint is saved (lifecycle.py);
-        its accelerators stay allocated until then. Used by PreemptJob, and by failures next."""
-        now = self.env.now
+        its accelerators stay allocated until then. Used by PreemptJob."""
+        self._take_off(job)
+        save = self.lifecycle.suspend(job, self.env.now, preempted=preempted)
+        self._hold(job, save)
+
+    def interrupt(self, job: Job, hold: float) -> None:
+        """A failure stopped the job (engine/failures.py): it goes back to its last completed checkpoint
+        and holds its accelerators `hold` seconds (detection) before they are freed and it waits again.
+        A job already suspending loses the checkpoint it was writing and lets go at once."""
+        self._interrupted.add(job.id)
+        if job.state is JobState.SUSPENDING:
+            self.lifecycle.interrupt(job, self.env.now)
+            self._release_suspended(job)
+            return
+        self._take_off(job)
+        self.lifecycle.interrupt(job, self.env.now)
+        self._hold(job, hold)
+
+    def _take_off(self, job: Job) -> None:
+        """Bring the job up to now and off the running books (it keeps its accelerators)."""
         computing = job.computing_since is not None
         if computing:
             self._advance(job)
         job.plan_version += 1  # the planned finish is void
-        save = self.lifecycle.suspend(job, now, keep_progress_until=keep_progress_until, preempted=preempted)
         accelerator = job.accelerator
         assert accelerator is not None
         del self._active[job.id]
@@ -319,12 +360,16 @@ class TrainingEngine(TrainingViews):
         self._allocation_version += 1
         self._suspending[job.id] = job
         self._releasing[accelerator] += job.demand
-        if save > 0:
-            self.env.timeout(save).callbacks.append(partial(self._on_saved, job))
+
+    def _hold(self, job: Job, seconds: float) -> None:
+        if seconds > 0:
+            self.env.timeout(seconds).callbacks.append(partial(self._on_saved, job, job.runs, job.interruptions))
         else:
             self._release_suspended(job)
 
-    def _on_saved(self, job: Job, _event: simpy.Event) -> None:
+    def _on_saved(self, job: Job, run: int, interruptions: int, _event: simpy.Event) -> None:
+        if job.runs != run or job.interruptions != interruptions or job.id not in self._suspending:
+            return  # a failure cut the save short and freed the accelerators already
         self._release_suspended(job)
         self._emit_levels()
 
@@ -337,7 +382,11 @@ class TrainingEngine(TrainingViews):
         del self._suspending[job.id]
         self.lifecycle.suspended(job, self.env.now)
         self._allocation_version += 1
-        self._queue[job.id] = job
+        if job.id in self._interrupted and self.requeue_front:  # a failed job keeps its place at the head
+            self._queue = {job.id: job, **self._queue}
+        else:
+            self._queue[job.id] = job
+        self._interrupted.discard(job.id)
         self._arrivals.append(job)
         bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
         if self.on_release is not None:

@@ -52,6 +52,10 @@ class Cluster:
             self._buckets[node.accelerator][node.size].append(node.id)
         self.pools: tuple[str, ...] = tuple(dict.fromkeys(n.pool for n in self.nodes))
         self.occupied_nodes: dict[str, int] = dict.fromkeys(self.pools, 0)
+        # Out of service (failed, under repair): held per node, and still owed by holders on that node.
+        self.down: dict[str, int] = dict.fromkeys(self.accelerator_models, 0)
+        self.out_of_service: dict[int, int] = {}
+        self._owed: dict[int, int] = {}
 
     # --- queries (the ClusterView protocol) ---------------------------------------------------
     def nodes_with_free(self, accelerator: str, free: int) -> Sequence[int]:
@@ -65,6 +69,8 @@ class Cluster:
 
     def release(self, node_id: int, count: int) -> None:
         self._move(node_id, count)
+        if self._owed:
+            self._absorb(node_id)
 
     def _move(self, node_id: int, delta: int) -> None:
         node = self.nodes[node_id]
@@ -80,3 +86,35 @@ class Cluster:
             self.occupied_nodes[node.pool] += 1
         elif after == node.size:
             self.occupied_nodes[node.pool] -= 1
+
+    # --- out of service (failures: engine/failures.py) ----------------------------------------------
+    def set_out_of_service(self, node_id: int, count: int) -> None:
+        """Keep `count` accelerators of the node out of service (under repair). Free ones are taken at
+        once; the rest as the jobs and replicas holding them let go (release absorbs them), so nothing
+        under repair is ever allocated. Lowering the count returns accelerators to the free pool."""
+        node = self.nodes[node_id]
+        count = max(0, min(count, node.size))
+        held = self.out_of_service.get(node_id, 0)
+        if count < held:
+            self.down[node.accelerator] -= held - count
+            self._move(node_id, held - count)
+            held = count
+        self._owed[node_id] = count - held
+        if count:
+            self.out_of_service[node_id] = held
+        else:
+            self.out_of_service.pop(node_id, None)
+        self._absorb(node_id)
+
+    def _absorb(self, node_id: int) -> None:
+        owed = self._owed.get(node_id, 0)
+        take = min(owed, self.free_on[node_id])
+        if take:
+            self._move(node_id, -take)
+            self.out_of_service[node_id] += take
+            self.down[self.nodes[node_id].accelerator] += take
+            owed -= take
+        if owed:
+            self._owed[node_id] = owed
+        else:
+            self._owed.pop(node_id, None)

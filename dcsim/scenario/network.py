@@ -138,16 +138,32 @@ class DatasetStreaming(Strict):
 
 
 class Checkpointing(Strict):
-    """Model state written to a storage tier every `interval` of a job's compute time."""
+    """Periodic checkpoints of training jobs: written to a storage tier through the network (`tier`),
+    or, without one, taking `save_time` (or the job's checkpoint size over `write_bandwidth`).
+    `interval` is seconds of running between checkpoints, or "young_daly": the optimum for each
+    job's own failure rate (scenario section `failures`) and checkpoint cost."""
 
-    tier: str
-    interval: Interval
+    tier: str | None = Field(None, description="storage tier written to; none: save_time / write_bandwidth")
+    interval: Interval | Literal["young_daly"]
     mode: Literal["stall", "overlap"] = Field("stall", description="stall: the job waits for the write")
+    slowdown: float = Field(0.0, ge=0, le=1, description="overlap: share of speed lost while a write runs")
+    save_time: Duration | None = Field(None, description="without a tier: seconds one checkpoint takes")
+    write_bandwidth: Bandwidth | None = Field(
+        None, description="without a tier or save_time: the job's checkpoint size (suspension or trace) over this")
     bytes_per_parameter: float = Field(
         14.0, gt=0, le=1000,
         description="checkpoint bytes per parameter (14 = bf16 weights, fp32 master copy, Adam moments)")
     keep: int = Field(1, ge=1, le=1_000_000, description="checkpoints kept per job; older ones are deleted")
     retain_after_completion: bool = Field(False, description="keep a finished job's checkpoints on the tier")
+
+    @model_validator(mode="after")
+    def _cost(self) -> Checkpointing:
+        if self.tier is not None and (self.save_time is not None or self.write_bandwidth is not None):
+            raise ValueError("save_time and write_bandwidth are for checkpoints without a tier (the tier's "
+                             "bandwidth sets the time)")
+        if isinstance(self.interval, float) and self.save_time is not None and self.interval < self.save_time:
+            raise ValueError(f"interval ({self.interval:g} s) is shorter than the save time ({self.save_time:g} s)")
+        return self
 
 
 class TrainingTraffic(Strict):
