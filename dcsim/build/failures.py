@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from dcsim.engine.checkpoints import PeriodicCheckpoints, daly_interval
-from dcsim.engine.failures import FailureProcess
+from dcsim.engine.failures import ClassSpec, FailureProcess, FailureSettings, RepairTime
 from dcsim.engine.training import TrainingEngine
 from dcsim.errors import ScenarioError
 from dcsim.model import Job
-from dcsim.scenario.failures import ComponentFailures, component_classes
+from dcsim.scenario.failures import ComponentFailures, Repair, component_classes
 from dcsim.scenario.schema import Scenario
 
 if TYPE_CHECKING:
@@ -42,8 +42,22 @@ def build_failures(scenario: Scenario, seed: int, env: simpy.Environment, traini
     if spec is None:
         return None
     training.requeue_front = spec.requeue == "front"
-    process = FailureProcess(env, training.cluster, spec, component_classes(spec), seed, training, on_change)
-    return process
+    classes = [_class_spec(name, component) for name, component in component_classes(spec).items()]
+    settings = FailureSettings(
+        detection=spec.detection, lemon_fraction=spec.lemons.fraction if spec.lemons is not None else 0.0,
+        lemon_multiplier=spec.lemons.rate_multiplier if spec.lemons is not None else 1.0,
+        spares=tuple((s.pool, s.nodes, s.swap_delay) for s in spec.spares))
+    return FailureProcess(env, training.cluster, settings, classes, seed, training, on_change)
+
+
+def _class_spec(name: str, component: ComponentFailures) -> ClassSpec:
+    weibull = (component.weibull.shape, component.weibull.scale) if component.weibull is not None else None
+    causes = tuple((cause, item.share, _repair(item.repair_spec())) for cause, item in component.causes.items())
+    return ClassSpec(name, component.mtbf, weibull, causes)
+
+
+def _repair(repair: Repair) -> RepairTime:
+    return RepairTime(repair.mean, repair.distribution, repair.sigma)
 
 
 def job_failure_rate(scenario: Scenario) -> JobFailureRate | None:

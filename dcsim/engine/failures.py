@@ -30,18 +30,42 @@ import simpy
 
 from dcsim.engine.rng import stream
 from dcsim.model import Cluster, Job, JobState
-from dcsim.scenario.failures import ComponentFailures, Failures, Repair
+
+
+@dataclass(frozen=True)
+class RepairTime:
+    mean: float
+    distribution: str = "fixed"  # fixed, exponential or lognormal
+    sigma: float = 1.0  # lognormal: standard deviation of the log
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """One component class as the scenario gives it (scenario/failures.py, converted in build)."""
+
+    name: str  # accelerator, node or link
+    mtbf: float | None  # exponential, or
+    weibull: tuple[float, float] | None  # (shape, scale)
+    causes: tuple[tuple[str, float, RepairTime], ...]  # (name, share, repair)
+
+
+@dataclass(frozen=True)
+class FailureSettings:
+    detection: float = 0.0
+    lemon_fraction: float = 0.0
+    lemon_multiplier: float = 1.0
+    spares: tuple[tuple[str, int, float], ...] = ()  # (pool, nodes, swap delay)
 
 
 @dataclass(frozen=True)
 class FailureClass:
     name: str  # accelerator, node or link
-    spec: ComponentFailures
+    spec: ClassSpec
     node_of: np.ndarray  # component -> node id
     slot_of: np.ndarray  # component -> accelerator slot on its node (accelerator class), else -1
     causes: tuple[str, ...]
     cumulative: np.ndarray  # cumulative cause shares
-    repairs: tuple[Repair, ...]
+    repairs: tuple[RepairTime, ...]
 
 
 @dataclass
@@ -72,8 +96,8 @@ class ServingTarget(Protocol):
 
 
 class FailureProcess:
-    def __init__(self, env: simpy.Environment, cluster: Cluster, spec: Failures,
-                 classes: dict[str, ComponentFailures], seed: int, training: TrainingTarget,
+    def __init__(self, env: simpy.Environment, cluster: Cluster, spec: FailureSettings,
+                 classes: Sequence[ClassSpec], seed: int, training: TrainingTarget,
                  on_change: Callable[[], None]) -> None:
         self.env = env
         self.cluster = cluster
@@ -82,22 +106,23 @@ class FailureProcess:
         self.serving: ServingTarget | None = None
         self.on_change = on_change  # levels and scheduling passes after capacity moved
         self.log = FailureLog()
-        self.classes = [self._class(name, component) for name, component in classes.items()]
+        self.classes = [self._class(component) for component in classes]
         self._rngs = [stream(seed, f"failures.{c.name}") for c in self.classes]
         self._repair_rngs = [stream(seed, f"failures.{c.name}.repair") for c in self.classes]
         nodes = len(cluster.nodes)
         self.multiplier = np.ones(nodes)
-        if spec.lemons is not None:
-            lemons = stream(seed, "failures.lemons").random(nodes) < spec.lemons.fraction
-            self.multiplier[lemons] = spec.lemons.rate_multiplier
-        self.spares = {s.pool: s.nodes for s in spec.spares}
-        self.swap_delay = {s.pool: s.swap_delay for s in spec.spares}
+        if spec.lemon_fraction > 0:
+            lemons = stream(seed, "failures.lemons").random(nodes) < spec.lemon_fraction
+            self.multiplier[lemons] = spec.lemon_multiplier
+        self.spares = {pool: count for pool, count, _ in spec.spares}
+        self.swap_delay = {pool: delay for pool, _, delay in spec.spares}
         self._down: dict[int, list[int]] = {}  # node -> accelerators out per ongoing outage
         self._heap: list[tuple[float, int, int]] = []
         self._version = 0  # of the one planned failure event; a replan voids the earlier
         self.down_accelerator_seconds = 0.0
 
-    def _class(self, name: str, spec: ComponentFailures) -> FailureClass:
+    def _class(self, spec: ClassSpec) -> FailureClass:
+        name = spec.name
         sizes = np.array([node.size for node in self.cluster.nodes], dtype=np.int64)
         ids = np.arange(len(sizes), dtype=np.int64)
         if name == "accelerator":
@@ -105,9 +130,9 @@ class FailureProcess:
             slot_of = np.arange(len(node_of), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         else:
             node_of, slot_of = ids, np.full(len(ids), -1, dtype=np.int64)
-        shares = np.array([cause.share for cause in spec.causes.values()])
-        return FailureClass(name, spec, node_of, slot_of, tuple(spec.causes), np.cumsum(shares / shares.sum()),
-                            tuple(cause.repair_spec() for cause in spec.causes.values()))
+        shares = np.array([share for _, share, _ in spec.causes])
+        return FailureClass(name, spec, node_of, slot_of, tuple(cause for cause, _, _ in spec.causes),
+                            np.cumsum(shares / shares.sum()), tuple(repair for _, _, repair in spec.causes))
 
     # --- time to failure -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -122,8 +147,8 @@ class FailureProcess:
         spec, rng = self.classes[index].spec, self._rngs[index]
         multiplier = self.multiplier[nodes]
         if spec.weibull is not None:  # a hazard m times higher: scale / m^(1/shape)
-            shape = spec.weibull.shape
-            return starts + spec.weibull.scale * rng.weibull(shape, len(nodes)) / multiplier ** (1.0 / shape)
+            shape, scale = spec.weibull
+            return starts + scale * rng.weibull(shape, len(nodes)) / multiplier ** (1.0 / shape)
         assert spec.mtbf is not None
         return starts + rng.exponential(spec.mtbf, len(nodes)) / multiplier
 
@@ -226,7 +251,7 @@ class FailureProcess:
         self.spares[pool] += 1
 
 
-def _repair_time(repair: Repair, rng: np.random.Generator) -> float:
+def _repair_time(repair: RepairTime, rng: np.random.Generator) -> float:
     if repair.distribution == "fixed":
         return repair.mean
     if repair.distribution == "exponential":
