@@ -78,7 +78,8 @@ class PeriodicCheckpoints:
     def _written(self, job: Job, run: int, began: float, _event: simpy.Event) -> None:
         if job.runs != run or job.state is not JobState.RUNNING:
             return  # a failure or preemption came first: this checkpoint never completed
-        self.lifecycle.commit_checkpoint(job)
+        stalled = self.lifecycle.attained(job, self.env.now) if self.factor == 0.0 else None
+        self.lifecycle.commit_checkpoint(job, stalled)
         job.checkpoints += 1
         job.checkpoint_time += self.env.now - began
         if job.checkpoint_factor != 1.0:

@@ -163,11 +163,13 @@ class Lifecycle:
         job.pending_save = (now, remaining, attained)
 
     @staticmethod
-    def commit_checkpoint(job: Job) -> None:
-        """The checkpoint being written is complete: a later failure goes back to it."""
+    def commit_checkpoint(job: Job, attained_now: float | None = None) -> None:
+        """The checkpoint being written is complete: a later failure goes back to it. `attained_now`: the
+        job stalled while writing, so the service since the snapshot was checkpoint overhead, not work a
+        later failure could lose (it is counted as checkpoint time instead)."""
         if job.pending_save is not None:
             job.saved_at, job.saved_remaining, attained = job.pending_save
-            job.saved_attained = max(job.saved_attained, attained)
+            job.saved_attained = max(job.saved_attained, attained if attained_now is None else attained_now)
             job.pending_save = None
 
     def suspended(self, job: Job, now: float) -> None:

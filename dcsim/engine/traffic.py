@@ -337,7 +337,10 @@ class TrainingTraffic:
         run.writing = None
         run.job.checkpoints += 1
         if epoch == run.epoch and run.job.state is JobState.RUNNING:
-            Lifecycle.commit_checkpoint(run.job)
+            job, now = run.job, self.env.now
+            stalled = job.attained + job.demand * (now - job.computing_since) \
+                if self.settings.checkpoint_stall and job.computing_since is not None else None
+            Lifecycle.commit_checkpoint(job, stalled)
             run.job.checkpoint_time += self.env.now - began
         run.stored.append(shards)
         assert self.storage is not None and self.settings.checkpoint_tier is not None
