@@ -206,8 +206,7 @@ class TrainingEngine(TrainingViews):
                               f"but only {self.cluster.free[accelerator]} are free")
         allocation = self.placement.place(PlacementRequest(job.id, job.demand, accelerator), self.cluster)
         check_allocation(self.cluster, self.placement, job, accelerator, allocation)
-        for node_id, count in allocation:
-            self.cluster.allocate(node_id, count)
+        self.cluster.allocate_all(allocation)
         del self._queue[job.id]
         del self._by_estimate[bisect.bisect_left(self._by_estimate, (job.estimate, job.submit, job.id))]
         self._start(job, accelerator, tuple(allocation))
@@ -376,8 +375,7 @@ class TrainingEngine(TrainingViews):
     def _release_suspended(self, job: Job) -> None:
         accelerator = job.accelerator
         assert accelerator is not None
-        for node_id, count in job.allocation:
-            self.cluster.release(node_id, count)
+        self.cluster.release_all(job.allocation)
         self._releasing[accelerator] -= job.demand
         del self._suspending[job.id]
         self.lifecycle.suspended(job, self.env.now)
@@ -423,8 +421,7 @@ class TrainingEngine(TrainingViews):
         self._active.pop(job.id, None)
         if self.traffic is not None:
             self.traffic.stopped(job)
-        for node_id, count in job.allocation:
-            self.cluster.release(node_id, count)
+        self.cluster.release_all(job.allocation)
         ends = self._running_ends[accelerator]
         del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
         self.levels.training_busy[accelerator] -= job.demand

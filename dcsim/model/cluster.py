@@ -72,6 +72,44 @@ class Cluster:
         if self._owed:
             self._absorb(node_id)
 
+    def allocate_all(self, allocation: Sequence[tuple[int, int]]) -> None:
+        """Take a job's (node, count) pairs; many nodes at once re-sort each bucket once, not per node."""
+        self._move_all([(node, -count) for node, count in allocation])
+
+    def release_all(self, allocation: Sequence[tuple[int, int]]) -> None:
+        self._move_all(list(allocation))
+        if self._owed:  # few nodes owe accelerators to repairs: look only at those
+            nodes = dict(allocation)
+            for node_id in [node for node in self._owed if node in nodes]:
+                self._absorb(node_id)
+
+    def _move_all(self, moves: list[tuple[int, int]]) -> None:
+        if len(moves) < 32:  # few nodes: bisect each (the common case)
+            for node_id, delta in moves:
+                self._move(node_id, delta)
+            return
+        leaving: dict[tuple[str, int], set[int]] = {}
+        arriving: dict[tuple[str, int], list[int]] = {}
+        for node_id, delta in moves:
+            node = self.nodes[node_id]
+            before = self.free_on[node_id]
+            after = before + delta
+            leaving.setdefault((node.accelerator, before), set()).add(node_id)
+            arriving.setdefault((node.accelerator, after), []).append(node_id)
+            self.free_on[node_id] = after
+            self.free[node.accelerator] += delta
+            if before == node.size:
+                self.occupied_nodes[node.pool] += 1
+            elif after == node.size:
+                self.occupied_nodes[node.pool] -= 1
+        for (model, free), nodes in leaving.items():
+            bucket = self._buckets[model][free]
+            bucket[:] = [node for node in bucket if node not in nodes]
+        for (model, free), added in arriving.items():
+            bucket = self._buckets[model][free]
+            bucket.extend(added)
+            bucket.sort()
+
     def _move(self, node_id: int, delta: int) -> None:
         node = self.nodes[node_id]
         before = self.free_on[node_id]
