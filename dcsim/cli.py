@@ -256,6 +256,13 @@ def _print_run_summary(summary: dict[str, object]) -> None:
     inference = summary.get("inference")
     if isinstance(inference, dict):
         _inference_rows(table, inference)
+    failures = summary.get("failures")
+    if isinstance(failures, dict):
+        ettr = failures.get("ettr")
+        table.add_row("failures / job interruptions",
+                      f"{failures['failures']} / {failures['job_interruptions']} (ETTR "
+                      f"{'n/a' if ettr is None else f'{ettr:.1%}'}, {failures['lost_accelerator_hours']:,.0f} "
+                      "accelerator-hours lost)")
     utilization = summary["utilization"]
     assert isinstance(utilization, dict)
     table.add_row("utilization busy / allocated",
