@@ -13,6 +13,7 @@ import pytest
 
 import dcsim
 from dcsim.build.model import build_model
+from dcsim.errors import ScenarioError
 from dcsim.scenario import load_scenario, scenario_from_dict
 from tests.helpers import SCENARIOS, tiny_scenario
 from tests.helpers import scenario_problems as problems
@@ -196,3 +197,14 @@ def test_the_llama3_profile_loads_with_its_source() -> None:
     total = sum(hours * 3600 * count / classes[name].mean_time_to_failure
                 for name, count in (("accelerator", 16384), ("node", 2048), ("link", 2048)))
     assert total == pytest.approx(419, rel=0.002)
+
+
+def test_young_daly_without_a_checkpoint_cost_or_failures_is_refused() -> None:
+    data = failing()
+    data["workload"]["training"]["checkpoint"] = {"interval": "young_daly"}
+    with pytest.raises(ScenarioError, match="young_daly needs a checkpoint cost"):
+        run(data)
+    data = tiny_scenario()
+    data["workload"]["training"]["checkpoint"] = {"interval": "young_daly", "save_time": "1min"}
+    with pytest.raises(ScenarioError, match="young_daly needs a failures section"):
+        run(data)

@@ -99,6 +99,9 @@ def build_checkpoints(scenario: Scenario, env: simpy.Environment, training: Trai
             return fixed
         return (job.checkpoint_bytes or 0.0) / bandwidth if bandwidth else 0.0
 
+    if checkpoint.interval == "young_daly" and not (fixed or bandwidth):
+        raise ScenarioError([f"{scenario.source}: workload.training.checkpoint: young_daly needs a checkpoint "
+                             "cost; give save_time > 0 (or write_bandwidth with checkpoint sizes)"])
     if checkpoint.interval != "young_daly" and fixed is None:  # per job: sizes may differ
         for job in jobs:
             if save_seconds(job) > float(checkpoint.interval):
