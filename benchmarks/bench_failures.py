@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LLAMA = ROOT / "scenarios" / "llama3_405b_failures.yaml"
 PHILLY = ROOT / "scenarios" / "philly.yaml"
 PHILLY_FAILURES = ["failures.profile=llama3-405b", "failures.detection=2min",
-                   "workload.training.checkpoint.interval=young_daly", "workload.training.checkpoint.save_time=1min"]
+                   "workload.training.checkpoint.policy=young_daly", "workload.training.checkpoint.save_time=1min"]
 
 
 def timed(run: Callable[[], dcsim.RunResult], repeat: int) -> tuple[list[float], dcsim.RunResult]:

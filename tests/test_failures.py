@@ -201,10 +201,63 @@ def test_the_llama3_profile_loads_with_its_source() -> None:
 
 def test_young_daly_without_a_checkpoint_cost_or_failures_is_refused() -> None:
     data = failing()
-    data["workload"]["training"]["checkpoint"] = {"interval": "young_daly"}
+    data["workload"]["training"]["checkpoint"] = {"policy": "young_daly"}
     with pytest.raises(ScenarioError, match="young_daly needs a checkpoint cost"):
         run(data)
     data = tiny_scenario()
-    data["workload"]["training"]["checkpoint"] = {"interval": "young_daly", "save_time": "1min"}
+    data["workload"]["training"]["checkpoint"] = {"policy": "young_daly", "save_time": "1min"}
     with pytest.raises(ScenarioError, match="young_daly needs a failures section"):
         run(data)
+
+
+# --- switches ------------------------------------------------------------------------------------------
+def test_a_failed_spine_reroutes_and_a_failed_leaf_cuts_its_hosts_off() -> None:
+    from dcsim.model.topology import leaf_spine
+
+    hosts = [f"h{i}" for i in range(8)]
+    topology = leaf_spine(hosts, hosts_per_leaf=4, spines=2, host_bandwidth=50e9)
+    before = topology.path("h0", "h5")
+    crossing = {topology.links[i].target for i in before} | {topology.links[i].source for i in before}
+    spine = next(node for node in crossing if node.startswith("spine"))
+    topology.set_down(spine, True)
+    after = topology.path("h0", "h5")
+    assert all(spine not in (topology.links[i].source, topology.links[i].target) for i in after)
+    assert topology.cut_off() == []
+    topology.set_down("leaf-1", True)
+    assert topology.cut_off() == ["h4", "h5", "h6", "h7"]
+    with pytest.raises(ScenarioError):
+        topology.path("h0", "h5")
+    topology.set_down("leaf-1", False)
+    topology.set_down(spine, False)
+    assert topology.path("h0", "h5") == before  # repaired: the same route as before
+
+
+def test_switch_failures_on_the_fat_tree_reroute_or_stop_jobs_and_conserve_accelerators() -> None:
+    scenario = load_scenario(SCENARIOS / "fat_tree_placement.yaml", [
+        "failures.switch.mtbf=30h", "failures.switch.causes={reboot: {share: 1.0, repair: 30min}}",
+        "workload.training.jobs=60"])
+    model = build_model(scenario)
+    cluster, training, env = model.cluster, model.simulation.training, model.simulation.env
+    training.start()
+    assert model.failures is not None
+    model.failures.start()
+    while env.peek() < float("inf"):
+        env.step()
+        held = [0] * len(cluster.nodes)
+        for job in training.holding():
+            for node, count in job.allocation:
+                held[node] += count
+        for node in cluster.nodes:
+            assert cluster.free_on[node.id] + cluster.out_of_service.get(node.id, 0) + held[node.id] == node.size
+    assert training.finished == len(training.jobs)
+    rows = model.failures.log.rows
+    assert sum(1 for row in rows if row[1] == "switch") >= 3
+    assert model.network is not None and model.network.topology is not None
+    assert not model.network.topology.down or any(row[1] == "switch" for row in rows)
+    hit = {int(j) for row in rows if row[1] == "switch" for j in str(row[9]).split(";") if j}
+    assert all(len(job.allocation) > 1 for job in training.jobs if job.id in hit)
+
+
+def test_switch_failures_need_a_network(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, tiny_scenario(failures={"switch": {"mtbf": "10h"}})))
+    assert len(found) == 1 and "failures.switch" in found[0] and "network section" in found[0]

@@ -41,7 +41,8 @@ def one_job_scenario(tmp_path: Path, work: float, interval: float | str, *, node
                                                        "accelerators_per_node": 1}]},
         "workload": {"training": {
             "source": "trace", "path": str(path),
-            "checkpoint": {"interval": interval, "save_time": SAVE},
+            "checkpoint": {"policy": "young_daly", "save_time": SAVE} if interval == "young_daly"
+            else {"interval": interval, "save_time": SAVE},
             "suspension": {"restart_delay": RESTORE}}},
         "failures": {"accelerator": {"mtbf": mtbf, "causes": {"fault": {"share": 1.0, "repair": 60.0}}},
                      "detection": DETECT},

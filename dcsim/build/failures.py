@@ -18,6 +18,7 @@ from dcsim.scenario.failures import ComponentFailures, Repair, component_classes
 from dcsim.scenario.schema import Scenario
 
 if TYPE_CHECKING:
+    from dcsim.build.network import NetworkModel
     from dcsim.engine.traffic import TrainingTraffic
 
 
@@ -37,17 +38,26 @@ class JobFailureRate:
 
 
 def build_failures(scenario: Scenario, seed: int, env: simpy.Environment, training: TrainingEngine,
-                   on_change: Callable[[], None]) -> FailureProcess | None:
+                   on_change: Callable[[], None], network: NetworkModel | None) -> FailureProcess | None:
     spec = scenario.failures
     if spec is None:
         return None
+    switches = None
+    if network is not None and network.topology is not None and spec.switch is not None:
+        from dcsim.engine.network_failures import SwitchFailures
+
+        switches = SwitchFailures(network.topology, network.traffic, training.cluster,
+                                  lambda job: process.interrupt_stranded(job))
     training.requeue_front = spec.requeue == "front"
     classes = [_class_spec(name, component) for name, component in component_classes(spec).items()]
     settings = FailureSettings(
         detection=spec.detection, lemon_fraction=spec.lemons.fraction if spec.lemons is not None else 0.0,
         lemon_multiplier=spec.lemons.rate_multiplier if spec.lemons is not None else 1.0,
         spares=tuple((s.pool, s.nodes, s.swap_delay) for s in spec.spares))
-    return FailureProcess(env, training.cluster, settings, classes, seed, training, on_change)
+    process = FailureProcess(env, training.cluster, settings, classes, seed, training, on_change, switches)
+    if switches is not None and network is not None and network.traffic is not None:
+        network.traffic.unroutable = process.interrupt_stranded
+    return process
 
 
 def _class_spec(name: str, component: ComponentFailures) -> ClassSpec:
@@ -74,12 +84,13 @@ def checkpoint_interval(scenario: Scenario, save_seconds: Callable[[Job], float]
     spec = scenario.workload.training
     checkpoint = getattr(spec, "checkpoint", None)
     assert checkpoint is not None
-    if checkpoint.interval != "young_daly":
+    if checkpoint.policy == "fixed":
+        assert checkpoint.interval is not None
         fixed = float(checkpoint.interval)
         return lambda job: fixed
     rate = job_failure_rate(scenario)
     if rate is None:
-        raise ScenarioError([f"{scenario.source}: workload.training.checkpoint.interval: young_daly needs a "
+        raise ScenarioError([f"{scenario.source}: workload.training.checkpoint.policy: young_daly needs a "
                              "failures section (the job's failure rate); give a duration instead"])
     return lambda job: daly_interval(save_seconds(job), 1.0 / rate(job) if rate(job) > 0 else math.inf)
 
@@ -99,10 +110,10 @@ def build_checkpoints(scenario: Scenario, env: simpy.Environment, training: Trai
             return fixed
         return (job.checkpoint_bytes or 0.0) / bandwidth if bandwidth else 0.0
 
-    if checkpoint.interval == "young_daly" and not (fixed or bandwidth):
+    if checkpoint.policy == "young_daly" and not (fixed or bandwidth):
         raise ScenarioError([f"{scenario.source}: workload.training.checkpoint: young_daly needs a checkpoint "
                              "cost; give save_time > 0 (or write_bandwidth with checkpoint sizes)"])
-    if checkpoint.interval != "young_daly" and fixed is None:  # per job: sizes may differ
+    if checkpoint.interval is not None and fixed is None:  # per job: sizes may differ
         for job in jobs:
             if save_seconds(job) > float(checkpoint.interval):
                 raise ScenarioError([f"{scenario.source}: workload.training.checkpoint.interval: "
@@ -116,7 +127,7 @@ def build_checkpoints(scenario: Scenario, env: simpy.Environment, training: Trai
 def wire_tier_checkpoints(scenario: Scenario, traffic: TrainingTraffic) -> None:
     """Young/Daly intervals for checkpoints written through a storage tier."""
     checkpoint = getattr(scenario.workload.training, "checkpoint", None)
-    if checkpoint is None or checkpoint.tier is None or checkpoint.interval != "young_daly":
+    if checkpoint is None or checkpoint.tier is None or checkpoint.policy != "young_daly":
         return
     estimate = tier_save_estimate(scenario)
     traffic.checkpoint_interval = checkpoint_interval(

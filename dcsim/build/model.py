@@ -173,7 +173,7 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     build_checkpoints(scenario, env, training, jobs)
     if network is not None and network.traffic is not None:
         wire_tier_checkpoints(scenario, network.traffic)
-    failures = build_failures(scenario, seed, env, training, _capacity_moved(training, serving))
+    failures = build_failures(scenario, seed, env, training, _capacity_moved(training, serving), network)
     if failures is not None and serving is not None:
         failures.serving = serving.engine
         serving.engine.losses = ReplicaLosses(scenario.failures.request_retries)  # type: ignore[union-attr]

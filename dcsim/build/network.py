@@ -193,7 +193,7 @@ def build_network(scenario: Scenario, cluster: Cluster, calibration: Calibration
             dataset_rate=spec.dataset.rate if spec.dataset is not None else 0.0,
             checkpoint_tier=spec.checkpoint.tier if spec.checkpoint is not None else None,
             checkpoint_interval=float(spec.checkpoint.interval) if spec.checkpoint is not None
-            and spec.checkpoint.interval != "young_daly" else float("inf"),
+            and spec.checkpoint.interval is not None else float("inf"),
             checkpoint_stall=spec.checkpoint.mode == "stall" if spec.checkpoint is not None else True,
             checkpoint_keep=spec.checkpoint.keep if spec.checkpoint is not None else 1,
             checkpoint_retain=spec.checkpoint.retain_after_completion if spec.checkpoint is not None else False,

@@ -87,6 +87,14 @@ class TrainingTarget(Protocol):
     def interrupt(self, job: Job, hold: float) -> None: ...
 
 
+class SwitchTarget(Protocol):
+    """The network as failures see it (engine/network_failures.py)."""
+
+    def switches(self) -> list[str]: ...
+    def fail(self, switch: str) -> tuple[list[int], list[int]]: ...  # (nodes cut off, jobs stopped)
+    def restore(self, switch: str) -> list[int]: ...
+
+
 class ServingTarget(Protocol):
     """The serving engine as failures see it (engine/serving_failures.py)."""
 
@@ -98,8 +106,10 @@ class ServingTarget(Protocol):
 class FailureProcess:
     def __init__(self, env: simpy.Environment, cluster: Cluster, spec: FailureSettings,
                  classes: Sequence[ClassSpec], seed: int, training: TrainingTarget,
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], network: SwitchTarget | None = None) -> None:
         self.env = env
+        self.network = network
+        self._lost = 0.0  # accelerator-seconds lost by the jobs a switch failure stranded
         self.cluster = cluster
         self.spec = spec
         self.training = training
@@ -125,7 +135,10 @@ class FailureProcess:
         name = spec.name
         sizes = np.array([node.size for node in self.cluster.nodes], dtype=np.int64)
         ids = np.arange(len(sizes), dtype=np.int64)
-        if name == "accelerator":
+        if name == "switch":  # components are the network's switches (engine/network_failures.py)
+            count = len(self.network.switches()) if self.network is not None else 0
+            node_of = slot_of = np.full(count, -1, dtype=np.int64)
+        elif name == "accelerator":
             node_of = np.repeat(ids, sizes)
             slot_of = np.arange(len(node_of), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         else:
@@ -145,7 +158,7 @@ class FailureProcess:
 
     def _lifetimes(self, index: int, nodes: np.ndarray, starts: np.ndarray) -> np.ndarray:
         spec, rng = self.classes[index].spec, self._rngs[index]
-        multiplier = self.multiplier[nodes]
+        multiplier = np.where(nodes >= 0, self.multiplier[np.maximum(nodes, 0)], 1.0)
         if spec.weibull is not None:  # a hazard m times higher: scale / m^(1/shape)
             shape, scale = spec.weibull
             return starts + scale * rng.weibull(shape, len(nodes)) / multiplier ** (1.0 / shape)
@@ -168,13 +181,16 @@ class FailureProcess:
             return  # nothing left to hit: the run ends at its last completion
         when, index, component = heapq.heappop(self._heap)
         failure_class = self.classes[index]
-        node_id = int(failure_class.node_of[component])
-        node = self.cluster.nodes[node_id]
         rng = self._repair_rngs[index]
         cause_index = min(int(np.searchsorted(failure_class.cumulative, rng.random(), side="right")),
                           len(failure_class.causes) - 1)
         cause = failure_class.causes[cause_index]
         repair = _repair_time(failure_class.repairs[cause_index], rng)
+        if failure_class.name == "switch":
+            self._switch_failure(when, index, component, cause, repair)
+            return
+        node_id = int(failure_class.node_of[component])
+        node = self.cluster.nodes[node_id]
         spare = False
         back = repair
         if node.pool in self.spares and self.spares[node.pool] > 0 and repair > self.swap_delay[node.pool]:
@@ -230,6 +246,49 @@ class FailureProcess:
             self.serving.lose(replica, f"{kind} failure ({cause})")
         return [job.id for job in hit_jobs], hit_replicas, lost
 
+    # --- switches -------------------------------------------------------------------------------------
+    def interrupt_stranded(self, job: Job) -> None:
+        """A job a failed switch left without a route (engine/network_failures.py)."""
+        if job.state is JobState.SUSPENDING and job.pending_save is None:
+            return  # already stopped by a failure
+        before = job.lost_service
+        self.training.interrupt(job, self.spec.detection)
+        self._lost += job.lost_service - before
+
+    def _switch_failure(self, when: float, index: int, component: int, cause: str, repair: float) -> None:
+        assert self.network is not None
+        name = self.network.switches()[component]
+        self._lost = 0.0
+        cut, stranded = self.network.fail(name)
+        jobs, replicas = list(stranded), []
+        lost, down = self._lost, 0
+        for node_id in cut:  # hosts the failure leaves outside the largest island: out of service too
+            size = self.cluster.nodes[node_id].size
+            down += size
+            self._down.setdefault(node_id, []).append(size)
+            self._apply_down(node_id)
+            hit_jobs, hit_replicas, hit_lost = self._hit("link", node_id, -1, cause)
+            jobs += hit_jobs
+            replicas += hit_replicas
+            lost += hit_lost
+        self.down_accelerator_seconds += down * repair
+        self.env.timeout(repair).callbacks.append(partial(self._switch_repaired, index, component, name, cut))
+        self.log.rows.append((when, "switch", name, "", cause, down, repair, when + repair, False,
+                              ";".join(map(str, sorted(set(jobs)))), ";".join(map(str, replicas)), lost))
+        self.log.by_cause[cause] = self.log.by_cause.get(cause, 0.0) + lost
+        self.on_change()
+        self._schedule()
+
+    def _switch_repaired(self, index: int, component: int, name: str, cut: list[int], _event: simpy.Event) -> None:
+        assert self.network is not None
+        self._lost = 0.0
+        self.network.restore(name)
+        for node_id in cut:
+            self._down[node_id].remove(self.cluster.nodes[node_id].size)
+            self._apply_down(node_id)
+        self._renew(index, component, -1)
+        self.on_change()
+
     # --- repairs --------------------------------------------------------------------------------------
     def _apply_down(self, node_id: int) -> None:
         outages = self._down.get(node_id, [])
@@ -240,12 +299,15 @@ class FailureProcess:
     def _repaired(self, index: int, component: int, node_id: int, count: int, _event: simpy.Event) -> None:
         self._down[node_id].remove(count)
         self._apply_down(node_id)
-        starts = np.array([self.env.now])
-        life = self._lifetimes(index, np.array([node_id]), starts)
+        self._renew(index, component, node_id)
+        self.on_change()
+
+    def _renew(self, index: int, component: int, node_id: int) -> None:
+        """The component is back with a fresh life."""
+        life = self._lifetimes(index, np.array([node_id]), np.array([self.env.now]))
         heapq.heappush(self._heap, (float(life[0]), index, component))
         if self._heap[0][2] == component and self._heap[0][1] == index:
             self._schedule()  # it fails before what was planned next
-        self.on_change()
 
     def _spare_repaired(self, pool: str, _event: simpy.Event) -> None:
         self.spares[pool] += 1

@@ -37,6 +37,7 @@ import simpy
 from dcsim.engine.fabric import Fabric, TransferGroup
 from dcsim.engine.lifecycle import Lifecycle
 from dcsim.engine.storage import StorageSystem
+from dcsim.errors import ScenarioError
 from dcsim.model import Cluster, Job, JobState
 from dcsim.model.topology import Topology
 
@@ -112,10 +113,21 @@ class TrainingTraffic:
         self._host_uplinks: dict[str, list[int]] = {}
         self.on_storage_change: Callable[[], None] = lambda: None
         self.checkpoint_interval: Callable[[Job], float] | None = None  # per job (Young/Daly); else settings'
+        self.unroutable: Callable[[Job], None] | None = None  # a job with no route left (failed switches)
 
     # --- job lifecycle ---------------------------------------------------------------------------
     def started(self, job: Job) -> None:
-        """The job begins computing on its allocation: open its streams, set its speed."""
+        """The job begins computing on its allocation: open its streams, set its speed. With failed
+        switches a route may be missing (engine/network_failures.py): the job is then stopped."""
+        try:
+            self._open(job)
+        except ScenarioError:
+            if self.topology is None or not self.topology.down or self.unroutable is None:
+                raise
+            self.stopped(job)
+            self.unroutable(job)
+
+    def _open(self, job: Job) -> None:
         profile = self.profile(job)
         settings = self.settings
         if len(job.allocation) == 1 and (settings.dataset_tier is None or self.storage is None) \
@@ -171,6 +183,30 @@ class TrainingTraffic:
         run.hops, run.dataset, run.read_ring = [], [], None
         if run.writing is None:
             self._drop_stored(run)
+
+    def fabric_jobs(self) -> list[Job]:
+        """Jobs with streams on the fabric (those a failed switch may reroute)."""
+        return [run.job for run in self._running.values()]
+
+    def reroute(self, job: Job) -> bool:
+        """Reopen the job's streams on the current routes (a switch failed or came back); it keeps the
+        checkpoints it stored, and one being written is abandoned. False: no route is left."""
+        run = self._running.pop(job.id, None)
+        if run is None:
+            return True
+        run.epoch += 1
+        self.fabric.close([flow for hop in run.hops for flow in hop] + [flow for flow, _ in run.dataset])
+        stored, run.stored = run.stored, deque()
+        try:
+            self._open(job)
+        except ScenarioError:
+            self.stopped(job)  # what opened before the missing route
+            run.stored = stored
+            self._drop_stored(run)
+            return False
+        if job.id in self._running:
+            self._running[job.id].stored = stored
+        return True
 
     # --- speed -------------------------------------------------------------------------------------
     def _refresh(self, run: _Running) -> None:

@@ -55,6 +55,7 @@ class Topology:
     _arc: dict[tuple[str, str], int] = field(default_factory=dict)
     _predecessors: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     source: str = "topology"
+    down: set[str] = field(default_factory=set)  # failed switches: routes go around them
 
     @classmethod
     def from_edges(cls, hosts: Sequence[str], edges: Iterable[tuple[str, str, float, float, str]],
@@ -244,6 +245,8 @@ class Topology:
                 if node != src and kind[node]["kind"] == "storage":
                     continue
                 for other in graph.successors(node):
+                    if other in self.down:
+                        continue
                     seen = hops.get(other)
                     if seen is None:
                         hops[other] = depth
@@ -255,6 +258,28 @@ class Topology:
         for preds in predecessors.values():
             preds.sort()
         return predecessors
+
+    def set_down(self, switch: str, down: bool) -> None:
+        """A switch fails (routes avoid it from now on) or is repaired."""
+        if down:
+            self.down.add(switch)
+        else:
+            self.down.discard(switch)
+        self._predecessors.clear()
+
+    def switches(self) -> list[str]:
+        return [node for node, kind in self.graph.nodes(data="kind") if kind == "switch"]
+
+    def cut_off(self) -> list[str]:
+        """Hosts outside the largest island of hosts the failed switches leave (none when none failed)."""
+        if not self.down:
+            return []
+        fabric = self.graph.to_undirected(as_view=True)
+        alive = fabric.subgraph([node for node in fabric if node not in self.down])
+        hosts = set(self.hosts)
+        islands = sorted((sorted(hosts & component) for component in nx.connected_components(alive)),
+                         key=lambda island: (-len(island), island[:1]))
+        return [host for island in islands[1:] for host in island]
 
     def path_latency(self, links: Sequence[int]) -> float:
         return sum(self.links[i].latency for i in links)

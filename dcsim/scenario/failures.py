@@ -1,9 +1,11 @@
 """The `failures` section: what fails, how often, why, for how long, and what softens it.
 
 Component classes: `accelerator` (one accelerator of a node), `node` (a host: all its accelerators)
-and `link` (a host's network connection: the multi-node jobs on it stop, and the node is out of
-service until repaired). Each class has a time to failure per component, exponential (`mtbf`) or
-Weibull (`weibull: {shape, scale}`), and a mix of causes, each with a share and a repair time.
+`link` (a host's network connection: the multi-node jobs on it stop, and the node is out of
+service until repaired) and `switch` (a switch of the network model: flows re-route around it, and
+jobs and hosts it cuts off stop; engine/network_failures.py). Each class has a time to failure
+per component, exponential (`mtbf`) or Weibull (`weibull: {shape, scale}`), and a mix of causes,
+each with a share and a repair time.
 `profile: NAME` starts from a shipped profile (catalog/failure_profiles.yaml, with its source);
 classes given here replace the profile's. Times to failure run whether a component is busy or idle.
 """
@@ -21,7 +23,7 @@ from dcsim.errors import clip, excerpt
 from dcsim.scenario.base import Strict
 from dcsim.scenario.units_types import Duration, PositiveDuration
 
-COMPONENT_CLASSES = ("accelerator", "node", "link")
+COMPONENT_CLASSES = ("accelerator", "node", "link", "switch")
 
 
 class Repair(Strict):
@@ -98,6 +100,7 @@ class Failures(Strict):
     accelerator: ComponentFailures | None = None
     node: ComponentFailures | None = None
     link: ComponentFailures | None = None
+    switch: ComponentFailures | None = Field(None, description="a switch of the network model (needs `network`)")
     detection: Duration = Field(
         0.0, description="from a failure until the job notices: it holds its healthy accelerators meanwhile")
     requeue: Literal["front", "back"] = Field(
@@ -108,8 +111,11 @@ class Failures(Strict):
         3, ge=0, le=1000, description="times a request on a failed replica is retried before it fails")
 
 
-def check_failures(failures: Failures, pools: dict[str, int]) -> None:
-    """Spares name a pool and are no more than its nodes; a profile exists; some class is given."""
+def check_failures(failures: Failures, pools: dict[str, int], network: bool) -> None:
+    """Spares name a pool and are no more than its nodes; a profile exists; some class is given;
+    switch failures need a network model."""
+    if failures.switch is not None and not network:
+        raise ValueError("failures.switch: switch failures need a network section (its topology has the switches)")
     for index, spares in enumerate(failures.spares):
         where = f"failures.spares.{index}"
         if spares.pool not in pools:

@@ -366,7 +366,8 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _spares_fit(self) -> Scenario:
         if self.failures is not None:
-            check_failures(self.failures, {pool.name: pool.count for pool in self.cluster.node_pools})
+            check_failures(self.failures, {pool.name: pool.count for pool in self.cluster.node_pools},
+                           self.network is not None)
         return self
 
     @field_validator("calibration", mode="before")
