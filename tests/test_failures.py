@@ -230,12 +230,16 @@ def test_a_failed_spine_reroutes_and_a_failed_leaf_cuts_its_hosts_off() -> None:
     topology.set_down("leaf-1", False)
     topology.set_down(spine, False)
     assert topology.path("h0", "h5") == before  # repaired: the same route as before
+    topology.set_link_down("h5", "leaf-1", True)  # a host's only link: cut off
+    assert topology.cut_off() == ["h5"]
+    topology.set_link_down("h5", "leaf-1", False)
+    assert topology.cut_off() == [] and topology.path("h0", "h5") == before
 
 
 def test_switch_failures_on_the_fat_tree_reroute_or_stop_jobs_and_conserve_accelerators() -> None:
     scenario = load_scenario(SCENARIOS / "fat_tree_placement.yaml", [
         "failures.switch.mtbf=30h", "failures.switch.causes={reboot: {share: 1.0, repair: 30min}}",
-        "workload.training.jobs=60"])
+        "failures.fabric_link.mtbf=300h", "workload.training.jobs=60"])
     model = build_model(scenario)
     cluster, training, env = model.cluster, model.simulation.training, model.simulation.env
     training.start()
@@ -252,12 +256,13 @@ def test_switch_failures_on_the_fat_tree_reroute_or_stop_jobs_and_conserve_accel
     assert training.finished == len(training.jobs)
     rows = model.failures.log.rows
     assert sum(1 for row in rows if row[1] == "switch") >= 3
-    assert model.network is not None and model.network.topology is not None
-    assert not model.network.topology.down or any(row[1] == "switch" for row in rows)
-    hit = {int(j) for row in rows if row[1] == "switch" for j in str(row[9]).split(";") if j}
-    assert all(len(job.allocation) > 1 for job in training.jobs if job.id in hit)
+    assert sum(1 for row in rows if row[1] == "fabric_link") >= 3
+    hit = {int(j) for row in rows if row[1] in ("switch", "fabric_link") for j in str(row[9]).split(";") if j}
+    # stopped jobs were on the fabric (a ring, or a dataset stream from the tier) and count the interruption
+    assert hit and all(job.interruptions >= 1 for job in training.jobs if job.id in hit)
 
 
-def test_switch_failures_need_a_network(tmp_path: Path) -> None:
-    found = problems(write(tmp_path, tiny_scenario(failures={"switch": {"mtbf": "10h"}})))
-    assert len(found) == 1 and "failures.switch" in found[0] and "network section" in found[0]
+@pytest.mark.parametrize("kind", ["switch", "fabric_link"])
+def test_network_failures_need_a_network(tmp_path: Path, kind: str) -> None:
+    found = problems(write(tmp_path, tiny_scenario(failures={kind: {"mtbf": "10h"}})))
+    assert len(found) == 1 and f"failures.{kind}" in found[0] and "network section" in found[0]

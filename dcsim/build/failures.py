@@ -43,10 +43,10 @@ def build_failures(scenario: Scenario, seed: int, env: simpy.Environment, traini
     if spec is None:
         return None
     switches = None
-    if network is not None and network.topology is not None and spec.switch is not None:
-        from dcsim.engine.network_failures import SwitchFailures
+    if network is not None and network.topology is not None and (spec.switch or spec.fabric_link) is not None:
+        from dcsim.engine.network_failures import NetworkFailures
 
-        switches = SwitchFailures(network.topology, network.traffic, training.cluster,
+        switches = NetworkFailures(network.topology, network.traffic, training.cluster,
                                   lambda job: process.interrupt_stranded(job))
     training.requeue_front = spec.requeue == "front"
     classes = [_class_spec(name, component) for name, component in component_classes(spec).items()]

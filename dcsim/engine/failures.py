@@ -31,6 +31,8 @@ import simpy
 from dcsim.engine.rng import stream
 from dcsim.model import Cluster, Job, JobState
 
+NETWORK_CLASSES = ("switch", "fabric_link")  # failure classes of the network model's components
+
 
 @dataclass(frozen=True)
 class RepairTime:
@@ -90,9 +92,10 @@ class TrainingTarget(Protocol):
 class SwitchTarget(Protocol):
     """The network as failures see it (engine/network_failures.py)."""
 
-    def switches(self) -> list[str]: ...
-    def fail(self, switch: str) -> tuple[list[int], list[int]]: ...  # (nodes cut off, jobs stopped)
-    def restore(self, switch: str) -> list[int]: ...
+    def components(self, kind: str) -> list[str]: ...  # kind: switch or fabric_link
+    def fail(self, kind: str, index: int) -> list[int]: ...  # ids of the jobs left without a route
+    def restore(self, kind: str, index: int) -> list[int]: ...
+    def cut_off(self) -> set[int]: ...  # node ids cut off from the largest island
 
 
 class ServingTarget(Protocol):
@@ -109,7 +112,8 @@ class FailureProcess:
                  on_change: Callable[[], None], network: SwitchTarget | None = None) -> None:
         self.env = env
         self.network = network
-        self._lost = 0.0  # accelerator-seconds lost by the jobs a switch failure stranded
+        self._lost = 0.0  # accelerator-seconds lost by the jobs a network failure stranded
+        self._cut: set[int] = set()  # nodes the failed switches and links cut off (out of service)
         self.cluster = cluster
         self.spec = spec
         self.training = training
@@ -135,8 +139,8 @@ class FailureProcess:
         name = spec.name
         sizes = np.array([node.size for node in self.cluster.nodes], dtype=np.int64)
         ids = np.arange(len(sizes), dtype=np.int64)
-        if name == "switch":  # components are the network's switches (engine/network_failures.py)
-            count = len(self.network.switches()) if self.network is not None else 0
+        if name in NETWORK_CLASSES:  # the network's switches or links (engine/network_failures.py)
+            count = len(self.network.components(name)) if self.network is not None else 0
             node_of = slot_of = np.full(count, -1, dtype=np.int64)
         elif name == "accelerator":
             node_of = np.repeat(ids, sizes)
@@ -186,8 +190,8 @@ class FailureProcess:
                           len(failure_class.causes) - 1)
         cause = failure_class.causes[cause_index]
         repair = _repair_time(failure_class.repairs[cause_index], rng)
-        if failure_class.name == "switch":
-            self._switch_failure(when, index, component, cause, repair)
+        if failure_class.name in NETWORK_CLASSES:
+            self._network_failure(when, index, component, cause, repair)
             return
         node_id = int(failure_class.node_of[component])
         node = self.cluster.nodes[node_id]
@@ -246,46 +250,58 @@ class FailureProcess:
             self.serving.lose(replica, f"{kind} failure ({cause})")
         return [job.id for job in hit_jobs], hit_replicas, lost
 
-    # --- switches -------------------------------------------------------------------------------------
+    # --- switches and links of the network model ----------------------------------------------------
     def interrupt_stranded(self, job: Job) -> None:
-        """A job a failed switch left without a route (engine/network_failures.py)."""
+        """A job a failed switch or link left without a route (engine/network_failures.py)."""
         if job.state is JobState.SUSPENDING and job.pending_save is None:
             return  # already stopped by a failure
         before = job.lost_service
         self.training.interrupt(job, self.spec.detection)
         self._lost += job.lost_service - before
 
-    def _switch_failure(self, when: float, index: int, component: int, cause: str, repair: float) -> None:
+    def _network_failure(self, when: float, index: int, component: int, cause: str, repair: float) -> None:
         assert self.network is not None
-        name = self.network.switches()[component]
+        kind = self.classes[index].name
+        name = self.network.components(kind)[component]
         self._lost = 0.0
-        cut, stranded = self.network.fail(name)
-        jobs, replicas = list(stranded), []
-        lost, down = self._lost, 0
-        for node_id in cut:  # hosts the failure leaves outside the largest island: out of service too
+        stranded = self.network.fail(kind, component)
+        jobs, replicas, down = self._recut(cause)
+        jobs = sorted(set(jobs) | set(stranded))
+        self.down_accelerator_seconds += down * repair
+        self.env.timeout(repair).callbacks.append(partial(self._network_repaired, index, component))
+        self.log.rows.append((when, kind, name, "", cause, down, repair, when + repair, False,
+                              ";".join(map(str, jobs)), ";".join(map(str, replicas)), self._lost))
+        self.log.by_cause[cause] = self.log.by_cause.get(cause, 0.0) + self._lost
+        self.on_change()
+        self._schedule()
+
+    def _recut(self, cause: str) -> tuple[list[int], list[int], int]:
+        """Nodes newly cut off leave service (their multi-node jobs and replicas stop, as for a link);
+        nodes reachable again come back. Returns the jobs and replicas hit and accelerators taken."""
+        assert self.network is not None
+        now_cut = self.network.cut_off()
+        jobs: list[int] = []
+        replicas: list[int] = []
+        down = 0
+        for node_id in sorted(now_cut - self._cut):
             size = self.cluster.nodes[node_id].size
             down += size
             self._down.setdefault(node_id, []).append(size)
             self._apply_down(node_id)
-            hit_jobs, hit_replicas, hit_lost = self._hit("link", node_id, -1, cause)
+            hit_jobs, hit_replicas, lost = self._hit("link", node_id, -1, cause)
             jobs += hit_jobs
             replicas += hit_replicas
-            lost += hit_lost
-        self.down_accelerator_seconds += down * repair
-        self.env.timeout(repair).callbacks.append(partial(self._switch_repaired, index, component, name, cut))
-        self.log.rows.append((when, "switch", name, "", cause, down, repair, when + repair, False,
-                              ";".join(map(str, sorted(set(jobs)))), ";".join(map(str, replicas)), lost))
-        self.log.by_cause[cause] = self.log.by_cause.get(cause, 0.0) + lost
-        self.on_change()
-        self._schedule()
-
-    def _switch_repaired(self, index: int, component: int, name: str, cut: list[int], _event: simpy.Event) -> None:
-        assert self.network is not None
-        self._lost = 0.0
-        self.network.restore(name)
-        for node_id in cut:
+            self._lost += lost
+        for node_id in sorted(self._cut - now_cut):
             self._down[node_id].remove(self.cluster.nodes[node_id].size)
             self._apply_down(node_id)
+        self._cut = now_cut
+        return jobs, replicas, down
+
+    def _network_repaired(self, index: int, component: int, _event: simpy.Event) -> None:
+        assert self.network is not None
+        self.network.restore(self.classes[index].name, component)
+        self._recut("")
         self._renew(index, component, -1)
         self.on_change()
 

@@ -23,7 +23,7 @@ from dcsim.errors import clip, excerpt
 from dcsim.scenario.base import Strict
 from dcsim.scenario.units_types import Duration, PositiveDuration
 
-COMPONENT_CLASSES = ("accelerator", "node", "link", "switch")
+COMPONENT_CLASSES = ("accelerator", "node", "link", "switch", "fabric_link")
 
 
 class Repair(Strict):
@@ -101,6 +101,8 @@ class Failures(Strict):
     node: ComponentFailures | None = None
     link: ComponentFailures | None = None
     switch: ComponentFailures | None = Field(None, description="a switch of the network model (needs `network`)")
+    fabric_link: ComponentFailures | None = Field(
+        None, description="a physical link of the network model, host links included (needs `network`)")
     detection: Duration = Field(
         0.0, description="from a failure until the job notices: it holds its healthy accelerators meanwhile")
     requeue: Literal["front", "back"] = Field(
@@ -114,8 +116,9 @@ class Failures(Strict):
 def check_failures(failures: Failures, pools: dict[str, int], network: bool) -> None:
     """Spares name a pool and are no more than its nodes; a profile exists; some class is given;
     switch failures need a network model."""
-    if failures.switch is not None and not network:
-        raise ValueError("failures.switch: switch failures need a network section (its topology has the switches)")
+    for name in ("switch", "fabric_link"):
+        if getattr(failures, name) is not None and not network:
+            raise ValueError(f"failures.{name}: {name} failures need a network section (its topology has them)")
     for index, spares in enumerate(failures.spares):
         where = f"failures.spares.{index}"
         if spares.pool not in pools:
