@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import simpy
@@ -173,6 +173,11 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     build_checkpoints(scenario, env, training, jobs)
     if network is not None and network.traffic is not None:
         wire_tier_checkpoints(scenario, network.traffic)
+        if network.traffic.settings.checkpoint_tier is not None:  # suspensions write through the tier too
+            from dcsim.engine.suspension_io import SuspensionIO
+
+            training.suspension_io = SuspensionIO(network.traffic)
+            training.lifecycle.costs = replace(training.lifecycle.costs, write_bps=math.inf, read_bps=math.inf)
     failures = build_failures(scenario, seed, env, training, _capacity_moved(training, serving), network)
     if failures is not None and serving is not None:
         failures.serving = serving.engine

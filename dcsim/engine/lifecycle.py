@@ -16,8 +16,8 @@ migrations, lost work. The engine owns the events and the accelerators; this mod
 
 Periodic checkpoints (engine/checkpoints.py, or engine/traffic.py through a storage tier) mark the
 progress they save with begin_checkpoint and make it count with commit_checkpoint once written.
-Follow-up: the checkpoint of a suspension could travel through the storage and fabric model
-instead of a fixed bandwidth; today it takes bytes / bandwidth.
+With a checkpoint tier, a suspension's checkpoint travels through the storage and network model
+instead (engine/suspension_io.py; the engine holds the accelerators until it is written).
 """
 
 from __future__ import annotations

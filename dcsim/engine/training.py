@@ -46,6 +46,13 @@ class JobCheckpoints(Protocol):
     def started(self, job: Job) -> None: ...
 
 
+class CheckpointTransfers(Protocol):
+    """Checkpoints of suspensions through the storage tier (engine/suspension_io.py)."""
+
+    def write(self, job: Job, done: Callable[[], None]) -> bool: ...
+    def read(self, job: Job, done: Callable[[], None]) -> bool: ...
+
+
 class JobTraffic(Protocol):
     """Network and storage traffic of running jobs (engine/traffic.py): it sets their speed through
     update_rate and may fail them."""
@@ -99,6 +106,7 @@ class TrainingEngine(TrainingViews):
         self._interrupted: set[int] = set()  # stopped by a failure, not yet back in the queue
         self.requeue_front = True  # an interrupted job goes to the head of the queue (failures.requeue)
         self.checkpoints: JobCheckpoints | None = None  # periodic checkpoints without a storage tier
+        self.suspension_io: CheckpointTransfers | None = None  # suspensions' checkpoints through a tier
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -252,12 +260,22 @@ class TrainingEngine(TrainingViews):
         bisect.insort(self._running_ends[accelerator], (job.estimated_end, job.id, job.demand))
         self._active[job.id] = job
         self.recorder.job_started(job)
-        if delay > 0:
+        if not first and self.suspension_io is not None and job.saved_at is not None:
+            self.env.timeout(delay).callbacks.append(partial(self._read_back, job, job.runs))
+        elif delay > 0:
             self.env.timeout(delay).callbacks.append(partial(self._on_compute_start, job, job.runs))
         else:
             self._begin_compute(job)
 
-    def _on_compute_start(self, job: Job, run: int, _event: simpy.Event) -> None:
+    def _read_back(self, job: Job, run: int, _event: simpy.Event) -> None:
+        """After the restart delay, the checkpoint comes back from the tier before the job computes."""
+        if job.runs != run or job.state is not JobState.RUNNING:
+            return
+        assert self.suspension_io is not None
+        if not self.suspension_io.read(job, partial(self._on_compute_start, job, run, None)):
+            self._on_compute_start(job, run, None)
+
+    def _on_compute_start(self, job: Job, run: int, _event: simpy.Event | None) -> None:
         if job.runs != run or job.state is not JobState.RUNNING:
             return  # suspended while starting
         self._begin_compute(job)
@@ -325,6 +343,10 @@ class TrainingEngine(TrainingViews):
         its accelerators stay allocated until then. Used by PreemptJob."""
         self._take_off(job)
         save = self.lifecycle.suspend(job, self.env.now, preempted=preempted)
+        io = self.suspension_io
+        if io is not None and job.pending_save is not None \
+                and io.write(job, partial(self._on_saved, job, job.runs, job.interruptions, None)):
+            return  # held until the checkpoint has crossed the network to the tier
         self._hold(job, save)
 
     def interrupt(self, job: Job, hold: float) -> None:
@@ -366,7 +388,7 @@ class TrainingEngine(TrainingViews):
         else:
             self._release_suspended(job)
 
-    def _on_saved(self, job: Job, run: int, interruptions: int, _event: simpy.Event) -> None:
+    def _on_saved(self, job: Job, run: int, interruptions: int, _event: simpy.Event | None) -> None:
         if job.runs != run or job.interruptions != interruptions or job.id not in self._suspending:
             return  # a failure cut the save short and freed the accelerators already
         self._release_suspended(job)
