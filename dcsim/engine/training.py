@@ -11,27 +11,22 @@ their accounting (suspend, resume, attained service) are in engine/lifecycle.py.
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import chain
-from typing import Protocol
 
 import simpy
 
-from dcsim.engine.allocation import check_allocation
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.lifecycle import Lifecycle
+from dcsim.engine.training_decisions import TrainingDecisions
+from dcsim.engine.training_ports import CheckpointTransfers, JobCheckpoints, JobTraffic
 from dcsim.engine.training_view import TrainingViews
 from dcsim.errors import PolicyError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Job, JobState
 from dcsim.policies.base import (
-    NextPass,
     Placement,
-    PlacementRequest,
-    PreemptJob,
-    StartJob,
     TrainingScheduler,
 )
 
@@ -40,28 +35,7 @@ PlacementSpeed = Callable[[str, str, int, int], float]
 """(model, accelerator, accelerators, nodes spanned) -> speed multiplier of a spread placement (<= 1)."""
 
 
-class JobCheckpoints(Protocol):
-    """Periodic checkpoints of computing jobs (engine/checkpoints.py)."""
-
-    def started(self, job: Job) -> None: ...
-
-
-class CheckpointTransfers(Protocol):
-    """Checkpoints of suspensions through the storage tier (engine/suspension_io.py)."""
-
-    def write(self, job: Job, done: Callable[[], None]) -> bool: ...
-    def read(self, job: Job, done: Callable[[], None]) -> bool: ...
-
-
-class JobTraffic(Protocol):
-    """Network and storage traffic of running jobs (engine/traffic.py): it sets their speed through
-    update_rate and may fail them."""
-
-    def started(self, job: Job) -> None: ...
-    def stopped(self, job: Job) -> None: ...
-
-
-class TrainingEngine(TrainingViews):
+class TrainingEngine(TrainingViews, TrainingDecisions):
     def __init__(
         self, env: simpy.Environment, cluster: Cluster, jobs: Sequence[Job], scheduler: TrainingScheduler,
         placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder,
@@ -190,56 +164,6 @@ class TrainingEngine(TrainingViews):
             self._apply(decision)
         if decisions:
             self._emit_levels()
-
-    def _apply(self, decision: object) -> None:
-        scheduler = getattr(self.scheduler, "name", "?")  # for error messages only
-        if isinstance(decision, PreemptJob):
-            self._preempt(decision, scheduler)
-            return
-        if isinstance(decision, NextPass):
-            self._next_pass(decision, scheduler)
-            return
-        if not isinstance(decision, StartJob):
-            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: not a decision "
-                              "(StartJob, PreemptJob or NextPass)")
-        job = self._queue.get(decision.job_id)
-        if job is None:
-            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: job is not waiting in the queue")
-        accelerator = decision.accelerator
-        if accelerator not in job.candidates:
-            raise PolicyError(f"scheduler {scheduler!r} started job {job.id} on {accelerator!r}, "
-                              f"which it may not use (allowed: {', '.join(job.candidates)})")
-        if self.cluster.free[accelerator] < job.demand:
-            raise PolicyError(f"scheduler {scheduler!r} started job {job.id} needing {job.demand} {accelerator} "
-                              f"but only {self.cluster.free[accelerator]} are free")
-        allocation = self.placement.place(PlacementRequest(job.id, job.demand, accelerator), self.cluster)
-        check_allocation(self.cluster, self.placement, job, accelerator, allocation)
-        self.cluster.allocate_all(allocation)
-        del self._queue[job.id]
-        del self._by_estimate[bisect.bisect_left(self._by_estimate, (job.estimate, job.submit, job.id))]
-        self._start(job, accelerator, tuple(allocation))
-
-    def _preempt(self, decision: PreemptJob, scheduler: str) -> None:
-        job = self._active.get(decision.job_id)
-        if job is None:
-            where = "suspending" if decision.job_id in self._suspending else \
-                "waiting in the queue" if decision.job_id in self._queue else "not started or already ended"
-            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: job {decision.job_id} is not running "
-                              f"({where})")
-        self.suspend(job, preempted=True)
-
-    def _next_pass(self, decision: NextPass, scheduler: str) -> None:
-        after = decision.after
-        if isinstance(after, bool) or not isinstance(after, int | float) or not 0 < after < math.inf:
-            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: `after` must be a finite number "
-                              "of seconds > 0")
-        self._round_version += 1
-        self.env.timeout(after).callbacks.append(partial(self._on_round, self._round_version))
-
-    def _on_round(self, version: int, _event: simpy.Event) -> None:
-        if version == self._round_version:  # only the latest request stands
-            self._round_due = True
-            self._request_pass()
 
     # --- running jobs ---------------------------------------------------------------------------
     def _start(self, job: Job, accelerator: str, allocation: tuple[tuple[int, int], ...]) -> None:
