@@ -225,18 +225,14 @@ class FailureProcess:
         replicas = self.serving.replicas_on(node_id) if self.serving is not None else []
         hit_jobs: list[Job] = []
         hit_replicas: list[int] = []
-        if kind == "accelerator":
-            for job, count in holders:
-                if slot < count:
-                    hit_jobs.append(job)
-                    break
-                slot -= count
-            else:
-                for replica, count in replicas:
-                    if slot < count:
-                        hit_replicas.append(replica)
-                        break
-                    slot -= count
+        if kind == "accelerator":  # the slot's holder: jobs' accelerators first, then replicas'
+            owners: list[Job | int] = [job for job, count in holders for _ in range(count)]
+            owners += [replica for replica, count in replicas for _ in range(count)]
+            owner = owners[slot] if slot < len(owners) else None
+            if isinstance(owner, Job):
+                hit_jobs.append(owner)
+            elif owner is not None:
+                hit_replicas.append(owner)
         else:
             hit_jobs = [job for job, _ in holders if kind == "node" or len(job.allocation) > 1]
             hit_replicas = [replica for replica, _ in replicas]

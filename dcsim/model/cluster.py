@@ -96,12 +96,7 @@ class Cluster:
             after = before + delta
             leaving.setdefault((node.accelerator, before), set()).add(node_id)
             arriving.setdefault((node.accelerator, after), []).append(node_id)
-            self.free_on[node_id] = after
-            self.free[node.accelerator] += delta
-            if before == node.size:
-                self.occupied_nodes[node.pool] += 1
-            elif after == node.size:
-                self.occupied_nodes[node.pool] -= 1
+            self._count(node, before, after)
         for (model, free), nodes in leaving.items():
             bucket = self._buckets[model][free]
             bucket[:] = [node for node in bucket if node not in nodes]
@@ -118,8 +113,12 @@ class Cluster:
         old = buckets[before]
         del old[bisect.bisect_left(old, node_id)]
         bisect.insort(buckets[after], node_id)
-        self.free_on[node_id] = after
-        self.free[node.accelerator] += delta
+        self._count(node, before, after)
+
+    def _count(self, node: Node, before: int, after: int) -> None:
+        """The node now has `after` free instead of `before`: per-node, per-model and per-pool counts."""
+        self.free_on[node.id] = after
+        self.free[node.accelerator] += after - before
         if before == node.size:
             self.occupied_nodes[node.pool] += 1
         elif after == node.size:
