@@ -15,7 +15,7 @@ from dcsim.errors import DcsimError
 from dcsim.output_folders import check_output_folder, write_csv
 from dcsim.runner import resolve
 from dcsim.scenario import Scenario
-from dcsim.sweep.backends import make_backend
+from dcsim.sweep.backends import Backend, make_backend
 from dcsim.sweep.points import Task, make_tasks, seed_list
 from dcsim.sweep.spec import Point, SweepSpec, from_options, load_spec_file
 from dcsim.sweep.store import FolderStore, MemoryStore, replace_file
@@ -70,18 +70,24 @@ def prepare(scenario: Scenario | str | Path, spec: SweepSpec, seeds: int | None,
     return Prepared(base, points, seed_values, tasks, spec.keys)
 
 
-def execute(prepared: Prepared, store: MemoryStore, *, workers: int = 1, dask: str | None = None,
-            retry_failed: bool = False, progress: Progress | None = None) -> tuple[int, int]:
-    """Run the tasks the store lacks (one run per distinct key); return (ran, reused)."""
+def execute(tasks: Sequence[Task], store: MemoryStore, *, workers: int = 1, dask: str | None = None,
+            backend: Backend | None = None, retry_failed: bool = False,
+            progress: Progress | None = None) -> tuple[int, int]:
+    """Run the tasks the store lacks (one run per distinct key); return (ran, reused).
+
+    A `backend` given is used and left open (a capacity search sends several batches to one cluster);
+    otherwise one is made from `workers` and `dask` for these tasks and closed after.
+    """
     todo: dict[str, Task] = {}
-    for task in prepared.tasks:
+    for task in tasks:
         stored = store.records.get(task.key)
         if stored is None or (retry_failed and stored.get("status") != "ok"):
             todo.setdefault(task.key, task)
-    reused = len({t.key for t in prepared.tasks}) - len(todo)
+    reused = len({t.key for t in tasks}) - len(todo)
     if not todo:
         return 0, reused
-    backend = make_backend(workers, dask, len(todo))
+    own = backend is None
+    runner = make_backend(workers, dask, len(todo)) if backend is None else backend
     finished = 0
 
     def on_record(record: dict[str, Any]) -> None:
@@ -94,9 +100,10 @@ def execute(prepared: Prepared, store: MemoryStore, *, workers: int = 1, dask: s
     if progress:
         progress(0, len(todo))
     try:
-        backend.execute(list(todo.values()), on_record)
+        runner.execute(list(todo.values()), on_record)
     finally:
-        backend.close()
+        if own:
+            runner.close()
     return finished, reused
 
 
@@ -118,15 +125,20 @@ def sweep(
     folder = Path(output) if output is not None else None
     if folder is not None:
         check_output_folder(folder)  # before a Dask cluster starts or anything runs
-    store = FolderStore(folder, "sweep", prepared.base.name) if folder is not None else MemoryStore()
+    backend = make_backend(workers, dask, len(prepared.tasks)) if dask is not None else None  # reachable?
     try:
-        ran, reused = execute(prepared, store, workers=workers, dask=dask, retry_failed=retry_failed,
-                              progress=progress)
-        result = assemble(prepared, store, ran, reused)
-        if isinstance(store, FolderStore):
-            write_outputs(result, prepared, store, chosen, pareto_pair, charts)
+        store = FolderStore(folder, "sweep", prepared.base.name) if folder is not None else MemoryStore()
+        try:
+            ran, reused = execute(prepared.tasks, store, workers=workers, backend=backend,
+                                  retry_failed=retry_failed, progress=progress)
+            result = assemble(prepared, store, ran, reused)
+            if isinstance(store, FolderStore):
+                write_outputs(result, prepared, store, chosen, pareto_pair, charts)
+        finally:
+            store.close()
     finally:
-        store.close()
+        if backend is not None:
+            backend.close()
     return result
 
 

@@ -87,22 +87,29 @@ def _check_key(data: dict[str, Any], key: str, source: str) -> None:
     Called once the point failed validation. Sections that are absent (None) are left to the schema's
     message; a missing name in a free-form mapping (model mix, policy parameters) would have passed.
     """
+    field_value(data, key, source)
+
+
+def field_value(data: dict[str, Any], key: str, source: str, option: str = "sweep key") -> Any:
+    """The value at dotted `key` of a scenario's data (None inside an absent section); DcsimError with a
+    did-you-mean when the path names no field."""
     node: Any = data
     parts = key.split(".")
     for depth, part in enumerate(parts):
         where = ".".join(parts[: depth + 1])
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise DcsimError(f"{source}: sweep key {key}: {clip(where)}: expected an index below {len(node)}")
+                raise DcsimError(f"{source}: {option} {key}: {clip(where)}: expected an index below {len(node)}")
             node = node[int(part)]
         elif isinstance(node, dict):
             if part not in node:
                 close = difflib.get_close_matches(part, [str(k) for k in node], n=3, cutoff=0.5)
                 hint = f"; did you mean {', '.join('.'.join([*parts[:depth], c]) for c in close)}?" if close else ""
-                raise DcsimError(f"{source}: sweep key {key}: {clip(where)} is not a scenario field{hint}")
+                raise DcsimError(f"{source}: {option} {key}: {clip(where)} is not a scenario field{hint}")
             node = node[part]
         else:
-            return  # inside a plain value or an absent section: the schema decides
+            return None  # inside a plain value or an absent section: the schema decides
+    return node
 
 
 def make_tasks(base: Scenario, points: list[Point], seeds: list[int]) -> tuple[list[Scenario], list[Task]]:
