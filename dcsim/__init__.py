@@ -28,6 +28,7 @@ def __getattr__(name: str) -> Any:
     module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'dcsim' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    # dcsim.sweep is the package itself, callable (dcsim.sweep(...)) and holding dcsim.sweep.size
+    value = import_module(module) if name == "sweep" else getattr(import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value

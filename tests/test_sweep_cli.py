@@ -48,8 +48,14 @@ def test_killed_sweep_resumes_keeping_finished_rows(tmp_path: Path) -> None:
             break
         time.sleep(0.05)
     assert process.poll() is None, "the sweep ended before it could be killed; make its runs longer"
+    workers = children(process.pid)
+    assert workers or not Path("/proc").is_dir(), "two local workers were started"
     process.send_signal(signal.SIGKILL)
     process.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if alive(pid)], "worker processes outlived the killed sweep"
     before = runs.read_bytes()
     finished = before[: before.rfind(b"\n") + 1].splitlines()
     assert 4 <= len(finished) < 16
@@ -70,6 +76,22 @@ def test_killed_sweep_resumes_keeping_finished_rows(tmp_path: Path) -> None:
         record = kept[row["key"]]
         assert row["wall_s"] == record["wall_s"]  # the wall time of the first run: not run again
         assert row["wait_mean_s"] == record["metrics"]["wait_mean_s"]
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (Linux /proc; empty elsewhere)."""
+    found = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(child) for child in path.read_text().split()]
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs and is not a zombie (a killed worker is reaped by init)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dcsim.errors import DcsimError
+from dcsim.errors import DcsimError, ScenarioError
 from dcsim.output_folders import check_output_folder, write_csv
 from dcsim.runner import resolve
 from dcsim.scenario import Scenario
@@ -55,6 +55,27 @@ class Search:
         self.store, self.backend, self.on_value = store, backend, on_value
         self.rows: dict[int, dict[str, Any]] = {}
         self.tasks: dict[int, list[Task]] = {}
+        self.notes: list[str] = []
+
+    def valid(self, value: int) -> bool:
+        """Whether the scenario with `value` passes validation (e.g. the replicas fit the cluster)."""
+        try:
+            resolve_point(self.base, {self.key: value})
+        except ScenarioError as exc:
+            self.notes.append(f"{self.key}={value} is not a valid scenario: {exc.problems[0]}")
+            return False
+        return True
+
+    def largest_valid(self, known_valid: int, high: int) -> int:
+        """The largest value in [known_valid, high] that validates (validity assumed monotone); no runs."""
+        lo, hi = known_valid, high
+        while lo < hi:
+            middle = (lo + hi + 1) // 2
+            if self.valid(middle):
+                lo = middle
+            else:
+                hi = middle - 1
+        return lo
 
     def meets(self, value: int) -> bool:
         if value not in self.rows:
@@ -99,7 +120,12 @@ def search(run: Search, start: int, low: int, high: int) -> int | None:
         while True:
             if value >= high:
                 return None
-            value = min(high, max(value * 2, value + 1))
+            previous, value = value, min(high, max(value * 2, value + 1))
+            if not run.valid(value):  # past what the scenario allows: search up to the largest valid value
+                high = value = run.largest_valid(previous, value - 1)
+                run.notes.append(f"searched up to {value}, the largest value the scenario allows")
+                if value == previous:
+                    return None
             if run.meets(value):
                 hi = value
                 break
@@ -154,11 +180,14 @@ def size(
         raise DcsimError(f"{base.source}: --vary {vary}: expected an integer field, got {current!r}")
     if low < 0:
         raise DcsimError(f"--min: expected an integer >= 0, got {low}")
+    explicit_high = high is not None
     high = high if high is not None else max(64 * max(current, 1), low)
     if high < low:
         raise DcsimError(f"--max: expected a value >= --min ({low}), got {high}")
     seed_values = seed_list(base, seeds)
-    for value in (low, high):  # both ends resolve, so the search cannot fail on a value part way
+    # The ends given resolve, so the search cannot fail on a value part way; without --max, the search
+    # stops below the first value the scenario does not allow (e.g. more replicas than the nodes hold).
+    for value in (low, high) if explicit_high else (low,):
         resolve_point(base, {vary: value})
     folder = Path(output) if output is not None else None
     if folder is not None:
@@ -172,7 +201,7 @@ def size(
             sure = confidence(run, answer, low)
             values = pd.DataFrame([run.rows[value] for value in sorted(run.rows)])
             result = SizeResult(base.name, vary, parsed, seed_values, answer, values, run.runs_frame(), sure,
-                                _monotone_warnings(values, answer), store.folder)
+                                _monotone_warnings(values, answer) + run.notes[-2:], store.folder)
             if isinstance(store, FolderStore):
                 _write(result, store)
         finally:
