@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 import dcsim
 from dcsim.errors import DcsimError
@@ -81,3 +82,18 @@ def test_unreachable_target_and_bad_bounds(scenario: Path) -> None:
         size(scenario, "cluster.node_pools.0.count", "wait_mean_s <= 1", low=5, high=2)
     with pytest.raises(DcsimError, match=r"is not a scenario field; did you mean cluster\.node_pools"):
         size(scenario, "cluster.node_pool.0.count", "wait_mean_s <= 1")
+
+
+def test_search_stops_below_the_first_value_the_scenario_does_not_allow(tmp_path: Path) -> None:
+    from tests.test_serving_engine import constant, scenario, service, synthetic
+
+    data = scenario([service(synthetic(40, "20/s", constant(200), constant(20)))], nodes=1)  # 8 H100: 2 replicas
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = size(path, "workload.inference.services.0.replicas.0.count", "tokens_per_s >= 1e12", seeds=1)
+    assert result.answer is None and list(result.values["value"]) == [1, 2]  # 4, then 3, do not fit: not run
+    assert "searched up to 2, the largest value the scenario allows" in result.warnings
+    assert any("count=3 is not a valid scenario" in w and "cannot place 3 initial replicas" in w
+               for w in result.warnings)
+    with pytest.raises(DcsimError, match="cannot place 4 initial replicas"):  # an explicit --max must fit
+        size(path, "workload.inference.services.0.replicas.0.count", "tokens_per_s >= 1e12", seeds=1, high=4)
