@@ -15,6 +15,7 @@ medians and ranges are printed:
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
@@ -46,23 +47,31 @@ def scenario_file(work: Path, jobs: int) -> Path:
     return path
 
 
-def plain_runs(path: Path) -> tuple[float, list[float]]:
-    started = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (the local workers, once joined)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def plain_runs(path: Path) -> tuple[float, float, list[float]]:
+    started, cpu = time.perf_counter(), cpu_seconds()
     walls = []
     for count in OVERHEAD_COUNTS:
         one = time.perf_counter()
         dcsim.run(path, seed=1, overrides=[f"cluster.node_pools.0.count={count}"])
         walls.append(time.perf_counter() - one)
-    return time.perf_counter() - started, walls
+    return time.perf_counter() - started, cpu_seconds() - cpu, walls
 
 
-def swept(path: Path, folder: Path, grid: str, seeds: int, workers: int, dask: str | None = None) -> float:
+def swept(path: Path, folder: Path, grid: str, seeds: int, workers: int,
+          dask: str | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds of one sweep into a fresh folder (CPU: not counting Dask's workers)."""
     shutil.rmtree(folder, ignore_errors=True)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     result = dcsim.sweep(path, grid=[grid], seeds=seeds, workers=workers, dask=dask, output=folder, charts=False)
     elapsed = time.perf_counter() - started
     assert result.ran == len(result.runs) and result.failed == 0
-    return elapsed
+    return elapsed, cpu_seconds() - cpu
 
 
 def describe(values: list[float]) -> str:
@@ -84,28 +93,38 @@ def main() -> None:
         # a one-off cost of the first sweep in a process, about a second here, not a cost per run.
         dcsim.run(long_runs, seed=1)
         swept(short_runs, work / "warm", "cluster.node_pools.0.count=5", 1, 1)
-        plain, sweep, ratios, run_walls = [], [], [], []
-        one, two, on_dask = [], [], []
+        plain, sweep, ratios, cpu_ratios, run_walls = [], [], [], [], []
+        one, two, on_dask, one_cpu, two_cpu, loads = [], [], [], [], [], []
         for _ in range(args.repeat):
-            plain_s, walls = plain_runs(long_runs)
-            sweep_s = swept(long_runs, work / "overhead", grid, 1, 1)
+            plain_s, plain_cpu, walls = plain_runs(long_runs)
+            sweep_s, sweep_cpu = swept(long_runs, work / "overhead", grid, 1, 1)
             plain.append(plain_s)
             sweep.append(sweep_s)
             ratios.append(sweep_s / plain_s - 1)
+            cpu_ratios.append(sweep_cpu / plain_cpu - 1)
             run_walls.extend(walls)
-            one.append(swept(short_runs, work / "w1", WORKER_GRID, 4, 1))
-            two.append(swept(short_runs, work / "w2", WORKER_GRID, 4, 2))
+            wall, cpu = swept(short_runs, work / "w1", WORKER_GRID, 4, 1)
+            one.append(wall)
+            one_cpu.append(cpu)
+            wall, cpu = swept(short_runs, work / "w2", WORKER_GRID, 4, 2)
+            two.append(wall)
+            two_cpu.append(cpu)
             if args.dask:
-                on_dask.append(swept(short_runs, work / "dask", WORKER_GRID, 4, 2, dask="local"))
+                on_dask.append(swept(short_runs, work / "dask", WORKER_GRID, 4, 2, dask="local")[0])
+            loads.append(os.getloadavg()[0])
+        print(f"load average (1 min) after each round: {', '.join(f'{x:.1f}' for x in loads)} "
+              f"on {os.cpu_count()} CPUs")
         print(f"overhead: {len(OVERHEAD_COUNTS)} runs of {describe(run_walls)} s each (median, range)")
         print(f"  plain dcsim.run total s   {describe(plain)}")
         print(f"  dcsim.sweep workers=1 s   {describe(sweep)}")
-        print(f"  overhead per round        {', '.join(f'{r:+.1%}' for r in ratios)}; "
+        print(f"  wall overhead per round   {', '.join(f'{r:+.1%}' for r in ratios)}; "
               f"median {statistics.median(ratios):+.1%} (target < 5%)")
+        print(f"  CPU overhead per round    {', '.join(f'{r:+.1%}' for r in cpu_ratios)}; "
+              f"median {statistics.median(cpu_ratios):+.1%} (CPU time: less sensitive to other load)")
         speedups = [b / a for a, b in zip(one, two, strict=True)]
         print("40-run sweep (10 points x 4 seeds):")
-        print(f"  1 worker s                {describe(one)}")
-        print(f"  2 local workers s         {describe(two)}")
+        print(f"  1 worker s                {describe(one)} (CPU s {describe(one_cpu)})")
+        print(f"  2 local workers s         {describe(two)} (CPU s {describe(two_cpu)})")
         print(f"  2 workers / 1 worker      {', '.join(f'{r:.2f}' for r in speedups)}; "
               f"median {statistics.median(speedups):.2f} (target < 0.6)")
         if on_dask:

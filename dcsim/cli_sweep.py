@@ -99,6 +99,11 @@ def sweep(
                              sample_seed=sample_seed, spec=spec, seeds=seeds, workers=_workers(workers), dask=dask,
                              output=folder, metrics=metric or [], charts=charts, retry_failed=retry_failed,
                              pareto=pareto.split(",") if pareto else None, progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        console.print(f"interrupted: the runs finished so far are stored in {folder}; rerun the same command "
+                      "to run the rest", markup=False, highlight=False)
+        raise typer.Exit(130) from None
     finally:
         progress.close()
     for failure in result.chart_failures:
@@ -157,8 +162,13 @@ def size(
         out.print(f"{vary}={row['value']}: mean {figure} ({row['seeds_met']}/{row['seeds']} seeds meet) -> "
                   f"{verdict}", markup=False, highlight=False)
 
-    result = run_size(loaded, vary, target, seeds=seeds, low=low, high=high, workers=_workers(workers), dask=dask,
-                      output=folder, on_value=show)
+    try:
+        result = run_size(loaded, vary, target, seeds=seeds, low=low, high=high, workers=_workers(workers),
+                          dask=dask, output=folder, on_value=show)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: the runs finished so far are stored in {folder}; rerun the same command "
+                      "to resume", markup=False, highlight=False)
+        raise typer.Exit(130) from None
     for warning in result.warnings:
         console.print(f"warning: {warning}", markup=False, highlight=False)
     out.print(f"confidence: {result.confidence}", markup=False, highlight=False)

@@ -237,3 +237,15 @@ def test_a_bad_dask_address_is_refused_before_anything_is_written(tmp_path: Path
     with pytest.raises(DcsimError, match="expected local or tcp://HOST:PORT"):
         dcsim.sweep(write_scenario(tmp_path), grid=["cluster.node_pools.0.count=5"], dask="somewhere", output=out)
     assert not out.exists()
+
+
+def test_values_of_mixed_types_are_stored_as_text_and_numbers_stay_numbers(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    mixed = dcsim.sweep(write_scenario(tmp_path), grid=["policies.scheduler.name=fifo,sjf", "energy.pue=1,1.5"],
+                        output=out, charts=False)
+    assert list(mixed.runs["energy.pue"]) == [1, 1.5, 1, 1.5]
+    assert pd.read_parquet(out / "sweep_runs.parquet")["energy.pue"].tolist() == [1.0, 1.5, 1.0, 1.5]
+    other = dcsim.sweep(write_scenario(tmp_path), grid=["horizon=360000,200h"], output=tmp_path / "o2",
+                        charts=False)  # a number and a duration text: one column of text
+    assert other.runs["horizon"].tolist() == ["360000", "200h"]
+    assert pd.read_parquet(tmp_path / "o2" / "sweep_runs.parquet")["horizon"].tolist() == ["360000", "200h"]

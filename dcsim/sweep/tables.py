@@ -46,6 +46,10 @@ def runs_frame(points: Sequence[Point], tasks: Sequence[Task], records: Mapping[
         rows.append(row)
     params = list(points[0]) if points else []
     frame = pd.DataFrame(rows, columns=["point", *params, *RUN_COLUMNS[1:], *METRICS])
+    for param in params:  # values of several types (8 and "auto") as text: one type per column for parquet
+        kinds = {float if type(value) is int else type(value) for value in frame[param] if value is not None}
+        if len(kinds) > 1:
+            frame[param] = [None if value is None else str(value) for value in frame[param]]
     for name in METRICS:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
     present = [name for name in METRICS if frame[name].notna().any()]
