@@ -89,10 +89,9 @@ def sweep(
 ) -> None:
     """Run a scenario over a grid, zipped lists or random samples of its fields, times seeds; resumable."""
     import dcsim
-    from dcsim.cli import _safe_name
 
     loaded = dcsim.load_scenario(scenario, overrides or [])
-    folder = output or Path("reports") / f"{_safe_name(loaded.name)}-sweep"
+    folder = output or Path("reports") / f"{safe_name(loaded.name)}-sweep"
     progress = RunProgress(f"sweeping {scenario.name}")
     try:
         result = dcsim.sweep(loaded, grid=grid or [], zipped=zipped or [], ranges=ranges or [], samples=samples,
@@ -116,8 +115,27 @@ def sweep(
               f"{result.failed} failed); sweep written to {result.folder}", markup=False, highlight=False)
 
 
+def safe_name(name: str) -> str:
+    """A folder name from a scenario name, as `dcsim run` makes it (cli.py imports this module, so the
+    rule is repeated here rather than imported back)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".")[:100] or "run"
+
+
+def mean_ci_text(metric: str, mean: float, half: float) -> str:
+    """"mean ± half"; metrics ending in _s as durations (ms below a second)."""
+    from dcsim.units import format_duration
+
+    def figure(value: float) -> str:
+        if metric.endswith("_s"):
+            return f"{value * 1e3:.3g} ms" if abs(value) < 0.9995 else format_duration(value)
+        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+    if mean != mean:  # NaN
+        return "-"
+    return figure(mean) if half != half else f"{figure(mean)} ± {figure(half)}"
+
+
 def _print_summary(result: object) -> None:
-    from dcsim.cli import _mean_ci
     from dcsim.sweep.api import SweepResult, default_metrics
 
     assert isinstance(result, SweepResult)
@@ -128,7 +146,7 @@ def _print_summary(result: object) -> None:
     for _, row in result.summary.head(50).iterrows():
         cells = [str(row[p]) for p in params] + [f"{row['runs']}" + (f" ({row['failed']} failed)" if row["failed"]
                                                                      else "")]
-        cells += [_mean_ci(m, row[f"{m}_mean"], row[f"{m}_ci95"]) for m in metrics]
+        cells += [mean_ci_text(m, row[f"{m}_mean"], row[f"{m}_ci95"]) for m in metrics]
         table.add_row(*cells)
     out.print(table)
     if len(result.summary) > 50:
@@ -149,11 +167,10 @@ def size(
 ) -> None:
     """Find the smallest value of an integer field meeting a target (mean over seeds), by bisection."""
     import dcsim
-    from dcsim.cli import _safe_name
     from dcsim.sweep.sizing import size as run_size
 
     loaded = dcsim.load_scenario(scenario, overrides or [])
-    folder = output or Path("reports") / f"{_safe_name(loaded.name)}-size"
+    folder = output or Path("reports") / f"{safe_name(loaded.name)}-size"
 
     def show(row: dict[str, object]) -> None:
         verdict = "meets" if row["met"] else "misses"

@@ -2,7 +2,7 @@
 
 A metric is a per-run headline metric (`dcsim compare`'s names, plus `accelerators`), named either by
 that name or by its path in summary.json ("inference.slo_attainment", "training.wait_s.mean"). It is
-checked against the scenario before anything runs: an inference metric needs an inference workload.
+checked against the scenario before anything runs: a subsystem's metric needs that subsystem's workload.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from dcsim.errors import DcsimError, excerpt
 from dcsim.scenario import Scenario
-from dcsim.subsystems import INFERENCE_HEADLINE, TRAINING_HEADLINE, headline_metrics
+from dcsim.subsystems import SUBSYSTEMS, headline_metrics
 
 _PATHS = {".".join(path): name for name, path in headline_metrics().items()}
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -31,10 +31,11 @@ def metric_name(text: str, scenario: Scenario, option: str = "--metric") -> str:
         close = difflib.get_close_matches(name, known + list(_PATHS), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise DcsimError(f"{option}: unknown metric {excerpt(text)}{hint} (known: {', '.join(known)})")
-    if name in INFERENCE_HEADLINE and scenario.workload.inference is None:
-        raise DcsimError(f"{option}: {name} is an inference metric, and {scenario.source} has no inference workload")
-    if name in TRAINING_HEADLINE and scenario.workload.training is None:
-        raise DcsimError(f"{option}: {name} is a training metric, and {scenario.source} has no training workload")
+    for subsystem in SUBSYSTEMS:  # a subsystem whose workload section is absent has none of its metrics
+        if name in subsystem.headline and hasattr(scenario.workload, subsystem.name) \
+                and getattr(scenario.workload, subsystem.name) is None:
+            raise DcsimError(f"{option}: {name} is among the {subsystem.name} metrics, and {scenario.source} has no "
+                             f"{subsystem.name} workload")
     return name
 
 
