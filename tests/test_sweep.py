@@ -249,3 +249,20 @@ def test_values_of_mixed_types_are_stored_as_text_and_numbers_stay_numbers(tmp_p
                         charts=False)  # a number and a duration text: one column of text
     assert other.runs["horizon"].tolist() == ["360000", "200h"]
     assert pd.read_parquet(tmp_path / "o2" / "sweep_runs.parquet")["horizon"].tolist() == ["360000", "200h"]
+
+
+def test_the_sweep_file_in_the_docs_is_valid_and_counts_as_it_says(tmp_path: Path) -> None:
+    import re
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "sweeps.md").read_text()
+    block = re.search(r"```yaml sweep-file\n(.*?)```", docs, flags=re.S)
+    assert block is not None
+    path = tmp_path / "sweep.yaml"
+    path.write_text(block[1])
+    spec = load_spec_file(path)
+    spec.check()
+    assert len(spec.points()) == 60 and spec.seeds == 3  # "3 x 2 x 2 x 5 = 60 points, 180 runs"
+    base = dcsim.load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml")
+    from dcsim.sweep.points import resolve_point
+
+    resolve_point(base, spec.points()[-1])  # every key is a field of the quickstart scenario
