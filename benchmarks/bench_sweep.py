@@ -63,6 +63,9 @@ def plain_runs(path: Path) -> tuple[float, float, list[float]]:
     return time.perf_counter() - started, cpu_seconds() - cpu, walls
 
 
+IN_FLIGHT: list[float] = []  # per 2-worker sweep: sum of its runs' wall times / its wall time
+
+
 def swept(path: Path, folder: Path, grid: str, seeds: int, workers: int,
           dask: str | None = None) -> tuple[float, float]:
     """Wall and CPU seconds of one sweep into a fresh folder (CPU: not counting Dask's workers)."""
@@ -71,6 +74,8 @@ def swept(path: Path, folder: Path, grid: str, seeds: int, workers: int,
     result = dcsim.sweep(path, grid=[grid], seeds=seeds, workers=workers, dask=dask, output=folder, charts=False)
     elapsed = time.perf_counter() - started
     assert result.ran == len(result.runs) and result.failed == 0
+    if workers == 2 and dask is None:
+        IN_FLIGHT.append(float(result.runs["wall_s"].sum()) / elapsed)
     return elapsed, cpu_seconds() - cpu
 
 
@@ -127,6 +132,8 @@ def main() -> None:
         print(f"  2 local workers s         {describe(two)} (CPU s {describe(two_cpu)})")
         print(f"  2 workers / 1 worker      {', '.join(f'{r:.2f}' for r in speedups)}; "
               f"median {statistics.median(speedups):.2f} (target < 0.6)")
+        print(f"  runs in flight, 2 workers {', '.join(f'{r:.2f}' for r in IN_FLIGHT)} (sum of run wall times / "
+              "sweep wall time: 2 when both workers always run; their runs then slow down if no core is free)")
         if on_dask:
             print(f"  Dask LocalCluster(2) s    {describe(on_dask)} (cluster start-up included); "
                   f"/ 1 worker median {statistics.median([d / a for a, d in zip(one, on_dask, strict=True)]):.2f}")
