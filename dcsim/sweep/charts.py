@@ -92,10 +92,12 @@ def _heatmap(runs: pd.DataFrame, x: str, y: str, metric: str, path: Path) -> Pat
             cells = runs.loc[(runs[x] == x_value) & (runs[y] == y_value), metric].to_numpy(dtype=float)
             grid[i, j] = np.nanmean(cells) if np.isfinite(cells).any() else np.nan
     image = ax.imshow(grid, aspect="auto", origin="lower", cmap="viridis")
+    middle = (np.nanmin(grid) + np.nanmax(grid)) / 2 if np.isfinite(grid).any() else 0.0
     for i in range(len(ys)):
         for j in range(len(xs)):
-            if np.isfinite(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.3g}", ha="center", va="center", color="w", fontsize=8)
+            if np.isfinite(grid[i, j]):  # dark text on viridis' bright upper half
+                ax.text(j, i, f"{grid[i, j]:.4g}", ha="center", va="center", fontsize=8,
+                        color="k" if grid[i, j] > middle else "w")
     ax.set_xticks(range(len(xs)), [str(v) for v in xs])
     ax.set_yticks(range(len(ys)), [str(v) for v in ys])
     ax.set_xlabel(x)
@@ -115,11 +117,13 @@ def _pareto(runs: pd.DataFrame, metrics: tuple[str, str], params: Sequence[str],
     ax.plot(best[x], best[y], marker="o", color="C3", label="Pareto front")
     labels = runs.drop_duplicates("point").set_index("point")
     for point, row in best.iterrows():
-        text = ", ".join(f"{p}={labels.at[point, p]!s}" for p in params)
-        ax.annotate(text, (row[x], row[y]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        text = ", ".join(f"{labels.at[point, p]!s}" for p in params)  # values only: the title names them
+        ax.annotate(text, (row[x], row[y]), fontsize=7, xytext=(4, 4), textcoords="offset points",
+                    annotation_clip=True)
     better = {True: "higher is better", False: "lower is better"}
     ax.set_xlabel(f"{x} ({better[x in HIGHER_IS_BETTER]})")
     ax.set_ylabel(f"{y} ({better[y in HIGHER_IS_BETTER]})")
-    ax.set_title("Pareto front of the sweep's points (means over seeds)")
+    ax.set_title(f"Pareto front of the sweep's points (means over seeds)\nlabels: {', '.join(params)}",
+                 fontsize=9)
     ax.legend(fontsize="small")
     return save(fig, path)
