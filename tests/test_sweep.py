@@ -218,17 +218,34 @@ def test_bad_points_fail_before_anything_runs(tmp_path: Path) -> None:
 
 # --- Dask ------------------------------------------------------------------------------------------
 
-def test_dask_local_cluster_gives_the_local_rows(tmp_path: Path) -> None:
+def test_a_running_dask_cluster_gives_the_local_rows(tmp_path: Path) -> None:
+    """A real LocalCluster (worker processes) reached by its tcp:// address, as a remote cluster would be."""
     pytest.importorskip("distributed", reason="dask extra not installed")
+    import logging
+
+    from distributed import LocalCluster
+
     scenario = write_scenario(tmp_path)
     local = dcsim.sweep(scenario, grid=GRID, seeds=2, workers=2, output=tmp_path / "local", charts=False)
-    on_dask = dcsim.sweep(scenario, grid=GRID, seeds=2, workers=2, dask="local", output=tmp_path / "dask",
-                          charts=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://")
+        on_dask = dcsim.sweep(scenario, grid=GRID, seeds=2, dask=address, output=tmp_path / "dask", charts=False)
     assert on_dask.ran == 8
     pd.testing.assert_frame_equal(local.runs.drop(columns="wall_s"), on_dask.runs.drop(columns="wall_s"))
     pd.testing.assert_frame_equal(local.summary, on_dask.summary)
     local_csv = pd.read_csv(tmp_path / "local" / "sweep_runs.csv").drop(columns="wall_s")
     pd.testing.assert_frame_equal(local_csv, pd.read_csv(tmp_path / "dask" / "sweep_runs.csv").drop(columns="wall_s"))
+
+
+def test_dask_local_starts_and_closes_its_own_cluster(tmp_path: Path) -> None:
+    pytest.importorskip("distributed", reason="dask extra not installed")
+    scenario = write_scenario(tmp_path)
+    grid = ["cluster.node_pools.0.count=5,6"]
+    local = dcsim.sweep(scenario, grid=grid, workers=1)
+    on_dask = dcsim.sweep(scenario, grid=grid, workers=1, dask="local")
+    pd.testing.assert_frame_equal(local.runs.drop(columns="wall_s"), on_dask.runs.drop(columns="wall_s"))
 
 
 def test_a_bad_dask_address_is_refused_before_anything_is_written(tmp_path: Path) -> None:
