@@ -1,4 +1,4 @@
-"""The `dcsim` command: run, validate, schema, compare, policies, calibration.
+"""The `dcsim` command: run, validate, schema, compare, sweep, size, policies, calibration.
 
 User mistakes (DcsimError) print one line per problem and exit 2; --debug shows the traceback.
 """
@@ -17,6 +17,8 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 from rich.table import Table
 
 from dcsim.cli_calibration import calibration_app
+from dcsim.cli_sweep import size as size_command
+from dcsim.cli_sweep import sweep as sweep_command
 from dcsim.errors import DcsimError, ScenarioError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -215,6 +217,10 @@ def compare(
         table.add_row(metric, *cells)
     out.print(table)
     out.print(f"comparison written to {written}")
+
+
+app.command("sweep")(sweep_command)
+app.command("size")(size_command)
 
 
 def _mean_ci(metric: str, mean: float, half: float) -> str:
