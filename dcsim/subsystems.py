@@ -55,6 +55,7 @@ class Subsystem:
     after: tuple[str, ...]  # its sections follow the first of these summary keys present
     collect: Callable[[RunFrames], Contribution | None]  # None: not in this run
     headline: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # compare metric -> summary path
+    present: Callable[[Any], bool] = lambda scenario: True  # whether a scenario has it (before running)
 
 
 def _training(run: RunFrames) -> Contribution | None:
@@ -165,11 +166,13 @@ CORE_HEADLINE = {  # what every run has
 }
 
 SUBSYSTEMS: tuple[Subsystem, ...] = (
-    Subsystem("training", ("cluster",), _training, TRAINING_HEADLINE),
-    Subsystem("inference", ("training", "cluster"), _inference, INFERENCE_HEADLINE),
-    Subsystem("network", ("utilization",), _network),
-    Subsystem("storage", ("network", "utilization"), _storage),
-    Subsystem("failures", ("inference", "training", "cluster"), _failures, FAILURE_HEADLINE),
+    Subsystem("training", ("cluster",), _training, TRAINING_HEADLINE, lambda s: s.workload.training is not None),
+    Subsystem("inference", ("training", "cluster"), _inference, INFERENCE_HEADLINE,
+              lambda s: s.workload.inference is not None),
+    Subsystem("network", ("utilization",), _network, present=lambda s: s.network is not None),
+    Subsystem("storage", ("network", "utilization"), _storage, present=lambda s: s.storage is not None),
+    Subsystem("failures", ("inference", "training", "cluster"), _failures, FAILURE_HEADLINE,
+              lambda s: s.failures is not None),
 )
 
 

@@ -31,11 +31,10 @@ def metric_name(text: str, scenario: Scenario, option: str = "--metric") -> str:
         close = difflib.get_close_matches(name, known + list(_PATHS), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise DcsimError(f"{option}: unknown metric {excerpt(text)}{hint} (known: {', '.join(known)})")
-    for subsystem in SUBSYSTEMS:  # a subsystem whose workload section is absent has none of its metrics
-        if name in subsystem.headline and hasattr(scenario.workload, subsystem.name) \
-                and getattr(scenario.workload, subsystem.name) is None:
+    for subsystem in SUBSYSTEMS:  # a subsystem the scenario does not have has none of its metrics
+        if name in subsystem.headline and not subsystem.present(scenario):
             raise DcsimError(f"{option}: {name} is among the {subsystem.name} metrics, and {scenario.source} has no "
-                             f"{subsystem.name} workload")
+                             f"{subsystem.name} section")
     return name
 
 
