@@ -18,11 +18,11 @@ ordered; tests/test_preemption_speed.py checks the walk against plan on random b
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
+from typing import Any, Protocol
 
-from dcsim.policies.base import JobView
+from dcsim.policies.base import JobView, PreemptiveView
 
 Key = tuple[Any, ...]
 Entry = tuple[Key, int, JobView]
@@ -30,13 +30,31 @@ BLOCK = 32  # entries per block before it splits in two
 LAST: Key = (float("inf"),)  # ranks below every key whose first item is a finite number
 
 
-class KeyBlocks:
-    """Entries sorted by key in blocks of at most 2 x BLOCK, each with its demand sum and last key."""
+class LiveView(PreemptiveView, Protocol):
+    """What the books read besides PreemptiveView (the training engine's view provides it)."""
 
-    __slots__ = ("blocks", "count", "lasts", "sums")
+    def active_ids(self) -> Set[int]:
+        """Ids of the jobs running() yields (starting or computing), a live set."""
+        ...
+
+    def computing_ids(self) -> Set[int]:
+        """Ids of the running jobs that compute now (past their start-up or restore), a live set."""
+        ...
+
+
+def has_live_ids(view: PreemptiveView) -> bool:
+    return hasattr(view, "active_ids") and hasattr(view, "computing_ids")
+
+
+class KeyBlocks:
+    """Entries sorted by key in blocks of at most 2 x BLOCK, each block with its last key, its
+    entries' demands (a plain list, summed by slices) and their total."""
+
+    __slots__ = ("blocks", "count", "demands", "lasts", "sums")
 
     def __init__(self) -> None:
         self.blocks: list[list[Entry]] = []
+        self.demands: list[list[int]] = []
         self.sums: list[int] = []
         self.lasts: list[Key] = []
         self.count = 0
@@ -49,35 +67,41 @@ class KeyBlocks:
         self.count += 1
         if not blocks:
             blocks.append([(key, demand, job)])
+            self.demands.append([demand])
             self.sums.append(demand)
             self.lasts.append(key)
             return
         i = bisect_left(self.lasts, key)
         if i == len(blocks):
             i -= 1
-        block = blocks[i]
-        insort(block, (key, demand, job))
+        block, demands = blocks[i], self.demands[i]
+        j = bisect_left(block, (key,))
+        block.insert(j, (key, demand, job))
+        demands.insert(j, demand)
         self.sums[i] += demand
-        self.lasts[i] = block[-1][0]
+        if j == len(block) - 1:
+            self.lasts[i] = key
         if len(block) > 2 * BLOCK:
-            head, tail = block[:BLOCK], block[BLOCK:]
-            blocks[i:i + 1] = [head, tail]
-            self.sums[i:i + 1] = [sum(e[1] for e in head), sum(e[1] for e in tail)]
-            self.lasts[i:i + 1] = [head[-1][0], tail[-1][0]]
+            blocks[i:i + 1] = [block[:BLOCK], block[BLOCK:]]
+            self.demands[i:i + 1] = [demands[:BLOCK], demands[BLOCK:]]
+            self.sums[i:i + 1] = [sum(self.demands[i]), sum(self.demands[i + 1])]
+            self.lasts[i:i + 1] = [blocks[i][-1][0], blocks[i + 1][-1][0]]
 
     def remove(self, key: Key, demand: int) -> None:
         i = bisect_left(self.lasts, key)
-        block = self.blocks[i]
+        block = self.blocks[i] if i < len(self.blocks) else []
         j = bisect_left(block, (key,))
         if j == len(block) or block[j][0] != key:
             raise KeyError(key)
         del block[j]
         self.count -= 1
         if block:
+            del self.demands[i][j]
             self.sums[i] -= demand
-            self.lasts[i] = block[-1][0]
+            if j == len(block):
+                self.lasts[i] = block[-1][0]
         else:
-            del self.blocks[i], self.sums[i], self.lasts[i]
+            del self.blocks[i], self.demands[i], self.sums[i], self.lasts[i]
 
     def __iter__(self) -> Iterator[Entry]:
         for block in self.blocks:
@@ -98,46 +122,61 @@ class _Cursor:
     def advance(self, bound: Key, preempt: list[tuple[Key, JobView]]) -> None:
         """Decide the running jobs ranked above `bound`: keep those that fit, preempt the others."""
         books = self.books
-        blocks, sums, lasts = books.blocks, books.sums, books.lasts
+        blocks, demands, sums, lasts = books.blocks, books.demands, books.sums, books.lasts
         b, pos, left = self.block, self.pos, self.left
         while b < len(blocks):
-            if pos == 0 and sums[b] <= left and lasts[b] < bound:
-                left -= sums[b]
-                b += 1
-                continue
             block = blocks[b]
-            while pos < len(block):
-                key, demand, job = block[pos]
-                if not key < bound:
-                    self.block, self.pos, self.left = b, pos, left
-                    return
-                if left >= demand:
-                    left -= demand
-                else:
-                    preempt.append((key, job))
-                pos += 1
+            if lasts[b] < bound:
+                end = len(block)
+                segment = sums[b] if pos == 0 else sum(demands[b][pos:])
+            else:
+                end = bisect_left(block, (bound,), pos)
+                segment = sum(demands[b][pos:end])
+            if segment <= left:  # all of them keep their accelerators
+                left -= segment
+            else:
+                for key, demand, job in block[pos:end]:
+                    if left >= demand:
+                        left -= demand
+                    else:
+                        preempt.append((key, job))
+            if end < len(block):
+                self.block, self.pos, self.left = b, end, left
+                return
             b += 1
             pos = 0
         self.block, self.pos, self.left = b, pos, left
 
 
-def walk(queued: KeyBlocks, running: Mapping[str, KeyBlocks], budget: Mapping[str, int], free: Mapping[str, int],
+class Cursor(Protocol):
+    left: int
+
+    def advance(self, bound: Key, preempt: list[tuple[Key, JobView]]) -> None: ...
+
+
+def cursors_for(running: Mapping[str, KeyBlocks], budget: Mapping[str, int]) -> dict[str, Cursor]:
+    return {m: _Cursor(running[m] if m in running else KeyBlocks(), budget[m]) for m in budget}
+
+
+def walk(queued: KeyBlocks, cursors: Mapping[str, Cursor], free: Mapping[str, int],
          candidates: Callable[[JobView], Sequence[str]], smallest_queued: float,
          ) -> tuple[list[tuple[Key, JobView]], list[tuple[JobView, str]]]:
     """The fates plan() would give: (running jobs to preempt in rank order, (queued job, model) to start now).
 
-    `budget`: per model, free + releasing + held by running jobs; `smallest_queued`: the smallest demand
-    of any queued job (the walk of the queue stops once no model has that much left)."""
-    cursors = {m: _Cursor(running[m], budget[m]) if m in running else _Cursor(KeyBlocks(), budget[m])
-               for m in budget}
+    `cursors`: per model, its running jobs and its budget (free + releasing + held by running jobs);
+    `smallest_queued`: the smallest demand of any queued job (the walk of the queue stops once no
+    model has that much left)."""
     free_now = dict(free)
     preempt: list[tuple[Key, JobView]] = []
     starts: list[tuple[JobView, str]] = []
     every = list(cursors.values())
+    only = every[0] if len(every) == 1 else None
     if any(c.left >= smallest_queued for c in every):
         for key, demand, job in queued:
             for model in candidates(job):
                 cursor = cursors[model]
+                if cursor.left < demand:
+                    continue  # what is left only shrinks as the walk goes on: it cannot fit here
                 cursor.advance(key, preempt)
                 if cursor.left >= demand:
                     cursor.left -= demand
@@ -145,10 +184,14 @@ def walk(queued: KeyBlocks, running: Mapping[str, KeyBlocks], budget: Mapping[st
                         free_now[model] -= demand
                         starts.append((job, model))
                     break
-            if all(c.left < smallest_queued for c in every):  # no queued job can take a place any more
+            # Once no model has room for the smallest queued job, the rest of the queue changes nothing.
+            if only is not None:
+                if only.left < smallest_queued:
+                    break
+            elif all(c.left < smallest_queued for c in every):
                 break
     for cursor in every:
         cursor.advance(LAST, preempt)
-    if len(cursors) > 1:
+    if len(every) > 1:
         preempt.sort(key=lambda entry: entry[0])
     return preempt, starts

@@ -27,7 +27,8 @@ from typing import cast
 from dcsim.policies.base import Decision, JobView, NextPass, PolicyBase, PreemptiveView
 from dcsim.policies.registry import register
 from dcsim.policies.scheduling.preemptive import plan
-from dcsim.policies.scheduling.tiresias_books import LiveView, TiresiasBooks, has_live_ids
+from dcsim.policies.scheduling.ranked import LiveView, has_live_ids
+from dcsim.policies.scheduling.tiresias_books import TiresiasBooks
 
 
 @register("scheduler", "tiresias")

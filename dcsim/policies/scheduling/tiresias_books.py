@@ -18,27 +18,10 @@ from __future__ import annotations
 import heapq
 import math
 from bisect import bisect_right
-from collections.abc import Sequence, Set
-from typing import Protocol
+from collections.abc import Sequence
 
 from dcsim.policies.base import Decision, JobView, PreemptiveView, PreemptJob, StartJob
-from dcsim.policies.scheduling.ranked import Key, KeyBlocks, walk
-
-
-class LiveView(PreemptiveView, Protocol):
-    """What the books read besides PreemptiveView (the training engine's view provides it)."""
-
-    def active_ids(self) -> Set[int]:
-        """Ids of the jobs running() yields (starting or computing), a live set."""
-        ...
-
-    def computing_ids(self) -> Set[int]:
-        """Ids of the running jobs that compute now (past their start-up or restore), a live set."""
-        ...
-
-
-def has_live_ids(view: PreemptiveView) -> bool:
-    return hasattr(view, "active_ids") and hasattr(view, "computing_ids")
+from dcsim.policies.scheduling.ranked import Key, KeyBlocks, LiveView, cursors_for, walk
 
 
 class _Running:
@@ -199,7 +182,7 @@ class TiresiasBooks:
         free, releasing, held = view.free, view.releasing, self.held
         budget = {m: free[m] + releasing[m] + held[m] for m in free}
         smallest = min(self.queued_demands) if self.queued_demands else math.inf
-        preempt, starts = walk(self.queued, self.running, budget, free, view.candidate_accelerators,
+        preempt, starts = walk(self.queued, cursors_for(self.running, budget), free, view.candidate_accelerators,
                                smallest)
         decisions: list[Decision] = [PreemptJob(job.id) for _, job in preempt]
         decisions += [StartJob(job.id, model) for job, model in starts]
