@@ -16,8 +16,9 @@ then fixed but not yet of the computing kind); the books still follow its decisi
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 
 from dcsim.policies.base import Decision, JobView, PreemptiveView, PreemptJob, StartJob
 from dcsim.policies.scheduling.ranked import Cursor, Key, KeyBlocks, LiveView, walk
@@ -28,7 +29,7 @@ Exact = Callable[[JobView], float]
 class _LasCursor:
     """Walks one model's computing jobs in the order of their exact keys now (see the module docstring)."""
 
-    __slots__ = ("block", "books", "buffer", "eps", "exact", "left", "now", "pos")
+    __slots__ = ("before", "block", "books", "buffer", "eps", "exact", "left", "now", "pos")
 
     def __init__(self, books: KeyBlocks, left: int, now: float, eps: float, exact: Exact) -> None:
         self.books = books
@@ -39,17 +40,38 @@ class _LasCursor:
         self.block = 0
         self.pos = 0
         self.buffer: list[tuple[Key, int, JobView]] = []  # a cluster by exact key, last first
+        self.before = list(accumulate(books.sums, initial=0))  # demand of the blocks before each block
 
-    def _next_c(self, b: int, i: int) -> float:
-        """c of the entry after position i of block b (inf at the end)."""
+    def _demand_before(self, b: int, i: int) -> int:
+        if b == len(self.books.blocks):
+            return self.before[b]
+        return self.before[b] + sum(self.books.demands[b][:i])
+
+    def _c_at(self, b: int, i: int) -> float:
         blocks = self.books.blocks
-        if i < len(blocks[b]):
-            return float(blocks[b][i][0][0])
-        return float(blocks[b + 1][0][0][0]) if b + 1 < len(blocks) else math.inf
+        return float(blocks[b][i][0][0]) if b < len(blocks) else math.inf
+
+    def _c_before(self, b: int, i: int) -> float:
+        blocks = self.books.blocks
+        return float(blocks[b][i - 1][0][0]) if i > 0 else float(blocks[b - 1][-1][0][0])
+
+    def _furthest_fitting(self, b: int, pos: int, target: int) -> tuple[int, int]:
+        """The furthest position whose demand before it is at most `target` (from (b, pos) on)."""
+        books = self.books
+        last = bisect_right(self.before, target, b + 1) - 1
+        if last >= len(books.blocks):
+            return len(books.blocks), 0
+        i = pos if last == b else 0
+        total = self._demand_before(last, i)
+        demands = books.demands[last]
+        while i < len(demands) and total + demands[i] <= target:
+            total += demands[i]
+            i += 1
+        return (last + 1, 0) if i == len(demands) else (last, i)
 
     def advance(self, bound: Key, preempt: list[tuple[Key, JobView]]) -> None:
         books = self.books
-        blocks, demands = books.blocks, books.demands
+        blocks, lasts = books.blocks, books.lasts
         b, pos, left, buffer = self.block, self.pos, self.left, self.buffer
         eps, now = self.eps, self.now
         gap = 2 * eps
@@ -65,26 +87,33 @@ class _LasCursor:
                     left -= demand
                 else:
                     preempt.append((key, job))
-            if b >= len(blocks):
+            count = len(blocks)
+            if b >= count:
                 break
-            block = blocks[b]
-            n = len(block)
-            end = n if books.lasts[b][0] < offset - eps else bisect_left(block, ((offset - eps,),), pos)
-            while end > pos and self._next_c(b, end) - block[end - 1][0][0] <= gap:
-                end -= 1  # do not split a cluster
-            segment = sum(demands[b][pos:end]) if end > pos else 0
-            if end > pos and segment <= left:  # all of them keep their accelerators
-                left -= segment
-                pos = end
-                if pos == n:
-                    b, pos = b + 1, 0
+            # Surely above the bound: up to (b2, e2); keep all of them that fit, whatever their order.
+            if offset == math.inf:
+                b2, e2 = count, 0
+            else:
+                b2 = bisect_left(lasts, (offset - eps,), b)
+                e2 = 0 if b2 == count else bisect_left(blocks[b2], ((offset - eps,),), pos if b2 == b else 0)
+            base = self._demand_before(b, pos)
+            if self._demand_before(b2, e2) - base > left:
+                b2, e2 = min((b2, e2), self._furthest_fitting(b, pos, base + left))
+            while (b2, e2) > (b, pos) and self._c_at(b2, e2) - self._c_before(b2, e2) <= gap:
+                if e2 > 0:  # do not split a cluster of near-equal keys
+                    e2 -= 1
+                else:
+                    b2, e2 = b2 - 1, len(blocks[b2 - 1]) - 1
+            if (b2, e2) > (b, pos):
+                left -= self._demand_before(b2, e2) - base
+                b, pos = b2, e2
                 continue
-            if block[pos][0][0] > offset + eps:  # this one and all after it rank below the bound
+            if blocks[b][pos][0][0] > offset + eps:  # this one and all after it rank below the bound
                 break
             cluster: list[tuple[Key, int, JobView]] = []
             previous = -math.inf
             exact = self.exact
-            while b < len(blocks):
+            while b < count:
                 ckey, demand, job = blocks[b][pos]
                 if ckey[0] - previous > gap and cluster:
                     break
