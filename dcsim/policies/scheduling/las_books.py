@@ -235,7 +235,11 @@ class LasBooks:
         preempt, starts = walk(self.queued, cursors, free, view.candidate_accelerators, smallest)
         decisions: list[Decision] = [PreemptJob(job.id) for _, job in preempt]
         decisions += [StartJob(job.id, model) for job, model in starts]
-        self.apply(decisions)
+        for _, job in preempt:
+            self._remove_running(job.id)
+        for job, model in starts:
+            self._remove_queued(job)
+            self._add_running(job, model)
         return decisions
 
     def apply(self, decisions: Sequence[Decision]) -> None:
