@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
+from itertools import accumulate
 from typing import Any, Protocol
 
 from dcsim.policies.base import JobView, PreemptiveView
@@ -111,27 +112,32 @@ class KeyBlocks:
 class _Cursor:
     """Where the walk stands in one model's running jobs, and what is left of that model's budget."""
 
-    __slots__ = ("block", "books", "left", "pos")
+    __slots__ = ("before", "block", "books", "left", "pos")
 
     def __init__(self, books: KeyBlocks, left: int) -> None:
         self.books = books
         self.block = 0
         self.pos = 0
         self.left = left
+        self.before = list(accumulate(books.sums, initial=0))  # demand of the blocks before each block
 
     def advance(self, bound: Key, preempt: list[tuple[Key, JobView]]) -> None:
         """Decide the running jobs ranked above `bound`: keep those that fit, preempt the others."""
         books = self.books
-        blocks, demands, sums, lasts = books.blocks, books.demands, books.sums, books.lasts
+        blocks, demands, lasts, before = books.blocks, books.demands, books.lasts, self.before
         b, pos, left = self.block, self.pos, self.left
         while b < len(blocks):
+            # Whole blocks ranked above the bound, all kept if their sum fits: one step.
+            whole = bisect_left(lasts, bound, b)
+            if whole > b:
+                segment = before[whole] - before[b] - (sum(demands[b][:pos]) if pos else 0)
+                if segment <= left:
+                    left -= segment
+                    b, pos = whole, 0
+                    continue
             block = blocks[b]
-            if lasts[b] < bound:
-                end = len(block)
-                segment = sums[b] if pos == 0 else sum(demands[b][pos:])
-            else:
-                end = bisect_left(block, (bound,), pos)
-                segment = sum(demands[b][pos:end])
+            end = len(block) if lasts[b] < bound else bisect_left(block, (bound,), pos)
+            segment = sum(demands[b][pos:end])
             if segment <= left:  # all of them keep their accelerators
                 left -= segment
             else:
