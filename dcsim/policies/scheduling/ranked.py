@@ -13,7 +13,7 @@ A running job's fate depends only on its own model's budget, so bringing each mo
 when a queued job looks at it (or at the end) gives the same fates as plan's single pass. Cost per
 pass: blocks skipped + jobs whose fate is decided one by one (about the decisions and the queued jobs
 that take a place), not the jobs present. Keys must be unique (they end with the job id) and totally
-ordered; tests/test_preemption_speed.py checks the walk against plan on random books.
+ordered; tests/test_preemption_speed.py runs random workloads through both and compares the results.
 """
 
 from __future__ import annotations
