@@ -6,13 +6,17 @@ Prints figures; it is not a timed test and asserts nothing. Configurations (issu
 - gavel300: 300 synthetic jobs on 36 V100 + 36 P100 + 36 K80 (nodes of 4) under gavel
   max_min_fairness with 360 s rounds; target < 5 s.
 
+Each run's wall time and CPU time (process_time: what this process computed, less sensitive than
+wall time to other processes on a shared machine); with --repeat N, the medians of N runs in turn.
+
 Usage:
-    python benchmarks/bench_preemption.py [--only NAME] [--limit N]   # --limit: first N Philly jobs
+    python benchmarks/bench_preemption.py [--only NAME] [--limit N] [--repeat N]   # --limit: first N Philly jobs
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -50,24 +54,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["philly-tiresias", "philly-las360", "gavel300"])
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     configs = {
         "philly-tiresias": lambda: philly({"name": "tiresias"}, args.limit),
         "philly-las360": lambda: philly({"name": "las", "params": {"round": 360.0}}, args.limit),
         "gavel300": lambda: dcsim.run(gavel_scenario()),
     }
-    for name, run in configs.items():
-        if args.only and name != args.only:
-            continue
-        start = time.perf_counter()
-        result = run()
-        wall = time.perf_counter() - start
-        training = result.summary["training"]
-        preemption = training.get("preemption", {})
-        print(f"{name:16s} wall {wall:7.2f} s  jobs {training['jobs_submitted']:6d} completed "
-              f"{training['jobs_completed']:6d}  events {result.summary['events']:8d}  preemptions "
-              f"{preemption.get('preemptions')}  migrations {preemption.get('migrations')}  jct mean "
-              f"{training['jct_s']['mean']:.0f} s", flush=True)
+    times: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(args.repeat):
+        for name, run in configs.items():
+            if args.only and name != args.only:
+                continue
+            start, cpu = time.perf_counter(), time.process_time()
+            result = run()
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            times.setdefault(name, []).append((wall, cpu))
+            training = result.summary["training"]
+            preemption = training.get("preemption", {})
+            print(f"{name:16s} wall {wall:7.2f} s  cpu {cpu:7.2f} s  jobs {training['jobs_submitted']:6d} completed "
+                  f"{training['jobs_completed']:6d}  events {result.summary['events']:8d}  preemptions "
+                  f"{preemption.get('preemptions')}  migrations {preemption.get('migrations')}  jct mean "
+                  f"{training['jct_s']['mean']:.0f} s", flush=True)
+    if args.repeat > 1:
+        for name, runs in times.items():
+            print(f"{name:16s} median of {len(runs)}: wall {statistics.median(w for w, _ in runs):7.2f} s  "
+                  f"cpu {statistics.median(c for _, c in runs):7.2f} s")
 
 
 if __name__ == "__main__":

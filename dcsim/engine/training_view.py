@@ -6,7 +6,7 @@ the engine's queue, running set and lifecycle books and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, KeysView, Mapping
 
 import simpy
 
@@ -23,6 +23,7 @@ class TrainingViews:
     startup: float
     _queue: dict[int, Job]
     _active: dict[int, Job]
+    _running: dict[int, Job]
     _by_estimate: list[tuple[float, float, int]]
     _arrivals: list[Job]
     _allocation_version: int
@@ -87,6 +88,15 @@ class TrainingViews:
     # --- PreemptiveView -----------------------------------------------------------------------------
     def running(self) -> Iterator[JobView]:
         return iter(self._active.values())
+
+    def active_ids(self) -> KeysView[int]:
+        """Ids of the jobs running() yields, a live set: policies that keep books between passes
+        (policies/scheduling/tiresias_books.py) see which of theirs stopped without walking them all."""
+        return self._active.keys()
+
+    def computing_ids(self) -> KeysView[int]:
+        """Ids of the running jobs past their start-up or restore (computing), a live set."""
+        return self._running.keys()
 
     def attained_service(self, job: JobView) -> float:
         record: Job = job  # type: ignore[assignment]  # Lifecycle.attained, inlined: a hot call

@@ -1,0 +1,259 @@
+"""LAS' ranking kept between passes, so a pass costs about its decisions rather than the jobs present.
+
+LAS ranks by (attained / demand, arrival, id). A queued job's key does not change while it waits.
+A computing job's attained / demand grows at one per second, so computing jobs keep their order
+among themselves: they are held per accelerator model by (c, arrival, id) with c = key - now, taken
+when the books first see them computing. The full pass compares the floats attained / demand
+computed now, and two jobs whose c differ by a few ulps may come out in either order, so the walk
+(`_LasCursor`) trusts c only where it is far from the comparison at hand (more than `eps`, about
+1e-8 relative, thousands of times the rounding error): near a queued job's key, and among running
+jobs whose c are that close (a "cluster"), it computes the exact keys the full pass would and sorts
+by them; a block of running jobs is skipped whole only where it does not split a cluster. Passes
+while a started job has not begun computing (start-up, restore) take the full pass (its key is
+then fixed but not yet of the computing kind); the books still follow its decisions.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
+from itertools import accumulate
+
+from dcsim.policies.base import Decision, JobView, PreemptiveView, PreemptJob, StartJob
+from dcsim.policies.scheduling.ranked import Cursor, Key, KeyBlocks, LiveView, walk
+
+Exact = Callable[[JobView], float]
+
+
+class _LasCursor:
+    """Walks one model's computing jobs in the order of their exact keys now (see the module docstring)."""
+
+    __slots__ = ("before", "block", "books", "buffer", "eps", "exact", "left", "now", "pos")
+
+    def __init__(self, books: KeyBlocks, left: int, now: float, eps: float, exact: Exact) -> None:
+        self.books = books
+        self.left = left
+        self.now = now
+        self.eps = eps
+        self.exact = exact
+        self.block = 0
+        self.pos = 0
+        self.buffer: list[tuple[Key, int, JobView]] = []  # a cluster by exact key, last first
+        self.before = list(accumulate(books.sums, initial=0))  # demand of the blocks before each block
+
+    def _demand_before(self, b: int, i: int) -> int:
+        if b == len(self.books.blocks):
+            return self.before[b]
+        return self.before[b] + sum(self.books.demands[b][:i])
+
+    def _c_at(self, b: int, i: int) -> float:
+        blocks = self.books.blocks
+        return float(blocks[b][i][0][0]) if b < len(blocks) else math.inf
+
+    def _c_before(self, b: int, i: int) -> float:
+        blocks = self.books.blocks
+        return float(blocks[b][i - 1][0][0]) if i > 0 else float(blocks[b - 1][-1][0][0])
+
+    def _furthest_fitting(self, b: int, pos: int, target: int) -> tuple[int, int]:
+        """The furthest position whose demand before it is at most `target` (from (b, pos) on)."""
+        books = self.books
+        last = bisect_right(self.before, target, b + 1) - 1
+        if last >= len(books.blocks):
+            return len(books.blocks), 0
+        i = pos if last == b else 0
+        total = self._demand_before(last, i)
+        demands = books.demands[last]
+        while i < len(demands) and total + demands[i] <= target:
+            total += demands[i]
+            i += 1
+        return (last + 1, 0) if i == len(demands) else (last, i)
+
+    def advance(self, bound: Key, preempt: list[tuple[Key, JobView]]) -> None:
+        books = self.books
+        blocks, lasts = books.blocks, books.lasts
+        b, pos, left, buffer = self.block, self.pos, self.left, self.buffer
+        eps, now = self.eps, self.now
+        gap = 2 * eps
+        offset = bound[0] - now  # a c below offset - eps ranks surely above the bound, above offset + eps surely below
+        while True:
+            while buffer:
+                key, demand, job = buffer[-1]
+                if not key < bound:
+                    self.block, self.pos, self.left = b, pos, left
+                    return
+                buffer.pop()
+                if left >= demand:
+                    left -= demand
+                else:
+                    preempt.append((key, job))
+            count = len(blocks)
+            if b >= count:
+                break
+            # Surely above the bound: up to (b2, e2); keep all of them that fit, whatever their order.
+            if offset == math.inf:
+                b2, e2 = count, 0
+            else:
+                b2 = bisect_left(lasts, (offset - eps,), b)
+                e2 = 0 if b2 == count else bisect_left(blocks[b2], ((offset - eps,),), pos if b2 == b else 0)
+            base = self._demand_before(b, pos)
+            if self._demand_before(b2, e2) - base > left:
+                b2, e2 = min((b2, e2), self._furthest_fitting(b, pos, base + left))
+            while (b2, e2) > (b, pos) and self._c_at(b2, e2) - self._c_before(b2, e2) <= gap:
+                if e2 > 0:  # do not split a cluster of near-equal keys
+                    e2 -= 1
+                else:
+                    b2, e2 = b2 - 1, len(blocks[b2 - 1]) - 1
+            if (b2, e2) > (b, pos):
+                left -= self._demand_before(b2, e2) - base
+                b, pos = b2, e2
+                continue
+            if blocks[b][pos][0][0] > offset + eps:  # this one and all after it rank below the bound
+                break
+            cluster: list[tuple[Key, int, JobView]] = []
+            previous = -math.inf
+            exact = self.exact
+            while b < count:
+                ckey, demand, job = blocks[b][pos]
+                if ckey[0] - previous > gap and cluster:
+                    break
+                previous = ckey[0]
+                cluster.append(((exact(job), ckey[1], ckey[2]), demand, job))
+                pos += 1
+                if pos == len(blocks[b]):
+                    b, pos = b + 1, 0
+            cluster.sort(reverse=True)
+            buffer.extend(cluster)
+        self.block, self.pos, self.left = b, pos, left
+
+
+class _Record:
+    __slots__ = ("ckey", "demand", "job", "model")
+
+    def __init__(self, model: str, demand: int, job: JobView) -> None:
+        self.model, self.demand, self.job = model, demand, job
+        self.ckey: Key | None = None  # (c, arrival, id) once seen computing
+
+
+class LasBooks:
+    """Queued jobs by their (fixed) key and computing jobs by c, per model, for one engine's view."""
+
+    def __init__(self, view: LiveView) -> None:
+        self.view = view
+        self._rebuild(view)
+
+    @staticmethod
+    def _exact(view: PreemptiveView) -> Exact:
+        attained = view.attained_service
+        return lambda job: attained(job) / job.demand
+
+    def _rebuild(self, view: LiveView) -> None:
+        self.queued = KeyBlocks()
+        self.queued_keys: dict[int, Key] = {}
+        self.queued_demands: dict[int, int] = {}
+        self.computing: dict[str, KeyBlocks] = {m: KeyBlocks() for m in view.free}
+        self.known: dict[int, _Record] = {}
+        self.starting: dict[int, _Record] = {}  # running, not yet seen computing
+        self.held = dict.fromkeys(view.free, 0)
+        self.mark = view.arrival_mark
+        for job in view.running():
+            assert job.accelerator is not None
+            self._add_running(job, job.accelerator)
+        for job in view.queued():
+            self._add_queued(view, job)
+        self._see_computing(view)
+
+    def _add_queued(self, view: PreemptiveView, job: JobView) -> None:
+        if job.id in self.queued_keys:
+            return
+        key = (view.attained_service(job) / job.demand, job.submit, job.id)
+        self.queued_keys[job.id] = key
+        self.queued.insert(key, job.demand, job)
+        self.queued_demands[job.demand] = self.queued_demands.get(job.demand, 0) + 1
+
+    def _remove_queued(self, job: JobView) -> None:
+        self.queued.remove(self.queued_keys.pop(job.id), job.demand)
+        left = self.queued_demands[job.demand] - 1
+        if left:
+            self.queued_demands[job.demand] = left
+        else:
+            del self.queued_demands[job.demand]
+
+    def _add_running(self, job: JobView, model: str) -> None:
+        record = _Record(model, job.demand, job)
+        self.known[job.id] = record
+        self.starting[job.id] = record
+        self.held[model] += job.demand
+
+    def _remove_running(self, job_id: int) -> None:
+        record = self.known.pop(job_id)
+        self.held[record.model] -= record.demand
+        if record.ckey is None:
+            del self.starting[job_id]
+        else:
+            self.computing[record.model].remove(record.ckey, record.demand)
+
+    def _see_computing(self, view: LiveView) -> None:
+        if not self.starting:
+            return
+        computing = view.computing_ids()
+        now = view.now
+        for job_id in [j for j in self.starting if j in computing]:
+            record = self.starting.pop(job_id)
+            job = record.job
+            record.ckey = (view.attained_service(job) / job.demand - now, job.submit, job.id)
+            self.computing[record.model].insert(record.ckey, record.demand, job)
+
+    def catch_up(self, view: LiveView) -> None:
+        """Bring the books up to the view: jobs that stopped, entered the queue or began computing."""
+        active = view.active_ids()
+        known = self.known
+        if len(active) != len(known):
+            for job_id in known.keys() - active:
+                self._remove_running(job_id)
+            if len(active) != len(known):
+                self._rebuild(view)  # a job started behind the books' back: start over
+                return
+        mark = view.arrival_mark
+        if mark != self.mark:
+            for job in view.queued_since(self.mark):
+                self._add_queued(view, job)  # type: ignore[arg-type]  # a PreemptiveView queues JobViews
+            self.mark = mark
+        self._see_computing(view)
+
+    def plan(self, view: LiveView) -> list[Decision] | None:
+        """plan(view, jobs in LAS order) from the books, or None while a running job is still starting."""
+        if self.starting:
+            return None
+        free, releasing, held = view.free, view.releasing, self.held
+        now = view.now
+        eps = 4e-8 * (1.0 + abs(now))
+        exact = self._exact(view)
+        cursors: dict[str, Cursor] = {m: _LasCursor(self.computing[m], free[m] + releasing[m] + held[m], now, eps,
+                                                    exact) for m in free}
+        smallest = min(self.queued_demands) if self.queued_demands else math.inf
+        preempt, starts = walk(self.queued, cursors, free, view.candidate_accelerators, smallest)
+        decisions: list[Decision] = [PreemptJob(job.id) for _, job in preempt]
+        decisions += [StartJob(job.id, model) for job, model in starts]
+        for _, job in preempt:
+            self._remove_running(job.id)
+        for job, model in starts:
+            self._remove_queued(job)
+            self._add_running(job, model)
+        return decisions
+
+    def apply(self, decisions: Sequence[Decision]) -> None:
+        """Follow the decisions of a pass (the engine applies each or stops the run)."""
+        for decision in decisions:
+            if isinstance(decision, PreemptJob):
+                self._remove_running(decision.job_id)
+            elif isinstance(decision, StartJob):
+                record_job = self._queued_job(decision.job_id)
+                self._remove_queued(record_job)
+                self._add_running(record_job, decision.accelerator)
+
+    def _queued_job(self, job_id: int) -> JobView:
+        key = self.queued_keys[job_id]
+        blocks = self.queued.blocks
+        block = blocks[bisect_left(self.queued.lasts, key)]
+        return block[bisect_left(block, (key,))][2]

@@ -1,0 +1,203 @@
+"""The greedy walk of preemptive.plan over books kept between passes, for long replays.
+
+`plan` ranks every present job on every pass: O(jobs present) per pass, which dominates replays of
+tens of thousands of jobs. Here the jobs stay ranked between passes: queued jobs in one `KeyBlocks`
+and running jobs in one per accelerator model, each a list of sorted blocks of (key, demand, job)
+that carry their demand sums. `walk` gives the decisions plan would give for the same order:
+- it steps through queued jobs in key order and stops once no queued job can fit anywhere;
+- a queued job looking at model m first brings m's running jobs ranked above it up to date, a whole
+  block at once where the block fits in what is left of m's budget (then all its jobs keep their
+  accelerators, whatever their order inside it), job by job otherwise;
+- running jobs ranked below the last queued job it looked at are walked the same way at the end.
+A running job's fate depends only on its own model's budget, so bringing each model up to date only
+when a queued job looks at it (or at the end) gives the same fates as plan's single pass. Cost per
+pass: blocks skipped + jobs whose fate is decided one by one (about the decisions and the queued jobs
+that take a place), not the jobs present. Keys must be unique (they end with the job id) and totally
+ordered; tests/test_preemption_speed.py runs random workloads through both and compares the results.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
+from itertools import accumulate
+from typing import Any, Protocol
+
+from dcsim.policies.base import JobView, PreemptiveView
+
+Key = tuple[Any, ...]
+Entry = tuple[Key, int, JobView]
+BLOCK = 32  # entries per block before it splits in two
+LAST: Key = (float("inf"),)  # ranks below every key whose first item is a finite number
+
+
+class LiveView(PreemptiveView, Protocol):
+    """What the books read besides PreemptiveView (the training engine's view provides it)."""
+
+    def active_ids(self) -> Set[int]:
+        """Ids of the jobs running() yields (starting or computing), a live set."""
+        ...
+
+    def computing_ids(self) -> Set[int]:
+        """Ids of the running jobs that compute now (past their start-up or restore), a live set."""
+        ...
+
+
+def has_live_ids(view: PreemptiveView) -> bool:
+    return hasattr(view, "active_ids") and hasattr(view, "computing_ids")
+
+
+class KeyBlocks:
+    """Entries sorted by key in blocks of at most 2 x BLOCK, each block with its last key, its
+    entries' demands (a plain list, summed by slices) and their total."""
+
+    __slots__ = ("blocks", "count", "demands", "lasts", "sums")
+
+    def __init__(self) -> None:
+        self.blocks: list[list[Entry]] = []
+        self.demands: list[list[int]] = []
+        self.sums: list[int] = []
+        self.lasts: list[Key] = []
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def insert(self, key: Key, demand: int, job: JobView) -> None:
+        blocks = self.blocks
+        self.count += 1
+        if not blocks:
+            blocks.append([(key, demand, job)])
+            self.demands.append([demand])
+            self.sums.append(demand)
+            self.lasts.append(key)
+            return
+        i = bisect_left(self.lasts, key)
+        if i == len(blocks):
+            i -= 1
+        block, demands = blocks[i], self.demands[i]
+        j = bisect_left(block, (key,))
+        block.insert(j, (key, demand, job))
+        demands.insert(j, demand)
+        self.sums[i] += demand
+        if j == len(block) - 1:
+            self.lasts[i] = key
+        if len(block) > 2 * BLOCK:
+            blocks[i:i + 1] = [block[:BLOCK], block[BLOCK:]]
+            self.demands[i:i + 1] = [demands[:BLOCK], demands[BLOCK:]]
+            self.sums[i:i + 1] = [sum(self.demands[i]), sum(self.demands[i + 1])]
+            self.lasts[i:i + 1] = [blocks[i][-1][0], blocks[i + 1][-1][0]]
+
+    def remove(self, key: Key, demand: int) -> None:
+        i = bisect_left(self.lasts, key)
+        block = self.blocks[i] if i < len(self.blocks) else []
+        j = bisect_left(block, (key,))
+        if j == len(block) or block[j][0] != key:
+            raise KeyError(key)
+        del block[j]
+        self.count -= 1
+        if block:
+            del self.demands[i][j]
+            self.sums[i] -= demand
+            if j == len(block):
+                self.lasts[i] = block[-1][0]
+        else:
+            del self.blocks[i], self.demands[i], self.sums[i], self.lasts[i]
+
+    def __iter__(self) -> Iterator[Entry]:
+        for block in self.blocks:
+            yield from block
+
+
+class _Cursor:
+    """Where the walk stands in one model's running jobs, and what is left of that model's budget."""
+
+    __slots__ = ("before", "block", "books", "left", "pos")
+
+    def __init__(self, books: KeyBlocks, left: int) -> None:
+        self.books = books
+        self.block = 0
+        self.pos = 0
+        self.left = left
+        self.before = list(accumulate(books.sums, initial=0))  # demand of the blocks before each block
+
+    def advance(self, bound: Key, preempt: list[tuple[Key, JobView]]) -> None:
+        """Decide the running jobs ranked above `bound`: keep those that fit, preempt the others."""
+        books = self.books
+        blocks, demands, lasts, before = books.blocks, books.demands, books.lasts, self.before
+        b, pos, left = self.block, self.pos, self.left
+        while b < len(blocks):
+            # Whole blocks ranked above the bound, all kept if their sum fits: one step.
+            whole = bisect_left(lasts, bound, b)
+            if whole > b:
+                segment = before[whole] - before[b] - (sum(demands[b][:pos]) if pos else 0)
+                if segment <= left:
+                    left -= segment
+                    b, pos = whole, 0
+                    continue
+            block = blocks[b]
+            end = len(block) if lasts[b] < bound else bisect_left(block, (bound,), pos)
+            segment = sum(demands[b][pos:end])
+            if segment <= left:  # all of them keep their accelerators
+                left -= segment
+            else:
+                for key, demand, job in block[pos:end]:
+                    if left >= demand:
+                        left -= demand
+                    else:
+                        preempt.append((key, job))
+            if end < len(block):
+                self.block, self.pos, self.left = b, end, left
+                return
+            b += 1
+            pos = 0
+        self.block, self.pos, self.left = b, pos, left
+
+
+class Cursor(Protocol):
+    left: int
+
+    def advance(self, bound: Key, preempt: list[tuple[Key, JobView]]) -> None: ...
+
+
+def cursors_for(running: Mapping[str, KeyBlocks], budget: Mapping[str, int]) -> dict[str, Cursor]:
+    return {m: _Cursor(running[m] if m in running else KeyBlocks(), budget[m]) for m in budget}
+
+
+def walk(queued: KeyBlocks, cursors: Mapping[str, Cursor], free: Mapping[str, int],
+         candidates: Callable[[JobView], Sequence[str]], smallest_queued: float,
+         ) -> tuple[list[tuple[Key, JobView]], list[tuple[JobView, str]]]:
+    """The fates plan() would give: (running jobs to preempt in rank order, (queued job, model) to start now).
+
+    `cursors`: per model, its running jobs and its budget (free + releasing + held by running jobs);
+    `smallest_queued`: the smallest demand of any queued job (the walk of the queue stops once no
+    model has that much left)."""
+    free_now = dict(free)
+    preempt: list[tuple[Key, JobView]] = []
+    starts: list[tuple[JobView, str]] = []
+    every = list(cursors.values())
+    only = every[0] if len(every) == 1 else None
+    if any(c.left >= smallest_queued for c in every):
+        for key, demand, job in queued:
+            for model in candidates(job):
+                cursor = cursors[model]
+                if cursor.left < demand:
+                    continue  # what is left only shrinks as the walk goes on: it cannot fit here
+                cursor.advance(key, preempt)
+                if cursor.left >= demand:
+                    cursor.left -= demand
+                    if free_now[model] >= demand:
+                        free_now[model] -= demand
+                        starts.append((job, model))
+                    break
+            # Once no model has room for the smallest queued job, the rest of the queue changes nothing.
+            if only is not None:
+                if only.left < smallest_queued:
+                    break
+            elif all(c.left < smallest_queued for c in every):
+                break
+    for cursor in every:
+        cursor.advance(LAST, preempt)
+    if len(every) > 1:
+        preempt.sort(key=lambda entry: entry[0])
+    return preempt, starts
