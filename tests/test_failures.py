@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import dcsim
@@ -266,3 +267,23 @@ def test_switch_failures_on_the_fat_tree_reroute_or_stop_jobs_and_conserve_accel
 def test_network_failures_need_a_network(tmp_path: Path, kind: str) -> None:
     found = problems(write(tmp_path, tiny_scenario(failures={kind: {"mtbf": "10h"}})))
     assert len(found) == 1 and f"failures.{kind}" in found[0] and "network section" in found[0]
+
+
+@pytest.mark.parametrize("policy", [{"name": "tiresias"}, {"name": "las", "params": {"round": 360.0}}])
+def test_kept_rankings_agree_with_full_passes_under_failures(policy: dict[str, Any]) -> None:
+    """Failures move jobs out of the running set at any moment: the kept rankings of tiresias and las
+    (policies/scheduling/ranked.py) must still decide as a full pass does."""
+    from dcsim.policies.scheduling.las import LeastAttainedService
+    from dcsim.policies.scheduling.tiresias import Tiresias
+
+    data = failing(policies={"scheduler": policy, "placement": "pack"})
+    frames = []
+    saved = Tiresias.incremental, LeastAttainedService.incremental
+    try:
+        for incremental in (True, False):
+            Tiresias.incremental = LeastAttainedService.incremental = incremental
+            frames.append(run(data).jobs)
+    finally:
+        Tiresias.incremental, LeastAttainedService.incremental = saved
+    assert frames[0]["interruptions"].sum() > 0 and frames[0]["preemptions"].sum() > 0
+    pd.testing.assert_frame_equal(frames[0], frames[1])
