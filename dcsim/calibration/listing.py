@@ -12,11 +12,14 @@ from dcsim.calibration import SECTIONS, Calibration
 from dcsim.catalog import AcceleratorSpec, Figure
 from dcsim.errors import CatalogError
 
-_SHORT = {"peak_fp16_flops": "16-bit peak", "peak_fp32_flops": "FP32 peak", "memory_bytes": "memory",
-          "memory_bandwidth": "memory bandwidth", "interconnect_bandwidth": "interconnect", "tdp_w": "TDP",
+_SHORT = {"peak_fp16_flops": "16-bit peak", "peak_fp32_flops": "FP32 peak", "peak_fp8_flops": "FP8 peak",
+          "peak_int8_ops": "INT8 peak", "memory_bytes": "memory", "memory_bandwidth": "memory bandwidth",
+          "interconnect_bandwidth": "interconnect", "network_bandwidth": "network (NIC)", "tdp_w": "TDP",
           "idle_w": "idle power"}
-_UNITS = {"peak_fp16_flops": (1e12, "TFLOP/s"), "peak_fp32_flops": (1e12, "TFLOP/s"), "memory_bytes": (1e9, "GB"),
-          "memory_bandwidth": (1e9, "GB/s"), "interconnect_bandwidth": (1e9, "GB/s"), "tdp_w": (1, "W"),
+_UNITS = {"peak_fp16_flops": (1e12, "TFLOP/s"), "peak_fp32_flops": (1e12, "TFLOP/s"),
+          "peak_fp8_flops": (1e12, "TFLOP/s"),
+          "peak_int8_ops": (1e12, "TOP/s"), "memory_bytes": (1e9, "GB"), "memory_bandwidth": (1e9, "GB/s"),
+          "interconnect_bandwidth": (1e9, "GB/s"), "network_bandwidth": (1e9 / 8, "Gb/s"), "tdp_w": (1, "W"),
           "idle_w": (1, "W")}  # `calibration show` prints each figure in the unit its source quotes
 
 
