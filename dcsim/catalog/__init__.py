@@ -213,7 +213,8 @@ def load_catalog() -> Catalog:
     aliases: dict[str, str] = {}
     for name, spec in raw["accelerators"].items():
         where = f"catalog/accelerators.yaml: accelerators.{name}"
-        figures = {key: _figure(spec[key], kind, f"{where}.{key}") for key, kind in _FIELD_KINDS.items() if key in spec}
+        figures: dict[str, Any] = {key: _figure(spec[key], kind, f"{where}.{key}")
+                                   for key, kind in _FIELD_KINDS.items() if key in spec}
         if spec["kind"] not in KINDS:
             raise CatalogError(f"{where}.kind: expected one of {', '.join(KINDS)}, got {spec['kind']!r}")
         accelerators[name] = AcceleratorSpec(
