@@ -17,8 +17,7 @@ import simpy
 from dcsim.build.cluster import build_cluster, busy_power, power_caps, uncapped_busy_power
 from dcsim.build.policies import build_policy
 from dcsim.build.serving import Serving, build_serving
-from dcsim.calibration import Calibration, load_calibration
-from dcsim.catalog import load_catalog
+from dcsim.calibration import Calibration
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.lifecycle import Lifecycle, SuspensionCosts
 from dcsim.engine.rng import stream
@@ -28,6 +27,7 @@ from dcsim.errors import DcsimError, ScenarioError
 from dcsim.metrics.recorder import FrameRecorder
 from dcsim.model import Cluster, Job
 from dcsim.model.power import PowerCoefficients
+from dcsim.scenario.accelerators import scenario_calibration, scenario_catalog
 from dcsim.scenario.schema import Scenario, SyntheticTraining
 from dcsim.workload import WorkloadReport, generate, read_trace
 
@@ -53,14 +53,14 @@ def build_jobs(scenario: Scenario, seed: int) -> tuple[list[Job], WorkloadReport
     spec = scenario.workload.training
     if spec is None:
         return [], None
-    catalog = load_catalog()
+    catalog = scenario_catalog(scenario)
 
     def streams(name: str) -> object:
         return stream(seed, f"training.{name}")
 
     if isinstance(spec, SyntheticTraining):
         return generate(spec, streams, catalog.canonical_accelerator)  # type: ignore[arg-type]
-    models = set(load_calibration(scenario.calibration_paths()).model_types())
+    models = set(scenario_calibration(scenario).model_types())
     return read_trace(spec, scenario.base_dir, streams, catalog.canonical_accelerator,  # type: ignore[arg-type]
                       models)
 
@@ -111,8 +111,8 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     seed = scenario.seed if seed is None else seed
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise DcsimError(f"seed: expected an integer >= 0, got {seed!r}")
-    catalog = load_catalog()
-    calibration = load_calibration(scenario.calibration_paths())
+    catalog = scenario_catalog(scenario)
+    calibration = scenario_calibration(scenario)
     cluster = build_cluster(scenario)
     jobs, report = build_jobs(scenario, seed)
     scheduler = build_policy(scenario, "scheduler")

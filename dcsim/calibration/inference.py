@@ -161,6 +161,7 @@ class InferenceModel:
     default: dict[str, float]  # median of the fitted accelerators, for everything else
     sources: tuple[str, ...] = ()
     errors: tuple[FitError, ...] = ()
+    catalog: Catalog | None = field(default=None, repr=False, compare=False)  # None: the shipped catalog
     _cache: dict[tuple[ModelSpec, str, int], tuple[float, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
@@ -190,11 +191,14 @@ class InferenceModel:
     def is_fitted(self, accelerator: str) -> bool:
         return self._canonical(accelerator) in self.entries
 
+    def _catalog(self) -> Catalog:
+        return self.catalog if self.catalog is not None else load_catalog()
+
     def _canonical(self, accelerator: str) -> str:
         if accelerator in self.entries:
             return accelerator
         try:
-            return load_catalog().canonical_accelerator(accelerator)
+            return self._catalog().canonical_accelerator(accelerator)
         except CatalogError as exc:
             raise CalibrationError(str(exc)) from None
 
@@ -203,8 +207,12 @@ class InferenceModel:
             raise CalibrationError(f"tensor parallelism must be a whole number >= 1, got {tp!r}")
         name = self._canonical(accelerator)
         entry = self.entries.get(name)
-        hw = entry.hardware if entry else Hardware.of(load_catalog().accelerators[name])
-        coefs = entry.coefficients if entry else self.default
+        if entry is not None:
+            hw, coefs = entry.hardware, entry.coefficients
+        else:  # extrapolated: this part's datasheet figures, a measured relative's efficiencies or the default
+            spec = self._catalog().accelerators[name]
+            relative = self.entries.get(spec.like) if spec.like else None
+            hw, coefs = Hardware.of(spec), (relative.coefficients if relative is not None else self.default)
         s = model_shape(model)
         p, d = np.array([coefs[t] for t in PREFILL_TERMS]), np.array([coefs[t] for t in DECODE_TERMS])
         prefill, linear, decode = _bases(s, hw, tp)
@@ -249,7 +257,7 @@ class InferenceModel:
                                   {**(base.points if base is not None else {}), **entry.points})
         return InferenceModel(entries=entries, default=self.default,
                               sources=self.sources + tuple(s for s in other.sources if s not in self.sources),
-                              errors=self.errors + other.errors)
+                              errors=self.errors + other.errors, catalog=self.catalog)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -25,14 +25,16 @@ _UNITS = {"peak_fp16_flops": (1e12, "TFLOP/s"), "peak_fp32_flops": (1e12, "TFLOP
 
 def list_text(calibration: Calibration) -> str:
     catalog = calibration.catalog
-    lines = ["Accelerators (* = estimated figure; `dcsim calibration show NAME` gives sources)",
-             f"  {'name':<11} {'kind':<4} {'year':>4} {'16-bit peak':>12} {'memory':>9} {'mem bw':>10} "
-             f"{'link':>10} {'TDP':>7} {'idle':>6}"]
+    lines = ["Accelerators (* = estimated figure; speeds: measured = fitted to measurements of the part itself, "
+             "extrapolated = from its datasheet figures; `dcsim calibration show NAME` gives sources)",
+             f"  {'name':<14} {'kind':<5} {'year':>4} {'16-bit peak':>12} {'memory':>9} {'mem bw':>10} "
+             f"{'link':>10} {'TDP':>7} {'idle':>6}  speeds"]
     for name, spec in catalog.accelerators.items():
-        lines.append(f"  {name:<11} {spec.kind:<4} {spec.year:>4} {_fig(spec.peak_fp16_flops, 1e12, 'T'):>12} "
+        origin = f"  [defined in {spec.origin}]" if spec.user_defined else ""
+        lines.append(f"  {name:<14} {spec.kind:<5} {spec.year:>4} {_fig(spec.peak_fp16_flops, 1e12, 'T'):>12} "
                      f"{_fig(spec.memory_bytes, 1e9, 'GB'):>9} {_fig(spec.memory_bandwidth, 1e9, 'GB/s'):>10} "
                      f"{_fig(spec.interconnect_bandwidth, 1e9, 'GB/s'):>10} {_fig(spec.tdp_w, 1, 'W'):>7} "
-                     f"{_fig(spec.idle_w, 1, 'W'):>6}")
+                     f"{_fig(spec.idle_w, 1, 'W'):>6}  {calibration.speed_basis(name)}{origin}")
     lines += ["", "Models (training: how its step time is obtained)",
               f"  {'name':<24} {'family':<15} {'training calibration'}"]
     training = calibration.training
@@ -73,6 +75,9 @@ def show_text(calibration: Calibration, name: str) -> str:
 
 def _accelerator_text(calibration: Calibration, spec: AcceleratorSpec) -> str:
     lines = [f"{spec.name} ({spec.vendor} {spec.kind}, {spec.year})"]
+    if spec.user_defined:
+        lines.append(f"  user-defined in {spec.origin}")
+    lines.append(f"  speeds: {calibration.speed_basis(spec.name)}")
     if spec.description:
         lines.append(f"  {spec.description}")
     if spec.aliases:
