@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import simpy
 
 from dcsim.build.cluster import build_cluster, busy_power, power_caps, uncapped_busy_power
+from dcsim.build.feasibility import restrict_to_memory
 from dcsim.build.policies import build_policy
 from dcsim.build.serving import Serving, build_serving
 from dcsim.calibration import Calibration
@@ -115,6 +116,7 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     calibration = scenario_calibration(scenario)
     cluster = build_cluster(scenario)
     jobs, report = build_jobs(scenario, seed)
+    restrict_to_memory(jobs, cluster, calibration)
     scheduler = build_policy(scenario, "scheduler")
     placement = build_policy(scenario, "placement")
     caps = power_caps(scenario)

@@ -17,6 +17,7 @@ from typing import Any
 import simpy
 
 from dcsim.build.cluster import build_cluster, busy_power, power_caps
+from dcsim.build.feasibility import limit_context
 from dcsim.build.policies import build_policy
 from dcsim.calibration import Calibration
 from dcsim.calibration.inference import kv_bytes_per_token, weight_bytes
@@ -130,6 +131,7 @@ def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster
             return stream(seed, f"{prefix}.{name}")
 
         own, report = build_requests(service.requests, index, scenario.base_dir, streams)
+        own = limit_context(own, report, service_model(service, ""), service.context_overflow == "truncate")
         requests.extend(own)
         reports[service.name] = report
         services.append(ServiceRuntime(
