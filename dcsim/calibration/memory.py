@@ -32,8 +32,8 @@ def training_memory_problem(model: ModelSpec, accelerator: AcceleratorSpec, coun
     memory = accelerator.memory_bytes.value * count
     if state <= memory:
         return None
-    return (f"{model.name}'s weights, gradients and Adam state ({state / 1e9:.0f} GB even if fully sharded) exceed the memory of "
-            f"{count} x {accelerator.name} ({memory / 1e9:.0f} GB)")
+    return (f"{model.name}'s weights, gradients and Adam state ({state / 1e9:.0f} GB even if fully sharded) "
+            f"exceed the memory of {count} x {accelerator.name} ({memory / 1e9:.0f} GB)")
 
 
 def smallest_feasible_count(model: ModelSpec, accelerator: AcceleratorSpec) -> int:
