@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from dcsim.build.hardware_summary import hardware_section
 from dcsim.build.model import Model
 from dcsim.metrics.fairness import lifecycle_section
 from dcsim.metrics.inference_summary import inference_summary
@@ -108,6 +109,11 @@ def _storage(run: RunFrames) -> Contribution | None:
                         sections={"storage": storage_summary(timeseries, recorder.storage_info)})
 
 
+def _hardware(run: RunFrames) -> Contribution | None:
+    section = hardware_section(run.model)
+    return None if section is None else Contribution(sections={"hardware": section})
+
+
 TRAINING_HEADLINE = {
     "wait_mean_s": ("training", "wait_s", "mean"),
     "wait_p95_s": ("training", "wait_s", "p95"),
@@ -146,6 +152,7 @@ SUBSYSTEMS: tuple[Subsystem, ...] = (
     Subsystem("inference", ("training", "cluster"), _inference, INFERENCE_HEADLINE),
     Subsystem("network", ("utilization",), _network),
     Subsystem("storage", ("network", "utilization"), _storage),
+    Subsystem("hardware", ("utilization",), _hardware),
 )
 
 

@@ -60,6 +60,13 @@ def test_scenario_defined_accelerator_runs_training_and_serving_end_to_end() -> 
     calibration = scenario_calibration(scenario)
     assert calibration.speed_basis("X1") == "extrapolated (like H100-SXM)"
     assert calibration.speed_basis("H100") == "measured"
+    assert summary["hardware"] == {"extrapolated": {"X1": {"speeds": "extrapolated (like H100-SXM)",
+                                                           "defined_in": "<scenario>"}}}
+    from dcsim.reporting.sections import present_sections
+
+    section = next(s for s in present_sections(result) if s.name == "hardware")
+    html = section.html(result)
+    assert "Extrapolated hardware" in html and "extrapolated (like H100-SXM)" in html
 
 
 def test_speeds_come_from_the_fitted_models_of_the_named_relative() -> None:
