@@ -65,9 +65,11 @@ def report(
         "reports/calibration"),
     measurements: Annotated[Path | None, typer.Option(help="your measurement CSV to add to the chart")] = None,
     overlay: OverlayOption = None,
+    catalog: CatalogOption = None,
     force: ForceOption = False,
 ) -> None:
-    """Print every fit error; chart predicted vs measured per model family.
+    """Print every fit error; chart predicted vs measured per model family (rows of accelerators no
+    model was fitted to in panels of their own, marked extrapolated).
 
     The folder is written like a run's: replaced whole only when dcsim wrote everything in it. With
     --force, predictions.csv and calibration.png are written into any other folder, replacing only those two.
@@ -80,12 +82,12 @@ def report(
     from dcsim.calibration.table import read_measurements
 
     in_place = _report_in_place(output, force)  # before any work: a bad path fails at once
-    calibration = _calibration(overlay)
+    calibration = _calibration(overlay, catalog)
     shipped = resources.files("dcsim.catalog").joinpath("measurements.csv")
     with resources.as_file(shipped) as path:
         table = read_measurements(path)
     if measurements is not None:
-        table = pd.concat([table, read_measurements(measurements)], ignore_index=True)
+        table = pd.concat([table, read_measurements(measurements, calibration.catalog)], ignore_index=True)
     out.print("Fit errors (absolute percentage error of predicted vs measured)", markup=False)
     for line in error_lines(calibration):
         out.print(line, markup=False)

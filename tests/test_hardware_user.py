@@ -214,3 +214,22 @@ def test_calibration_fit_accepts_measurements_of_a_part_the_catalog_lacks(tmp_pa
     anchor = calibration.training.models["ResNet-50"].anchors["X1"]
     assert anchor.t0 == pytest.approx(0.01, rel=1e-3) and anchor.t1 == pytest.approx(0.0004, rel=1e-3)
     assert calibration.training.compute_time("ResNet-50", "X1", 64) == pytest.approx(0.01 + 0.0004 * 64, rel=1e-3)
+
+
+def test_calibration_report_sets_extrapolated_points_apart(tmp_path: Path) -> None:
+    """Measurements of a part no model was fitted to (here H200, shipped but never measured) are
+    predicted by extrapolation: their own families in the chart, basis `extrapolated` in the CSV."""
+    import pandas as pd
+
+    measurements = tmp_path / "h200.csv"
+    measurements.write_text("kind,model,accelerator,batch,time\ntraining,ResNet-50,H200,64,0.05\n"
+                            "training,ResNet-50,H200,128,0.09\n")
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-m", "dcsim", "calibration", "report", "-o", str(out),
+                           "--measurements", str(measurements)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out / "predictions.csv")
+    h200 = table[table["accelerator"] == "H200"]
+    assert len(h200) == 2 and set(h200["basis"]) == {"extrapolated"}
+    assert set(h200["family"]) == {"training cnn (extrapolated)"}
+    assert set(table[table["accelerator"] == "V100"]["basis"]) == {"measured"}

@@ -155,4 +155,11 @@ def predictions(calibration: Calibration, table: pd.DataFrame) -> pd.DataFrame:
               calibration.scaling.predictions(calibration.training, table),
               calibration.inference.predictions(table, calibration.catalog),
               calibration.power.predictions(table, calibration.catalog)]
-    return pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    found = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    # Rows of accelerators no fitted model was fitted to are predictions by extrapolation: their own
+    # family (so the chart draws them in panels of their own) and basis column.
+    bases = {name: calibration.speed_basis(name) for name in found["accelerator"].unique()}
+    found["basis"] = found["accelerator"].map(bases)
+    extrapolated = found["basis"] != "measured"
+    found.loc[extrapolated, "family"] = found.loc[extrapolated, "family"] + " (extrapolated)"
+    return found
