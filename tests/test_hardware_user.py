@@ -150,7 +150,7 @@ def test_bad_definitions_in_a_scenario_exit_2_with_one_line(tmp_path: Path, defi
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and re.search(expected, lines[0]), lines
-    assert lines[0].startswith(f"error: {tmp_path / 'bad.yaml'}:"), lines
+    assert lines[0].startswith(f"error: {tmp_path / 'bad.yaml'}: accelerators.X1"), lines
 
 
 def test_duplicate_of_a_shipped_name_with_other_figures_is_an_error(tmp_path: Path) -> None:
@@ -158,8 +158,8 @@ def test_duplicate_of_a_shipped_name_with_other_figures_is_an_error(tmp_path: Pa
     done = run_cli(tmp_path, scenario_data(accelerator="H100", definitions={"H100": clash}))
     assert done.returncode == 2
     line, = done.stderr.strip().splitlines()
-    assert "accelerators.H100: the name 'H100' (or an alias) already names the shipped catalog part 'H100-SXM'" \
-        in line
+    assert line.startswith(f"error: {tmp_path / 'bad.yaml'}: accelerators.H100: the name 'H100' (or an alias) "
+                           "already names the shipped catalog part 'H100-SXM'"), line
 
 
 def test_bad_overlay_file_names_the_file_and_field(tmp_path: Path) -> None:
@@ -168,7 +168,8 @@ def test_bad_overlay_file_names_the_file_and_field(tmp_path: Path) -> None:
     done = run_cli(tmp_path, data, {"format": "dcsim-catalog/1", "accelerators": {"X1": with_field(memory=0)}})
     assert done.returncode == 2
     line, = done.stderr.strip().splitlines()
-    assert f"{tmp_path / 'parts.yaml'}: accelerators.X1.memory: Input should be greater than 0" in line
+    assert line.startswith(f"error: {tmp_path / 'bad.yaml'}: {tmp_path / 'parts.yaml'}: accelerators.X1.memory: "
+                           "Input should be greater than 0"), line
     done = run_cli(tmp_path, data, {"accelerators": {"X1": X1}})
     assert done.returncode == 2 and "format: expected `format: dcsim-catalog/1`" in done.stderr
 

@@ -154,7 +154,8 @@ class Catalog:
             if clash is not None:
                 if _same_part(accelerators[clash], spec):
                     continue
-                raise CatalogError(f"{spec.origin}: accelerators.{spec.name}: the name {spec.name!r} (or an alias) "
+                where = f"{spec.origin}: " if spec.origin else ""
+                raise CatalogError(f"{where}accelerators.{spec.name}: the name {spec.name!r} (or an alias) "
                                    f"already names the {accelerators[clash].origin} part {clash!r} with other "
                                    "figures; choose another name")
             accelerators[spec.name] = spec

@@ -166,12 +166,13 @@ def specs_from(sections: list[tuple[str, Mapping[str, AcceleratorDefinition]]]) 
     for spec in specs:
         if spec.like is None:
             continue
+        where = f"{spec.origin}: " if spec.origin else ""  # "": the scenario's own section (its file is named)
         try:
             like = catalog.canonical_accelerator(spec.like)
         except CatalogError as exc:
-            raise CatalogError(f"{spec.origin}: accelerators.{spec.name}.like: {exc}") from None
+            raise CatalogError(f"{where}accelerators.{spec.name}.like: {exc}") from None
         if like == spec.name:
-            raise CatalogError(f"{spec.origin}: accelerators.{spec.name}.like: names the part itself; "
+            raise CatalogError(f"{where}accelerators.{spec.name}.like: names the part itself; "
                                "name a measured accelerator")
     return tuple(_resolved_like(spec, catalog) for spec in specs)
 
@@ -222,7 +223,10 @@ def scenario_accelerators(scenario: Any) -> tuple[AcceleratorSpec, ...]:
     try:
         return definitions_of(data, scenario.base_dir, scenario.source)
     except CatalogError as exc:
-        raise CatalogError(f"{scenario.source}: {clip(str(exc), 800)}") from None
+        message = str(exc)
+        if not message.startswith(f"{scenario.source}: "):
+            message = f"{scenario.source}: {message}"
+        raise CatalogError(clip(message, 800)) from None
 
 
 def scenario_catalog(scenario: Any) -> Catalog:

@@ -23,7 +23,7 @@ def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
     problems: list[str] = []
     broken = False  # user-defined accelerators that failed are reported once, not again at every use
     try:
-        accelerators = definitions_of(data, base_dir)
+        accelerators = definitions_of(data, base_dir, label="")  # the loader names the scenario file
     except CatalogError as exc:
         problems.append(str(exc))
         accelerators, broken = (), True
