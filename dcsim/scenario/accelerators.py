@@ -19,16 +19,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from dcsim.calibration import Calibration, load_calibration
 from dcsim.catalog import AcceleratorSpec, Catalog, Figure, load_catalog
 from dcsim.errors import CatalogError, clip, excerpt
 from dcsim.inputs import InputError, load_yaml, read_text
 from dcsim.scenario.base import Strict
 from dcsim.scenario.units_types import Quantity
+
+if TYPE_CHECKING:
+    from dcsim.calibration import Calibration
 
 FORMAT = "dcsim-catalog/1"
 IDLE_FRACTION = 0.13  # idle / TDP when not given: the catalog's estimate (see accelerators.yaml header)
@@ -236,4 +238,6 @@ def scenario_catalog(scenario: Any) -> Catalog:
 
 def scenario_calibration(scenario: Any) -> Calibration:
     """The fitted models a scenario runs with: its overlays applied, over its catalog."""
+    from dcsim.calibration import load_calibration  # pandas and the fits load only when a run needs them
+
     return load_calibration(scenario.calibration_paths(), scenario_accelerators(scenario))
