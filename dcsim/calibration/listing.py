@@ -156,10 +156,13 @@ def predictions(calibration: Calibration, table: pd.DataFrame) -> pd.DataFrame:
               calibration.inference.predictions(table, calibration.catalog),
               calibration.power.predictions(table, calibration.catalog)]
     found = pd.concat([f for f in frames if not f.empty], ignore_index=True)
-    # Rows of accelerators no fitted model was fitted to are predictions by extrapolation: their own
-    # family (so the chart draws them in panels of their own) and basis column.
-    bases = {name: calibration.speed_basis(name) for name in found["accelerator"].unique()}
-    found["basis"] = found["accelerator"].map(bases)
+    # Rows of accelerators the family's model was not fitted to are predictions by extrapolation: their
+    # own family (so the chart draws them in panels of their own) and basis column. Speeds are measured
+    # where any speed model was fitted to the accelerator; power where a power curve was.
+    power = {*calibration.power.serving, *calibration.power.training}
+    found["basis"] = [("measured" if accelerator in power else "extrapolated") if family.startswith("power")
+                      else calibration.speed_basis(accelerator)
+                      for family, accelerator in zip(found["family"], found["accelerator"], strict=True)]
     extrapolated = found["basis"] != "measured"
     found.loc[extrapolated, "family"] = found.loc[extrapolated, "family"] + " (extrapolated)"
     return found
