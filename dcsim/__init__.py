@@ -1,6 +1,6 @@
 """dcsim: a discrete-event simulator of AI data centers.
 
-Public API: load_scenario, run, compare, RunResult. They load on first use, so importing a small
+Public API: load_scenario, run, compare, RunResult, sweep. They load on first use, so importing a small
 part of dcsim (units, errors) does not pull in pandas, simpy and the rest.
 """
 
@@ -16,17 +16,19 @@ if TYPE_CHECKING:
     from dcsim.results import RunResult
     from dcsim.runner import run
     from dcsim.scenario import load_scenario
+    from dcsim.sweep import sweep
 
 _PUBLIC = {"Comparison": "dcsim.comparison", "compare": "dcsim.comparison", "RunResult": "dcsim.results",
-           "run": "dcsim.runner", "load_scenario": "dcsim.scenario"}
+           "run": "dcsim.runner", "load_scenario": "dcsim.scenario", "sweep": "dcsim.sweep"}
 
-__all__ = ["Comparison", "RunResult", "__version__", "compare", "load_scenario", "run"]
+__all__ = ["Comparison", "RunResult", "__version__", "compare", "load_scenario", "run", "sweep"]
 
 
 def __getattr__(name: str) -> Any:
     module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'dcsim' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    # dcsim.sweep is the package itself, callable (dcsim.sweep(...)) and holding dcsim.sweep.size
+    value = import_module(module) if name == "sweep" else getattr(import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value

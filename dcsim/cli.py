@@ -1,4 +1,4 @@
-"""The `dcsim` command: run, validate, schema, compare, policies, calibration.
+"""The `dcsim` command: run, validate, schema, compare, sweep, size, policies, calibration.
 
 User mistakes (DcsimError) print one line per problem and exit 2; --debug shows the traceback.
 """
@@ -17,6 +17,8 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 from rich.table import Table
 
 from dcsim.cli_calibration import calibration_app
+from dcsim.cli_sweep import size as size_command
+from dcsim.cli_sweep import sweep as sweep_command
 from dcsim.errors import DcsimError, ScenarioError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -217,6 +219,10 @@ def compare(
     out.print(f"comparison written to {written}")
 
 
+app.command("sweep")(sweep_command)
+app.command("size")(size_command)
+
+
 def _mean_ci(metric: str, mean: float, half: float) -> str:
     """"mean ± half" in the metric's unit: metrics ending in _s are durations ("2.1 h ± 14.0 min")."""
     if mean != mean:  # NaN
@@ -256,6 +262,13 @@ def _print_run_summary(summary: dict[str, object]) -> None:
     inference = summary.get("inference")
     if isinstance(inference, dict):
         _inference_rows(table, inference)
+    failures = summary.get("failures")
+    if isinstance(failures, dict):
+        ettr = failures.get("ettr")
+        table.add_row("failures / job interruptions",
+                      f"{failures['failures']} / {failures['job_interruptions']} (ETTR "
+                      f"{'n/a' if ettr is None else f'{ettr:.1%}'}, {failures['lost_accelerator_hours']:,.0f} "
+                      "accelerator-hours lost)")
     utilization = summary["utilization"]
     assert isinstance(utilization, dict)
     table.add_row("utilization busy / allocated",

@@ -1,6 +1,6 @@
 """The subsystems of a run, listed once in SUBSYSTEMS: what each adds to a RunResult.
 
-A subsystem (training, inference, network, storage; failures and power next) contributes frames
+A subsystem (training, inference, network, storage, failures; power next) contributes frames
 drawn from the recorder and sections of summary.json, each placed after a named key so the file
 reads top-down. runner.py iterates this list and names none of them. Adding a subsystem adds its
 modules and one entry here; its report section goes in reporting/sections.py, which stays apart
@@ -20,6 +20,7 @@ import pandas as pd
 
 from dcsim.build.hardware_summary import hardware_section
 from dcsim.build.model import Model
+from dcsim.metrics.failure_summary import failure_summary, failures_frame
 from dcsim.metrics.fairness import lifecycle_section
 from dcsim.metrics.inference_summary import inference_summary
 from dcsim.metrics.network_frames import (
@@ -55,6 +56,7 @@ class Subsystem:
     after: tuple[str, ...]  # its sections follow the first of these summary keys present
     collect: Callable[[RunFrames], Contribution | None]  # None: not in this run
     headline: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # compare metric -> summary path
+    present: Callable[[Any], bool] = lambda scenario: True  # whether a scenario has it (before running)
 
 
 def _training(run: RunFrames) -> Contribution | None:
@@ -109,6 +111,21 @@ def _storage(run: RunFrames) -> Contribution | None:
                         sections={"storage": storage_summary(timeseries, recorder.storage_info)})
 
 
+def _failures(run: RunFrames) -> Contribution | None:
+    model = run.model
+    if model.failures is None:
+        return None
+    frame = failures_frame(model.failures.log.rows)
+    checkpoint = getattr(model.scenario.workload.training, "checkpoint", None)
+    losses = model.serving.engine.losses if model.serving is not None else None
+    serving = {"replicas_lost": losses.replicas_lost, "requests_retried": losses.retries,
+               "requests_failed": losses.dropped} if losses is not None else None
+    section = failure_summary(frame, run.jobs, sum(model.cluster.capacity.values()), run.end_time,
+                              stalled_checkpoints=checkpoint is not None and checkpoint.mode == "stall",
+                              serving=serving)
+    return Contribution(frames={"failures": frame}, sections={"failures": section})
+
+
 def _hardware(run: RunFrames) -> Contribution | None:
     section = hardware_section(run.model)
     return None if section is None else Contribution(sections={"hardware": section})
@@ -140,6 +157,13 @@ INFERENCE_HEADLINE = {
     "preemptions": ("inference", "preemptions"),
 }
 
+FAILURE_HEADLINE = {
+    "ettr": ("failures", "ettr"),
+    "job_interruptions": ("failures", "job_interruptions"),
+    "lost_accelerator_hours": ("failures", "lost_accelerator_hours"),
+    "accelerator_availability": ("failures", "accelerator_availability"),
+}
+
 CORE_HEADLINE = {  # what every run has
     "busy_utilization": ("utilization", "busy", "all"),
     "allocated_utilization": ("utilization", "allocated", "all"),
@@ -148,11 +172,14 @@ CORE_HEADLINE = {  # what every run has
 }
 
 SUBSYSTEMS: tuple[Subsystem, ...] = (
-    Subsystem("training", ("cluster",), _training, TRAINING_HEADLINE),
-    Subsystem("inference", ("training", "cluster"), _inference, INFERENCE_HEADLINE),
-    Subsystem("network", ("utilization",), _network),
-    Subsystem("storage", ("network", "utilization"), _storage),
-    Subsystem("hardware", ("utilization",), _hardware),
+    Subsystem("training", ("cluster",), _training, TRAINING_HEADLINE, lambda s: s.workload.training is not None),
+    Subsystem("inference", ("training", "cluster"), _inference, INFERENCE_HEADLINE,
+              lambda s: s.workload.inference is not None),
+    Subsystem("network", ("utilization",), _network, present=lambda s: s.network is not None),
+    Subsystem("storage", ("network", "utilization"), _storage, present=lambda s: s.storage is not None),
+    Subsystem("failures", ("inference", "training", "cluster"), _failures, FAILURE_HEADLINE,
+              lambda s: s.failures is not None),
+    Subsystem("hardware", ("utilization",), _hardware, present=lambda s: bool(s.accelerators or s.catalog)),
 )
 
 

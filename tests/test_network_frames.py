@@ -197,7 +197,7 @@ def test_training_summary_counts_failed_jobs_and_shares() -> None:
                 "comm_share": comm / 10 if computed else np.nan, "io_share": io / 10 if computed else np.nan,
                 "checkpoints": 0, "preemptions": 0, "migrations": 0, "attained_service_s": 80.0 if computed else 0.0,
                 "suspend_s": 0.0, "restore_s": 0.0, "queue_s": 1.0 if computed else 11.0, "lost_work_ref_s": 0.0,
-                "tenant": "", "priority": 0}
+                "tenant": "", "priority": 0, "interruptions": 0, "lost_service_s": 0.0, "checkpoint_s": 0.0}
     jobs = pd.DataFrame([job(0, "completed", 1.0, 0.0), job(1, "failed", 3.0, 2.0), job(2, "rejected", 0.0, 0.0)],
                         columns=JOB_COLUMNS).astype(JOB_DTYPES)
     ts = pd.DataFrame({"time_s": [0.0, 11.0], "queue_length": [0, 0], "allocated_all": [0, 0], "busy_all": [0, 0],

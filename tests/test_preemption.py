@@ -21,7 +21,7 @@ from dcsim.model import Job, JobState
 from dcsim.policies import register
 from dcsim.policies.base import Decision, NextPass, PolicyBase, PreemptiveView, PreemptJob, StartJob
 from dcsim.scenario import scenario_from_dict
-from tests.helpers import speed_ratio
+from tests.helpers import SCENARIOS, speed_ratio
 
 COSTS = {"checkpoint_size": "10GB", "write_bandwidth": "1GB/s", "read_bandwidth": "2GB/s", "restart_delay": "3s"}
 
@@ -217,16 +217,17 @@ def test_suspend_keeps_progress_up_to_a_time_and_counts_lost_work() -> None:
     job.remaining = 100.0
     life.compute(job, 0.0)
     job.remaining = 70.0  # the engine brought progress up to t = 30
-    assert life.suspend(job, 30.0, keep_progress_until=30.0, preempted=True) == 4.0  # 4 GB at 1 GB/s
+    assert life.suspend(job, 30.0, preempted=True) == 4.0  # 4 GB at 1 GB/s
     life.suspended(job, 34.0)
     assert life.start(job, 40.0, "V100", ((1, 2),)) == 5.0 + 4.0  # restart delay + read
     assert job.migrations == 1  # other nodes
     life.compute(job, 49.0)
     job.remaining = 50.0  # 20 s of work later (t = 69): a failure keeps what was saved at t = 30
-    save = life.suspend(job, 69.0, keep_progress_until=60.0, preempted=False)
-    assert save == 0.0 and job.remaining == 70.0 and job.lost_work == 20.0
-    assert job.attained == 2 * (30.0 + 20.0)
-    assert (job.preemptions, job.queue_time, job.suspend_time, job.restore_time) == (1, 6.0, 4.0, 9.0)
+    life.interrupt(job, 69.0)
+    assert job.remaining == 70.0 and job.lost_work == 20.0
+    assert job.attained == 2 * (30.0 + 20.0) and job.lost_service == 2 * 20.0
+    assert (job.preemptions, job.interruptions, job.queue_time, job.suspend_time, job.restore_time) == \
+        (1, 1, 6.0, 4.0, 9.0)
     assert job.state is JobState.SUSPENDING
 
 
@@ -344,3 +345,19 @@ def test_gantt_draws_each_phase_of_a_preempted_job(tmp_path: Path) -> None:
     assert spans == [[(0.0, 10.0), (20.0, 40.0), (48.0, 138.0)], [(40.0, 48.0)], [(10.0, 20.0)]]
     labels = [t.get_text() for t in gantt.axes[0].get_legend().get_texts()]
     assert "suspending (checkpoint)" in labels and "starting / restoring" in labels
+
+
+# --- checkpoints of suspensions through the storage tier and the network ----------------------------------
+def test_a_preempted_jobs_checkpoint_traffic_appears_on_the_storage_tier() -> None:
+    """fat_tree_placement has a checkpoint tier; periodic checkpoints are pushed past the run, so every
+    write on the tier is a suspension's, and every read beyond the dataset stream a restore's."""
+    runs = {name: dcsim.run(SCENARIOS / "fat_tree_placement.yaml", overrides=[
+        f"policies.scheduler={name}", "workload.training.checkpoint.interval=100d", "workload.training.jobs=60"])
+        for name in ("srtf", "fifo")}
+    preempted, plain = runs["srtf"], runs["fifo"]
+    assert preempted.jobs["preemptions"].sum() > 0 and plain.jobs["preemptions"].sum() == 0
+    assert preempted.storage_timeseries["write_Bps"].max() > 0
+    assert plain.storage_timeseries["write_Bps"].max() == 0
+    # no suspension bandwidth is set: the save and the read-back take time only through the tier
+    assert preempted.jobs["suspend_s"].sum() > 0 and preempted.jobs["restore_s"].sum() > 0
+    assert (preempted.jobs["state"] == "completed").all()

@@ -9,12 +9,14 @@ registry), the network side from build/network.py and the inference side from bu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import simpy
 
 from dcsim.build.cluster import build_cluster, busy_power, power_caps, uncapped_busy_power
+from dcsim.build.failures import build_checkpoints, build_failures, wire_tier_checkpoints
 from dcsim.build.feasibility import restrict_to_memory
 from dcsim.build.policies import build_policy
 from dcsim.build.serving import Serving, build_serving
@@ -22,6 +24,7 @@ from dcsim.calibration import Calibration
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.lifecycle import Lifecycle, SuspensionCosts
 from dcsim.engine.rng import stream
+from dcsim.engine.serving_failures import ReplicaLosses
 from dcsim.engine.simulation import Simulation
 from dcsim.engine.training import TrainingEngine
 from dcsim.errors import DcsimError, ScenarioError
@@ -34,6 +37,7 @@ from dcsim.workload import WorkloadReport, generate, read_trace
 
 if TYPE_CHECKING:
     from dcsim.build.network import NetworkModel
+    from dcsim.engine.failures import FailureProcess
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Model:
     policies: dict[str, dict[str, object]]
     serving: Serving | None = None
     network: NetworkModel | None = None
+    failures: FailureProcess | None = None
 
 
 def build_jobs(scenario: Scenario, seed: int) -> tuple[list[Job], WorkloadReport | None]:
@@ -192,11 +197,35 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     if serving is not None:
         training.on_release = serving.engine.capacity_freed
         training.on_queue = serving.engine.demand_appeared
-    simulation = Simulation(env, training, scenario.horizon, serving.engine if serving is not None else None)
+    build_checkpoints(scenario, env, training, jobs)
+    if network is not None and network.traffic is not None:
+        wire_tier_checkpoints(scenario, network.traffic)
+        if network.traffic.settings.checkpoint_tier is not None:  # suspensions write through the tier too
+            from dcsim.engine.suspension_io import SuspensionIO
+
+            training.suspension_io = SuspensionIO(network.traffic)
+            training.lifecycle.costs = replace(training.lifecycle.costs, write_bps=math.inf, read_bps=math.inf)
+    failures = build_failures(scenario, seed, env, training, _capacity_moved(training, serving), network)
+    if failures is not None and serving is not None:
+        failures.serving = serving.engine
+        serving.engine.losses = ReplicaLosses(scenario.failures.request_retries)  # type: ignore[union-attr]
+    simulation = Simulation(env, training, scenario.horizon, serving.engine if serving is not None else None,
+                            failures)
     policies: dict[str, dict[str, object]] = {
         "scheduler": {"name": scheduler.name, "params": scheduler.get_params()},
         "placement": {"name": placement.name, "params": placement.get_params()},
     }
     if serving is not None:
         policies.update(serving.policies)
-    return Model(scenario, seed, cluster, jobs, report, recorder, simulation, policies, serving, network)
+    return Model(scenario, seed, cluster, jobs, report, recorder, simulation, policies, serving, network, failures)
+
+
+def _capacity_moved(training: TrainingEngine, serving: Serving | None) -> Callable[[], None]:
+    """After a failure or repair: new levels, a scheduling pass, and serving told of freed capacity."""
+    def moved() -> None:
+        training.capacity_changed()
+        training.levels.training_queue = len(training._queue)
+        training.levels.emit(training.env.now)
+        if serving is not None:
+            serving.engine.capacity_freed()
+    return moved

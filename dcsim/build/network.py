@@ -181,7 +181,7 @@ def build_network(scenario: Scenario, cluster: Cluster, calibration: Calibration
     spec = scenario.workload.training
     if spec is not None and jobs:
         profiles = Profiles(scenario, calibration, cluster, speeds)
-        if topology is not None or spec.checkpoint is not None:
+        if topology is not None or (spec.checkpoint is not None and spec.checkpoint.tier is not None):
             for model in sorted({job.model for job in jobs}):
                 profiles.parameters(model)  # fail now, not mid-run, on a model without a parameter count
                 if topology is not None:
@@ -192,7 +192,8 @@ def build_network(scenario: Scenario, cluster: Cluster, calibration: Calibration
             dataset_tier=spec.dataset.tier if spec.dataset is not None else None,
             dataset_rate=spec.dataset.rate if spec.dataset is not None else 0.0,
             checkpoint_tier=spec.checkpoint.tier if spec.checkpoint is not None else None,
-            checkpoint_interval=spec.checkpoint.interval if spec.checkpoint is not None else float("inf"),
+            checkpoint_interval=float(spec.checkpoint.interval) if spec.checkpoint is not None
+            and spec.checkpoint.interval is not None else float("inf"),
             checkpoint_stall=spec.checkpoint.mode == "stall" if spec.checkpoint is not None else True,
             checkpoint_keep=spec.checkpoint.keep if spec.checkpoint is not None else 1,
             checkpoint_retain=spec.checkpoint.retain_after_completion if spec.checkpoint is not None else False,

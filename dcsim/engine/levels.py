@@ -26,7 +26,7 @@ class LevelBoard:
         self.last_time = now
         cluster = self.cluster
         models = cluster.accelerator_models
-        allocated = [cluster.capacity[m] - cluster.free[m] for m in models]
+        allocated = [cluster.capacity[m] - cluster.free[m] - cluster.down[m] for m in models]  # not under repair
         serving = [self.serving_busy[m] for m in models]
         busy = [self.training_busy[m] + s for m, s in zip(models, serving, strict=True)]
         occupied = [cluster.occupied_nodes[p] for p in cluster.pools]

@@ -1,20 +1,23 @@
 """Job lifecycle: queued -> starting -> computing -> {suspending -> queued | completed | failed}.
 
 Every transition of a training job and its accounting live here, so preemption (a scheduler
-decision) and failures (an engine event, next) share one path; they differ only in what is kept.
-`suspend(job, now, keep_progress_until=...)`: a preemption saves a checkpoint now and keeps all
-progress; a failure keeps the progress saved at or before `keep_progress_until` (the last periodic
-checkpoint) and counts the rest as lost work. A suspending job holds its accelerators for the save
-time (checkpoint bytes / write bandwidth), then goes back to the queue; a resumed job holds them for
-the restart delay plus the checkpoint read (bytes / read bandwidth) before it computes again. A
-resume on another accelerator model or other nodes counts as a migration, at the same cost.
+decision) and failures (an engine event) share one path; they differ only in what is kept.
+`suspend(job, now)`: a preemption saves a checkpoint now and keeps all progress once it is written;
+`interrupt(job, now)`: a failure keeps the progress of the last completed checkpoint (periodic, or a
+suspension's) and counts the rest as lost work and lost accelerator-seconds. A suspending job holds
+its accelerators for the save time (checkpoint bytes / write bandwidth), then goes back to the
+queue; a resumed job holds them for the restart delay plus the checkpoint read (bytes / read
+bandwidth) before it computes again. A resume on another accelerator model or other nodes counts as
+a migration, at the same cost.
 
 Accounted here, never in policies: attained service (accelerator-seconds of computing), time in the
-queue summed over every wait, seconds suspending and restoring, preemptions, migrations, lost work.
-The engine owns the events and the accelerators; this module owns the job's books.
+queue summed over every wait, seconds suspending and restoring, preemptions, interruptions,
+migrations, lost work. The engine owns the events and the accelerators; this module owns the books.
 
-Follow-up: with storage tiers, the checkpoint of a suspension could travel through the storage and
-fabric model (engine/traffic.py) instead of a fixed bandwidth; today it takes bytes / bandwidth.
+Periodic checkpoints (engine/checkpoints.py, or engine/traffic.py through a storage tier) mark the
+progress they save with begin_checkpoint and make it count with commit_checkpoint once written.
+With a checkpoint tier, a suspension's checkpoint travels through the storage and network model
+instead (engine/suspension_io.py; the engine holds the accelerators until it is written).
 """
 
 from __future__ import annotations
@@ -106,35 +109,72 @@ class Lifecycle:
         return job.attained + job.demand * (now - job.computing_since)
 
     # --- suspending ---------------------------------------------------------------------------------
-    def suspend(self, job: Job, now: float, *, keep_progress_until: float, preempted: bool) -> float:
-        """Stop a started job (its remaining work brought up to now by the engine) and return the seconds
-        it holds its accelerators to save a checkpoint. keep_progress_until == now keeps every bit of
-        progress (a checkpoint is written now); an earlier time keeps what was saved at or before it."""
+    def suspend(self, job: Job, now: float, *, preempted: bool = True) -> float:
+        """Stop a started job (its remaining work brought up to now by the engine) to save a checkpoint
+        of all its progress; return the seconds it holds its accelerators to write it. The saved point
+        counts once the write completes (`suspended`): a failure meanwhile loses it."""
+        computing = self._stop(job, now)
+        save = 0.0
+        if computing:  # a job still starting has nothing newer than what it restored
+            save = (job.checkpoint_bytes or 0.0) / self.costs.write_bps
+            job.pending_save = (now, job.remaining, job.attained)
+        if preempted:
+            job.preemptions += 1
+        return save
+
+    def interrupt(self, job: Job, now: float) -> None:
+        """A failure stopped the job (started or suspending): it keeps the progress of its last completed
+        checkpoint and loses the rest, counted as lost work and lost accelerator-seconds of service."""
+        if job.state is JobState.RUNNING:
+            self._stop(job, now)
+        elif job.state is JobState.SUSPENDING:  # its checkpoint was being written: it does not count
+            job.suspend_time += now - job.phase_since
+            self._segment(job, "suspending", job.phase_since, now)
+            job.phase_since = now
+        else:
+            raise ValueError(f"job {job.id} is {job.state.value}, not running")
+        job.pending_save = None
+        self.revert(job, now)
+        job.interruptions += 1
+
+    def revert(self, job: Job, now: float) -> None:
+        """Back to the last completed checkpoint (or the very start): the work and service since are lost."""
+        kept = job.saved_remaining if job.saved_at is not None else job.work
+        job.lost_work += kept - job.remaining
+        job.remaining = kept
+        job.lost_service += job.attained - job.saved_attained
+        job.saved_attained = job.attained  # attained stays billed; the loss is counted once
+
+    def _stop(self, job: Job, now: float) -> bool:
         if job.state is not JobState.RUNNING:
             raise ValueError(f"job {job.id} is {job.state.value}, not running")
         computing = job.computing_since is not None
         if not computing:
             self._leave_starting(job, now)
         self.stop_compute(job, now)
-        save = 0.0
-        if keep_progress_until >= now:
-            if computing:  # a job still starting has nothing newer than what it restored
-                save = (job.checkpoint_bytes or 0.0) / self.costs.write_bps
-            job.saved_at, job.saved_remaining = now, job.remaining
-        else:
-            if job.saved_at is not None and job.saved_at > keep_progress_until:
-                raise ValueError(f"job {job.id}: progress saved at {job.saved_at} is later than {keep_progress_until}")
-            kept = job.saved_remaining if job.saved_at is not None else job.work
-            job.lost_work += kept - job.remaining
-            job.remaining = kept
-        if preempted:
-            job.preemptions += 1
         job.state = JobState.SUSPENDING
         job.phase_since = now
-        return save
+        return computing
+
+    # --- periodic checkpoints -----------------------------------------------------------------------
+    @staticmethod
+    def begin_checkpoint(job: Job, now: float, remaining: float, attained: float) -> None:
+        """A checkpoint of the progress as of now starts being written."""
+        job.pending_save = (now, remaining, attained)
+
+    @staticmethod
+    def commit_checkpoint(job: Job, attained_now: float | None = None) -> None:
+        """The checkpoint being written is complete: a later failure goes back to it. `attained_now`: the
+        job stalled while writing, so the service since the snapshot was checkpoint overhead, not work a
+        later failure could lose (it is counted as checkpoint time instead)."""
+        if job.pending_save is not None:
+            job.saved_at, job.saved_remaining, attained = job.pending_save
+            job.saved_attained = max(job.saved_attained, attained if attained_now is None else attained_now)
+            job.pending_save = None
 
     def suspended(self, job: Job, now: float) -> None:
         """The checkpoint is saved and the accelerators are free: the job waits again."""
+        self.commit_checkpoint(job)
         job.suspend_time += now - job.phase_since
         self._segment(job, "suspending", job.phase_since, now)
         self.enqueue(job, now)

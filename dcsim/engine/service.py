@@ -196,6 +196,10 @@ class ServiceRuntime:
                 self.env.timeout(shape.cold_start).callbacks.append(partial(self._on_loaded, replica))
         return replica
 
+    def start_replacement(self, group: int) -> Replica | None:
+        """A replica for one lost to a failure: a cold start, when one fits."""
+        return self._start_replica(group, warm=False) if self._fits(group) else None
+
     def _on_loaded(self, replica: Replica, _event: simpy.Event) -> None:
         self._ready(replica)
 

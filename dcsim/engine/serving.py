@@ -19,6 +19,7 @@ import simpy
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.replica import Replica
 from dcsim.engine.service import ServiceRuntime
+from dcsim.engine.serving_failures import ReplicaLosses
 from dcsim.errors import PolicyError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Request, RequestState
@@ -44,6 +45,7 @@ class ServingEngine:
         self._next_arrival = 0
         self._seq = 0
         self.finished = 0
+        self.losses: ReplicaLosses | None = None  # replicas lost to failures (engine/serving_failures.py)
         for service in self.services:
             service.engine = self
 
@@ -258,5 +260,25 @@ class ServingEngine:
 
     def capacity_freed(self) -> None:
         """Accelerators were released (a replica stopped, a training job ended): blocked services may grow."""
+        if self.losses is not None and self.losses.replacements:
+            self.losses.replace()
         for service in self.services:
             service.ensure_ticking()
+
+    # --- failures (engine/failures.py, engine/serving_failures.py) ---------------------------------------
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    def replicas_on(self, node: int) -> list[tuple[int, int]]:
+        return [(r.id, r.tensor_parallel) for r in self.replicas if r.node_id == node and r.stopped is None]
+
+    def lose(self, replica_id: int, reason: str) -> None:
+        assert self.losses is not None
+        self.losses.lose(self, self.replicas[replica_id], reason)
+
+    def set_idle(self, replica: Replica) -> None:
+        self._set_busy(replica, False)
+
+    def work_left(self) -> bool:
+        return self.finished < len(self.requests)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import simpy
 
@@ -16,10 +17,15 @@ from dcsim.engine.training import TrainingEngine
 ProgressCallback = Callable[[float], None]
 
 
+class Startable(Protocol):
+    def start(self) -> None: ...
+
+
 class Simulation:
     def __init__(self, env: simpy.Environment, training: TrainingEngine, horizon: float | None,
-                 serving: ServingEngine | None = None) -> None:
+                 serving: ServingEngine | None = None, failures: Startable | None = None) -> None:
         self.env = env
+        self.failures = failures
         self.training = training
         self.serving = serving
         self.horizon = horizon
@@ -32,6 +38,8 @@ class Simulation:
         if self.serving is not None:
             self.serving.start()  # initial replicas take their accelerators before any job arrives
         self.training.start()
+        if self.failures is not None:
+            self.failures.start()
         limit = self.horizon if self.horizon is not None else math.inf
         total = len(self.training.jobs) + (len(self.serving.requests) if self.serving is not None else 0)
         steps = 0

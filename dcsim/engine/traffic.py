@@ -35,7 +35,9 @@ from typing import Protocol
 import simpy
 
 from dcsim.engine.fabric import Fabric, TransferGroup
+from dcsim.engine.lifecycle import Lifecycle
 from dcsim.engine.storage import StorageSystem
+from dcsim.errors import ScenarioError
 from dcsim.model import Cluster, Job, JobState
 from dcsim.model.topology import Topology
 
@@ -110,10 +112,22 @@ class TrainingTraffic:
         self._fixed_speeds: dict[tuple[str, JobProfile, int], tuple[float, float, float]] = {}
         self._host_uplinks: dict[str, list[int]] = {}
         self.on_storage_change: Callable[[], None] = lambda: None
+        self.checkpoint_interval: Callable[[Job], float] | None = None  # per job (Young/Daly); else settings'
+        self.unroutable: Callable[[Job], None] | None = None  # a job with no route left (failed switches)
 
     # --- job lifecycle ---------------------------------------------------------------------------
     def started(self, job: Job) -> None:
-        """The job begins computing on its allocation: open its streams, set its speed."""
+        """The job begins computing on its allocation: open its streams, set its speed. With failed
+        switches a route may be missing (engine/network_failures.py): the job is then stopped."""
+        try:
+            self._open(job)
+        except ScenarioError:
+            if self.topology is None or not self.topology.down or self.unroutable is None:
+                raise
+            self.stopped(job)
+            self.unroutable(job)
+
+    def _open(self, job: Job) -> None:
         profile = self.profile(job)
         settings = self.settings
         if len(job.allocation) == 1 and (settings.dataset_tier is None or self.storage is None) \
@@ -169,6 +183,30 @@ class TrainingTraffic:
         run.hops, run.dataset, run.read_ring = [], [], None
         if run.writing is None:
             self._drop_stored(run)
+
+    def fabric_jobs(self) -> list[Job]:
+        """Jobs with streams on the fabric (those a failed switch may reroute)."""
+        return [run.job for run in self._running.values()]
+
+    def reroute(self, job: Job) -> bool:
+        """Reopen the job's streams on the current routes (a switch failed or came back); it keeps the
+        checkpoints it stored, and one being written is abandoned. False: no route is left."""
+        run = self._running.pop(job.id, None)
+        if run is None:
+            return True
+        run.epoch += 1
+        self.fabric.close([flow for hop in run.hops for flow in hop] + [flow for flow, _ in run.dataset])
+        stored, run.stored = run.stored, deque()
+        try:
+            self._open(job)
+        except ScenarioError:
+            self.stopped(job)  # what opened before the missing route
+            run.stored = stored
+            self._drop_stored(run)
+            return False
+        if job.id in self._running:
+            self._running[job.id].stored = stored
+        return True
 
     # --- speed -------------------------------------------------------------------------------------
     def _refresh(self, run: _Running) -> None:
@@ -298,8 +336,11 @@ class TrainingTraffic:
 
     # --- checkpoints ---------------------------------------------------------------------------------
     def _schedule_checkpoint(self, run: _Running) -> None:
-        event = self.env.timeout(self.settings.checkpoint_interval)
-        event.callbacks.append(partial(self._checkpoint, run, run.epoch))
+        interval = self.checkpoint_interval(run.job) if self.checkpoint_interval is not None \
+            else self.settings.checkpoint_interval
+        if 0 < interval < math.inf:
+            event = self.env.timeout(interval)
+            event.callbacks.append(partial(self._checkpoint, run, run.epoch))
 
     def _checkpoint(self, run: _Running, epoch: int, _event: simpy.Event) -> None:
         if epoch != run.epoch or run.job.state is not JobState.RUNNING:
@@ -317,16 +358,26 @@ class TrainingTraffic:
             return
         paths = [self.storage.write_path(tier, node) for node, _ in shards]
         state = self.storage.tiers[tier]
+        now = self.env.now  # the checkpoint holds the progress as of now (failures go back to it)
+        job.pending_save = (now, max(0.0, job.remaining - job.rate * (now - job.progress_time)),
+                            job.attained + (job.demand * (now - job.computing_since)
+                                            if job.computing_since is not None else 0.0))
         run.writing = self.fabric.transfer(paths, [size for _, size in shards],
-                                           partial(self._written, run, epoch, shards), latency=state.latency)
+                                           partial(self._written, run, epoch, shards, now), latency=state.latency)
         self.on_storage_change()
         if self.settings.checkpoint_stall and run.writing is not None and run.job.state is JobState.RUNNING:
             run.stalled = True
             self._refresh(run)
 
-    def _written(self, run: _Running, epoch: int, shards: list[tuple[int, float]]) -> None:
+    def _written(self, run: _Running, epoch: int, shards: list[tuple[int, float]], began: float) -> None:
         run.writing = None
         run.job.checkpoints += 1
+        if epoch == run.epoch and run.job.state is JobState.RUNNING:
+            job, now = run.job, self.env.now
+            stalled = job.attained + job.demand * (now - job.computing_since) \
+                if self.settings.checkpoint_stall and job.computing_since is not None else None
+            Lifecycle.commit_checkpoint(job, stalled)
+            run.job.checkpoint_time += self.env.now - began
         run.stored.append(shards)
         assert self.storage is not None and self.settings.checkpoint_tier is not None
         while len(run.stored) > self.settings.checkpoint_keep:

@@ -11,27 +11,22 @@ their accounting (suspend, resume, attained service) are in engine/lifecycle.py.
 from __future__ import annotations
 
 import bisect
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import chain
-from typing import Protocol
 
 import simpy
 
-from dcsim.engine.allocation import check_allocation
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.lifecycle import Lifecycle
+from dcsim.engine.training_decisions import TrainingDecisions
+from dcsim.engine.training_ports import CheckpointTransfers, JobCheckpoints, JobTraffic
 from dcsim.engine.training_view import TrainingViews
 from dcsim.errors import PolicyError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Job, JobState
 from dcsim.policies.base import (
-    NextPass,
     Placement,
-    PlacementRequest,
-    PreemptJob,
-    StartJob,
     TrainingScheduler,
 )
 
@@ -40,15 +35,7 @@ PlacementSpeed = Callable[[str, str, int, int], float]
 """(model, accelerator, accelerators, nodes spanned) -> speed multiplier of a spread placement (<= 1)."""
 
 
-class JobTraffic(Protocol):
-    """Network and storage traffic of running jobs (engine/traffic.py): it sets their speed through
-    update_rate and may fail them."""
-
-    def started(self, job: Job) -> None: ...
-    def stopped(self, job: Job) -> None: ...
-
-
-class TrainingEngine(TrainingViews):
+class TrainingEngine(TrainingViews, TrainingDecisions):
     def __init__(
         self, env: simpy.Environment, cluster: Cluster, jobs: Sequence[Job], scheduler: TrainingScheduler,
         placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder,
@@ -90,6 +77,10 @@ class TrainingEngine(TrainingViews):
         self._round_due = False
         self._pass_time, self._passes_now = -1.0, 0
         self.quotas: Mapping[str, int] = dict(quotas or {})  # guaranteed accelerators per tenant (view)
+        self._interrupted: set[int] = set()  # stopped by a failure, not yet back in the queue
+        self.requeue_front = True  # an interrupted job goes to the head of the queue (failures.requeue)
+        self.checkpoints: JobCheckpoints | None = None  # periodic checkpoints without a storage tier
+        self.suspension_io: CheckpointTransfers | None = None  # suspensions' checkpoints through a tier
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -99,6 +90,10 @@ class TrainingEngine(TrainingViews):
     @property
     def finished(self) -> int:
         return self.completed + self.rejected + self.failed
+
+    def holding(self) -> Iterator[Job]:
+        """Jobs holding accelerators: starting, computing or suspending."""
+        return chain(self._active.values(), self._suspending.values())
 
     def waiting(self) -> bool:
         """Whether jobs wait in the queue."""
@@ -170,57 +165,6 @@ class TrainingEngine(TrainingViews):
         if decisions:
             self._emit_levels()
 
-    def _apply(self, decision: object) -> None:
-        scheduler = getattr(self.scheduler, "name", "?")  # for error messages only
-        if isinstance(decision, PreemptJob):
-            self._preempt(decision, scheduler)
-            return
-        if isinstance(decision, NextPass):
-            self._next_pass(decision, scheduler)
-            return
-        if not isinstance(decision, StartJob):
-            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: not a decision "
-                              "(StartJob, PreemptJob or NextPass)")
-        job = self._queue.get(decision.job_id)
-        if job is None:
-            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: job is not waiting in the queue")
-        accelerator = decision.accelerator
-        if accelerator not in job.candidates:
-            raise PolicyError(f"scheduler {scheduler!r} started job {job.id} on {accelerator!r}, "
-                              f"which it may not use (allowed: {', '.join(job.candidates)})")
-        if self.cluster.free[accelerator] < job.demand:
-            raise PolicyError(f"scheduler {scheduler!r} started job {job.id} needing {job.demand} {accelerator} "
-                              f"but only {self.cluster.free[accelerator]} are free")
-        allocation = self.placement.place(PlacementRequest(job.id, job.demand, accelerator), self.cluster)
-        check_allocation(self.cluster, self.placement, job, accelerator, allocation)
-        for node_id, count in allocation:
-            self.cluster.allocate(node_id, count)
-        del self._queue[job.id]
-        del self._by_estimate[bisect.bisect_left(self._by_estimate, (job.estimate, job.submit, job.id))]
-        self._start(job, accelerator, tuple(allocation))
-
-    def _preempt(self, decision: PreemptJob, scheduler: str) -> None:
-        job = self._active.get(decision.job_id)
-        if job is None:
-            where = "suspending" if decision.job_id in self._suspending else \
-                "waiting in the queue" if decision.job_id in self._queue else "not started or already ended"
-            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: job {decision.job_id} is not running "
-                              f"({where})")
-        self.suspend(job, keep_progress_until=self.env.now, preempted=True)
-
-    def _next_pass(self, decision: NextPass, scheduler: str) -> None:
-        after = decision.after
-        if isinstance(after, bool) or not isinstance(after, int | float) or not 0 < after < math.inf:
-            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: `after` must be a finite number "
-                              "of seconds > 0")
-        self._round_version += 1
-        self.env.timeout(after).callbacks.append(partial(self._on_round, self._round_version))
-
-    def _on_round(self, version: int, _event: simpy.Event) -> None:
-        if version == self._round_version:  # only the latest request stands
-            self._round_due = True
-            self._request_pass()
-
     # --- running jobs ---------------------------------------------------------------------------
     def _start(self, job: Job, accelerator: str, allocation: tuple[tuple[int, int], ...]) -> None:
         now = self.env.now
@@ -231,6 +175,7 @@ class TrainingEngine(TrainingViews):
         if self.placement_speed is not None:
             job.base_rate *= self.placement_speed(job.model, accelerator, job.demand, len(allocation))
         job.rate = job.base_rate
+        job.checkpoint_factor = job.traffic_factor = 1.0
         if first:
             job.remaining = job.work
             job.estimated_end = now + self.estimated_runtime(job, accelerator)
@@ -239,12 +184,22 @@ class TrainingEngine(TrainingViews):
         bisect.insort(self._running_ends[accelerator], (job.estimated_end, job.id, job.demand))
         self._active[job.id] = job
         self.recorder.job_started(job)
-        if delay > 0:
+        if not first and self.suspension_io is not None and job.saved_at is not None:
+            self.env.timeout(delay).callbacks.append(partial(self._read_back, job, job.runs))
+        elif delay > 0:
             self.env.timeout(delay).callbacks.append(partial(self._on_compute_start, job, job.runs))
         else:
             self._begin_compute(job)
 
-    def _on_compute_start(self, job: Job, run: int, _event: simpy.Event) -> None:
+    def _read_back(self, job: Job, run: int, _event: simpy.Event) -> None:
+        """After the restart delay, the checkpoint comes back from the tier before the job computes."""
+        if job.runs != run or job.state is not JobState.RUNNING:
+            return
+        assert self.suspension_io is not None
+        if not self.suspension_io.read(job, partial(self._on_compute_start, job, run, None)):
+            self._on_compute_start(job, run, None)
+
+    def _on_compute_start(self, job: Job, run: int, _event: simpy.Event | None) -> None:
         if job.runs != run or job.state is not JobState.RUNNING:
             return  # suspended while starting
         self._begin_compute(job)
@@ -255,6 +210,8 @@ class TrainingEngine(TrainingViews):
         job.progress_time = self.env.now
         self.levels.training_busy[job.accelerator] += job.demand  # type: ignore[index]
         self._running[job.id] = job
+        if self.checkpoints is not None:
+            self.checkpoints.started(job)
         if self.traffic is not None:
             self.traffic.started(job)  # sets the rate (update_rate), which plans the finish
         else:
@@ -283,11 +240,19 @@ class TrainingEngine(TrainingViews):
         if job.state is not JobState.RUNNING or job.compute_start is None:
             return
         self._advance(job)
-        rate = job.base_rate * factor
+        job.traffic_factor = factor
+        rate = job.base_rate * factor * job.checkpoint_factor
         job.comm_share, job.io_share = comm_share, io_share
         if rate != job.rate or job.plan_version == 0:
             job.rate = rate
             self._plan_finish(job)
+
+    def set_checkpoint_factor(self, job: Job, factor: float) -> None:
+        """A periodic checkpoint starts (the job keeps `factor` of its speed) or ends (factor 1)."""
+        self._advance(job)
+        job.checkpoint_factor = factor
+        job.rate = job.base_rate * job.traffic_factor * factor
+        self._plan_finish(job)
 
     def settle(self) -> None:
         """At the end of a run: bring running jobs' progress, time shares and lifecycle books up to now."""
@@ -297,15 +262,36 @@ class TrainingEngine(TrainingViews):
         for job in chain(self._active.values(), self._suspending.values(), self._queue.values()):
             self.lifecycle.settle(job, now)
 
-    def suspend(self, job: Job, *, keep_progress_until: float, preempted: bool) -> None:
+    def suspend(self, job: Job, *, preempted: bool = True) -> None:
         """Stop a started job and send it back to the queue once its checkpoint is saved (lifecycle.py);
-        its accelerators stay allocated until then. Used by PreemptJob, and by failures next."""
-        now = self.env.now
+        its accelerators stay allocated until then. Used by PreemptJob."""
+        self._take_off(job)
+        save = self.lifecycle.suspend(job, self.env.now, preempted=preempted)
+        io = self.suspension_io
+        if io is not None and job.pending_save is not None \
+                and io.write(job, partial(self._on_saved, job, job.runs, job.interruptions, None)):
+            return  # held until the checkpoint has crossed the network to the tier
+        self._hold(job, save)
+
+    def interrupt(self, job: Job, hold: float) -> None:
+        """A failure stopped the job (engine/failures.py): it goes back to its last completed checkpoint
+        and holds its accelerators `hold` seconds (detection) before they are freed and it waits again.
+        A job already suspending loses the checkpoint it was writing and lets go at once."""
+        self._interrupted.add(job.id)
+        if job.state is JobState.SUSPENDING:
+            self.lifecycle.interrupt(job, self.env.now)
+            self._release_suspended(job)
+            return
+        self._take_off(job)
+        self.lifecycle.interrupt(job, self.env.now)
+        self._hold(job, hold)
+
+    def _take_off(self, job: Job) -> None:
+        """Bring the job up to now and off the running books (it keeps its accelerators)."""
         computing = job.computing_since is not None
         if computing:
             self._advance(job)
         job.plan_version += 1  # the planned finish is void
-        save = self.lifecycle.suspend(job, now, keep_progress_until=keep_progress_until, preempted=preempted)
         accelerator = job.accelerator
         assert accelerator is not None
         del self._active[job.id]
@@ -319,25 +305,32 @@ class TrainingEngine(TrainingViews):
         self._allocation_version += 1
         self._suspending[job.id] = job
         self._releasing[accelerator] += job.demand
-        if save > 0:
-            self.env.timeout(save).callbacks.append(partial(self._on_saved, job))
+
+    def _hold(self, job: Job, seconds: float) -> None:
+        if seconds > 0:
+            self.env.timeout(seconds).callbacks.append(partial(self._on_saved, job, job.runs, job.interruptions))
         else:
             self._release_suspended(job)
 
-    def _on_saved(self, job: Job, _event: simpy.Event) -> None:
+    def _on_saved(self, job: Job, run: int, interruptions: int, _event: simpy.Event | None) -> None:
+        if job.runs != run or job.interruptions != interruptions or job.id not in self._suspending:
+            return  # a failure cut the save short and freed the accelerators already
         self._release_suspended(job)
         self._emit_levels()
 
     def _release_suspended(self, job: Job) -> None:
         accelerator = job.accelerator
         assert accelerator is not None
-        for node_id, count in job.allocation:
-            self.cluster.release(node_id, count)
+        self.cluster.release_all(job.allocation)
         self._releasing[accelerator] -= job.demand
         del self._suspending[job.id]
         self.lifecycle.suspended(job, self.env.now)
         self._allocation_version += 1
-        self._queue[job.id] = job
+        if job.id in self._interrupted and self.requeue_front:  # a failed job keeps its place at the head
+            self._queue = {job.id: job, **self._queue}
+        else:
+            self._queue[job.id] = job
+        self._interrupted.discard(job.id)
         self._arrivals.append(job)
         bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
         if self.on_release is not None:
@@ -374,8 +367,7 @@ class TrainingEngine(TrainingViews):
         self._active.pop(job.id, None)
         if self.traffic is not None:
             self.traffic.stopped(job)
-        for node_id, count in job.allocation:
-            self.cluster.release(node_id, count)
+        self.cluster.release_all(job.allocation)
         ends = self._running_ends[accelerator]
         del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
         self.levels.training_busy[accelerator] -= job.demand

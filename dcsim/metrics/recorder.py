@@ -8,7 +8,8 @@ Frames (columns are part of the metrics contract, documented in README "Outputs"
   the lifecycle (engine/lifecycle.py): preemptions, migrations, attained_service_s (accelerator-seconds
   computing), suspend_s and restore_s (seconds holding accelerators to save and restore checkpoints of
   suspensions), queue_s (every wait summed, up to the end for a job still waiting), lost_work_ref_s,
-  tenant, priority. start_s is the first start.
+  tenant, priority; then failures (engine/failures.py): interruptions, lost_service_s (accelerator-seconds
+  of computing thrown away), checkpoint_s (seconds writing periodic checkpoints). start_s is the first start.
 - job_segments: job_id, phase (starting, restoring, computing, suspending), start_s, end_s,
   accelerator_model, accelerators: the phases in which each job held accelerators, in order of end.
 - timeseries: time_s, queue_length, allocated_all, busy_all, serving_busy_all, allocated_<model>,
@@ -35,11 +36,12 @@ JOB_COLUMNS = [
     "slowdown", "accelerators", "accelerator_model", "nodes", "work_ref_s", "estimate_ref_s", "state", "reason",
     "comm_time_s", "io_time_s", "comm_share", "io_share", "checkpoints",
     "preemptions", "migrations", "attained_service_s", "suspend_s", "restore_s", "queue_s", "lost_work_ref_s",
-    "tenant", "priority",
+    "tenant", "priority", "interruptions", "lost_service_s", "checkpoint_s",
 ]
 SEGMENT_COLUMNS = ["job_id", "phase", "start_s", "end_s", "accelerator_model", "accelerators"]
 
-_INT_COLUMNS = {"job_id", "accelerators", "nodes", "checkpoints", "preemptions", "migrations", "priority"}
+_INT_COLUMNS = {"job_id", "accelerators", "nodes", "checkpoints", "preemptions", "migrations", "priority",
+                "interruptions"}
 _TEXT_COLUMNS = {"name", "model", "accelerator_model", "state", "reason", "tenant", "phase"}
 JOB_DTYPES = {c: "int64" if c in _INT_COLUMNS else "str" if c in _TEXT_COLUMNS else "float64" for c in JOB_COLUMNS}
 SEGMENT_DTYPES = {c: "int64" if c in _INT_COLUMNS else "str" if c in _TEXT_COLUMNS else "float64"
@@ -159,7 +161,7 @@ class FrameRecorder:
                 len(job.allocation), job.work, job.estimate, state, job.reason,
                 job.comm_time, job.io_time, _share(job.comm_time, job), _share(job.io_time, job), job.checkpoints,
                 job.preemptions, job.migrations, job.attained, job.suspend_time, job.restore_time, job.queue_time,
-                job.lost_work, job.tenant, job.priority,
+                job.lost_work, job.tenant, job.priority, job.interruptions, job.lost_service, job.checkpoint_time,
             ))
         frame = pd.DataFrame.from_records(rows, columns=JOB_COLUMNS)
         return frame.astype(JOB_DTYPES)  # fixed types even when no job arrived

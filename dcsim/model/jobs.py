@@ -69,5 +69,13 @@ class Job:
     migrations: int = 0
     lost_work: float = 0.0  # reference seconds of work redone after suspensions that kept less progress
     runs: int = 0  # starts so far; stale start-up events compare against it
-    saved_at: float | None = None  # when progress was last saved (a suspension's checkpoint)
+    saved_at: float | None = None  # when the progress last saved was reached (a completed checkpoint)
     saved_remaining: float = 0.0  # `remaining` as of `saved_at`
+    saved_attained: float = 0.0  # `attained` as of `saved_at`
+    pending_save: tuple[float, float, float] | None = None  # (at, remaining, attained) of a checkpoint being written
+    # Failures (engine/failures.py): interruptions, what they cost, and periodic checkpoints.
+    interruptions: int = 0
+    lost_service: float = 0.0  # accelerator-seconds of computing thrown away by failures
+    checkpoint_time: float = 0.0  # seconds spent writing periodic checkpoints
+    checkpoint_factor: float = 1.0  # speed kept while a periodic checkpoint is written (0: the job stalls)
+    traffic_factor: float = 1.0  # speed kept on the network and storage (engine/traffic.py)

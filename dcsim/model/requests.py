@@ -33,6 +33,7 @@ class Request:
     first_token: float | None = None
     end: float | None = None
     preemptions: int = 0
+    retries: int = 0  # routed again after its replica was lost to a failure
     reason: str = ""
     generated: int = 0
     prefilled: int = 0  # tokens of the current (re)prefill already processed

@@ -55,6 +55,8 @@ class Topology:
     _arc: dict[tuple[str, str], int] = field(default_factory=dict)
     _predecessors: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     source: str = "topology"
+    down: set[str] = field(default_factory=set)  # failed switches: routes go around them
+    down_links: set[tuple[str, str]] = field(default_factory=set)  # failed links, both directions
 
     @classmethod
     def from_edges(cls, hosts: Sequence[str], edges: Iterable[tuple[str, str, float, float, str]],
@@ -244,6 +246,8 @@ class Topology:
                 if node != src and kind[node]["kind"] == "storage":
                     continue
                 for other in graph.successors(node):
+                    if other in self.down or (node, other) in self.down_links:
+                        continue
                     seen = hops.get(other)
                     if seen is None:
                         hops[other] = depth
@@ -255,6 +259,44 @@ class Topology:
         for preds in predecessors.values():
             preds.sort()
         return predecessors
+
+    def set_down(self, switch: str, down: bool) -> None:
+        """A switch fails (routes avoid it from now on) or is repaired."""
+        if down:
+            self.down.add(switch)
+        else:
+            self.down.discard(switch)
+        self._predecessors.clear()
+
+    def set_link_down(self, a: str, b: str, down: bool) -> None:
+        """A physical link (both directions) fails or is repaired."""
+        for arc in ((a, b), (b, a)):
+            if down:
+                self.down_links.add(arc)
+            else:
+                self.down_links.discard(arc)
+        self._predecessors.clear()
+
+    def physical_links(self) -> list[tuple[str, str]]:
+        """Each full-duplex link once, as (a, b) with a < b, host links included (storage links not)."""
+        kind = self.graph.nodes
+        return sorted({(min(u, v), max(u, v)) for u, v in self._arc
+                       if kind[u]["kind"] != "storage" and kind[v]["kind"] != "storage"})
+
+    def switches(self) -> list[str]:
+        return [node for node, kind in self.graph.nodes(data="kind") if kind == "switch"]
+
+    def cut_off(self) -> list[str]:
+        """Hosts outside the largest island of hosts the failed switches leave (none when none failed)."""
+        if not self.down and not self.down_links:
+            return []
+        fabric = self.graph.to_undirected(as_view=True)
+        alive = nx.subgraph_view(fabric, filter_node=lambda node: node not in self.down,
+                                 filter_edge=lambda u, v: (u, v) not in self.down_links)
+        hosts = set(self.hosts)
+        islands = sorted((sorted(hosts & component) for component in nx.connected_components(alive)),
+                         key=lambda island: (-len(island), island[:1]))
+        return [host for island in islands[1:] for host in island]
 
     def path_latency(self, links: Sequence[int]) -> float:
         return sum(self.links[i].latency for i in links)

@@ -16,6 +16,7 @@ from typing import Any
 from dcsim.reporting.charts import run_charts
 from dcsim.reporting.cluster_tables import energy_tables, utilization_queue_tables, workload_tables
 from dcsim.reporting.drawing import Chart
+from dcsim.reporting.failure_report import FAILURE_CAPTIONS, failure_charts, failure_tables
 from dcsim.reporting.hardware_tables import hardware_tables
 from dcsim.reporting.inference_charts import inference_charts
 from dcsim.reporting.network_charts import network_charts
@@ -75,6 +76,7 @@ SECTIONS: tuple[ReportSection, ...] = (
     ReportSection("hardware", ("hardware",), hardware_tables),
     ReportSection("inference", ("inference",), inference_tables, inference_charts,
                   ("replica_scheduler", "balancer", "autoscaler"), INFERENCE_CAPTIONS),
+    ReportSection("failures", ("failures",), failure_tables, failure_charts, captions=FAILURE_CAPTIONS),
     ReportSection("network and storage", ("network", "storage"), network_storage_tables, network_charts,
                   captions=NETWORK_CAPTIONS),
     ReportSection("energy", (), energy_tables),

@@ -138,16 +138,37 @@ class DatasetStreaming(Strict):
 
 
 class Checkpointing(Strict):
-    """Model state written to a storage tier every `interval` of a job's compute time."""
+    """Periodic checkpoints of training jobs: written to a storage tier through the network (`tier`),
+    or, without one, taking `save_time` (or the job's checkpoint size over `write_bandwidth`).
+    `policy: fixed` writes one every `interval` seconds of running; `policy: young_daly` picks, per job,
+    the optimum for its own failure rate (scenario section `failures`) and checkpoint cost."""
 
-    tier: str
-    interval: Interval
+    tier: str | None = Field(None, description="storage tier written to; none: save_time / write_bandwidth")
+    policy: Literal["fixed", "young_daly"] = Field("fixed", description="fixed interval, or Young/Daly's per job")
+    interval: Interval | None = Field(None, description="seconds of running between checkpoints (policy fixed)")
     mode: Literal["stall", "overlap"] = Field("stall", description="stall: the job waits for the write")
+    slowdown: float = Field(0.0, ge=0, le=1, description="overlap: share of speed lost while a write runs")
+    save_time: Duration | None = Field(None, description="without a tier: seconds one checkpoint takes")
+    write_bandwidth: Bandwidth | None = Field(
+        None, description="without a tier or save_time: the job's checkpoint size (suspension or trace) over this")
     bytes_per_parameter: float = Field(
         14.0, gt=0, le=1000,
         description="checkpoint bytes per parameter (14 = bf16 weights, fp32 master copy, Adam moments)")
     keep: int = Field(1, ge=1, le=1_000_000, description="checkpoints kept per job; older ones are deleted")
     retain_after_completion: bool = Field(False, description="keep a finished job's checkpoints on the tier")
+
+    @model_validator(mode="after")
+    def _cost(self) -> Checkpointing:
+        if self.tier is not None and (self.save_time is not None or self.write_bandwidth is not None):
+            raise ValueError("save_time and write_bandwidth are for checkpoints without a tier (the tier's "
+                             "bandwidth sets the time)")
+        if self.policy == "fixed" and self.interval is None:
+            raise ValueError("give an interval (or policy: young_daly)")
+        if self.policy == "young_daly" and self.interval is not None:
+            raise ValueError("interval is for policy fixed; young_daly computes one per job")
+        if self.interval is not None and self.save_time is not None and self.interval < self.save_time:
+            raise ValueError(f"interval ({self.interval:g} s) is shorter than the save time ({self.save_time:g} s)")
+        return self
 
 
 class TrainingTraffic(Strict):

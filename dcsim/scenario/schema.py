@@ -17,6 +17,7 @@ from dcsim.errors import clip, excerpt
 from dcsim.scenario.accelerators import Definitions
 from dcsim.scenario.base import ArrivalRate, Weight, check_weights
 from dcsim.scenario.base import Strict as _Strict
+from dcsim.scenario.failures import Failures, check_failures
 from dcsim.scenario.inference import Inference
 from dcsim.scenario.network import Checkpointing, Communication, DatasetStreaming, Network, Storage
 from dcsim.scenario.tenancy import Suspension, Tenancy
@@ -328,6 +329,7 @@ class Scenario(_Strict):
     reporting: Reporting = Reporting()
     network: Network | None = Field(None, description="scale-out network; without it jobs use the calibrated sync")
     storage: Storage | None = Field(None, description="storage tiers for datasets, checkpoints and model weights")
+    failures: Failures | None = Field(None, description="component failures, repairs and spares")
     calibration: Annotated[list[str], WithJsonSchema(_ONE_OR_MANY_PATHS)] = Field(
         default_factory=list,
         description="calibration overlays written by `dcsim calibration fit`, relative to this file; "
@@ -356,7 +358,7 @@ class Scenario(_Strict):
         if training is not None:
             for field in ("dataset", "checkpoint"):
                 spec = getattr(training, field)
-                if spec is not None:
+                if spec is not None and spec.tier is not None:
                     uses.append((f"workload.training.{field}.tier", spec.tier))
         inference = self.workload.inference
         for index, service in enumerate(inference.services if inference is not None else ()):
@@ -366,6 +368,13 @@ class Scenario(_Strict):
             if name not in tiers:
                 choices = ", ".join(tiers) or "none: add a storage section"
                 raise ValueError(f"{where}: no storage tier named {excerpt(name)} (tiers: {clip(choices)})")
+        return self
+
+    @model_validator(mode="after")
+    def _spares_fit(self) -> Scenario:
+        if self.failures is not None:
+            check_failures(self.failures, {pool.name: pool.count for pool in self.cluster.node_pools},
+                           self.network is not None)
         return self
 
     @field_validator("calibration", "catalog", mode="before")

@@ -16,11 +16,17 @@ class Pack(PolicyBase):
     def place(self, request: PlacementRequest, view: ClusterView) -> Allocation:
         size = view.max_node_size[request.accelerator]
         remaining = request.demand
-        taken: dict[int, int] = {}
+        # Whole free nodes first, in bucket order: what the loop below would take one by one.
+        full = view.nodes_with_free(request.accelerator, size)
+        whole = min(remaining // size, len(full)) if size > 0 else 0
+        taken: dict[int, int] = dict.fromkeys(full[:whole], size)
+        remaining -= whole * size
+        first = _FirstUntaken(view, request.accelerator, taken)
+        first.cursors[size] = whole
         while remaining > 0:
-            node = _best_fit(view, request.accelerator, min(remaining, size), size, taken)
+            node = first.best_fit(min(remaining, size), size)
             if node is None:  # nothing fits the chunk: take the fullest-free node left
-                node = _most_free(view, request.accelerator, size, taken)
+                node = first.most_free(size)
                 if node is None:
                     break
             count = min(remaining, view.free_on[node])
@@ -29,17 +35,33 @@ class Pack(PolicyBase):
         return tuple(taken.items())
 
 
-def _best_fit(view: ClusterView, accelerator: str, need: int, size: int, taken: dict[int, int]) -> int | None:
-    for free in range(need, size + 1):
-        for node in view.nodes_with_free(accelerator, free):
-            if node not in taken:
-                return node
-    return None
+class _FirstUntaken:
+    """The first node not yet taken in each free-count bucket. The view does not change while a job
+    is placed and nodes are taken in bucket order, so one cursor per bucket only moves forward: a
+    2,048-node job is placed in linear time, not quadratic."""
 
+    def __init__(self, view: ClusterView, accelerator: str, taken: dict[int, int]) -> None:
+        self.view, self.accelerator, self.taken = view, accelerator, taken
+        self.cursors: dict[int, int] = {}
 
-def _most_free(view: ClusterView, accelerator: str, size: int, taken: dict[int, int]) -> int | None:
-    for free in range(size, 0, -1):
-        for node in view.nodes_with_free(accelerator, free):
-            if node not in taken:
+    def first(self, free: int) -> int | None:
+        bucket = self.view.nodes_with_free(self.accelerator, free)
+        index = self.cursors.get(free, 0)
+        while index < len(bucket) and bucket[index] in self.taken:
+            index += 1
+        self.cursors[free] = index
+        return bucket[index] if index < len(bucket) else None
+
+    def best_fit(self, need: int, size: int) -> int | None:
+        for free in range(need, size + 1):
+            node = self.first(free)
+            if node is not None:
                 return node
-    return None
+        return None
+
+    def most_free(self, size: int) -> int | None:
+        for free in range(size, 0, -1):
+            node = self.first(free)
+            if node is not None:
+                return node
+        return None
