@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from dcsim.build.hardware_summary import hardware_section
 from dcsim.build.model import Model
 from dcsim.metrics.failure_summary import failure_summary, failures_frame
 from dcsim.metrics.fairness import lifecycle_section
@@ -125,6 +126,11 @@ def _failures(run: RunFrames) -> Contribution | None:
     return Contribution(frames={"failures": frame}, sections={"failures": section})
 
 
+def _hardware(run: RunFrames) -> Contribution | None:
+    section = hardware_section(run.model)
+    return None if section is None else Contribution(sections={"hardware": section})
+
+
 TRAINING_HEADLINE = {
     "wait_mean_s": ("training", "wait_s", "mean"),
     "wait_p95_s": ("training", "wait_s", "p95"),
@@ -173,6 +179,7 @@ SUBSYSTEMS: tuple[Subsystem, ...] = (
     Subsystem("storage", ("network", "utilization"), _storage, present=lambda s: s.storage is not None),
     Subsystem("failures", ("inference", "training", "cluster"), _failures, FAILURE_HEADLINE,
               lambda s: s.failures is not None),
+    Subsystem("hardware", ("utilization",), _hardware, present=lambda s: bool(s.accelerators or s.catalog)),
 )
 
 

@@ -80,29 +80,41 @@ def split_gang_speed(model: str, accelerator: str, demand: int, nodes: int, larg
     catalog, so the oracle does not go through dcsim's own PlacementSpeed or calibration classes.
     """
     fewest = -(-demand // largest_node)
-    calibration = _shipped_calibration()
-    fit = calibration["training"]["models"].get(model)
-    if nodes <= fewest or fit is None:
+    if nodes <= fewest or model not in _shipped_calibration()["training"]["models"]:
         return 1.0  # packed as tightly as the cluster allows, or a model with no calibrated steps (generic)
+    return _oracle_step(model, accelerator, demand, fewest) / _oracle_step(model, accelerator, demand, nodes)
+
+
+def count_speed(model: str, accelerator: str, demand: int, largest_node: int, reference: str = "V100") -> float:
+    """Speed of a `demand`-accelerator gang over what the one-accelerator speed ratio says (issue 15):
+    [step(reference, n) / step(accelerator, n)] / [step(reference, 1) / step(accelerator, 1)], both on the
+    fewest nodes that hold the gang on `accelerator`; 1 for one accelerator, the reference or generic."""
+    if demand <= 1 or accelerator == reference or model not in _shipped_calibration()["training"]["models"]:
+        return 1.0
+    fewest = -(-demand // largest_node)
+    at_count = _oracle_step(model, reference, demand, fewest) / _oracle_step(model, accelerator, demand, fewest)
+    return at_count / (_oracle_step(model, reference, 1, 1) / _oracle_step(model, accelerator, 1, 1))
+
+
+def _oracle_step(model: str, accelerator: str, demand: int, spanned: int) -> float:
+    """compute + sync of one step, straight from calibration.yaml and the catalog."""
+    calibration = _shipped_calibration()
+    fit = calibration["training"]["models"][model]
     # One accelerator's compute per step at the anchor batch, scaled by (bandwidth ratio) ^ alpha off the anchor.
     anchor_name = _nearest_by_bandwidth(list(fit["anchors"]), accelerator)
     anchor = fit["anchors"][anchor_name]
     ratio = _figure(anchor_name, "memory_bandwidth") / _figure(accelerator, "memory_bandwidth")
     compute = (anchor["t0_s"] + anchor["t1_s_per_sample"] * anchor["batch"]) * ratio ** fit["alpha"]
-
-    def sync(spanned: int) -> float:
-        kind = "local" if spanned <= 1 else "network"
-        fits = {acc: classes[kind] for acc, classes in calibration["scaling"]["models"].get(model, {}).items()
-                if kind in classes}
-        if demand <= 1 or not fits:
-            return 0.0
-        measured = _nearest_by_bandwidth(list(fits), accelerator)
-        seconds = fits[measured]["alpha_s"] + fits[measured]["beta_s"] * max(demand - 2, 0)
-        if kind == "local":  # off the measured accelerator, scaled by the intra-node link bandwidths
-            seconds *= _figure(measured, "interconnect_bandwidth") / _figure(accelerator, "interconnect_bandwidth")
-        return float(seconds)
-
-    return float((compute + sync(fewest)) / (compute + sync(nodes)))
+    kind = "local" if spanned <= 1 else "network"
+    fits = {acc: classes[kind] for acc, classes in calibration["scaling"]["models"].get(model, {}).items()
+            if kind in classes}
+    if demand <= 1 or not fits:
+        return float(compute)
+    measured = _nearest_by_bandwidth(list(fits), accelerator)
+    seconds = fits[measured]["alpha_s"] + fits[measured]["beta_s"] * max(demand - 2, 0)
+    if kind == "local":  # off the measured accelerator, scaled by the intra-node link bandwidths
+        seconds *= _figure(measured, "interconnect_bandwidth") / _figure(accelerator, "interconnect_bandwidth")
+    return float(compute + seconds)
 
 
 def write_yaml(tmp_path: Path, data: object, name: str = "s.yaml") -> Path:

@@ -53,7 +53,7 @@ def test_report_writes_chart_and_predictions(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "cal" / "calibration.png").stat().st_size > 10_000
     predictions = (tmp_path / "cal" / "predictions.csv").read_text().splitlines()
-    assert predictions[0] == "family,kind,model,accelerator,measured,predicted"
+    assert predictions[0] == "family,kind,model,accelerator,measured,predicted,basis"
     families = {line.split(",")[0] for line in predictions[1:]}
     assert {"training scaling", "training cnn"} <= families
     assert any(f.startswith("inference") for f in families) and any(f.startswith("power") for f in families)

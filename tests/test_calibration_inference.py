@@ -20,6 +20,7 @@ from dcsim.calibration.fitting import FitError
 from dcsim.calibration.inference import (
     DECODE_TERMS,
     PREFILL_TERMS,
+    ROOFLINE_TERMS,
     TERMS,
     Entry,
     Hardware,
@@ -54,15 +55,18 @@ def random_coefficients(seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     scale = {"prefill_overhead": 1e-4, "sync": 1e-6, "linear_overhead": 1e-5, "decode_overhead": 1e-4,
              "decode_sync": 1e-6}
-    return {t: float(rng.uniform(0, 5) * scale.get(t, 1.0)) for t in TERMS}
+    scale["decode_tp_overhead"] = 1e-4
+    # roofline terms are 1 / efficiency, >= 1 (the fit keeps them there)
+    return {t: float(rng.uniform(1 if t in ROOFLINE_TERMS else 0, 5) * scale.get(t, 1.0)) for t in TERMS}
 
 
 # --- hand computation -------------------------------------------------------------------------------------
 
 def test_roofline_value_by_hand() -> None:
     coefs = {t: 0.0 for t in TERMS} | {"prefill_overhead": 1e-4, "compute": 2.0, "attention": 3.0,
-                                        "weight_read": 1.5, "comm": 4.0, "sync": 2e-6, "decode_overhead": 5e-5,
-                                        "memory": 1.25, "decode_compute": 6.0, "decode_sync": 3e-6}
+                                        "weight_read": 1.5, "comm": 4.0, "sync": 2e-6, "decode_overhead": 7e-6,
+                                        "memory": 1.25, "decode_compute": 6.0, "decode_sync": 3e-6,
+                                        "decode_tp_overhead": 5e-5}
     model = explicit(coefs)
     layers, hidden, tp, n, batch = 2, 8, 4, 100, 3
     kv = 2 * layers * 1 * (hidden / 2) * 2  # one KV head of dim 4, 16-bit K and V: 32 bytes per token
@@ -77,6 +81,10 @@ def test_roofline_value_by_hand() -> None:
               + 6.0 * (2 * 1e9 * batch + 4 * layers * hidden * context) / (tp * 1e15)
               + 3e-6 * 2 * layers * 2 * (tp - 1))
     assert model.decode_time(TINY, "X", batch, context, tp) == pytest.approx(decode, rel=1e-12)
+    # one accelerator: its own per-layer overhead, no synchronisation
+    decode_one = (layers * 7e-6 + 1.25 * (2e9 + kv * context) / 2e12
+                  + 6.0 * (2 * 1e9 * batch + 4 * layers * hidden * context) / 1e15)
+    assert model.decode_time(TINY, "X", batch, context, 1) == pytest.approx(decode_one, rel=1e-12)
     assert model.linear_time(TINY, "X", n, 1) == pytest.approx(2.0 * 2e9 * n / 1e15 + 1.5 * 2e9 / 2e12, rel=1e-12)
 
 
@@ -275,24 +283,41 @@ def error(model: InferenceModel, name: str, check: str) -> FitError:
     return next(e for e in model.errors if e.model == name and e.check == check)
 
 
+@pytest.fixture(scope="module")
+def unbounded(measured: pd.DataFrame) -> InferenceModel:
+    """The fit without the roofline bound (issue 15's "before"), to keep its errors comparable."""
+    return fit_inference(measured, load_catalog(), bounded=False)
+
+
 @needs_data
-def test_fit_reproduces_the_measurements(fitted: InferenceModel) -> None:
-    # Observed (2 accelerators x Splitwise + Vidur): median APE prefill 14.2%, decode 1.6%, linear 7.4%.
-    bounds = {"inference.prefill": (16, 60), "inference.decode": (2.5, 25), "inference.linear": (9, 45)}
+def test_fit_reproduces_the_measurements(fitted: InferenceModel, unbounded: InferenceModel) -> None:
+    # Observed (2 accelerators x Splitwise + Vidur), bounded: median APE prefill 14.2%, decode 2.7%,
+    # linear 7.4%. Unbounded (before issue 15) decode was 1.6%: the bound memory >= 1 costs about a
+    # point in sample (the A100 fit wanted memory 0.75, i.e. 2.7 TB/s on a 2.04 TB/s part). The decode
+    # bound was 2.5% before the constraint and is 3% after; the unbounded fit is still held to 2.5%.
+    bounds = {"inference.prefill": (16, 60), "inference.decode": (3.0, 25), "inference.linear": (9, 45)}
     for name, (median, worst) in bounds.items():
         fit = error(fitted, name, "fit")
         assert fit.median_ape < median and fit.worst_ape < worst, fit.line()
+    assert error(unbounded, "inference.decode", "fit").median_ape < 2.5
+    a100 = "A100-80GB"
+    assert unbounded.entries[a100].coefficients["memory"] < 1 <= fitted.entries[a100].coefficients["memory"]
     assert set(fitted.entries) == {"A100-80GB", "H100-SXM"}
-    assert all(entry.fitted == frozenset(TERMS) for entry in fitted.entries.values())
+    # Splitwise decodes at TP 2-8 only: the TP 1 overhead is the accelerator's own GEMM-profile overhead
+    for entry in fitted.entries.values():
+        assert entry.fitted == frozenset(TERMS) - {"decode_overhead"}
+        assert entry.coefficients["decode_overhead"] == entry.coefficients["linear_overhead"]
 
 
 @needs_data
-def test_held_out_models_are_predicted(fitted: InferenceModel) -> None:
-    # Observed: hiding BLOOM-176B or Llama-2-70B in turn, median APE prefill 16.6%, decode 16.2%.
-    for name in ("inference.prefill", "inference.decode"):
-        held = error(fitted, name, "cv: leave one model out")
-        assert held.median_ape < 20 and held.mape < 22, held.line()
-        assert "hide BLOOM-176B" in held.note and "hide Llama-2-70B" in held.note
+def test_held_out_models_are_predicted(fitted: InferenceModel, unbounded: InferenceModel) -> None:
+    # Observed: hiding BLOOM-176B or Llama-2-70B in turn, median APE prefill 17.0% (16.6% unbounded),
+    # decode 16.2% (16.2%): the same bounds hold before and after the roofline constraint.
+    for model in (fitted, unbounded):
+        for name in ("inference.prefill", "inference.decode"):
+            held = error(model, name, "cv: leave one model out")
+            assert held.median_ape < 20 and held.mape < 22, held.line()
+            assert "hide BLOOM-176B" in held.note and "hide Llama-2-70B" in held.note
 
 
 @needs_data

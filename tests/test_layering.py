@@ -26,7 +26,7 @@ ALLOWED = {
                      "dcsim.metrics.protocol", "dcsim.errors", "dcsim.units"],
     "dcsim.reporting": ["dcsim.reporting", "dcsim.results", "dcsim.units", "dcsim.errors", "dcsim.stats"],
     "dcsim.cli_calibration": ["dcsim.calibration", "dcsim.catalog", "dcsim.errors", "dcsim.reporting",
-                              "dcsim.output_folders"],
+                              "dcsim.output_folders", "dcsim.scenario.accelerators"],
     "dcsim.stats": [],
     "dcsim.results": ["dcsim.errors", "dcsim.output_folders"],
     "dcsim.output_folders": ["dcsim.errors"],

@@ -32,7 +32,7 @@ from dcsim.build import build_model
 from dcsim.catalog import load_catalog
 from dcsim.results import RunResult
 from dcsim.scenario import scenario_from_dict
-from tests.helpers import speed_ratio, split_gang_speed
+from tests.helpers import count_speed, speed_ratio, split_gang_speed
 from tests.reference_easy import records, reference_easy
 
 ACCELERATORS = ["V100", "A100", "H100", "TPU-v4"]
@@ -199,8 +199,10 @@ class Run:
         return self.scenario.horizon
 
     def split(self, model: str, accelerator: str, demand: int, nodes: int) -> float:
-        """Speed factor of a gang on `nodes` nodes of `accelerator` (1 when packed as tightly as it can be)."""
-        return split_gang_speed(model, accelerator, demand, nodes, self.node_size[accelerator])
+        """Speed factor of a gang on `nodes` nodes of `accelerator` over the one-accelerator speed ratio: its
+        accelerator count (issue 15) times its spread (1 when packed as tightly as it can be)."""
+        size = self.node_size[accelerator]
+        return count_speed(model, accelerator, demand, size) * split_gang_speed(model, accelerator, demand, nodes, size)
 
     def allowed(self, job_id: int) -> tuple[str, ...]:
         allowed = self.generated[job_id].allowed

@@ -187,7 +187,10 @@ def test_fast_forward_gives_the_per_iteration_results(scheduler: str) -> None:
     fast = run(data)
     data["workload"]["inference"]["fast_forward"] = False
     slow = run(data)
-    assert fast.summary["events"] < slow.summary["events"] / 3
+    # At least 2.5x fewer events (the bound was 3x). Chunked prefill went from 3.03x (2,038 of 6,168) to
+    # 3.00x (2,023 of 6,067) when issue 15 bounded the decode coefficients and left out requests beyond
+    # Llama-2-70B's context; continuous batching is at 4.0x, static batching 9.9x.
+    assert fast.summary["events"] < slow.summary["events"] / 2.5
     assert fast.summary["inference"]["preemptions"] == slow.summary["inference"]["preemptions"] > 0
     for column in ("admitted_s", "first_token_s", "end_s"):
         np.testing.assert_allclose(fast.requests[column], slow.requests[column], rtol=1e-9)
@@ -446,14 +449,16 @@ def test_kv_use_reported_mid_stretch_counts_the_iterations_done(tmp_path: Any) -
 
 def test_a_request_only_a_larger_group_can_hold_starts_a_replica_of_that_group(tmp_path: Any) -> None:
     rows = [(0.0, 300, 20), (1.0, 15000, 5000), (2.0, 300, 20)]
-    data = scenario([service(trace_requests(tmp_path, rows), replicas=[
+    # llm-70b: a 70B transformer with no context limit in the catalog (Llama-2-70B's 4,096 tokens would
+    # leave the long request out, issue 15)
+    data = scenario([service(trace_requests(tmp_path, rows), model="llm-70b", replicas=[
         {"accelerator": ACCELERATOR, "tensor_parallel": 2, "count": 1},
         {"accelerator": ACCELERATOR, "tensor_parallel": 4, "count": 0, "max_count": 1}])],
         policies={"autoscaler": {"name": "queue_target", "interval": 10.0}})
     result = run(data)  # used to tick forever without a horizon
     assert (result.requests["state"] == "completed").all()
     assert result.requests.loc[1, "replica"] == 1 and result.replicas.loc[1, "tensor_parallel"] == 4
-    fixed = run(scenario([service(trace_requests(tmp_path, rows), replicas=[
+    fixed = run(scenario([service(trace_requests(tmp_path, rows), model="llm-70b", replicas=[
         {"accelerator": ACCELERATOR, "tensor_parallel": 2, "count": 1},
         {"accelerator": ACCELERATOR, "tensor_parallel": 4, "count": 0, "max_count": 1}])]))
     assert fixed.requests["state"].tolist() == ["completed", "rejected", "completed"]  # no autoscaler: cannot grow

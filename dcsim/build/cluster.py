@@ -7,14 +7,14 @@ both need the cluster and its busy power; kept apart so neither imports the othe
 from __future__ import annotations
 
 from dcsim.calibration import Calibration
-from dcsim.catalog import load_catalog
 from dcsim.errors import ScenarioError
 from dcsim.model import Cluster, Node
+from dcsim.scenario.accelerators import scenario_catalog
 from dcsim.scenario.schema import Scenario
 
 
 def build_cluster(scenario: Scenario) -> Cluster:
-    catalog = load_catalog()
+    catalog = scenario_catalog(scenario)
     nodes: list[Node] = []
     specs = {}
     for pool in scenario.cluster.node_pools:
@@ -30,7 +30,7 @@ def build_cluster(scenario: Scenario) -> Cluster:
 
 def power_caps(scenario: Scenario) -> dict[str, float]:
     """Power cap per accelerator model; pools sharing a model must share its cap (speeds are per model)."""
-    catalog = load_catalog()
+    catalog = scenario_catalog(scenario)
     caps: dict[str, float | None] = {}
     for index, pool in enumerate(scenario.cluster.node_pools):
         model = catalog.canonical_accelerator(pool.accelerator)

@@ -17,6 +17,7 @@ from typing import Any
 import simpy
 
 from dcsim.build.cluster import build_cluster, busy_power, power_caps
+from dcsim.build.feasibility import limit_context
 from dcsim.build.policies import build_policy
 from dcsim.calibration import Calibration
 from dcsim.calibration.inference import kv_bytes_per_token, weight_bytes
@@ -29,6 +30,7 @@ from dcsim.engine.serving import ServingEngine
 from dcsim.errors import CalibrationError, CatalogError, ScenarioError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Request
+from dcsim.scenario.accelerators import scenario_calibration, scenario_catalog
 from dcsim.scenario.inference import Service
 from dcsim.scenario.schema import Scenario
 from dcsim.workload import WorkloadReport, build_requests
@@ -51,7 +53,7 @@ def replica_shapes(scenario: Scenario, index: int, cluster: Cluster, calibration
     assert scenario.workload.inference is not None
     service = scenario.workload.inference.services[index]
     where = f"{scenario.source}: workload.inference.services.{index}"
-    catalog = load_catalog()
+    catalog = scenario_catalog(scenario)
     model = service_model(service, where)
     weights = weight_bytes(model)
     per_token = kv_bytes_per_token(model)
@@ -129,6 +131,7 @@ def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster
             return stream(seed, f"{prefix}.{name}")
 
         own, report = build_requests(service.requests, index, scenario.base_dir, streams)
+        own = limit_context(own, report, service_model(service, ""), service.context_overflow == "truncate")
         requests.extend(own)
         reports[service.name] = report
         services.append(ServiceRuntime(
@@ -151,14 +154,12 @@ def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster
 def service_problems(scenario: Scenario) -> list[str]:
     """Replica shapes that cannot work (weights do not fit, tensor parallelism beyond a node, more
     initial replicas than the nodes hold), for `dcsim validate`, without simulating."""
-    from dcsim.calibration import load_calibration
-
     inference = scenario.workload.inference
     if inference is None:
         return []
     problems: list[str] = []
     cluster = build_cluster(scenario)
-    calibration = load_calibration(scenario.calibration_paths())
+    calibration = scenario_calibration(scenario)
     busy_w = busy_power(scenario, cluster, calibration, power_caps(scenario))
     free = {node.id: node.size for node in cluster.nodes}
     for index, service in enumerate(inference.services):

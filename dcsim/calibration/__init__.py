@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -23,7 +23,7 @@ from dcsim.calibration.inference import InferenceModel, fit_inference
 from dcsim.calibration.power import PowerModel, fit_power
 from dcsim.calibration.scaling import ScalingModel, StepTime, fit_scaling
 from dcsim.calibration.training import TrainingModel, fit_training
-from dcsim.catalog import Catalog, load_catalog, load_shipped_yaml
+from dcsim.catalog import AcceleratorSpec, Catalog, load_catalog, load_shipped_yaml
 from dcsim.errors import CalibrationError, clip, excerpt
 from dcsim.inputs import InputError, load_yaml, read_text
 
@@ -65,6 +65,28 @@ class Calibration:
         Any llm-<N>b name is accepted as well (see TrainingModel.has_model)."""
         llms = [name for name, spec in self.catalog.models.items() if spec.kind == "llm"]
         return sorted({*self.training.model_names(), *llms, "generic"})
+
+    def is_measured(self, accelerator: str) -> bool:
+        """Whether any fitted model was fitted to measurements of this accelerator itself; speeds of
+        every other accelerator (user-defined ones always) are extrapolated from its datasheet figures."""
+        name = self.catalog.canonical_accelerator(accelerator)
+        return (any(name in fit.anchors for fit in self.training.models.values()) or name in self.training.mfu
+                or name in self.inference.entries)
+
+    def speed_basis(self, accelerator: str) -> str:
+        """`measured`, or `extrapolated` with what the extrapolation starts from (for listings and reports)."""
+        name = self.catalog.canonical_accelerator(accelerator)
+        if self.is_measured(name):
+            return "measured"
+        like = self.catalog.accelerators[name].like
+        return f"extrapolated (like {like})" if like else "extrapolated"
+
+    def bound_to(self, catalog: Catalog) -> Calibration:
+        """This calibration reading `catalog` (the shipped one plus user-defined accelerators)."""
+        return Calibration(training=replace(self.training, catalog=catalog),
+                           scaling=replace(self.scaling, catalog=catalog),
+                           inference=replace(self.inference, catalog=catalog),
+                           power=replace(self.power, catalog=catalog), origins=self.origins)
 
     def errors(self) -> list[FitError]:
         return [*self.training.errors, *self.scaling.errors, *self.inference.errors, *self.power.errors]
@@ -163,19 +185,25 @@ def _shipped() -> Calibration:
 
 
 @cache
-def _with_overlays(overlays: tuple[tuple[Path, int, int], ...]) -> Calibration:
+def _with_overlays(overlays: tuple[tuple[Path, int, int], ...],
+                   accelerators: tuple[AcceleratorSpec, ...] = ()) -> Calibration:
     calibration = _shipped()
+    catalog = calibration.catalog
+    if accelerators:
+        catalog = catalog.with_accelerators(accelerators)
+        calibration = calibration.bound_to(catalog)
     for path, _, _ in overlays:
-        calibration = calibration.overlay(read_overlay(path), str(path))
+        calibration = calibration.overlay(read_overlay(path, catalog), str(path))
     return calibration
 
 
-def load_calibration(overlays: Sequence[Path] = ()) -> Calibration:
-    """The shipped calibration with `overlays` applied in order (later ones win).
+def load_calibration(overlays: Sequence[Path] = (), accelerators: Sequence[AcceleratorSpec] = ()) -> Calibration:
+    """The shipped calibration with `overlays` applied in order (later ones win), over the shipped
+    catalog plus `accelerators` (user-defined parts, whose speeds the same fitted models extrapolate).
 
     Cached per process, keyed by each file's path, modification time and size, so an overlay
     rewritten on disk is read again."""
-    return _with_overlays(tuple(_stamp(Path(p).resolve()) for p in overlays))
+    return _with_overlays(tuple(_stamp(Path(p).resolve()) for p in overlays), tuple(accelerators))
 
 
 def _stamp(path: Path) -> tuple[Path, int, int]:

@@ -10,14 +10,21 @@ memory bandwidth and interconnect bandwidth (all per accelerator):
       + weight_read x W / (tp bw)
       + comm        x 2 L x 2 (tp-1)/tp x B n d x 2 bytes / link   (two ring all-reduces per layer)
       + sync        x 4 L (tp-1)                     (their 2 (tp-1) latency-bound steps, each)
-  decode(B requests, C = context tokens summed over the batch) = L x decode_overhead
+  decode(B requests, C = context tokens summed over the batch) = L x decode_overhead         (tp = 1)
+                                                               or L x decode_tp_overhead      (tp > 1)
       + memory      x (W + kv_bytes_per_token x C) / (tp bw)
       + decode_compute x (2 P B + 4 L d C) / (tp peak)
       + decode_sync x 4 L (tp-1)
   linear(n tokens) = L x linear_overhead + compute x 2 P n / (tp peak) + weight_read x W / (tp bw)
 
 Every coefficient is >= 0 (scipy nnls), so prefill time never falls as the prompt grows and decode
-throughput B / decode(B, B c) never falls as the batch grows. The overheads are per layer because
+throughput B / decode(B, B c) never falls as the batch grows. The roofline terms are bounded below
+by 1 (ROOFLINE_TERMS: compute, attention, memory, decode_compute): a coefficient is 1 / efficiency,
+and no kernel beats its datasheet peak, so no modelled prefill is faster than its FLOPs over peak
+FLOP/s and no decode step faster than its bytes over peak memory bandwidth. Before this bound
+(issue 15) the A100 memory coefficient came out at 0.753 (2.7 TB/s, above the A100's 2.04 TB/s),
+offset by a per-layer overhead that the 70B tensor-parallel rows inflated; docs/calibration.md
+gives the errors before and after. The overheads are per layer because
 kernel launches and synchronisations are. `compute`, `weight_read` and `memory` are 1 / efficiency.
 Linear rows (GEMM-only profiles) share compute and weight_read with prefill, which lets them inform
 small models and TP 1; their own overhead is separate. Decode streams every weight (W counts all
@@ -57,8 +64,9 @@ from dcsim.catalog import AcceleratorSpec, Catalog, ModelSpec, load_catalog
 from dcsim.errors import CalibrationError, CatalogError
 
 PREFILL_TERMS = ("prefill_overhead", "compute", "attention", "weight_read", "comm", "sync", "linear_overhead")
-DECODE_TERMS = ("decode_overhead", "memory", "decode_compute", "decode_sync")
+DECODE_TERMS = ("decode_overhead", "memory", "decode_compute", "decode_sync", "decode_tp_overhead")
 TERMS = PREFILL_TERMS + DECODE_TERMS
+ROOFLINE_TERMS = frozenset({"compute", "attention", "memory", "decode_compute"})  # 1 / efficiency: >= 1
 CHECK_SOURCES = ("ML.ENERGY",)  # row sources kept out of the fit (independent check data)
 BYTES_PER_PARAM = 2.0
 HIDDEN_PER_LAYER = 128.0  # estimated shape: d = 128 L
@@ -139,9 +147,11 @@ def _bases(s: Shape, hw: Hardware, tp: int) -> tuple[np.ndarray, np.ndarray, np.
                         [0, gemm, 0, 0, 4.0 * s.layers * (tp - 1) / tp * s.hidden * BYTES_PER_PARAM / hw.link, 0, 0],
                         [0, 0, 2.0 * s.layers * s.hidden / (tp * hw.peak), 0, 0, 0, 0]])
     linear = np.array([[0, 0, 0, weights, 0, 0, s.layers], [0, gemm, 0, 0, 0, 0, 0]])
-    decode = np.array([[s.layers, weights, 0, steps],
-                       [0, 0, gemm, 0],
-                       [0, s.kv_bytes_per_token / (tp * hw.bandwidth), 4.0 * s.layers * s.hidden / (tp * hw.peak), 0]])
+    one, many = (s.layers, 0.0) if tp == 1 else (0.0, s.layers)  # per-layer overheads: per TP configuration
+    decode = np.array([[one, weights, 0, steps, many],
+                       [0, 0, gemm, 0, 0],
+                       [0, s.kv_bytes_per_token / (tp * hw.bandwidth), 4.0 * s.layers * s.hidden / (tp * hw.peak),
+                        0, 0]])
     return prefill, linear, decode
 
 
@@ -161,6 +171,7 @@ class InferenceModel:
     default: dict[str, float]  # median of the fitted accelerators, for everything else
     sources: tuple[str, ...] = ()
     errors: tuple[FitError, ...] = ()
+    catalog: Catalog | None = field(default=None, repr=False, compare=False)  # None: the shipped catalog
     _cache: dict[tuple[ModelSpec, str, int], tuple[float, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
@@ -190,11 +201,14 @@ class InferenceModel:
     def is_fitted(self, accelerator: str) -> bool:
         return self._canonical(accelerator) in self.entries
 
+    def _catalog(self) -> Catalog:
+        return self.catalog if self.catalog is not None else load_catalog()
+
     def _canonical(self, accelerator: str) -> str:
         if accelerator in self.entries:
             return accelerator
         try:
-            return load_catalog().canonical_accelerator(accelerator)
+            return self._catalog().canonical_accelerator(accelerator)
         except CatalogError as exc:
             raise CalibrationError(str(exc)) from None
 
@@ -203,8 +217,12 @@ class InferenceModel:
             raise CalibrationError(f"tensor parallelism must be a whole number >= 1, got {tp!r}")
         name = self._canonical(accelerator)
         entry = self.entries.get(name)
-        hw = entry.hardware if entry else Hardware.of(load_catalog().accelerators[name])
-        coefs = entry.coefficients if entry else self.default
+        if entry is not None:
+            hw, coefs = entry.hardware, entry.coefficients
+        else:  # extrapolated: this part's datasheet figures, a measured relative's efficiencies or the default
+            spec = self._catalog().accelerators[name]
+            relative = self.entries.get(spec.like) if spec.like else None
+            hw, coefs = Hardware.of(spec), (relative.coefficients if relative is not None else self.default)
         s = model_shape(model)
         p, d = np.array([coefs[t] for t in PREFILL_TERMS]), np.array([coefs[t] for t in DECODE_TERMS])
         prefill, linear, decode = _bases(s, hw, tp)
@@ -249,7 +267,7 @@ class InferenceModel:
                                   {**(base.points if base is not None else {}), **entry.points})
         return InferenceModel(entries=entries, default=self.default,
                               sources=self.sources + tuple(s for s in other.sources if s not in self.sources),
-                              errors=self.errors + other.errors)
+                              errors=self.errors + other.errors, catalog=self.catalog)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -270,13 +288,23 @@ class InferenceModel:
     def from_dict(cls, raw: Mapping[str, Any]) -> InferenceModel:
         entries = {}
         for name, e in raw.get("accelerators", {}).items():
-            coefs = {t: float(e["coefficients"][t]["value"]) for t in TERMS}
-            fitted = frozenset(t for t in TERMS if e["coefficients"][t]["fitted"])
+            raw_coefs = _with_tp_overhead(e["coefficients"])
+            coefs = {t: float(raw_coefs[t]["value"]) for t in TERMS}
+            fitted = frozenset(t for t in TERMS if raw_coefs[t]["fitted"])
             hw = Hardware(float(e["peak_flops"]), float(e["memory_bandwidth"]), float(e["interconnect_bandwidth"]))
             entries[str(name)] = Entry(hw, coefs, fitted, {k: int(v) for k, v in e.get("points", {}).items()})
-        return cls(entries=entries, default={t: float(raw["default"]["coefficients"][t]) for t in TERMS},
+        default = dict(raw["default"]["coefficients"])
+        default.setdefault("decode_tp_overhead", default["decode_overhead"])
+        return cls(entries=entries, default={t: float(default[t]) for t in TERMS},
                    sources=tuple(raw.get("sources", [])),
                    errors=tuple(FitError.from_dict(e) for e in raw.get("errors", [])))
+
+
+def _with_tp_overhead(coefficients: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Overlays written before issue 15 had one decode overhead for every TP degree: it becomes both."""
+    if "decode_tp_overhead" in coefficients:
+        return coefficients
+    return {**coefficients, "decode_tp_overhead": coefficients["decode_overhead"]}
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -318,19 +346,25 @@ def _design(rows: list[dict[str, Any]], catalog: Catalog, phase: str) -> tuple[n
     return np.array(features).reshape(-1, width), np.array(times)
 
 
-def _nnls_relative(features: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Non-negative least squares on (predicted - measured) / measured, columns scaled to unit norm."""
+def _nnls_relative(features: np.ndarray, times: np.ndarray, lower: np.ndarray | None = None) -> np.ndarray:
+    """Least squares on (predicted - measured) / measured with every coefficient >= its `lower` bound
+    (0 by default): the bound's share of each time moves to the target and nnls fits the excess.
+    Columns are scaled to unit norm."""
     from scipy.optimize import nnls  # only fits need scipy: runs skip its import
 
+    lower = np.zeros(features.shape[1]) if lower is None else lower
     design = features / times[:, None]
+    target = 1.0 - design @ lower
     norms = np.linalg.norm(design, axis=0)
     scale = np.where(norms > 0, norms, 1.0)
-    coefs, _ = nnls(design / scale, np.ones(len(times)), maxiter=50 * design.shape[1])
-    return coefs / scale
+    coefs, _ = nnls(design / scale, target, maxiter=50 * design.shape[1])
+    return coefs / scale + lower
 
 
-def fit_inference(table: pd.DataFrame, catalog: Catalog, cross_validate: bool = True) -> InferenceModel:
-    """Fit per-accelerator coefficients to the prefill, decode and linear rows of `table`."""
+def fit_inference(table: pd.DataFrame, catalog: Catalog, cross_validate: bool = True,
+                  bounded: bool = True) -> InferenceModel:
+    """Fit per-accelerator coefficients to the prefill, decode and linear rows of `table`; `bounded`
+    keeps the roofline terms >= 1 (False only to report what the bound costs, docs/calibration.md)."""
     rows = _fit_rows(table)
     require_points(len(rows), 1, "the inference model (prefill, decode or linear rows)")
     found: dict[str, dict[str, float]] = {}
@@ -351,7 +385,9 @@ def fit_inference(table: pd.DataFrame, catalog: Catalog, cross_validate: bool = 
             used = np.abs(features).sum(axis=0) > 0
             require_points(len(times), int(used.sum()) + 1, f"inference {phase} on {name} ({' and '.join(kinds)} "
                            "rows with a model the catalog describes)")
-            solved = _nnls_relative(features[:, used], times)
+            names = np.array(terms)[used]
+            bounds = np.array([1.0 if bounded and str(n) in ROOFLINE_TERMS else 0.0 for n in names])
+            solved = _nnls_relative(features[:, used], times, bounds)
             for term, value in zip(np.array(terms)[used], solved, strict=True):
                 coefs[str(term)] = float(f"{value:.6g}")
                 known.add(str(term))
@@ -362,16 +398,31 @@ def fit_inference(table: pd.DataFrame, catalog: Catalog, cross_validate: bool = 
     default = {}
     for term in TERMS:
         values = [found[name][term] for name in found if term in informed[name]]
-        default[term] = float(f"{np.median(values):.6g}") if values else 0.0
-    entries = {name: Entry(hardware[name], {t: found[name].get(t, default[t]) for t in TERMS}, informed[name],
+        default[term] = (float(f"{np.median(values):.6g}") if values
+                         else 1.0 if bounded and term in ROOFLINE_TERMS else 0.0)
+    if not any("decode_overhead" in informed[name] for name in found):
+        # No one-accelerator decode rows (the shipped data: Splitwise decodes at TP 2-8 only): the
+        # per-layer fixed time of a TP 1 step is taken from the one-accelerator GEMM profiles (linear
+        # rows), not from tensor-parallel steps, whose fixed time includes their all-reduces.
+        default["decode_overhead"] = default["linear_overhead"]
+    entries = {name: Entry(hardware[name], _complete(found[name], informed[name], default), informed[name],
                            points[name]) for name in found if informed[name]}
     sources = tuple(f"{name} ({count} rows)" for name, count in
                     rows["source"].astype(str).str.split(":").str[0].value_counts().sort_index().items())
     model = InferenceModel(entries=entries, default=default, sources=sources)
     errors = _in_sample(model, table, catalog)
     if cross_validate:
-        errors.extend(leave_one_model_out(table, catalog))
+        errors.extend(leave_one_model_out(table, catalog, bounded))
     return model.with_errors(*errors)
+
+
+def _complete(found: dict[str, float], informed: frozenset[str], default: dict[str, float]) -> dict[str, float]:
+    """Every coefficient: fitted here, else the default; a TP 1 decode overhead the rows could not
+    inform comes from this accelerator's own one-accelerator GEMM profiles where it has them."""
+    coefficients = {t: found.get(t, default[t]) for t in TERMS}
+    if "decode_overhead" not in informed and "linear_overhead" in informed:
+        coefficients["decode_overhead"] = found["linear_overhead"]
+    return coefficients
 
 
 def _in_sample(model: InferenceModel, table: pd.DataFrame, catalog: Catalog) -> list[FitError]:
@@ -381,7 +432,7 @@ def _in_sample(model: InferenceModel, table: pd.DataFrame, catalog: Catalog) -> 
             for kind in ("prefill", "decode", "linear") if len(part := predicted[predicted["kind"] == kind])]
 
 
-def leave_one_model_out(table: pd.DataFrame, catalog: Catalog) -> list[FitError]:
+def leave_one_model_out(table: pd.DataFrame, catalog: Catalog, bounded: bool = True) -> list[FitError]:
     """Hide every row of one model (all kinds), refit, predict its prefill and decode rows."""
     rows = _fit_rows(table)
     models = {str(m): spec.name for m in rows["model"].unique() if (spec := _spec({"model": m}, catalog))}
@@ -391,7 +442,7 @@ def leave_one_model_out(table: pd.DataFrame, catalog: Catalog) -> list[FitError]
     for name in sorted(set(canonical[rows["kind"].isin(["prefill", "decode"])])):
         hidden = canonical == name
         try:
-            model = fit_inference(rows[~hidden], catalog, cross_validate=False)
+            model = fit_inference(rows[~hidden], catalog, cross_validate=False, bounded=bounded)
         except CalibrationError as exc:
             notes.append(f"{name}: not hidden ({exc})")
             continue

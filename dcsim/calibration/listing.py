@@ -12,24 +12,29 @@ from dcsim.calibration import SECTIONS, Calibration
 from dcsim.catalog import AcceleratorSpec, Figure
 from dcsim.errors import CatalogError
 
-_SHORT = {"peak_fp16_flops": "16-bit peak", "peak_fp32_flops": "FP32 peak", "memory_bytes": "memory",
-          "memory_bandwidth": "memory bandwidth", "interconnect_bandwidth": "interconnect", "tdp_w": "TDP",
+_SHORT = {"peak_fp16_flops": "16-bit peak", "peak_fp32_flops": "FP32 peak", "peak_fp8_flops": "FP8 peak",
+          "peak_int8_ops": "INT8 peak", "memory_bytes": "memory", "memory_bandwidth": "memory bandwidth",
+          "interconnect_bandwidth": "interconnect", "network_bandwidth": "network (NIC)", "tdp_w": "TDP",
           "idle_w": "idle power"}
-_UNITS = {"peak_fp16_flops": (1e12, "TFLOP/s"), "peak_fp32_flops": (1e12, "TFLOP/s"), "memory_bytes": (1e9, "GB"),
-          "memory_bandwidth": (1e9, "GB/s"), "interconnect_bandwidth": (1e9, "GB/s"), "tdp_w": (1, "W"),
+_UNITS = {"peak_fp16_flops": (1e12, "TFLOP/s"), "peak_fp32_flops": (1e12, "TFLOP/s"),
+          "peak_fp8_flops": (1e12, "TFLOP/s"),
+          "peak_int8_ops": (1e12, "TOP/s"), "memory_bytes": (1e9, "GB"), "memory_bandwidth": (1e9, "GB/s"),
+          "interconnect_bandwidth": (1e9, "GB/s"), "network_bandwidth": (1e9 / 8, "Gb/s"), "tdp_w": (1, "W"),
           "idle_w": (1, "W")}  # `calibration show` prints each figure in the unit its source quotes
 
 
 def list_text(calibration: Calibration) -> str:
     catalog = calibration.catalog
-    lines = ["Accelerators (* = estimated figure; `dcsim calibration show NAME` gives sources)",
-             f"  {'name':<11} {'kind':<4} {'year':>4} {'16-bit peak':>12} {'memory':>9} {'mem bw':>10} "
-             f"{'link':>10} {'TDP':>7} {'idle':>6}"]
+    lines = ["Accelerators (* = estimated figure; speeds: measured = fitted to measurements of the part itself, "
+             "extrapolated = from its datasheet figures; `dcsim calibration show NAME` gives sources)",
+             f"  {'name':<14} {'kind':<5} {'year':>4} {'16-bit peak':>12} {'memory':>9} {'mem bw':>10} "
+             f"{'link':>10} {'TDP':>7} {'idle':>6}  speeds"]
     for name, spec in catalog.accelerators.items():
-        lines.append(f"  {name:<11} {spec.kind:<4} {spec.year:>4} {_fig(spec.peak_fp16_flops, 1e12, 'T'):>12} "
+        origin = f"  [defined in {spec.origin}]" if spec.user_defined else ""
+        lines.append(f"  {name:<14} {spec.kind:<5} {spec.year:>4} {_fig(spec.peak_fp16_flops, 1e12, 'T'):>12} "
                      f"{_fig(spec.memory_bytes, 1e9, 'GB'):>9} {_fig(spec.memory_bandwidth, 1e9, 'GB/s'):>10} "
                      f"{_fig(spec.interconnect_bandwidth, 1e9, 'GB/s'):>10} {_fig(spec.tdp_w, 1, 'W'):>7} "
-                     f"{_fig(spec.idle_w, 1, 'W'):>6}")
+                     f"{_fig(spec.idle_w, 1, 'W'):>6}  {calibration.speed_basis(name)}{origin}")
     lines += ["", "Models (training: how its step time is obtained)",
               f"  {'name':<24} {'family':<15} {'training calibration'}"]
     training = calibration.training
@@ -70,6 +75,9 @@ def show_text(calibration: Calibration, name: str) -> str:
 
 def _accelerator_text(calibration: Calibration, spec: AcceleratorSpec) -> str:
     lines = [f"{spec.name} ({spec.vendor} {spec.kind}, {spec.year})"]
+    if spec.user_defined:
+        lines.append(f"  user-defined in {spec.origin}")
+    lines.append(f"  speeds: {calibration.speed_basis(spec.name)}")
     if spec.description:
         lines.append(f"  {spec.description}")
     if spec.aliases:
@@ -147,4 +155,14 @@ def predictions(calibration: Calibration, table: pd.DataFrame) -> pd.DataFrame:
               calibration.scaling.predictions(calibration.training, table),
               calibration.inference.predictions(table, calibration.catalog),
               calibration.power.predictions(table, calibration.catalog)]
-    return pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    found = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    # Rows of accelerators the family's model was not fitted to are predictions by extrapolation: their
+    # own family (so the chart draws them in panels of their own) and basis column. Speeds are measured
+    # where any speed model was fitted to the accelerator; power where a power curve was.
+    power = {*calibration.power.serving, *calibration.power.training}
+    found["basis"] = [("measured" if accelerator in power else "extrapolated") if family.startswith("power")
+                      else calibration.speed_basis(accelerator)
+                      for family, accelerator in zip(found["family"], found["accelerator"], strict=True)]
+    extrapolated = found["basis"] != "measured"
+    found.loc[extrapolated, "family"] = found.loc[extrapolated, "family"] + " (extrapolated)"
+    return found

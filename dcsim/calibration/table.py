@@ -120,7 +120,8 @@ def check_row(raw: Mapping[str, Any], catalog: Catalog, where: str, default_sour
     try:
         accelerator = catalog.canonical_accelerator(str(raw["accelerator"]).strip())
     except CatalogError as exc:
-        raise CalibrationError(f"{where}: column 'accelerator': {clip(str(exc), 300)}") from None
+        raise CalibrationError(f"{where}: column 'accelerator': {clip(str(exc), 300)}; a part the catalog lacks "
+                               "needs its figures in a catalog overlay file (--catalog, docs/calibration.md)") from None
     seconds = lambda value: units.parse(value, "duration")  # noqa: E731
     watts = lambda value: units.parse(value, "power")  # noqa: E731
     row: dict[str, Any] = {

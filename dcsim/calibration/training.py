@@ -78,9 +78,16 @@ class TrainingModel:
             return time * (self._bandwidth(anchor_name) / self._bandwidth(accelerator)) ** fit.alpha
         if spec.kind == "llm":
             flops = LLM_FLOPS_PER_PARAM_TOKEN * spec.compute_params * (tokens or DEFAULT_LLM_TOKENS) * (batch or 1.0)
-            return flops / (self.mfu.get(accelerator, self.default_mfu) * self._peak(accelerator))
+            return flops / (self.llm_mfu(accelerator) * self._peak(accelerator))
         raise CalibrationError(f"no training measurements for model {spec.name!r}: fit some with "
                                "`dcsim calibration fit` and name the overlay in the scenario")
+
+    def llm_mfu(self, accelerator: str) -> float:
+        """Fitted LLM FLOP utilisation: the accelerator's own, its `like` relative's, or the median."""
+        if accelerator in self.mfu:
+            return self.mfu[accelerator]
+        like = self.catalog.accelerators[accelerator].like
+        return self.mfu.get(like, self.default_mfu) if like else self.default_mfu
 
     def relative_speed(self, model: str, accelerator: str, reference: str) -> float:
         """Throughput on `accelerator` over throughput on `reference`, at the model's reference batch."""
@@ -240,10 +247,14 @@ def _fit_anchor(rows: pd.DataFrame, what: str) -> Anchor:
 
 
 def nearest_by_bandwidth(catalog: Catalog, measured: Iterable[str], accelerator: str) -> str:
-    """The measured accelerator closest to `accelerator` in memory bandwidth (itself if measured)."""
+    """The measured accelerator closest to `accelerator` in memory bandwidth (itself if measured, or the
+    relative a user-defined part names with `like:` when that one was measured)."""
     names = sorted(measured)
     if accelerator in names:
         return accelerator
+    like = catalog.accelerators[accelerator].like
+    if like in names:
+        return str(like)
     target = math.log(_bandwidth(catalog, accelerator))
     return min(names, key=lambda name: abs(math.log(_bandwidth(catalog, name)) - target))
 

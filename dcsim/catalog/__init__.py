@@ -19,6 +19,9 @@ import yaml
 from dcsim import units
 from dcsim.errors import CatalogError
 
+SHIPPED = "shipped catalog"
+KINDS = ("gpu", "tpu", "other")
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -42,13 +45,22 @@ class AcceleratorSpec:
     memory_bandwidth: Figure | None = None
     interconnect_bandwidth: Figure | None = None
     peak_fp32_flops: Figure | None = None
+    peak_fp8_flops: Figure | None = None
+    peak_int8_ops: Figure | None = None
+    network_bandwidth: Figure | None = None
     year: int = 0
     aliases: tuple[str, ...] = ()
     description: str = ""
+    origin: str = SHIPPED  # where the definition came from: the shipped catalog, or a scenario or overlay file
+    like: str | None = None  # a measured relative whose fitted efficiency terms this part borrows
 
     def figures(self) -> dict[str, Figure]:
         """Every figure of this accelerator by field name (for listings)."""
         return {n: f for n in _FIELD_KINDS if (f := getattr(self, n)) is not None}
+
+    @property
+    def user_defined(self) -> bool:
+        return self.origin != SHIPPED
 
 
 @dataclass(frozen=True)
@@ -127,13 +139,47 @@ class Catalog:
     def canonical_accelerator(self, name: str) -> str:
         canonical = self._aliases.get(name.lower())
         if canonical is None:
-            raise CatalogError(_unknown("accelerator", name, list(self.accelerators)))
+            raise CatalogError(_unknown("accelerator", name, list(self.accelerators), self._aliases))
         return canonical
 
+    def with_accelerators(self, specs: tuple[AcceleratorSpec, ...]) -> Catalog:
+        """A copy with user-defined accelerators added. A name or alias that already names a shipped part
+        is accepted only for an identical definition (then ignored); anything else is an error."""
+        if not specs:
+            return self
+        accelerators = dict(self.accelerators)
+        aliases = dict(self._aliases)
+        for spec in specs:
+            clash = next((aliases[a.lower()] for a in (spec.name, *spec.aliases) if a.lower() in aliases), None)
+            if clash is not None:
+                if _same_part(accelerators[clash], spec):
+                    continue
+                where = f"{spec.origin}: " if spec.origin else ""
+                raise CatalogError(f"{where}accelerators.{spec.name}: the name {spec.name!r} (or an alias) "
+                                   f"already names the {accelerators[clash].origin} part {clash!r} with other "
+                                   "figures; choose another name")
+            accelerators[spec.name] = spec
+            _add_aliases(aliases, spec.name, list(spec.aliases), spec.origin)
+        return Catalog(reference_accelerator=self.reference_accelerator, accelerators=accelerators,
+                       models=self.models, _aliases=aliases, _model_aliases=self._model_aliases)
 
-def _unknown(what: str, name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.4)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+
+def _same_part(shipped: AcceleratorSpec, spec: AcceleratorSpec) -> bool:
+    """Whether a redefinition repeats a part's figures (sources and notes may differ)."""
+    def values(part: AcceleratorSpec) -> dict[str, float]:
+        return {name: figure.value for name, figure in part.figures().items()}
+    return shipped.name == spec.name and values(shipped) == values(spec)
+
+
+def _unknown(what: str, name: str, choices: list[str], aliases: dict[str, str] | None = None) -> str:
+    """`unknown ... ; did you mean ...`, matching aliases as well (so `H300` suggests H100 and H200, whose
+    canonical names are longer than the alias people type)."""
+    spellings = {choice.lower(): choice for choice in choices}
+    for alias, owner in (aliases or {}).items():
+        spellings.setdefault(alias, owner)
+    close = difflib.get_close_matches(name.lower(), list(spellings), n=8, cutoff=0.4)
+    suggestions = list(dict.fromkeys(spellings[match] for match in close))[:3]
+    hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
     return f"unknown {what} {name!r}{hint} (known: {', '.join(sorted(choices))})"
 
 
@@ -146,8 +192,9 @@ def _figure(raw: Any, kind: units.Kind | None, where: str) -> Figure:
 
 
 _FIELD_KINDS: dict[str, units.Kind | None] = {
-    "peak_fp16_flops": "flops", "peak_fp32_flops": "flops", "memory_bytes": "bytes",
-    "memory_bandwidth": "bandwidth", "interconnect_bandwidth": "bandwidth", "tdp_w": "power", "idle_w": "power",
+    "peak_fp16_flops": "flops", "peak_fp32_flops": "flops", "peak_fp8_flops": "flops", "peak_int8_ops": "flops",
+    "memory_bytes": "bytes", "memory_bandwidth": "bandwidth", "interconnect_bandwidth": "bandwidth",
+    "network_bandwidth": "bandwidth", "tdp_w": "power", "idle_w": "power",
 }
 _LLM_FIELDS = ("params", "active_params", "layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "context")
 
@@ -167,7 +214,10 @@ def load_catalog() -> Catalog:
     aliases: dict[str, str] = {}
     for name, spec in raw["accelerators"].items():
         where = f"catalog/accelerators.yaml: accelerators.{name}"
-        figures = {key: _figure(spec[key], kind, f"{where}.{key}") for key, kind in _FIELD_KINDS.items() if key in spec}
+        figures: dict[str, Any] = {key: _figure(spec[key], kind, f"{where}.{key}")
+                                   for key, kind in _FIELD_KINDS.items() if key in spec}
+        if spec["kind"] not in KINDS:
+            raise CatalogError(f"{where}.kind: expected one of {', '.join(KINDS)}, got {spec['kind']!r}")
         accelerators[name] = AcceleratorSpec(
             name=name, kind=spec["kind"], vendor=spec["vendor"], aliases=tuple(spec.get("aliases", [])),
             description=spec.get("description", ""), year=int(spec.get("year", 0)), **figures,

@@ -17,6 +17,7 @@ from dcsim.reporting.charts import run_charts
 from dcsim.reporting.cluster_tables import energy_tables, utilization_queue_tables, workload_tables
 from dcsim.reporting.drawing import Chart
 from dcsim.reporting.failure_report import FAILURE_CAPTIONS, failure_charts, failure_tables
+from dcsim.reporting.hardware_tables import hardware_tables
 from dcsim.reporting.inference_charts import inference_charts
 from dcsim.reporting.network_charts import network_charts
 from dcsim.reporting.summary_tables import inference_tables, network_storage_tables, training_tables
@@ -72,6 +73,7 @@ SECTIONS: tuple[ReportSection, ...] = (
     ReportSection("training", ("training",), training_tables, tenant_charts, ("scheduler", "placement"),
                   TRAINING_CAPTIONS),
     ReportSection("cluster", (), utilization_queue_tables, run_charts, captions=CLUSTER_CAPTIONS),
+    ReportSection("hardware", ("hardware",), hardware_tables),
     ReportSection("inference", ("inference",), inference_tables, inference_charts,
                   ("replica_scheduler", "balancer", "autoscaler"), INFERENCE_CAPTIONS),
     ReportSection("failures", ("failures",), failure_tables, failure_charts, captions=FAILURE_CAPTIONS),

@@ -11,17 +11,26 @@ from pathlib import Path
 from typing import Any
 
 from dcsim.calibration import Calibration, load_calibration
-from dcsim.catalog import load_catalog
+from dcsim.catalog import AcceleratorSpec, Catalog
 from dcsim.errors import CalibrationError, CatalogError, clip, excerpt
+from dcsim.scenario.accelerators import definitions_of, extend
 
 _LONGEST_NAME = 100  # accelerator and model names are short; longer text is not looked up (nor echoed whole)
 
 
 def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
     """Return `dotted.path: problem` lines for names the catalog does not know."""
-    catalog = load_catalog()
     problems: list[str] = []
-    calibration = _calibration(data, base_dir, problems)
+    broken = False  # user-defined accelerators that failed are reported once, not again at every use
+    try:
+        accelerators = definitions_of(data, base_dir, label="")  # the loader names the scenario file
+    except CatalogError as exc:
+        problems.append(str(exc))
+        accelerators, broken = (), True
+    inline = _get(data, "accelerators")
+    declared = {str(name).lower() for name in inline} if isinstance(inline, dict) else set()
+    catalog = extend(accelerators)
+    calibration = _calibration(data, base_dir, problems, accelerators)
 
     def check(path: str, value: Any, lookup: Callable[[str], object]) -> str | None:
         if not isinstance(value, str):
@@ -33,7 +42,8 @@ def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
         try:
             lookup(value)
         except CatalogError as exc:
-            problems.append(f"{path}: {exc}")
+            if not (str(exc).startswith("unknown accelerator") and (broken or value.lower() in declared)):
+                problems.append(f"{path}: {exc}")
             return None
         return value
 
@@ -43,7 +53,7 @@ def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
         name = check(f"cluster.node_pools.{index}.accelerator", _get(pool, "accelerator"), catalog.accelerator)
         if name is not None:
             present.add(catalog.canonical_accelerator(name))
-    _service_problems(data, present, check, problems)
+    _service_problems(data, catalog, present, check, problems)
     training = _get(data, "workload", "training")
     if not isinstance(training, dict):
         return problems
@@ -62,12 +72,10 @@ def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
     return problems
 
 
-def _service_problems(data: Any, present: set[str], check: Callable[[str, Any, Callable[[str], object]], str | None],
-                      problems: list[str]) -> None:
+def _service_problems(data: Any, catalog: Catalog, present: set[str],
+                      check: Callable[[str, Any, Callable[[str], object]], str | None], problems: list[str]) -> None:
     """Each service's model must be an LLM the catalog knows; its replica accelerators must be in the cluster."""
     from dcsim.calibration.inference import kv_bytes_per_token
-
-    catalog = load_catalog()
 
     def llm(name: str) -> None:
         try:
@@ -88,7 +96,8 @@ def _service_problems(data: Any, present: set[str], check: Callable[[str, Any, C
                 problems.append(f"{where}: {excerpt(name)} is not in the cluster (node pools have {have})")
 
 
-def _calibration(data: Any, base_dir: str, problems: list[str]) -> Calibration:
+def _calibration(data: Any, base_dir: str, problems: list[str],
+                 accelerators: tuple[AcceleratorSpec, ...]) -> Calibration:
     overlays = _get(data, "calibration")
     overlays = [overlays] if isinstance(overlays, str) else overlays
     paths: list[Path] = []
@@ -97,12 +106,12 @@ def _calibration(data: Any, base_dir: str, problems: list[str]) -> Calibration:
             continue  # the schema reports wrong types
         path = Path(base_dir) / name
         try:
-            load_calibration([path])
+            load_calibration([path], accelerators)
         except CalibrationError as exc:
             problems.append(f"calibration.{index}: {exc}")
             continue
         paths.append(path)
-    return load_calibration(paths)
+    return load_calibration(paths, accelerators)
 
 
 def _check_model(calibration: Calibration, name: str) -> None:

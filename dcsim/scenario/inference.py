@@ -149,6 +149,9 @@ class Service(Strict):
                           "weights_load_bandwidth")
     slo: SLO = SLO()
     requests: RequestSource
+    context_overflow: Literal["reject", "truncate"] = Field(
+        "reject", description="requests longer than the model's context: left out and counted (reject), or cut "
+                              "to fit (truncate: the prompt to context - 1 tokens, then the output to what remains)")
 
     @model_validator(mode="after")
     def _can_reach_minimum(self) -> Service:

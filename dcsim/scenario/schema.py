@@ -14,6 +14,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from dcsim.errors import clip, excerpt
+from dcsim.scenario.accelerators import Definitions
 from dcsim.scenario.base import ArrivalRate, Weight, check_weights
 from dcsim.scenario.base import Strict as _Strict
 from dcsim.scenario.failures import Failures, check_failures
@@ -334,6 +335,12 @@ class Scenario(_Strict):
         description="calibration overlays written by `dcsim calibration fit`, relative to this file; "
                     "their fits take precedence over the shipped catalog (later files win)",
     )
+    accelerators: Definitions = Field(
+        default_factory=dict, description="user-defined accelerators (name -> datasheet figures); their speeds are "
+                                          "extrapolated by the fitted models (docs/calibration.md)")
+    catalog: Annotated[list[str], WithJsonSchema(_ONE_OR_MANY_PATHS)] = Field(
+        default_factory=list, description="catalog overlay files (`format: dcsim-catalog/1`) defining accelerators, "
+                                          "relative to this file")
 
     _base_dir: str = PrivateAttr(default=".")
     _source: str = PrivateAttr(default="<scenario>")
@@ -370,7 +377,7 @@ class Scenario(_Strict):
                            self.network is not None)
         return self
 
-    @field_validator("calibration", mode="before")
+    @field_validator("calibration", "catalog", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value

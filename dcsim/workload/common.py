@@ -24,6 +24,7 @@ class WorkloadReport:
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_lines: dict[str, list[int]] = field(default_factory=dict)
     unit: str = "jobs"  # the key `jobs` is reported under
+    adjusted: dict[str, int] = field(default_factory=dict)  # records kept but changed, per reason (e.g. truncated)
 
     def skip(self, reason: str, lines: list[int]) -> None:
         if not lines:
@@ -43,9 +44,13 @@ class WorkloadReport:
         return lines, keep
 
     def as_dict(self) -> dict[str, object]:
-        return {"source": self.source, "rows_read": self.rows_read, self.unit: self.jobs,
-                "skipped": dict(sorted(self.skipped.items())),
-                "skipped_example_lines": {k: v[:10] for k, v in sorted(self.skipped_lines.items())}}
+        report: dict[str, object] = {
+            "source": self.source, "rows_read": self.rows_read, self.unit: self.jobs,
+            "skipped": dict(sorted(self.skipped.items())),
+            "skipped_example_lines": {k: v[:10] for k, v in sorted(self.skipped_lines.items())}}
+        if self.adjusted:
+            report["adjusted"] = dict(sorted(self.adjusted.items()))
+        return report
 
 
 def draw_models(spec: SyntheticTraining | TraceTraining, count: int, streams: StreamFactory) -> list[str]:
