@@ -277,6 +277,7 @@ def test_kept_rankings_agree_with_full_passes_under_failures(policy: dict[str, A
     from dcsim.policies.scheduling.tiresias import Tiresias
 
     data = failing(policies={"scheduler": policy, "placement": "pack"})
+    data["failures"]["accelerator"]["mtbf"] = "8h"
     frames = []
     saved = Tiresias.incremental, LeastAttainedService.incremental
     try:
@@ -287,3 +288,23 @@ def test_kept_rankings_agree_with_full_passes_under_failures(policy: dict[str, A
         Tiresias.incremental, LeastAttainedService.incremental = saved
     assert frames[0]["interruptions"].sum() > 0 and frames[0]["preemptions"].sum() > 0
     pd.testing.assert_frame_equal(frames[0], frames[1])
+
+
+def test_a_failed_storage_tier_stalls_its_dataset_streams_until_repaired() -> None:
+    """fat_tree_placement streams every job's dataset from the pfs tier: while it is down they stall
+    (I/O time grows, no work is lost, no job is stopped); checkpoints due meanwhile are skipped."""
+    overrides = ["workload.training.jobs=40"]
+    plain = dcsim.run(SCENARIOS / "fat_tree_placement.yaml", overrides=overrides)
+    failing_tier = dcsim.run(SCENARIOS / "fat_tree_placement.yaml", overrides=[
+        *overrides, "failures.storage.mtbf=8h", "failures.storage.causes={controller: {share: 1.0, repair: 1h}}"])
+    rows = failing_tier.failures
+    assert (rows["component"] == "storage").sum() >= 1 and (rows["node"] == "pfs").all()
+    jobs = failing_tier.jobs
+    assert (jobs["state"] == "completed").all() and jobs["interruptions"].sum() == 0
+    assert jobs["io_time_s"].sum() > plain.jobs["io_time_s"].sum() + 3600 * 0.5
+    assert failing_tier.summary["training"]["makespan_s"] >= plain.summary["training"]["makespan_s"]
+
+
+def test_storage_failures_need_a_shared_tier(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, tiny_scenario(failures={"storage": {"mtbf": "10h"}})))
+    assert len(found) == 1 and "failures.storage" in found[0] and "storage section" in found[0]

@@ -43,7 +43,7 @@ def build_failures(scenario: Scenario, seed: int, env: simpy.Environment, traini
     if spec is None:
         return None
     switches = None
-    if network is not None and network.topology is not None and (spec.switch or spec.fabric_link) is not None:
+    if network is not None and (spec.switch or spec.fabric_link or spec.storage) is not None:
         from dcsim.engine.network_failures import NetworkFailures
 
         switches = NetworkFailures(network.topology, network.traffic, training.cluster,

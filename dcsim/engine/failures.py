@@ -31,7 +31,7 @@ import simpy
 from dcsim.engine.rng import stream
 from dcsim.model import Cluster, Job, JobState
 
-NETWORK_CLASSES = ("switch", "fabric_link")  # failure classes of the network model's components
+NETWORK_CLASSES = ("switch", "fabric_link", "storage")  # classes of the network and storage model
 
 
 @dataclass(frozen=True)

@@ -21,35 +21,52 @@ from dcsim.model.topology import Topology
 
 
 class NetworkFailures:
-    def __init__(self, topology: Topology, traffic: TrainingTraffic | None, cluster: Cluster,
+    def __init__(self, topology: Topology | None, traffic: TrainingTraffic | None, cluster: Cluster,
                  interrupt: Callable[[Job], None]) -> None:
         self.topology = topology
         self.traffic = traffic
         self.interrupt = interrupt
         self.node_of = {node.name: node.id for node in cluster.nodes}
 
-        self._links = topology.physical_links()
+        self._links = topology.physical_links() if topology is not None else []
+        storage = traffic.storage if traffic is not None else None
+        self.tiers = [name for name, tier in storage.tiers.items() if not tier.local] if storage is not None else []
 
     def components(self, kind: str) -> list[str]:
-        """Names of the switches (kind "switch") or physical links ("fabric_link", as "a<->b")."""
+        """Names of the switches (kind "switch"), physical links ("fabric_link", as "a<->b") or shared
+        storage tiers ("storage")."""
         if kind == "switch":
-            return self.topology.switches()
+            return self.topology.switches() if self.topology is not None else []
+        if kind == "storage":
+            return self.tiers
         return [f"{a}<->{b}" for a, b in self._links]
 
     def fail(self, kind: str, index: int) -> list[int]:
-        """Take the component down; return the ids of the jobs it left without a route (stopped)."""
+        """Take the component down; return the ids of the jobs it left without a route (stopped). A
+        storage tier stops no job: those streaming from it stall until it is back."""
+        if kind == "storage":
+            if self.traffic is not None:
+                self.traffic.set_tier_down(self.tiers[index], True)
+            return []
         self._set(kind, index, True)
         return self._reroute()
 
     def cut_off(self) -> set[int]:
         """Node ids outside the largest island of hosts the failed components leave."""
+        if self.topology is None:
+            return set()
         return {self.node_of[host] for host in self.topology.cut_off() if host in self.node_of}
 
     def restore(self, kind: str, index: int) -> list[int]:
+        if kind == "storage":
+            if self.traffic is not None:
+                self.traffic.set_tier_down(self.tiers[index], False)
+            return []
         self._set(kind, index, False)
         return self._reroute()
 
     def _set(self, kind: str, index: int, down: bool) -> None:
+        assert self.topology is not None
         if kind == "switch":
             self.topology.set_down(self.topology.switches()[index], down)
         else:

@@ -45,6 +45,7 @@ class StorageSystem:
         self.tiers = {tier.name: tier for tier in tiers}
         self.topology = topology
         self.hosts = tuple(hosts)
+        self.down: set[str] = set()  # failed tiers (engine/failures.py): nothing reads or writes them
 
     def read_path(self, tier: str, node_id: int) -> list[int]:
         state = self.tiers[tier]

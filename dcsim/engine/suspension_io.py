@@ -6,7 +6,8 @@ the tier's write throughput), holding its accelerators until the last byte lands
 it back the same way after its restart delay. The bytes are the job's checkpoint size (suspension
 section or trace), else its parameters x bytes_per_parameter. They are reserved on the tier for the
 write and released once written (a suspended job's checkpoint is not counted against capacity while
-it waits). A write that does not fit on the tier falls back to costing nothing, as without a tier.
+it waits). A write that does not fit on the tier, or to a tier that has failed, falls back to
+costing nothing, as without a tier.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class SuspensionIO:
         traffic = self.traffic
         storage, tier = traffic.storage, traffic.settings.checkpoint_tier
         total = self._bytes(job)
-        if storage is None or tier is None or not total > 0:
+        if storage is None or tier is None or not total > 0 or tier in storage.down:
             return False
         shards = [(node, total * count / job.demand) for node, count in job.allocation]
         if write and storage.reserve(tier, shards) is not None:

@@ -37,6 +37,7 @@ import simpy
 from dcsim.engine.fabric import Fabric, TransferGroup
 from dcsim.engine.lifecycle import Lifecycle
 from dcsim.engine.storage import StorageSystem
+from dcsim.engine.traffic_failures import TrafficFailures
 from dcsim.errors import ScenarioError
 from dcsim.model import Cluster, Job, JobState
 from dcsim.model.topology import Topology
@@ -90,12 +91,13 @@ class _Running:
     hop_latency: float = 0.0
     dataset: list[tuple[int, float]] = field(default_factory=list)  # (stream, bytes/s wanted)
     stalled: bool = False
+    starved: bool = False  # its dataset tier has failed: no input, no progress until it is back
     epoch: int = 0
     writing: TransferGroup | None = None
     stored: deque[list[tuple[int, float]]] = field(default_factory=deque)  # checkpoints kept, oldest first
 
 
-class TrainingTraffic:
+class TrainingTraffic(TrafficFailures):
     def __init__(self, env: simpy.Environment, fabric: Fabric, cluster: Cluster, topology: Topology | None,
                  storage: StorageSystem | None, profile: Callable[[Job], JobProfile],
                  intra_bandwidth: Mapping[str, float], settings: TrafficSettings) -> None:
@@ -168,6 +170,7 @@ class TrainingTraffic:
             paths = [self.storage.read_path(settings.dataset_tier, node) for node in nodes]
             flows = self.fabric.open(paths, wants, run.refresh)
             run.dataset = list(zip(flows, wants, strict=True))
+            run.starved = settings.dataset_tier in self.storage.down
         if settings.checkpoint_tier is not None and self.storage is not None:
             self._schedule_checkpoint(run)
         if not run.ring and not run.dataset:
@@ -184,36 +187,12 @@ class TrainingTraffic:
         if run.writing is None:
             self._drop_stored(run)
 
-    def fabric_jobs(self) -> list[Job]:
-        """Jobs with streams on the fabric (those a failed switch may reroute)."""
-        return [run.job for run in self._running.values()]
-
-    def reroute(self, job: Job) -> bool:
-        """Reopen the job's streams on the current routes (a switch failed or came back); it keeps the
-        checkpoints it stored, and one being written is abandoned. False: no route is left."""
-        run = self._running.pop(job.id, None)
-        if run is None:
-            return True
-        run.epoch += 1
-        self.fabric.close([flow for hop in run.hops for flow in hop] + [flow for flow, _ in run.dataset])
-        stored, run.stored = run.stored, deque()
-        try:
-            self._open(job)
-        except ScenarioError:
-            self.stopped(job)  # what opened before the missing route
-            run.stored = stored
-            self._drop_stored(run)
-            return False
-        if job.id in self._running:
-            self._running[job.id].stored = stored
-        return True
-
     # --- speed -------------------------------------------------------------------------------------
     def _refresh(self, run: _Running) -> None:
         job = run.job
         if job.state is not JobState.RUNNING or self.sink is None:
             return
-        if run.stalled:
+        if run.stalled or run.starved:
             run.quiet = None
             self._set_average(run, [], math.inf)
             self.sink.update_rate(job, 0.0, 0.0, 1.0)
@@ -347,6 +326,9 @@ class TrainingTraffic:
             return
         assert self.storage is not None and self.settings.checkpoint_tier is not None
         tier = self.settings.checkpoint_tier
+        if tier in self.storage.down:  # the tier has failed: this checkpoint is skipped
+            self._schedule_checkpoint(run)
+            return
         job = run.job
         total = run.profile.checkpoint_bytes
         shards = [(node, total * count / job.demand) for node, count in job.allocation]

@@ -23,7 +23,7 @@ from dcsim.errors import clip, excerpt
 from dcsim.scenario.base import Strict
 from dcsim.scenario.units_types import Duration, PositiveDuration
 
-COMPONENT_CLASSES = ("accelerator", "node", "link", "switch", "fabric_link")
+COMPONENT_CLASSES = ("accelerator", "node", "link", "switch", "fabric_link", "storage")
 
 
 class Repair(Strict):
@@ -103,6 +103,8 @@ class Failures(Strict):
     switch: ComponentFailures | None = Field(None, description="a switch of the network model (needs `network`)")
     fabric_link: ComponentFailures | None = Field(
         None, description="a physical link of the network model, host links included (needs `network`)")
+    storage: ComponentFailures | None = Field(
+        None, description="a shared storage tier (needs `storage`): dataset streams stall, checkpoints are skipped")
     detection: Duration = Field(
         0.0, description="from a failure until the job notices: it holds its healthy accelerators meanwhile")
     requeue: Literal["front", "back"] = Field(
@@ -113,12 +115,14 @@ class Failures(Strict):
         3, ge=0, le=1000, description="times a request on a failed replica is retried before it fails")
 
 
-def check_failures(failures: Failures, pools: dict[str, int], network: bool) -> None:
+def check_failures(failures: Failures, pools: dict[str, int], network: bool, storage: bool) -> None:
     """Spares name a pool and are no more than its nodes; a profile exists; some class is given;
     switch failures need a network model."""
     for name in ("switch", "fabric_link"):
         if getattr(failures, name) is not None and not network:
             raise ValueError(f"failures.{name}: {name} failures need a network section (its topology has them)")
+    if failures.storage is not None and not storage:
+        raise ValueError("failures.storage: storage failures need a storage section with a shared tier")
     for index, spares in enumerate(failures.spares):
         where = f"failures.spares.{index}"
         if spares.pool not in pools:

@@ -374,7 +374,8 @@ class Scenario(_Strict):
     def _spares_fit(self) -> Scenario:
         if self.failures is not None:
             check_failures(self.failures, {pool.name: pool.count for pool in self.cluster.node_pools},
-                           self.network is not None)
+                           self.network is not None,
+                           self.storage is not None and any(t.kind != "node_local" for t in self.storage.tiers))
         return self
 
     @field_validator("calibration", "catalog", mode="before")
