@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from itertools import accumulate
 
 from dcsim.policies.base import Decision, JobView, PreemptiveView, PreemptJob, StartJob
-from dcsim.policies.scheduling.ranked import Cursor, Key, KeyBlocks, LiveView, walk
+from dcsim.policies.scheduling.ranked import Cursor, Key, KeyBlocks, LiveView, sync_books, walk
 
 Exact = Callable[[JobView], float]
 
@@ -206,19 +206,8 @@ class LasBooks:
 
     def catch_up(self, view: LiveView) -> None:
         """Bring the books up to the view: jobs that stopped, entered the queue or began computing."""
-        active = view.active_ids()
-        known = self.known
-        if len(active) != len(known):
-            for job_id in known.keys() - active:
-                self._remove_running(job_id)
-            if len(active) != len(known):
-                self._rebuild(view)  # a job started behind the books' back: start over
-                return
-        mark = view.arrival_mark
-        if mark != self.mark:
-            for job in view.queued_since(self.mark):
-                self._add_queued(view, job)  # type: ignore[arg-type]  # a PreemptiveView queues JobViews
-            self.mark = mark
+        if not sync_books(self, view):
+            return
         self._see_computing(view)
 
     def plan(self, view: LiveView) -> list[Decision] | None:

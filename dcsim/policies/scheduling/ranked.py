@@ -201,3 +201,35 @@ def walk(queued: KeyBlocks, cursors: Mapping[str, Cursor], free: Mapping[str, in
     if len(every) > 1:
         preempt.sort(key=lambda entry: entry[0])
     return preempt, starts
+
+
+class Books(Protocol):
+    """What sync_books needs of tiresias' and las' books."""
+
+    mark: int
+
+    @property
+    def known(self) -> Mapping[int, Any]: ...
+
+    def _remove_running(self, job_id: int) -> None: ...
+    def _rebuild(self, view: LiveView) -> None: ...
+    def _add_queued(self, view: LiveView, job: Any) -> None: ...
+
+
+def sync_books(books: Books, view: LiveView) -> bool:
+    """The catching up both books share: drop the jobs that left the running set and take the queue's
+    new arrivals. False: the books were rebuilt instead (a job started behind their back)."""
+    active = view.active_ids()
+    known = books.known
+    if len(active) != len(known):
+        for job_id in known.keys() - active:
+            books._remove_running(job_id)
+        if len(active) != len(known):
+            books._rebuild(view)
+            return False
+    mark = view.arrival_mark
+    if mark != books.mark:
+        for job in view.queued_since(books.mark):
+            books._add_queued(view, job)
+        books.mark = mark
+    return True

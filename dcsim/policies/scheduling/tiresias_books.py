@@ -21,7 +21,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 
 from dcsim.policies.base import Decision, JobView, PreemptiveView, PreemptJob, StartJob
-from dcsim.policies.scheduling.ranked import Key, KeyBlocks, LiveView, cursors_for, walk
+from dcsim.policies.scheduling.ranked import Key, KeyBlocks, LiveView, cursors_for, sync_books, walk
 
 
 class _Running:
@@ -116,19 +116,8 @@ class TiresiasBooks:
     # --- a pass -----------------------------------------------------------------------------------
     def catch_up(self, view: LiveView) -> None:
         """Bring the books up to the view: exits, queue entries, compute starts, threshold crossings."""
-        active = view.active_ids()
-        known = self.known
-        if len(active) != len(known):
-            for job_id in known.keys() - active:
-                self._remove_running(job_id)
-            if len(active) != len(known):
-                self._rebuild(view)  # a job started behind the books' back: start over
-                return
-        mark = view.arrival_mark
-        if mark != self.mark:
-            for job in view.queued_since(self.mark):
-                self._add_queued(view, job)  # type: ignore[arg-type]  # a PreemptiveView queues JobViews
-            self.mark = mark
+        if not sync_books(self, view):
+            return
         if self.starting:
             computing = view.computing_ids()
             for job_id in [j for j in self.starting if j in computing]:
