@@ -224,8 +224,7 @@ def _capacity_moved(training: TrainingEngine, serving: Serving | None) -> Callab
     """After a failure or repair: new levels, a scheduling pass, and serving told of freed capacity."""
     def moved() -> None:
         training.capacity_changed()
-        training.levels.training_queue = len(training._queue)
-        training.levels.emit(training.env.now)
+        training.emit_levels()
         if serving is not None:
             serving.engine.capacity_freed()
     return moved

@@ -75,7 +75,6 @@ class FailureLog:
     """One row per failure, in metrics/failure_summary.py's FAILURE_COLUMNS order."""
 
     rows: list[tuple[object, ...]] = field(default_factory=list)
-    by_cause: dict[str, float] = field(default_factory=dict)  # lost accelerator-seconds per cause
 
 
 class TrainingTarget(Protocol):
@@ -133,7 +132,6 @@ class FailureProcess:
         self._down: dict[int, list[int]] = {}  # node -> accelerators out per ongoing outage
         self._heap: list[tuple[float, int, int]] = []
         self._version = 0  # of the one planned failure event; a replan voids the earlier
-        self.down_accelerator_seconds = 0.0
 
     def _class(self, spec: ClassSpec) -> FailureClass:
         name = spec.name
@@ -203,14 +201,12 @@ class FailureProcess:
             self.env.timeout(repair).callbacks.append(partial(self._spare_repaired, node.pool))
         count = 1 if failure_class.name == "accelerator" else node.size
         slot = int(failure_class.slot_of[component])
-        self.down_accelerator_seconds += count * back
         self._down.setdefault(node_id, []).append(count)
         self._apply_down(node_id)  # first: what the holders hit now let go of stays out of service
         jobs, replicas, lost = self._hit(failure_class.name, node_id, slot, cause)
         self.env.timeout(back).callbacks.append(partial(self._repaired, index, component, node_id, count))
         self.log.rows.append((when, failure_class.name, node.name, node.pool, cause, count, repair, when + back,
                               spare, ";".join(map(str, jobs)), ";".join(map(str, replicas)), lost))
-        self.log.by_cause[cause] = self.log.by_cause.get(cause, 0.0) + lost
         self.on_change()
         self._schedule()
 
@@ -263,11 +259,9 @@ class FailureProcess:
         stranded = self.network.fail(kind, component)
         jobs, replicas, down = self._recut(cause)
         jobs = sorted(set(jobs) | set(stranded))
-        self.down_accelerator_seconds += down * repair
         self.env.timeout(repair).callbacks.append(partial(self._network_repaired, index, component))
         self.log.rows.append((when, kind, name, "", cause, down, repair, when + repair, False,
                               ";".join(map(str, jobs)), ";".join(map(str, replicas)), self._lost))
-        self.log.by_cause[cause] = self.log.by_cause.get(cause, 0.0) + self._lost
         self.on_change()
         self._schedule()
 

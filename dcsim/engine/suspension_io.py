@@ -21,8 +21,6 @@ from dcsim.model import Job
 class SuspensionIO:
     def __init__(self, traffic: TrainingTraffic) -> None:
         self.traffic = traffic
-        self.writes = 0
-        self.reads = 0
 
     def _bytes(self, job: Job) -> float:
         return job.checkpoint_bytes if job.checkpoint_bytes else self.traffic.profile(job).checkpoint_bytes
@@ -55,8 +53,4 @@ class SuspensionIO:
         traffic.fabric.transfer([path(tier, node) for node, _ in shards], [size for _, size in shards], finished,
                                 latency=storage.tiers[tier].latency)
         traffic.on_storage_change()
-        if write:
-            self.writes += 1
-        else:
-            self.reads += 1
         return True

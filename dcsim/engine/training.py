@@ -382,6 +382,8 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self.levels.training_queue = len(self._queue)
         self.levels.emit(self.env.now)
 
+    emit_levels = _emit_levels  # for the failure process, after capacity left or came back
+
     def capacity_changed(self) -> None:
         """Another engine took or returned accelerators: policies must not reuse a cached view."""
         self._allocation_version += 1
