@@ -1,0 +1,300 @@
+"""A replica whose KV cache is paged: blocks, a free-block watermark, swap or recompute, prefix caching.
+
+Ledger (in blocks of B tokens; C = capacity): a decoding request holding t tokens uses ceil(t / B)
+blocks; a prefilling one reserves ceil(need / B) at admission. Blocks that belong to prefix-cache
+entries (engine/prefix_cache.py) are counted once however many requests share them:
+held = sum of ceil(t / B) over decoding requests - their shared blocks + prefilling requests' own
+blocks + blocks of pinned entries. Unpinned entries are the cache proper; held + cached <= C always:
+cached entries are evicted (LRU) before anything that needs room would exceed C.
+
+The closed-form decode clock survives blocks: a decoding request that joined at iteration j with c
+tokens holds q + I tokens at iteration I, q = c - j constant, so only q mod B matters for rounding.
+A histogram of q mod B gives sum ceil((q + I) / B) in O(B), and how many decode iterations fit in O(B).
+
+Admission leaves `watermark` x C blocks free for running requests (vLLM's rule); a decode iteration
+that does not fit preempts the newest decoding request, which is recomputed (its prefix blocks may
+still be cached) or swapped: its KV (t tokens x the model's KV bytes per token) is copied to host
+memory over the host link, and back when it is admitted again; both copies delay that replica's
+iteration by bytes / bandwidth (the copy is not overlapped with compute: an upper bound on its cost).
+Prefix entries: with trace hashes, one entry per full hash block of the prompt, added when its prefill
+ends (so running requests share them); without hashes, one entry per session key holding the
+session's history (prompt + output), added when the request ends, for the session's next turn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import cast
+
+import simpy
+
+from dcsim.engine.prefix_cache import PrefixCache
+from dcsim.engine.replica import Replica, ReplicaShape
+from dcsim.model import Request
+from dcsim.policies.serving_base import RequestView
+
+
+@dataclass(frozen=True)
+class PagedSpec:
+    block_size: int = 16
+    watermark: float = 0.01
+    swap: bool = False  # preemption copies KV to host memory instead of recomputing it
+    host_link: float = 25e9  # bytes/s between host and accelerator memory
+    prefix_caching: bool = True
+    host_cache_bytes: float = 0.0
+    kv_bytes_per_token: float = 0.0
+
+
+class PagedReplica(Replica):
+    paged = True
+
+    def __init__(self, env: simpy.Environment, replica_id: int, service: int, service_name: str,
+                 shape: ReplicaShape, node_id: int, node_name: str) -> None:
+        super().__init__(env, replica_id, service, service_name, shape, node_id, node_name)
+        spec = shape.paged
+        assert isinstance(spec, PagedSpec)
+        self.block = block = spec.block_size
+        self.blocks = shape.kv_capacity // block
+        self.kv_capacity = self.blocks * block  # whole blocks only
+        self.watermark_blocks = math.floor(spec.watermark * self.blocks)
+        self.swap = spec.swap
+        self.seconds_per_token = spec.kv_bytes_per_token / spec.host_link
+        host_blocks = int(spec.host_cache_bytes // (spec.kv_bytes_per_token * block)) if spec.host_cache_bytes else 0
+        self.cache = PrefixCache(host_blocks) if spec.prefix_caching else None
+        self.phase = [0] * block  # decoding requests by (tokens - iteration) mod B
+        self.prefill_own = 0  # blocks prefilling requests hold outside cache entries
+        self.decode_shared = 0  # blocks of cache entries inside decoding requests' contexts
+        self.swap_outs = 0
+        self.swap_ins = 0
+        self.swap_seconds = 0.0
+        self.host_hit_blocks = 0
+        self.samples: list[tuple[float, int, int]] = []  # (time, held blocks, cached blocks)
+
+    @property
+    def evictions(self) -> int:
+        return self.cache.evicted if self.cache is not None else 0
+
+    # --- the ledger -----------------------------------------------------------------------------
+    def _decode_blocks(self, iteration: int) -> int:
+        """sum over decoding requests of ceil((q + iteration) / B)."""
+        block = self.block
+        x = iteration + block - 1
+        rest = 0
+        for p, count in enumerate(self.phase):
+            if count:
+                rest += count * ((p + x) % block)
+        return (self.context_offset + len(self.members) * x - rest) // block
+
+    def _pinned(self) -> int:
+        return self.cache.referenced_blocks if self.cache is not None else 0
+
+    def held_blocks(self, iteration: int | None = None) -> int:
+        """Blocks of running requests (shared entries once) at a decode iteration (default: now)."""
+        decode = self._decode_blocks(self.iteration if iteration is None else iteration)
+        return decode - self.decode_shared + self.prefill_own + self._pinned()
+
+    def cached_blocks(self) -> int:
+        return self.cache.free_blocks if self.cache is not None else 0
+
+    @property
+    def kv_used(self) -> int:
+        return self.held_blocks() * self.block
+
+    @property
+    def kv_free(self) -> int:
+        """Tokens admission may still take: whole free blocks (evictable ones count) above the watermark."""
+        return (self.blocks - self.held_blocks() - self.watermark_blocks) * self.block
+
+    def kv_used_at(self, now: float) -> int:
+        if self.segment_k == 0 or not self.members:
+            return self.kv_used
+        elapsed = now - self.segment_start
+        done = self.iterations_by(elapsed)
+        if done > 0 and self.stretch_duration(done) > elapsed:
+            done -= 1
+        return self.held_blocks(self.iteration + done) * self.block
+
+    def needs_preemption(self) -> bool:
+        return bool(self.members) and self.held_blocks(self.iteration + 1) > self.blocks
+
+    def decode_room(self) -> int:
+        """Most decode iterations k the decoding set can run before its blocks exceed capacity."""
+        n = len(self.members)
+        limit = self.blocks + self.decode_shared - self.prefill_own - self._pinned()  # for the decode blocks
+        block, phase, start = self.block, self.phase, self.iteration
+        blocks = self._decode_blocks(start)
+        best = 0
+        for s in range(block):  # blocks at start + s; each further B iterations add exactly n blocks
+            if blocks <= limit:
+                best = max(best, (limit - blocks) // n * block + s)
+            blocks += phase[(-(start + s)) % block]  # requests whose t is a multiple of B need a block
+        return best
+
+    def reserve(self, iterations: int) -> None:
+        """Evict cached entries so that `iterations` more decode iterations fit beside the cache."""
+        if self.cache is not None and self.cache.free_blocks:
+            over = self.held_blocks(self.iteration + iterations) + self.cache.free_blocks - self.blocks
+            if over > 0:
+                self.cache.evict(over)
+
+    def record_sample(self) -> None:
+        self.samples.append((self.env.now, self.held_blocks(), self.cached_blocks()))
+
+    # --- prefix entries -------------------------------------------------------------------------
+    def _keys(self, request: Request) -> tuple[list[Hashable], int]:
+        """The request's prefix entries to look up, and blocks per entry (0 for a session entry)."""
+        if request.prefix is not None:
+            full = request.prompt_tokens // request.prefix_block
+            return request.prefix[:full].tolist(), request.prefix_block // self.block
+        return [("session", request.key)], 0
+
+    def _lookup(self, request: Request) -> tuple[list[Hashable], int, int, int, int]:
+        """(keys, entries on the accelerator, in host memory, pinned blocks among them, tokens reusable)."""
+        assert self.cache is not None
+        keys, per_entry = self._keys(request)
+        on_device, in_host, pinned = self.cache.lookup(keys)
+        found = on_device + in_host
+        if not found:
+            return keys, 0, 0, 0, 0
+        if per_entry:
+            tokens = min(found * per_entry * self.block, request.need - 1)
+        else:  # a session entry: its history, as far as this prompt repeats it
+            tokens = min(self.cache.size[keys[0]] * self.block, request.prompt_tokens // self.block * self.block,
+                         request.need - 1)
+            pinned = min(pinned, tokens // self.block)
+        return keys, on_device, in_host, pinned, tokens
+
+    def prefix_hit(self, view: RequestView) -> int:
+        request = cast(Request, view)
+        if request.swapped:
+            return request.need - 1
+        if self.cache is None:
+            return 0
+        return self._lookup(request)[4]
+
+    def kv_cost(self, view: RequestView) -> int:
+        """Tokens (whole blocks) admission takes from kv_free: all its blocks but those already pinned."""
+        request = cast(Request, view)
+        blocks = -(-request.need // self.block)
+        if self.cache is not None and not request.swapped:
+            blocks -= self._lookup(request)[3]
+        return blocks * self.block
+
+    # --- batch changes --------------------------------------------------------------------------
+    def admit(self, request: Request, seq: int) -> None:
+        first = request.admitted is None
+        super().admit(request, seq)
+        self.reserved_prefill -= request.need  # the base ledger's reservation is not used here
+        blocks = -(-request.need // self.block)
+        if request.swapped:  # its KV comes back from host memory; the last token is recomputed
+            request.swapped = False
+            tokens = request.need - 1
+            seconds = tokens * self.seconds_per_token
+            self.transfer_pending += seconds
+            request.swap_time += seconds
+            self.swap_seconds += seconds
+            self.swap_ins += 1
+            request.prefilled = tokens
+            request.prefill_requested += 1
+        elif self.cache is not None:
+            keys, on_device, in_host, _, tokens = self._lookup(request)
+            if on_device or in_host:
+                shared = self.cache.acquire(keys, on_device, in_host)
+                request.kv_refs = keys[:on_device + in_host]
+                if request.prefix is None:  # a session entry covers only what the prompt repeats
+                    shared = min(shared, tokens // self.block)
+                request.kv_shared = shared
+                if in_host:
+                    moved = shared if request.prefix is None else in_host * (request.prefix_block // self.block)
+                    self.host_hit_blocks += moved
+                    self.transfer_pending += moved * self.block * self.seconds_per_token
+                blocks -= shared
+            request.prefilled = tokens
+            request.cached_tokens += tokens
+            request.prefill_requested += request.need
+            if first:
+                request.first_cached = tokens
+        else:
+            request.prefill_requested += request.need
+        self.prefill_own += blocks
+        self.reserve(0)
+
+    def prefill_done(self, request: Request) -> None:
+        """Its prompt's hash blocks become cache entries it pins (those not cached already)."""
+        own = -(-request.need // self.block) - request.kv_shared
+        self.prefill_own -= own
+        if self.cache is None or request.prefix is None:
+            return
+        keys, per_entry = self._keys(request)
+        refs: list[Hashable] = request.kv_refs or []
+        added = 0
+        for key in keys[len(refs):]:
+            if not self.cache.add(key, per_entry, pinned=True):
+                break  # another request wrote it meanwhile: the rest of this chain stays private
+            refs.append(key)
+            added += per_entry
+        request.kv_refs = refs
+        request.kv_shared += added
+
+    def start_decoding(self, request: Request) -> None:
+        super().start_decoding(request)
+        q = request.prompt_tokens + request.generated - 1 - self.iteration
+        self.phase[q % self.block] += 1
+        self.decode_shared += request.kv_shared
+
+    def _leave_decoding(self, request: Request) -> None:
+        q = request.prompt_tokens + request.generated - 1 - self.iteration
+        super()._leave_decoding(request)
+        self.phase[q % self.block] -= 1
+        self.decode_shared -= request.kv_shared
+
+    def request_done(self, request: Request) -> None:
+        """Unpin its entries; in session mode its history becomes the session's entry."""
+        self._unpin(request)
+        if self.cache is not None and request.prefix is None:
+            key: Hashable = ("session", request.key)
+            history = (request.prompt_tokens + request.output_tokens - 1) // self.block
+            old = self.cache.refs.get(key)
+            if history and (old is None or (old == 0 and self.cache.size[key] < history)):
+                if old is not None:
+                    self.cache.drop(key)
+                self.cache.add(key, history, pinned=False)
+
+    def _unpin(self, request: Request) -> None:
+        if request.kv_refs:
+            assert self.cache is not None
+            self.cache.release(request.kv_refs)
+        request.kv_refs = None
+        request.kv_shared = 0
+
+    def preempt_newest(self) -> Request:
+        request = super().preempt_newest()
+        self._unpin(request)
+        if self.swap:
+            tokens = request.prompt_tokens + request.generated - 1
+            seconds = tokens * self.seconds_per_token
+            self.transfer_pending += seconds
+            request.swap_time += seconds
+            request.swaps += 1
+            self.swap_seconds += seconds
+            self.swap_outs += 1
+            request.swapped = True
+        return request
+
+
+def admissible_tokens(shape: ReplicaShape) -> int:
+    """Most prompt + output tokens one request may have on an empty replica of this shape."""
+    spec = shape.paged
+    if not isinstance(spec, PagedSpec):
+        return shape.kv_capacity
+    blocks = shape.kv_capacity // spec.block_size
+    return (blocks - math.floor(spec.watermark * blocks)) * spec.block_size
+
+
+def new_replica(env: simpy.Environment, replica_id: int, service: int, service_name: str, shape: ReplicaShape,
+                node_id: int, node_name: str) -> Replica:
+    """A paged replica when the shape asks for one, else the token-granular one."""
+    kind = PagedReplica if isinstance(shape.paged, PagedSpec) else Replica
+    return kind(env, replica_id, service, service_name, shape, node_id, node_name)

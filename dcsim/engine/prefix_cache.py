@@ -1,0 +1,126 @@
+"""One replica's prefix cache: KV entries keyed by prefix id, reference counts, LRU eviction, host tier.
+
+An entry is a run of KV blocks that later requests may reuse: one trace prefix hash (block_size
+tokens of the prompt), or a session's whole history (engine/kv_blocks.py decides which). Entries held
+by a running request are pinned; the others wait in least-recently-used order and are evicted oldest
+first when the accelerator needs room, into the host tier when there is one (itself LRU, bounded by
+its capacity), otherwise dropped. A request reuses the longest run of leading entries it finds: first
+on the accelerator, then continuing in host memory (those are copied back over the host link).
+
+Counts are in KV blocks; this module never decides whether something fits (the replica's ledger does).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+
+
+class PrefixCache:
+    def __init__(self, host_blocks: int = 0) -> None:
+        self.refs: dict[Hashable, int] = {}  # on the accelerator: entry -> requests holding it
+        self.size: dict[Hashable, int] = {}  # entry -> blocks (accelerator and host entries)
+        self.free: OrderedDict[Hashable, None] = OrderedDict()  # accelerator entries held by nobody, LRU first
+        self.host: OrderedDict[Hashable, None] = OrderedDict()  # host-tier entries, LRU first
+        self.host_capacity = host_blocks
+        self.referenced_blocks = 0  # blocks of pinned accelerator entries
+        self.free_blocks = 0  # blocks of unpinned accelerator entries (evictable)
+        self.host_used = 0
+        self.evicted = 0  # entries evicted from the accelerator
+        self.host_evicted = 0  # entries dropped from the host tier
+
+    def lookup(self, keys: Sequence[Hashable]) -> tuple[int, int, int]:
+        """Leading entries found: (on the accelerator, then in host memory, blocks of the first
+        group that some request already pins). Reads only: LRU order is not touched."""
+        refs, host = self.refs, self.host
+        on_device = pinned = 0
+        for key in keys:
+            count = refs.get(key)
+            if count is None:
+                break
+            on_device += 1
+            if count:
+                pinned += self.size[key]
+        in_host = 0
+        if host:
+            for key in keys[on_device:]:
+                if key not in host:
+                    break
+                in_host += 1
+        return on_device, in_host, pinned
+
+    def acquire(self, keys: Sequence[Hashable], on_device: int, in_host: int) -> int:
+        """Pin the first on_device + in_host entries (host ones move to the accelerator); their blocks."""
+        refs, size = self.refs, self.size
+        blocks = 0
+        for key in keys[:on_device]:
+            count = refs[key]
+            if count == 0:
+                del self.free[key]
+                self.free_blocks -= size[key]
+                self.referenced_blocks += size[key]
+            refs[key] = count + 1
+            blocks += size[key]
+        for key in keys[on_device:on_device + in_host]:
+            del self.host[key]
+            self.host_used -= size[key]
+            refs[key] = 1
+            self.referenced_blocks += size[key]
+            blocks += size[key]
+        return blocks
+
+    def release(self, keys: Sequence[Hashable]) -> None:
+        """Unpin; an entry nobody holds becomes the most recently used evictable one."""
+        refs = self.refs
+        for key in keys:
+            count = refs[key] - 1
+            refs[key] = count
+            if count == 0:
+                self.free[key] = None
+                blocks = self.size[key]
+                self.referenced_blocks -= blocks
+                self.free_blocks += blocks
+
+    def add(self, key: Hashable, blocks: int, pinned: bool) -> bool:
+        """A new accelerator entry (pinned by its writer, or evictable at once); False if it is there already."""
+        if key in self.refs:
+            return False
+        if key in self.host:
+            del self.host[key]
+            self.host_used -= self.size[key]
+        self.size[key] = blocks
+        if pinned:
+            self.refs[key] = 1
+            self.referenced_blocks += blocks
+        else:
+            self.refs[key] = 0
+            self.free[key] = None
+            self.free_blocks += blocks
+        return True
+
+    def drop(self, key: Hashable) -> None:
+        """Forget an unpinned accelerator entry (it is being replaced)."""
+        del self.refs[key]
+        del self.free[key]
+        self.free_blocks -= self.size.pop(key)
+
+    def evict(self, blocks: int) -> int:
+        """Evict least recently used unpinned entries until at least `blocks` blocks are freed; blocks freed."""
+        freed = 0
+        while freed < blocks and self.free:
+            key, _ = self.free.popitem(last=False)
+            del self.refs[key]
+            size = self.size[key]
+            self.free_blocks -= size
+            freed += size
+            self.evicted += 1
+            if self.host_capacity >= size:
+                self.host[key] = None
+                self.host_used += size
+                while self.host_used > self.host_capacity:
+                    old, _ = self.host.popitem(last=False)
+                    self.host_used -= self.size.pop(old)
+                    self.host_evicted += 1
+            else:
+                del self.size[key]
+        return freed

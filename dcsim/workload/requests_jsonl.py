@@ -1,0 +1,114 @@
+"""Read a JSON Lines request trace into string cells (as the CSV reader does) and prefix-hash lists.
+
+Each line is one JSON object; scalar fields become the cells the request-trace checks read, so rows
+with a missing or bad value are counted per reason like CSV rows (line numbers are the file's). A
+line that is not a JSON object, or a hash list that is not integers or strings, stops the read with
+one line naming the file, line and field: such a file is not the format the scenario says it is.
+
+Prefix hashes are mapped at read time to dense ids 0, 1, ... in order of first appearance (an integer
+and a string of the same digits stay different), stored as int64 arrays: compact, and hashing-free
+in the engine. CSV traces may carry hashes too, as a JSON list or `a|b|c` in one cell.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dcsim.errors import TraceError, clip, excerpt
+
+EXPECTED = "expected JSON Lines: one JSON object per line"
+
+
+class HashIds:
+    """Dense int ids for hash values (ints or strings) of one trace."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[bool, int | str], int] = {}
+
+    def map(self, values: object, where: str) -> np.ndarray:
+        if not isinstance(values, list):
+            raise TraceError(f"{where}: expected a list of integers or strings, got {excerpt(str(values))}")
+        ids = self._ids
+        out = np.empty(len(values), dtype=np.int64)
+        for i, value in enumerate(values):
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise TraceError(f"{where}: hash {i} is {excerpt(json.dumps(value))}; "
+                                 "expected a list of integers or strings")
+            key = (isinstance(value, str), value)
+            found = ids.get(key)
+            if found is None:
+                found = ids[key] = len(ids)
+            out[i] = found
+        return out
+
+    def map_cell(self, cell: str, where: str) -> np.ndarray:
+        """A CSV cell: a JSON list, or values separated by |; numbers are read as integers."""
+        text = cell.strip()
+        if not text:
+            return np.empty(0, dtype=np.int64)
+        if text.startswith("["):
+            try:
+                values = json.loads(text)
+            except json.JSONDecodeError:
+                raise TraceError(f"{where}: {excerpt(text)} is not a JSON list; "
+                                 "expected a list of integers or strings") from None
+        else:
+            values = [int(part) if part.strip().lstrip("-").isdigit() else part.strip() for part in text.split("|")]
+        return self.map(values, where)
+
+
+def read_jsonl(path: Path, fields: Sequence[str], hashes: str | None,
+               nrows: int | None = None) -> tuple[pd.DataFrame, list[np.ndarray | None]]:
+    """Cells of `fields` ("" when absent) per line, index = line - 2 (so check_rows' line = index + 2),
+    and each line's hash ids (None when the line has no `hashes` field)."""
+    if not path.exists():
+        raise TraceError(f"{path}: cannot read trace file: no such file ({EXPECTED})")
+    if not path.is_file():
+        raise TraceError(f"{path}: cannot read trace file: not a regular file ({EXPECTED})")
+    columns: dict[str, list[str]] = {name: [] for name in fields}
+    hash_lists: list[np.ndarray | None] = []
+    seen: set[str] = set()
+    ids = HashIds()
+    try:
+        handle = path.open("r", encoding="utf-8")
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot read trace file: {exc.strerror} ({EXPECTED})") from None
+    with handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if nrows is not None and number > max(nrows, 1):
+                    break
+                text = line.strip()
+                row: dict[str, object] = {}
+                if text:
+                    try:
+                        parsed = json.loads(text)
+                    except json.JSONDecodeError as exc:
+                        raise TraceError(f"{path}: line {number}: not JSON ({exc.msg}); {EXPECTED}") from None
+                    if not isinstance(parsed, dict):
+                        raise TraceError(f"{path}: line {number}: a JSON {type(parsed).__name__}, not an object; "
+                                         f"{EXPECTED}")
+                    row = parsed
+                    seen.update(row)
+                for name in fields:
+                    value = row.get(name)
+                    columns[name].append("" if value is None or isinstance(value, dict | list) else str(value))
+                if hashes is not None and hashes in row:
+                    hash_lists.append(ids.map(row[hashes], f"{path}: line {number}: field {hashes!r}"))
+                else:
+                    hash_lists.append(None)
+        except UnicodeDecodeError:
+            raise TraceError(f"{path}: cannot read trace file: not UTF-8 text ({EXPECTED})") from None
+    count = len(hash_lists)
+    if count:
+        missing = [name for name in (*fields, *([hashes] if hashes else [])) if name not in seen]
+        if missing:
+            raise TraceError(f"{path}: no line has field {excerpt(missing[0])} (fields present: "
+                             f"{clip(', '.join(sorted(seen)), 200)}); set requests.columns")
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(-1, count - 1), dtype=str)
+    return frame, hash_lists
