@@ -151,20 +151,19 @@ class PagedReplica(Replica):
         return [("session", request.key)], 0
 
     def _lookup(self, request: Request) -> tuple[list[Hashable], int, int, int, int]:
-        """(keys, entries on the accelerator, in host memory, pinned blocks among them, tokens reusable)."""
+        """(keys, entries found, of them in host memory, pinned blocks among them, tokens reusable)."""
         assert self.cache is not None
         keys, per_entry = self._keys(request)
-        on_device, in_host, pinned = self.cache.lookup(keys)
-        found = on_device + in_host
+        found, in_host, pinned = self.cache.lookup(keys)
         if not found:
             return keys, 0, 0, 0, 0
         if per_entry:
-            tokens = min(found * per_entry * self.block, request.need - 1)
-        else:  # a session entry: its history, as far as this prompt repeats it
-            tokens = min(self.cache.size[keys[0]] * self.block, request.prompt_tokens // self.block * self.block,
-                         request.need - 1)
-            pinned = min(pinned, tokens // self.block)
-        return keys, on_device, in_host, pinned, tokens
+            tokens = found * per_entry * self.block
+        else:  # a session entry: the history; a prompt shorter than it does not continue it
+            tokens = self.cache.size[keys[0]] * self.block
+            if tokens > request.prompt_tokens:
+                return keys, 0, 0, 0, 0
+        return keys, found, in_host, pinned, min(tokens, request.need - 1)
 
     def prefix_hit(self, view: RequestView) -> int:
         request = cast(Request, view)
@@ -199,12 +198,10 @@ class PagedReplica(Replica):
             request.prefilled = tokens
             request.prefill_requested += 1
         elif self.cache is not None:
-            keys, on_device, in_host, _, tokens = self._lookup(request)
-            if on_device or in_host:
-                shared = self.cache.acquire(keys, on_device, in_host)
-                request.kv_refs = keys[:on_device + in_host]
-                if request.prefix is None:  # a session entry covers only what the prompt repeats
-                    shared = min(shared, tokens // self.block)
+            keys, found, in_host, _, tokens = self._lookup(request)
+            if found:
+                shared = self.cache.acquire(keys, found)
+                request.kv_refs = keys[:found]
                 request.kv_shared = shared
                 if in_host:
                     moved = shared if request.prefix is None else in_host * (request.prefix_block // self.block)
@@ -257,7 +254,7 @@ class PagedReplica(Replica):
             key: Hashable = ("session", request.key)
             history = (request.prompt_tokens + request.output_tokens - 1) // self.block
             old = self.cache.refs.get(key)
-            if history and (old is None or (old == 0 and self.cache.size[key] < history)):
+            if history and (old is None or old == 0):  # an entry nobody holds is replaced by the newer history
                 if old is not None:
                     self.cache.drop(key)
                 self.cache.add(key, history, pinned=False)

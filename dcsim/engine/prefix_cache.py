@@ -30,42 +30,37 @@ class PrefixCache:
         self.host_evicted = 0  # entries dropped from the host tier
 
     def lookup(self, keys: Sequence[Hashable]) -> tuple[int, int, int]:
-        """Leading entries found: (on the accelerator, then in host memory, blocks of the first
-        group that some request already pins). Reads only: LRU order is not touched."""
-        refs, host = self.refs, self.host
-        on_device = pinned = 0
+        """Leading entries found, on the accelerator or in host memory: (how many, how many of them in
+        host memory, blocks of those some request already pins). Reads only: LRU order is untouched."""
+        refs, host, size = self.refs, self.host, self.size
+        found = in_host = pinned = 0
         for key in keys:
             count = refs.get(key)
             if count is None:
-                break
-            on_device += 1
-            if count:
-                pinned += self.size[key]
-        in_host = 0
-        if host:
-            for key in keys[on_device:]:
                 if key not in host:
                     break
                 in_host += 1
-        return on_device, in_host, pinned
+            elif count:
+                pinned += size[key]
+            found += 1
+        return found, in_host, pinned
 
-    def acquire(self, keys: Sequence[Hashable], on_device: int, in_host: int) -> int:
-        """Pin the first on_device + in_host entries (host ones move to the accelerator); their blocks."""
+    def acquire(self, keys: Sequence[Hashable], found: int) -> int:
+        """Pin the first `found` entries (host ones move to the accelerator); their blocks."""
         refs, size = self.refs, self.size
         blocks = 0
-        for key in keys[:on_device]:
-            count = refs[key]
-            if count == 0:
+        for key in keys[:found]:
+            count = refs.get(key)
+            if count is None:  # in host memory: copied back
+                del self.host[key]
+                self.host_used -= size[key]
+                count = 0
+            elif count == 0:
                 del self.free[key]
                 self.free_blocks -= size[key]
+            if count == 0:
                 self.referenced_blocks += size[key]
             refs[key] = count + 1
-            blocks += size[key]
-        for key in keys[on_device:on_device + in_host]:
-            del self.host[key]
-            self.host_used -= size[key]
-            refs[key] = 1
-            self.referenced_blocks += size[key]
             blocks += size[key]
         return blocks
 
