@@ -15,6 +15,7 @@ from dcsim.calibration import load_calibration
 from dcsim.calibration.inference import kv_bytes_per_token
 from dcsim.catalog import load_catalog
 from dcsim.engine.prefix_cache import PrefixCache
+from dcsim.errors import PolicyError
 from dcsim.results import RunResult
 from dcsim.scenario import scenario_from_dict
 
@@ -227,3 +228,69 @@ def test_an_unbounded_cache_hits_the_trace_share_of_repeated_prefix_blocks() -> 
     assert section["token_hit_rate"] == pytest.approx(expected, rel=1e-9)
     assert 0.3 < expected < 0.7  # SOURCE.md: 64% of blocks repeat an earlier one (partial blocks included)
     assert np.isfinite(section["swap_s"])
+
+
+@pytest.mark.parametrize("preemption", ["recompute", "swap"])
+def test_fast_forward_over_blocks_gives_the_per_iteration_results(preemption: str) -> None:
+    # The block histogram's closed form (how many decode iterations fit) against stepping every iteration.
+    requests = {"source": "synthetic", "count": 300, "arrival": {"process": "poisson", "rate": "20/s"},
+                "prompt_tokens": {"distribution": "lognormal", "median": 600, "sigma": 0.6, "max": 6000},
+                "output_tokens": {"distribution": "lognormal", "median": 200, "sigma": 0.6, "max": 1500},
+                "sessions": 30}
+    data = scenario(requests, {"preemption": preemption, "block_size": 32}, kv_tokens=8_000, max_batch=64)
+    fast = run(data)
+    data["workload"]["inference"]["fast_forward"] = False
+    slow = run(data)
+    assert fast.summary["inference"]["preemptions"] > 0
+    for column in ("first_token_s", "end_s"):
+        np.testing.assert_allclose(fast.requests[column], slow.requests[column], rtol=1e-9)
+    assert fast.request_kv.equals(slow.request_kv) or np.allclose(fast.request_kv["swap_s"], slow.request_kv["swap_s"])
+    assert fast.request_kv["prefill_cached"].tolist() == slow.request_kv["prefill_cached"].tolist()
+
+
+def routed(tmp_path: Path, balancer: Any) -> RunResult:
+    prefixes = {"X": [1, 2], "Y": [3, 4]}
+    order = ["X", "X", "Y", "Y", "X", "X"]
+    rows = [{"t": 10_000 * i, "in": 128, "out": 1, "h": prefixes[name]} for i, name in enumerate(order)]
+    requests = {"source": "trace", "path": jsonl(tmp_path, rows), "block_size": 64, "time_unit": "ms",
+                "columns": {"arrival": "t", "prompt_tokens": "in", "output_tokens": "out", "prefix_hashes": "h"}}
+    data = scenario(requests, {"block_size": 16})
+    data["workload"]["inference"]["services"][0]["replicas"][0]["count"] = 2
+    data["policies"] = {"balancer": balancer}
+    return run(data)
+
+
+def test_prefix_aware_routing_follows_the_cached_prefix(tmp_path: Path) -> None:
+    blind = routed(tmp_path, "round_robin")
+    assert blind.requests["replica"].tolist() == [0, 1, 0, 1, 0, 1]
+    assert (blind.request_kv["first_cached"] > 0).tolist() == [False, False, False, False, True, True]
+    aware = routed(tmp_path, {"name": "prefix_aware", "params": {"prefix_weight": 1.0, "load_weight": 0.5}})
+    assert aware.requests["replica"].tolist() == [0, 0, 1, 1, 0, 0]
+    assert (aware.request_kv["first_cached"] > 0).tolist() == [False, True, False, True, True, True]
+    assert aware.summary["inference"]["kv_cache"]["request_hit_rate"] == pytest.approx(4 / 6)
+
+
+def test_prefix_aware_weighs_the_cached_share_against_load() -> None:
+    from dcsim.policies.registry import build
+
+    class View:
+        def __init__(self, rid: int, tokens: int, hit: int) -> None:
+            self.id, self.outstanding_tokens, self.hit = rid, tokens, hit
+
+        def prefix_hit(self, request: Any) -> int:
+            return self.hit
+
+    class Offered:
+        def __init__(self, *replicas: View) -> None:
+            self.replicas = replicas
+
+    class Prompt:
+        prompt_tokens = 1000
+
+    offered = Offered(View(0, 4000, 800), View(1, 1000, 0))
+    # replica 0: 0.8 cached, load 1.0; replica 1: nothing cached, load 0.25
+    assert build("balancer", "prefix_aware", {"prefix_weight": 1.0, "load_weight": 0.5}).choose(Prompt(), offered) == 0
+    assert build("balancer", "prefix_aware", {"prefix_weight": 1.0, "load_weight": 2.0}).choose(Prompt(), offered) == 1
+    assert build("balancer", "prefix_aware", {"prefix_weight": 0.0, "load_weight": 1.0}).choose(Prompt(), offered) == 1
+    with pytest.raises(PolicyError, match="load_weight must be >= 0"):
+        build("balancer", "prefix_aware", {"load_weight": -1.0})

@@ -166,7 +166,8 @@ def _read(path: Path, columns: RequestColumns, spec: TraceRequests,
             raise TraceError(
                 f"{path}: missing column {excerpt(column)} for {field_name} "
                 f"(columns present: {clip(', '.join(map(str, frame.columns)), 200)}); "
-                f"set requests.columns.{field_name}"
+                f"set requests.columns.{field_name} (read as CSV with a header line; for JSON Lines set "
+                "requests.format: jsonl)"
             )
     hash_lists: list[np.ndarray | None] | None = None
     if columns.prefix_hashes is not None and nrows != 0:
