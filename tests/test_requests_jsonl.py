@@ -14,7 +14,7 @@ import yaml
 
 from dcsim.errors import TraceError
 from dcsim.scenario.inference import TraceRequests
-from dcsim.workload.requests_trace import check_request_trace_header, read_request_trace_hashes
+from dcsim.workload.requests_trace import read_request_trace_hashes
 
 MOONCAKE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mooncake-synthetic" / "synthetic_trace.jsonl"
 
@@ -49,7 +49,7 @@ def test_jsonl_fields_time_unit_sessions_and_string_hashes(tmp_path: Path) -> No
 def test_format_follows_the_extension_unless_given(tmp_path: Path) -> None:
     name = write_jsonl(tmp_path, [{"arrival": 0, "prompt_tokens": 3, "output_tokens": 1}], "t.ndjson")
     assert read_request_trace_hashes(spec(path=name), str(tmp_path))[1].tolist() == [3]
-    with pytest.raises(TraceError, match="read as CSV with a header line; for JSON Lines set requests.format: jsonl"):
+    with pytest.raises(TraceError, match=r"read as CSV with a header line; for JSON Lines set requests\.format: jsonl"):
         read_request_trace_hashes(spec(path=name, format="csv"), str(tmp_path))
 
 
@@ -70,8 +70,8 @@ def test_rows_with_missing_or_bad_values_are_counted_not_lost(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("row, message", [
-    ('{"t": 0, "in": 10, "out": 1, "h": [1, 2.5]}', "line 2: field 'h': hash 1 is '2.5'; expected a list of integers or "
-                                                     "strings"),
+    ('{"t": 0, "in": 10, "out": 1, "h": [1, 2.5]}',
+     "line 2: field 'h': hash 1 is '2.5'; expected a list of integers or strings"),
     ('{"t": 0, "in": 10, "out": 1, "h": "abc"}', "line 2: field 'h': expected a list of integers or strings"),
     ('{"t": 0, "in": 10, "out": 1, "h": [1, 2, 3]}', "line 2: field 'h': 3 hashes of block_size 8 tokens do not cover "
                                                       "the 10-token prompt (expected ceil(prompt / block_size) = 2)"),
@@ -89,11 +89,11 @@ def test_bad_lines_stop_the_read_naming_file_line_and_field(tmp_path: Path, row:
 
 def test_hashes_need_a_block_size_and_a_fitting_kv_block(tmp_path: Path) -> None:
     name = write_jsonl(tmp_path, [{"t": 0, "in": 16, "out": 1, "h": [1, 2]}])
-    with pytest.raises(TraceError, match="need requests.block_size"):
+    with pytest.raises(TraceError, match=r"need requests\.block_size"):
         read_request_trace_hashes(spec(path=name, columns=COLUMNS | {"key": None}), str(tmp_path))
     from dcsim.scenario.inference import Service
 
-    with pytest.raises(ValueError, match="block_size 24 .* must be a multiple of paged_kv.block_size 16"):
+    with pytest.raises(ValueError, match=r"block_size 24 .* must be a multiple of paged_kv\.block_size 16"):
         Service.model_validate({"name": "s", "model": "m", "replicas": [{"accelerator": "H100"}],
                                 "requests": {"source": "trace", "path": name, "block_size": 24},
                                 "paged_kv": {"block_size": 16}})
