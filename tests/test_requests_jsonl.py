@@ -104,7 +104,7 @@ def test_csv_traces_carry_hashes_too(tmp_path: Path) -> None:
     *_, hashes, _ = read_request_trace_hashes(spec(path="t.csv", columns={"prefix_hashes": "h"}, block_size=16),
                                               str(tmp_path))
     assert hashes is not None
-    assert [None if h is None else h.tolist() for h in hashes] == [[0, 1], [0, 2], []]
+    assert [None if h is None else h.tolist() for h in hashes] == [[1, 2], [1, 3], []]  # integers kept as they are
 
 
 def test_the_mooncake_trace() -> None:

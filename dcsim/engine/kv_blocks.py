@@ -64,6 +64,8 @@ class PagedReplica(Replica):
         host_blocks = int(spec.host_cache_bytes // (spec.kv_bytes_per_token * block)) if spec.host_cache_bytes else 0
         self.cache = PrefixCache(host_blocks) if spec.prefix_caching else None
         self.phase = [0] * block  # decoding requests by (tokens - iteration) mod B
+        self._phase_version = 0  # bumps when the decoding set changes
+        self._memo_iteration = self._memo_version = self._memo_blocks = -1
         self.prefill_own = 0  # blocks prefilling requests hold outside cache entries
         self.decode_shared = 0  # blocks of cache entries inside decoding requests' contexts
         self.swap_outs = 0
@@ -78,14 +80,20 @@ class PagedReplica(Replica):
 
     # --- the ledger -----------------------------------------------------------------------------
     def _decode_blocks(self, iteration: int) -> int:
-        """sum over decoding requests of ceil((q + iteration) / B)."""
+        """sum over decoding requests of ceil((q + iteration) / B) (the last answer is kept: asked often)."""
+        if not self.members:
+            return 0
+        if iteration == self._memo_iteration and self._memo_version == self._phase_version:
+            return self._memo_blocks
         block = self.block
         x = iteration + block - 1
         rest = 0
         for p, count in enumerate(self.phase):
             if count:
                 rest += count * ((p + x) % block)
-        return (self.context_offset + len(self.members) * x - rest) // block
+        blocks = (self.context_offset + len(self.members) * x - rest) // block
+        self._memo_iteration, self._memo_version, self._memo_blocks = iteration, self._phase_version, blocks
+        return blocks
 
     def _pinned(self) -> int:
         return self.cache.referenced_blocks if self.cache is not None else 0
@@ -117,7 +125,11 @@ class PagedReplica(Replica):
         return self.held_blocks(self.iteration + done) * self.block
 
     def needs_preemption(self) -> bool:
-        return bool(self.members) and self.held_blocks(self.iteration + 1) > self.blocks
+        if not self.members:
+            return False
+        # one more iteration adds a block for every request whose token count is a multiple of B
+        grow = self.phase[(-self.iteration) % self.block]
+        return self.held_blocks() + grow > self.blocks
 
     def decode_room(self) -> int:
         """Most decode iterations k the decoding set can run before its blocks exceed capacity."""
@@ -146,8 +158,10 @@ class PagedReplica(Replica):
     def _keys(self, request: Request) -> tuple[list[Hashable], int]:
         """The request's prefix entries to look up, and blocks per entry (0 for a session entry)."""
         if request.prefix is not None:
-            full = request.prompt_tokens // request.prefix_block
-            return request.prefix[:full].tolist(), request.prefix_block // self.block
+            keys = request.kv_keys
+            if keys is None:  # made once per request (routing asks every replica), dropped when it ends
+                keys = request.kv_keys = request.prefix[:request.prompt_tokens // request.prefix_block].tolist()
+            return keys, request.prefix_block // self.block
         return [("session", request.key)], 0
 
     def _lookup(self, request: Request) -> tuple[list[Hashable], int, int, int, int]:
@@ -239,17 +253,20 @@ class PagedReplica(Replica):
         super().start_decoding(request)
         q = request.prompt_tokens + request.generated - 1 - self.iteration
         self.phase[q % self.block] += 1
+        self._phase_version += 1
         self.decode_shared += request.kv_shared
 
     def _leave_decoding(self, request: Request) -> None:
         q = request.prompt_tokens + request.generated - 1 - self.iteration
         super()._leave_decoding(request)
         self.phase[q % self.block] -= 1
+        self._phase_version += 1
         self.decode_shared -= request.kv_shared
 
     def request_done(self, request: Request) -> None:
         """Unpin its entries; in session mode its history becomes the session's entry."""
         self._unpin(request)
+        request.kv_keys = None
         if self.cache is not None and request.prefix is None:
             key: Hashable = ("session", request.key)
             history = (request.prompt_tokens + request.output_tokens - 1) // self.block

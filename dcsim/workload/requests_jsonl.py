@@ -5,9 +5,9 @@ with a missing or bad value are counted per reason like CSV rows (line numbers a
 line that is not a JSON object, or a hash list that is not integers or strings, stops the read with
 one line naming the file, line and field: such a file is not the format the scenario says it is.
 
-Prefix hashes are mapped at read time to dense ids 0, 1, ... in order of first appearance (an integer
-and a string of the same digits stay different), stored as int64 arrays: compact, and hashing-free
-in the engine. CSV traces may carry hashes too, as a JSON list or `a|b|c` in one cell.
+Prefix hashes are stored as int64 arrays (compact, hashing-free in the engine): integer hashes as they
+are, or, as soon as the trace has a string hash, dense ids for all (see HashIds). CSV traces may
+carry hashes too, as a JSON list or `a|b|c` in one cell.
 """
 
 from __future__ import annotations
@@ -25,32 +25,59 @@ EXPECTED = "expected JSON Lines: one JSON object per line"
 
 
 class HashIds:
-    """Dense int ids for hash values (ints or strings) of one trace."""
+    """Int ids for hash values (ints or strings) of one trace: integers as they are while the trace has
+    only integers (the common case, read without a Python loop per hash), else dense ids 0, 1, ... in
+    order of first appearance for every value (an integer and a string of the same digits differ)."""
 
     def __init__(self) -> None:
         self._ids: dict[tuple[bool, int | str], int] = {}
+        self._raw: list[tuple[int, list[object]]] = []  # (list index, values) kept until strings appear
+        self.lists: list[np.ndarray | None] = []
+        self._dense = False
 
-    def map(self, values: object, where: str) -> np.ndarray:
+    def add(self, values: object, where: str) -> None:
+        """Append one request's hash list (or None when it has none)."""
+        if values is None:
+            self.lists.append(None)
+            return
         if not isinstance(values, list):
             raise TraceError(f"{where}: expected a list of integers or strings, got {excerpt(str(values))}")
-        ids = self._ids
-        out = np.empty(len(values), dtype=np.int64)
+        if not self._dense and all(type(value) is int for value in values):
+            try:
+                self.lists.append(np.array(values, dtype=np.int64))
+            except OverflowError:
+                raise TraceError(f"{where}: a hash is beyond 64-bit integers; expected a list of integers "
+                                 "or strings") from None
+            self._raw.append((len(self.lists) - 1, values))
+            return
         for i, value in enumerate(values):
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise TraceError(f"{where}: hash {i} is {excerpt(json.dumps(value))}; "
                                  "expected a list of integers or strings")
+        if not self._dense:  # from now on every list gets dense ids, earlier integer lists too
+            self._dense = True
+            for index, raw in self._raw:
+                self.lists[index] = self._map(raw)
+            self._raw = []
+        self.lists.append(self._map(values))
+
+    def _map(self, values: list[object]) -> np.ndarray:
+        ids = self._ids
+        out = np.empty(len(values), dtype=np.int64)
+        for i, value in enumerate(values):
             key = (isinstance(value, str), value)
-            found = ids.get(key)
+            found = ids.get(key)  # type: ignore[arg-type]
             if found is None:
-                found = ids[key] = len(ids)
+                found = ids[key] = len(ids)  # type: ignore[index]
             out[i] = found
         return out
 
-    def map_cell(self, cell: str, where: str) -> np.ndarray:
+    def add_cell(self, cell: str, where: str) -> None:
         """A CSV cell: a JSON list, or values separated by |; numbers are read as integers."""
         text = cell.strip()
         if not text:
-            return np.empty(0, dtype=np.int64)
+            self.lists.append(np.empty(0, dtype=np.int64))
+            return
         if text.startswith("["):
             try:
                 values = json.loads(text)
@@ -59,7 +86,7 @@ class HashIds:
                                  "expected a list of integers or strings") from None
         else:
             values = [int(part) if part.strip().lstrip("-").isdigit() else part.strip() for part in text.split("|")]
-        return self.map(values, where)
+        self.add(values, where)
 
 
 def read_jsonl(path: Path, fields: Sequence[str], hashes: str | None,
@@ -71,7 +98,7 @@ def read_jsonl(path: Path, fields: Sequence[str], hashes: str | None,
     if not path.is_file():
         raise TraceError(f"{path}: cannot read trace file: not a regular file ({EXPECTED})")
     columns: dict[str, list[str]] = {name: [] for name in fields}
-    hash_lists: list[np.ndarray | None] = []
+    count = 0
     seen: set[str] = set()
     ids = HashIds()
     try:
@@ -98,17 +125,15 @@ def read_jsonl(path: Path, fields: Sequence[str], hashes: str | None,
                 for name in fields:
                     value = row.get(name)
                     columns[name].append("" if value is None or isinstance(value, dict | list) else str(value))
-                if hashes is not None and hashes in row:
-                    hash_lists.append(ids.map(row[hashes], f"{path}: line {number}: field {hashes!r}"))
-                else:
-                    hash_lists.append(None)
+                if hashes is not None:
+                    ids.add(row.get(hashes), f"{path}: line {number}: field {hashes!r}")
+                count += 1
         except UnicodeDecodeError:
             raise TraceError(f"{path}: cannot read trace file: not UTF-8 text ({EXPECTED})") from None
-    count = len(hash_lists)
     if count:
         missing = [name for name in (*fields, *([hashes] if hashes else [])) if name not in seen]
         if missing:
             raise TraceError(f"{path}: no line has field {excerpt(missing[0])} (fields present: "
                              f"{clip(', '.join(sorted(seen)), 200)}); set requests.columns")
     frame = pd.DataFrame(columns, index=pd.RangeIndex(-1, count - 1), dtype=str)
-    return frame, hash_lists
+    return frame, ids.lists if hashes is not None else [None] * count

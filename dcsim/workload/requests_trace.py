@@ -172,8 +172,9 @@ def _read(path: Path, columns: RequestColumns, spec: TraceRequests,
     hash_lists: list[np.ndarray | None] | None = None
     if columns.prefix_hashes is not None and nrows != 0:
         ids = HashIds()
-        hash_lists = [ids.map_cell(cell, f"{path}: line {n + 2}: column {columns.prefix_hashes!r}")
-                      for n, cell in enumerate(frame[columns.prefix_hashes].tolist())]
+        for n, cell in enumerate(frame[columns.prefix_hashes].tolist()):
+            ids.add_cell(cell, f"{path}: line {n + 2}: column {columns.prefix_hashes!r}")
+        hash_lists = ids.lists
     return frame, extra, hash_lists
 
 

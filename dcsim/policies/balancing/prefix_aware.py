@@ -17,7 +17,7 @@ from __future__ import annotations
 from dcsim.policies.balancing.common import Rotation
 from dcsim.policies.base import PolicyBase
 from dcsim.policies.registry import register
-from dcsim.policies.serving_base import BalancerView, ReplicaView, RequestView
+from dcsim.policies.serving_base import BalancerView, RequestView
 
 
 @register("balancer", "prefix_aware")
@@ -35,9 +35,8 @@ class PrefixAware(Rotation, PolicyBase):
         replicas = view.replicas
         most = max(replica.outstanding_tokens for replica in replicas) or 1
         prompt = request.prompt_tokens
-
-        def cost(replica: ReplicaView) -> float:
-            cached = replica.prefix_hit(request) / prompt if self.prefix_weight else 0.0
-            return self.load_weight * replica.outstanding_tokens / most - self.prefix_weight * cached
-
-        return self.least(replicas, cost)
+        costs = [self.load_weight * replica.outstanding_tokens / most
+                 - (self.prefix_weight * replica.prefix_hit(request) / prompt if self.prefix_weight else 0.0)
+                 for replica in replicas]
+        best = min(costs)
+        return self.rotate([replica.id for replica, cost in zip(replicas, costs, strict=True) if cost == best])
