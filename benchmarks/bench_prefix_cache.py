@@ -89,7 +89,7 @@ def run_one(key: str, times: int) -> dict[str, Any]:
     import tempfile
 
     import dcsim
-    import dcsim.runner  # noqa: F401  (dcsim.run imports it on first use: keep that out of the timing)
+    import dcsim.runner
 
     with tempfile.TemporaryDirectory() as folder:
         scenario = build(key, times, Path(folder))
