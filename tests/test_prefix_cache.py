@@ -294,3 +294,21 @@ def test_prefix_aware_weighs_the_cached_share_against_load() -> None:
     assert build("balancer", "prefix_aware", {"prefix_weight": 0.0, "load_weight": 1.0}).choose(Prompt(), offered) == 1
     with pytest.raises(PolicyError, match="load_weight must be >= 0"):
         build("balancer", "prefix_aware", {"load_weight": -1.0})
+
+
+def test_the_report_shows_the_prefix_cache_only_when_paged(tmp_path: Path) -> None:
+    from dcsim.reporting import write_report
+
+    paged = routed(tmp_path, "round_robin")
+    (tmp_path / "paged").mkdir()
+    (tmp_path / "plain").mkdir()
+    write_report(paged, tmp_path / "paged")
+    html = (tmp_path / "paged" / "report.html").read_text()
+    assert "KV cache and prefix caching" in html and "prefix_cache.png" in html
+    assert (tmp_path / "paged" / "prefix_cache.png").stat().st_size > 0
+    rows = [{"t": 0, "in": 256, "out": 2, "h": [1, 2, 3, 4]}]
+    requests = {"source": "trace", "path": jsonl(tmp_path, rows), "block_size": 64, "time_unit": "ms",
+                "columns": {"arrival": "t", "prompt_tokens": "in", "output_tokens": "out", "prefix_hashes": "h"}}
+    write_report(run(scenario(requests, None)), tmp_path / "plain")
+    html = (tmp_path / "plain" / "report.html").read_text()
+    assert "KV cache and prefix caching" not in html and not (tmp_path / "plain" / "prefix_cache.png").exists()
