@@ -64,8 +64,7 @@ class PagedReplica(Replica):
         host_blocks = int(spec.host_cache_bytes // (spec.kv_bytes_per_token * block)) if spec.host_cache_bytes else 0
         self.cache = PrefixCache(host_blocks) if spec.prefix_caching else None
         self.phase = [0] * block  # decoding requests by (tokens - iteration) mod B
-        self._phase_version = 0  # bumps when the decoding set changes
-        self._memo_iteration = self._memo_version = self._memo_blocks = -1
+        self._decode_now = 0  # blocks of the decoding requests at the current iteration
         self.prefill_own = 0  # blocks prefilling requests hold outside cache entries
         self.decode_shared = 0  # blocks of cache entries inside decoding requests' contexts
         self.swap_outs = 0
@@ -80,20 +79,20 @@ class PagedReplica(Replica):
 
     # --- the ledger -----------------------------------------------------------------------------
     def _decode_blocks(self, iteration: int) -> int:
-        """sum over decoding requests of ceil((q + iteration) / B) (the last answer is kept: asked often)."""
-        if not self.members:
-            return 0
-        if iteration == self._memo_iteration and self._memo_version == self._phase_version:
-            return self._memo_blocks
-        block = self.block
-        x = iteration + block - 1
-        rest = 0
-        for p, count in enumerate(self.phase):
-            if count:
-                rest += count * ((p + x) % block)
-        blocks = (self.context_offset + len(self.members) * x - rest) // block
-        self._memo_iteration, self._memo_version, self._memo_blocks = iteration, self._phase_version, blocks
+        """sum over decoding requests of ceil((q + iteration) / B), for iteration >= the current one."""
+        k = iteration - self.iteration
+        if k == 0 or not self.members:
+            return self._decode_now if self.members else 0
+        block, phase = self.block, self.phase
+        blocks = self._decode_now + k // block * len(self.members)
+        start = self.iteration
+        for s in range(k % block):  # one more iteration adds a block for each t that is a multiple of B
+            blocks += phase[(-(start + s)) % block]
         return blocks
+
+    def advance(self, iterations: int) -> list[Request]:
+        self._decode_now = self._decode_blocks(self.iteration + iterations)  # before anyone leaves
+        return super().advance(iterations)
 
     def _pinned(self) -> int:
         return self.cache.referenced_blocks if self.cache is not None else 0
@@ -240,27 +239,23 @@ class PagedReplica(Replica):
             return
         keys, per_entry = self._keys(request)
         refs: list[Hashable] = request.kv_refs or []
-        added = 0
-        for key in keys[len(refs):]:
-            if not self.cache.add(key, per_entry, pinned=True):
-                break  # another request wrote it meanwhile: the rest of this chain stays private
-            refs.append(key)
-            added += per_entry
-        request.kv_refs = refs
-        request.kv_shared += added
+        added = self.cache.add_pinned(keys[len(refs):], per_entry)  # stops where another request wrote one
+        if added:
+            request.kv_refs = refs + keys[len(refs):len(refs) + added]
+            request.kv_shared += added * per_entry
 
     def start_decoding(self, request: Request) -> None:
         super().start_decoding(request)
-        q = request.prompt_tokens + request.generated - 1 - self.iteration
-        self.phase[q % self.block] += 1
-        self._phase_version += 1
+        tokens = request.prompt_tokens + request.generated - 1
+        self.phase[(tokens - self.iteration) % self.block] += 1
+        self._decode_now += -(-tokens // self.block)
         self.decode_shared += request.kv_shared
 
     def _leave_decoding(self, request: Request) -> None:
-        q = request.prompt_tokens + request.generated - 1 - self.iteration
+        tokens = request.prompt_tokens + request.generated - 1  # held at the current iteration
         super()._leave_decoding(request)
-        self.phase[q % self.block] -= 1
-        self._phase_version += 1
+        self.phase[(tokens - self.iteration) % self.block] -= 1
+        self._decode_now -= -(-tokens // self.block)
         self.decode_shared -= request.kv_shared
 
     def request_done(self, request: Request) -> None:

@@ -66,15 +66,33 @@ class PrefixCache:
 
     def release(self, keys: Sequence[Hashable]) -> None:
         """Unpin; an entry nobody holds becomes the most recently used evictable one."""
-        refs = self.refs
+        refs, free, size = self.refs, self.free, self.size
+        freed = 0
         for key in keys:
             count = refs[key] - 1
             refs[key] = count
             if count == 0:
-                self.free[key] = None
-                blocks = self.size[key]
-                self.referenced_blocks -= blocks
-                self.free_blocks += blocks
+                free[key] = None
+                freed += size[key]
+        self.referenced_blocks -= freed
+        self.free_blocks += freed
+
+    def add_pinned(self, keys: Sequence[Hashable], blocks: int) -> int:
+        """New pinned entries of `blocks` blocks each, in order, up to the first key already on the
+        accelerator; how many were added."""
+        refs, size, host = self.refs, self.size, self.host
+        added = 0
+        for key in keys:
+            if key in refs:
+                break
+            if host and key in host:
+                del host[key]
+                self.host_used -= size[key]
+            size[key] = blocks
+            refs[key] = 1
+            added += 1
+        self.referenced_blocks += added * blocks
+        return added
 
     def add(self, key: Hashable, blocks: int, pinned: bool) -> bool:
         """A new accelerator entry (pinned by its writer, or evictable at once); False if it is there already."""

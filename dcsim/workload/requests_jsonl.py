@@ -42,14 +42,12 @@ class HashIds:
             return
         if not isinstance(values, list):
             raise TraceError(f"{where}: expected a list of integers or strings, got {excerpt(str(values))}")
-        if not self._dense and all(type(value) is int for value in values):
-            try:
-                self.lists.append(np.array(values, dtype=np.int64))
-            except OverflowError:
-                raise TraceError(f"{where}: a hash is beyond 64-bit integers; expected a list of integers "
-                                 "or strings") from None
-            self._raw.append((len(self.lists) - 1, values))
-            return
+        if not self._dense:
+            array = np.array(values) if values else np.empty(0, dtype=np.int64)
+            if array.dtype.kind == "i" and array.ndim == 1:  # integers only (bools and floats are other kinds)
+                self.lists.append(array.astype(np.int64, copy=False))
+                self._raw.append((len(self.lists) - 1, values))
+                return
         for i, value in enumerate(values):
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise TraceError(f"{where}: hash {i} is {excerpt(json.dumps(value))}; "
