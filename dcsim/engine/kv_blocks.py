@@ -130,10 +130,12 @@ class PagedReplica(Replica):
         grow = self.phase[(-self.iteration) % self.block]
         return self.held_blocks() + grow > self.blocks
 
-    def decode_room(self) -> int:
-        """Most decode iterations k the decoding set can run before its blocks exceed capacity."""
+    def decode_room(self, cap: int) -> int:
+        """Most decode iterations k <= cap the decoding set can run before its blocks exceed capacity."""
         n = len(self.members)
         limit = self.blocks + self.decode_shared - self.prefill_own - self._pinned()  # for the decode blocks
+        if self._decode_blocks(self.iteration + cap) <= limit:
+            return cap  # the usual case: the next completion comes first
         block, phase, start = self.block, self.phase, self.iteration
         blocks = self._decode_blocks(start)
         best = 0
@@ -141,7 +143,7 @@ class PagedReplica(Replica):
             if blocks <= limit:
                 best = max(best, (limit - blocks) // n * block + s)
             blocks += phase[(-(start + s)) % block]  # requests whose t is a multiple of B need a block
-        return best
+        return min(best, cap)
 
     def reserve(self, iterations: int) -> None:
         """Evict cached entries so that `iterations` more decode iterations fit beside the cache."""

@@ -152,9 +152,10 @@ class Replica:
         """Whether the next decode iteration of the decoding set would overflow the KV cache."""
         return self.kv_used + len(self.members) > self.kv_capacity
 
-    def decode_room(self) -> int:
-        """Decode iterations of the decoding set that fit the KV cache (>= 1 after needs_preemption is False)."""
-        return self.kv_free // len(self.members)
+    def decode_room(self, cap: int) -> int:
+        """Decode iterations of the decoding set (at most `cap`) that fit the KV cache (>= 1 when cap >= 1
+        after needs_preemption is False)."""
+        return min(cap, self.kv_free // len(self.members))
 
     def reserve(self, iterations: int) -> None:
         """Make room for `iterations` decode iterations (paged KV evicts cached prefixes)."""

@@ -181,7 +181,7 @@ class ServingEngine:
                 replica.reserve(1)
         else:
             replica.segment_first = replica.decode_time()
-            replica.segment_k = min(replica.next_finish(), replica.decode_room())
+            replica.segment_k = replica.decode_room(replica.next_finish())
             duration = replica.stretch_duration(replica.segment_k)
             if replica.paged:
                 replica.reserve(replica.segment_k)
