@@ -65,6 +65,7 @@ class PagedReplica(Replica):
         self.cache = PrefixCache(host_blocks) if spec.prefix_caching else None
         self.phase = [0] * block  # decoding requests by (tokens - iteration) mod B
         self._decode_now = 0  # blocks of the decoding requests at the current iteration
+        self._sampled_used = 0
         self.prefill_own = 0  # blocks prefilling requests hold outside cache entries
         self.decode_shared = 0  # blocks of cache entries inside decoding requests' contexts
         self.swap_outs = 0
@@ -99,8 +100,12 @@ class PagedReplica(Replica):
 
     def held_blocks(self, iteration: int | None = None) -> int:
         """Blocks of running requests (shared entries once) at a decode iteration (default: now)."""
-        decode = self._decode_blocks(self.iteration if iteration is None else iteration)
-        return decode - self.decode_shared + self.prefill_own + self._pinned()
+        if iteration is None or iteration == self.iteration:
+            decode = self._decode_now if self.members else 0
+        else:
+            decode = self._decode_blocks(iteration)
+        cache = self.cache
+        return decode - self.decode_shared + self.prefill_own + (cache.referenced_blocks if cache is not None else 0)
 
     def cached_blocks(self) -> int:
         return self.cache.free_blocks if self.cache is not None else 0
@@ -115,13 +120,17 @@ class PagedReplica(Replica):
         return (self.blocks - self.held_blocks() - self.watermark_blocks) * self.block
 
     def kv_used_at(self, now: float) -> int:
+        """As Replica.kv_used_at, in whole blocks; also noted for record_sample, which follows it."""
         if self.segment_k == 0 or not self.members:
-            return self.kv_used
-        elapsed = now - self.segment_start
-        done = self.iterations_by(elapsed)
-        if done > 0 and self.stretch_duration(done) > elapsed:
-            done -= 1
-        return self.held_blocks(self.iteration + done) * self.block
+            used = self.held_blocks()
+        else:
+            elapsed = now - self.segment_start
+            done = self.iterations_by(elapsed)
+            if done > 0 and self.stretch_duration(done) > elapsed:
+                done -= 1
+            used = self.held_blocks(self.iteration + done)
+        self._sampled_used = used
+        return used * self.block
 
     def needs_preemption(self) -> bool:
         if not self.members:
@@ -153,7 +162,9 @@ class PagedReplica(Replica):
                 self.cache.evict(over)
 
     def record_sample(self) -> None:
-        self.samples.append((self.env.now, self.held_blocks(), self.cached_blocks()))
+        """Blocks in use (as kv_used_at just found them) and cached, now."""
+        cache = self.cache
+        self.samples.append((self.env.now, self._sampled_used, cache.free_blocks if cache is not None else 0))
 
     # --- prefix entries -------------------------------------------------------------------------
     def _keys(self, request: Request) -> tuple[list[Hashable], int]:
