@@ -143,8 +143,9 @@ class PagedReplica(Replica):
         """Most decode iterations k <= cap the decoding set can run before its blocks exceed capacity."""
         n = len(self.members)
         limit = self.blocks + self.decode_shared - self.prefill_own - self._pinned()  # for the decode blocks
-        if self._decode_blocks(self.iteration + cap) <= limit:
-            return cap  # the usual case: the next completion comes first
+        # the usual case: the next completion comes first (an upper bound on the growth shows it at once)
+        if self._decode_now + n * -(-cap // self.block) <= limit or self._decode_blocks(self.iteration + cap) <= limit:
+            return cap
         block, phase, start = self.block, self.phase, self.iteration
         blocks = self._decode_blocks(start)
         best = 0
@@ -156,10 +157,14 @@ class PagedReplica(Replica):
 
     def reserve(self, iterations: int) -> None:
         """Evict cached entries so that `iterations` more decode iterations fit beside the cache."""
-        if self.cache is not None and self.cache.free_blocks:
-            over = self.held_blocks(self.iteration + iterations) + self.cache.free_blocks - self.blocks
+        cache = self.cache
+        if cache is not None and cache.free_blocks:
+            growth = len(self.members) * -(-iterations // self.block)  # at most this many new blocks
+            if self.held_blocks() + growth + cache.free_blocks <= self.blocks:
+                return
+            over = self.held_blocks(self.iteration + iterations) + cache.free_blocks - self.blocks
             if over > 0:
-                self.cache.evict(over)
+                cache.evict(over)
 
     def record_sample(self) -> None:
         """Blocks in use (as kv_used_at just found them) and cached, now."""
@@ -178,18 +183,24 @@ class PagedReplica(Replica):
 
     def _lookup(self, request: Request) -> tuple[list[Hashable], int, int, int, int]:
         """(keys, entries found, of them in host memory, pinned blocks among them, tokens reusable)."""
-        assert self.cache is not None
+        cache = self.cache
+        assert cache is not None
+        memo = request.kv_memo  # the same answer until the cache or the request's need changes
+        if memo is not None and memo[0] is cache and memo[1] == cache.version and memo[2] == request.need:
+            answer: tuple[list[Hashable], int, int, int, int] = memo[3]
+            return answer
         keys, per_entry = self._keys(request)
-        found, in_host, pinned = self.cache.lookup(keys)
-        if not found:
-            return keys, 0, 0, 0, 0
-        if per_entry:
-            tokens = found * per_entry * self.block
-        else:  # a session entry: the history; a prompt shorter than it does not continue it
-            tokens = self.cache.size[keys[0]] * self.block
-            if tokens > request.prompt_tokens:
-                return keys, 0, 0, 0, 0
-        return keys, found, in_host, pinned, min(tokens, request.need - 1)
+        found, in_host, pinned = cache.lookup(keys)
+        answer = keys, 0, 0, 0, 0
+        if found:
+            if per_entry:
+                answer = keys, found, in_host, pinned, min(found * per_entry * self.block, request.need - 1)
+            else:  # a session entry: the history; a prompt shorter than it does not continue it
+                tokens = cache.size[keys[0]] * self.block
+                if tokens <= request.prompt_tokens:
+                    answer = keys, found, in_host, pinned, min(tokens, request.need - 1)
+        request.kv_memo = (cache, cache.version, request.need, answer)
+        return answer
 
     def prefix_hit(self, view: RequestView) -> int:
         request = cast(Request, view)
@@ -275,6 +286,7 @@ class PagedReplica(Replica):
         """Unpin its entries; in session mode its history becomes the session's entry."""
         self._unpin(request)
         request.kv_keys = None
+        request.kv_memo = None
         if self.cache is not None and request.prefix is None:
             key: Hashable = ("session", request.key)
             history = (request.prompt_tokens + request.output_tokens - 1) // self.block

@@ -28,6 +28,7 @@ class PrefixCache:
         self.host_used = 0
         self.evicted = 0  # entries evicted from the accelerator
         self.host_evicted = 0  # entries dropped from the host tier
+        self.version = 0  # bumps on every change, so a lookup's answer can be reused until then
 
     def lookup(self, keys: Sequence[Hashable]) -> tuple[int, int, int]:
         """Leading entries found, on the accelerator or in host memory: (how many, how many of them in
@@ -47,6 +48,7 @@ class PrefixCache:
 
     def acquire(self, keys: Sequence[Hashable], found: int) -> int:
         """Pin the first `found` entries (host ones move to the accelerator); their blocks."""
+        self.version += 1
         refs, size = self.refs, self.size
         blocks = 0
         for key in keys[:found]:
@@ -66,6 +68,7 @@ class PrefixCache:
 
     def release(self, keys: Sequence[Hashable]) -> None:
         """Unpin; an entry nobody holds becomes the most recently used evictable one."""
+        self.version += 1
         refs, free, size = self.refs, self.free, self.size
         freed = 0
         for key in keys:
@@ -80,6 +83,7 @@ class PrefixCache:
     def add_pinned(self, keys: Sequence[Hashable], blocks: int) -> int:
         """New pinned entries of `blocks` blocks each, in order, up to the first key already on the
         accelerator; how many were added."""
+        self.version += 1
         refs, size, host = self.refs, self.size, self.host
         added = 0
         for key in keys:
@@ -96,6 +100,7 @@ class PrefixCache:
 
     def add(self, key: Hashable, blocks: int, pinned: bool) -> bool:
         """A new accelerator entry (pinned by its writer, or evictable at once); False if it is there already."""
+        self.version += 1
         if key in self.refs:
             return False
         if key in self.host:
@@ -113,12 +118,14 @@ class PrefixCache:
 
     def drop(self, key: Hashable) -> None:
         """Forget an unpinned accelerator entry (it is being replaced)."""
+        self.version += 1
         del self.refs[key]
         del self.free[key]
         self.free_blocks -= self.size.pop(key)
 
     def evict(self, blocks: int) -> int:
         """Evict least recently used unpinned entries until at least `blocks` blocks are freed; blocks freed."""
+        self.version += 1
         freed = 0
         while freed < blocks and self.free:
             key, _ = self.free.popitem(last=False)

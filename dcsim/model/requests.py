@@ -53,6 +53,7 @@ class Request:
     swap_time: float = 0.0  # seconds of its KV copies out and back in
     kv_refs: Any = None  # engine bookkeeping: prefix-cache entries it holds
     kv_keys: Any = None  # engine bookkeeping: its prefix keys as a list while it is in flight
+    kv_memo: Any = None  # engine bookkeeping: its last prefix-cache lookup
     kv_shared: int = 0  # engine bookkeeping: KV blocks of those entries
     swapped: bool = False  # its KV waits in host memory
 
