@@ -126,21 +126,32 @@ class PrefixCache:
     def evict(self, blocks: int) -> int:
         """Evict least recently used unpinned entries until at least `blocks` blocks are freed; blocks freed."""
         self.version += 1
-        freed = 0
-        while freed < blocks and self.free:
-            key, _ = self.free.popitem(last=False)
-            del self.refs[key]
-            size = self.size[key]
-            self.free_blocks -= size
-            freed += size
-            self.evicted += 1
-            if self.host_capacity >= size:
-                self.host[key] = None
-                self.host_used += size
-                while self.host_used > self.host_capacity:
-                    old, _ = self.host.popitem(last=False)
-                    self.host_used -= self.size.pop(old)
-                    self.host_evicted += 1
-            else:
-                del self.size[key]
+        free, refs, size = self.free, self.refs, self.size
+        pop = free.popitem
+        freed = count = 0
+        if not self.host_capacity:
+            while freed < blocks and free:
+                key = pop(False)[0]
+                del refs[key]
+                freed += size.pop(key)
+                count += 1
+        else:
+            host = self.host
+            while freed < blocks and free:
+                key = pop(False)[0]
+                del refs[key]
+                blocks_of = size[key]
+                freed += blocks_of
+                count += 1
+                if self.host_capacity >= blocks_of:
+                    host[key] = None
+                    self.host_used += blocks_of
+                    while self.host_used > self.host_capacity:
+                        old, _ = host.popitem(last=False)
+                        self.host_used -= size.pop(old)
+                        self.host_evicted += 1
+                else:
+                    del size[key]
+        self.free_blocks -= freed
+        self.evicted += count
         return freed
