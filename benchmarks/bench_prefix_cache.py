@@ -10,6 +10,7 @@ Configurations
   `--times` times back to back (each copy's hashes shifted so copies share nothing) at its own rate on
   12 replicas of Llama-3.1-70B (8 x H100 each), token-granular KV: what paged KV costs is measured
   against this.
+- mooncake:paged: paged_kv without prefix caching (what the block ledger alone costs).
 - mooncake:prefix: the same with paged_kv (16-token blocks, prefix caching, recompute).
 - mooncake:prefix-swap: paged_kv with swap preemption and a 200 GB host tier per replica.
 - mooncake:aware: paged_kv with the prefix_aware balancer (instead of least_outstanding_requests).
@@ -40,7 +41,7 @@ from bench_training import dcsim_source, machine  # the sibling benchmark's help
 
 ROOT = Path(__file__).resolve().parent.parent
 MOONCAKE = ROOT.parent / "shared" / "data" / "mooncake-synthetic" / "synthetic_trace.jsonl"
-CONFIGS = ["azure:conv", "mooncake:plain", "mooncake:prefix", "mooncake:prefix-swap", "mooncake:aware"]
+CONFIGS = ["azure:conv", "mooncake:plain", "mooncake:paged", "mooncake:prefix", "mooncake:prefix-swap", "mooncake:aware"]
 
 
 def mooncake_copies(times: int, folder: Path) -> Path:
@@ -67,6 +68,8 @@ def mooncake_scenario(variant: str, times: int, folder: Path) -> Any:
         "requests": {"source": "trace", "path": str(mooncake_copies(times, folder)), "format": "mooncake"}}
     if variant != "plain":
         service["paged_kv"] = {"block_size": 16}
+    if variant == "paged":
+        service["paged_kv"]["prefix_caching"] = False
     if variant == "prefix-swap":
         service["paged_kv"].update({"preemption": "swap", "host_cache": "200 GB"})
     balancer = "prefix_aware" if variant == "aware" else "least_outstanding_requests"
