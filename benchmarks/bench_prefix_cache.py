@@ -41,7 +41,8 @@ from bench_training import dcsim_source, machine  # the sibling benchmark's help
 
 ROOT = Path(__file__).resolve().parent.parent
 MOONCAKE = ROOT.parent / "shared" / "data" / "mooncake-synthetic" / "synthetic_trace.jsonl"
-CONFIGS = ["azure:conv", "mooncake:plain", "mooncake:paged", "mooncake:prefix", "mooncake:prefix-swap", "mooncake:aware"]
+CONFIGS = ["azure:conv", "mooncake:plain", "mooncake:paged", "mooncake:prefix", "mooncake:prefix-swap",
+           "mooncake:aware"]
 
 
 def mooncake_copies(times: int, folder: Path) -> Path:
