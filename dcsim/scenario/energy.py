@@ -142,6 +142,11 @@ class Energy(Strict):
         return self
 
     @property
+    def constant_carbon_intensity(self) -> float:
+        """The number given, or 0 for a series (whose energy section the energy subsystem writes)."""
+        return float(self.carbon_intensity) if isinstance(self.carbon_intensity, float | int) else 0.0
+
+    @property
     def uses_series(self) -> bool:
         """Whether anything beyond the constant PUE and intensity is asked for (else outputs as before)."""
         return bool(self.model_fields_set & {"price", "start", "weather", "facility"}) or isinstance(
