@@ -10,7 +10,7 @@ scenario (build, simulate, frames, summary); runs alternate so machine noise fal
 Prints figures; asserts nothing.
 
 Usage:
-    python benchmarks/bench_energy.py [--repeat N] [--days D] [--power]
+    python benchmarks/bench_energy.py [--repeat N] [--days D] [--power] [--data FOLDER]
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 QUICK = ROOT / "scenarios" / "quickstart.yaml"
 DATA = ROOT.parent / "shared" / "data" / "sustaindc-grid-weather"
 POWER = {"name": "combined", "params": {"parts": [
-    {"name": "budget", "budget": "80kW"}, {"name": "idle_shutdown", "idle_after": "30min"}]}}
+    {"name": "budget", "budget": "50kW"}, {"name": "idle_shutdown", "idle_after": "30min"}]}}
 
 
-def scenario(days: float, series: bool, power: bool) -> Any:
+def scenario(days: float, series: bool, power: bool, data_folder: Path = DATA) -> Any:
     data = load_yaml(QUICK.read_text())
     data["horizon"] = f"{days * 24}h"
     data["workload"]["training"]["jobs"] = int(8 * 24 * days)
@@ -41,9 +41,9 @@ def scenario(days: float, series: bool, power: bool) -> Any:
     if series:
         data["energy"] = {
             "start": "2022-07-01T00:00:00-07:00", "price": 80,
-            "carbon_intensity": {"file": str(DATA / "carbon_intensity" / "CISO.csv"), "value_column": "avg_CI",
+            "carbon_intensity": {"file": str(data_folder / "carbon_intensity" / "CISO.csv"), "value_column": "avg_CI",
                                  "unit": "gCO2/kWh", "repeat": "year", "missing": "hold"},
-            "weather": {"file": str(DATA / "weather" / "USA_AZ_Phoenix-Sky.Harbor.epw")},
+            "weather": {"file": str(data_folder / "weather" / "USA_AZ_Phoenix-Sky.Harbor.epw")},
             "facility": {"cooling": {"kind": "air"}}}
     return scenario_from_dict(data, "bench-energy", str(QUICK.parent))
 
@@ -53,11 +53,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--power", action="store_true", help="add idle shutdown and a power budget to both runs")
+    parser.add_argument("--data", type=Path, default=DATA, help="the sustaindc-grid-weather folder")
     args = parser.parse_args()
-    if not DATA.is_dir():
-        print(f"energy: {DATA} missing; nothing measured")
+    if not args.data.is_dir():
+        print(f"energy: {args.data} missing; nothing measured")
         return
-    runs = {"constant": scenario(args.days, False, args.power), "series": scenario(args.days, True, args.power)}
+    runs = {"constant": scenario(args.days, False, args.power, args.data),
+            "series": scenario(args.days, True, args.power, args.data)}
     walls: dict[str, list[float]] = {name: [] for name in runs}
     results: dict[str, dcsim.RunResult] = {}
     for _ in range(args.repeat):
