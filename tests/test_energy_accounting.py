@@ -190,3 +190,29 @@ def test_hot_site_uses_more_cooling_and_water_than_a_mild_one(tmp_path: Path) ->
     # The Green Grid WUE: sites with evaporative towers report roughly 0.2 to 2.5 L/kWh (docs/energy.md)
     assert 0.2 < mild["wue_l_per_kwh"] < hot["wue_l_per_kwh"] < 3.0
     assert json.dumps(hot)  # plain JSON values
+
+
+def test_serving_requests_carry_energy_and_carbon_at_their_time(tmp_path: Path) -> None:
+    from tests.test_serving_engine import constant, scenario, service, synthetic
+
+    # intensity 100 g/kWh for the first 10 minutes, 500 after: later requests cost 5x the carbon per joule
+    (tmp_path / "ci.csv").write_text("timestamp,ci\n2022-01-01T00:00:00Z,100\n2022-01-01T00:10:00Z,500\n"
+                                     "2022-01-01T00:20:00Z,500\n")
+    energy = {"start": "2022-01-01T00:00:00Z", "pue": 1.25,
+              "carbon_intensity": {"file": "ci.csv", "value_column": "ci", "unit": "gCO2/kWh"}}
+    data = scenario([service(synthetic(400, "1/s", constant(200), constant(50)))], energy=energy)
+    result = run(scenario_from_dict(data, "serve", str(tmp_path)))
+    requests = result.requests
+    done = requests[requests["state"] == "completed"]
+    assert len(done) > 300 and (done["energy_it_j"] > 0).all()
+    assert np.allclose(done["energy_facility_j"], 1.25 * done["energy_it_j"])
+    early = done[done["end_s"] < 590]
+    late = done[done["admitted_s"] > 610]
+    per_joule_early = (early["carbon_g"] / early["energy_facility_j"]).to_numpy()
+    per_joule_late = (late["carbon_g"] / late["energy_facility_j"]).to_numpy()
+    assert np.allclose(per_joule_early, 100 / 3.6e6) and np.allclose(per_joule_late, 500 / 3.6e6)
+    replicas_j = float(result.replicas["energy_j"].sum())
+    assert float(done["energy_it_j"].sum()) == pytest.approx(replicas_j, rel=1e-9)  # every replica joule, once
+    section = result.summary["energy"]
+    tokens = float(done["output_tokens"].sum())
+    assert section["serving_carbon_mg_per_output_token"] == pytest.approx(done["carbon_g"].sum() * 1e3 / tokens)
