@@ -175,6 +175,8 @@ def test_bad_series_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -> 
     assert done.stderr.strip() == (f"error: {tmp_path / 'ci.csv'}: energy.carbon_intensity.ci: values must be >= 0, "
                                    "got -5 at data row 2")
     assert not out.exists()
+    validated = dcsim("validate", str(path))
+    assert validated.returncode == 2 and "values must be >= 0" in validated.stderr
 
 
 @pytest.mark.skipif(not GRID.is_dir(), reason="shared data sustaindc-grid-weather is absent")
