@@ -89,7 +89,8 @@ def _pue(ts: pd.DataFrame, energy: Mapping[str, Any], path: Path, scale: float, 
     mean = energy.get("pue_time_mean")
     if isinstance(mean, int | float):
         ax.axhline(mean, color="tab:gray", ls="--", lw=1.0, label=f"time-weighted mean {mean:.3f}")
-    ax.set_ylim(bottom=1.0)
+    top = float(values[:, 0].max()) if len(values) else 1.0
+    ax.set_ylim(1.0, top + max(0.02, 0.1 * (top - 1.0)))  # room above the peak
     ax.legend(**LEGEND_ABOVE)
     time_axis(ax, ts, scale, unit)
     ax.set_ylabel("PUE")
