@@ -170,3 +170,36 @@ def test_real_carbon_and_weather_series() -> None:
     hot = inputs.dry_bulb.at(np.arange(0.0, 30 * 86400.0, 3600.0))
     assert 25 < hot.mean() < 40  # Phoenix in July
     assert (inputs.wet_bulb.at(np.arange(0.0, 30 * 86400.0, 3600.0)) <= hot).all()
+
+
+def _epw(path: Path, rows: list[str]) -> Path:
+    header = ["LOCATION,Somewhere,XX,USA,TMY,0,40.0,-100.0,-6.0,300"] + ["HEADER"] * 7
+    path.write_text("\n".join(header + rows) + "\n")
+    return path
+
+
+def test_epw_weather_by_hand_and_its_errors(tmp_path: Path) -> None:
+    rows = []
+    month_days = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    for month, days in enumerate(month_days, start=1):
+        for day in range(1, days + 1):
+            for hour in range(1, 25):
+                dry = 10.0 + month  # one temperature per month, dew point 5 K below
+                rows.append(f"1999,{month},{day},{hour},0,flags,{dry:.1f},{dry - 5:.1f},70")
+    _epw(tmp_path / "w.epw", rows)
+    energy = Energy.model_validate({"start": "2022-03-31T23:00:00-06:00", "weather": {"file": "w.epw"}})
+    inputs = energy_inputs(energy, tmp_path)
+    assert inputs.dry_bulb is not None and inputs.wet_bulb is not None
+    assert inputs.dry_bulb.at(0.0) == 13.0 and inputs.dry_bulb.next_change(0.0) == 3600.0  # 1 April 00:00
+    assert inputs.dry_bulb.at(3600.0) == 14.0
+    assert 14.0 - 5 < inputs.wet_bulb.at(3600.0) < 14.0  # between dew point and dry bulb
+    _epw(tmp_path / "short.epw", rows[:10])
+    with pytest.raises(SeriesError, match=r"short.epw: energy.weather.file: expected 8760 hourly rows"):
+        energy_inputs(Energy.model_validate({"start": "2022-01-01T00:00:00Z", "weather": {"file": "short.epw"}}),
+                      tmp_path)
+    broken = list(rows)
+    broken[100] = "1999,1,5,5,0,flags,x,1,70"
+    _epw(tmp_path / "bad.epw", broken)
+    with pytest.raises(SeriesError, match="data row 101: expected month, day, hour, dry bulb and dew point"):
+        energy_inputs(Energy.model_validate({"start": "2022-01-01T00:00:00Z", "weather": {"file": "bad.epw"}}),
+                      tmp_path)
