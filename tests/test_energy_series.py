@@ -107,6 +107,21 @@ def test_csv_alignment_time_zone_and_units(tmp_path: Path) -> None:
     assert series.at(3600.0) == pytest.approx(300.0)
 
 
+def test_a_run_past_the_end_of_a_series_is_reported(tmp_path: Path) -> None:
+    from dcsim.energy.accounting import add_energy_columns, energy_section, refine
+    from tests.test_energy_accounting import _frame
+
+    _csv(tmp_path / "ci.csv", "timestamp,ci\n2022-01-01T00:00Z,100\n2022-01-01T01:00Z,200\n")
+    energy = _energy({"file": "ci.csv", "value_column": "ci", "unit": "gCO2/kWh"})
+    inputs = energy_inputs(energy, tmp_path)  # no horizon: the loader cannot know the run's end
+    assert inputs.carbon.data_until == 7200.0
+    frame = add_energy_columns(refine(_frame([0.0, 9000.0], [1000.0, 1000.0]), inputs, 9000.0), inputs, energy)
+    section = energy_section(frame, 9000.0, inputs, energy, None, None)
+    assert section["series_beyond_data_s"] == {"carbon_intensity": 1800.0}
+    with pytest.raises(SeriesError, match="before the run's horizon"):
+        energy_inputs(energy, tmp_path, horizon=9000.0)
+
+
 def test_daily_repeat_aligns_by_time_of_day(tmp_path: Path) -> None:
     rows = "".join(f"2022-03-01T{h:02d}:00:00Z,{100 + h}\n" for h in range(24))
     _csv(tmp_path / "day.csv", "timestamp,ci\n" + rows)

@@ -50,6 +50,10 @@ class EnergyInputs:
     def all_series(self) -> list[TimeSeries]:
         return [s for s in (self.carbon, self.price, self.dry_bulb, self.wet_bulb) if s is not None]
 
+    def named(self) -> dict[str, TimeSeries]:
+        found = {"carbon_intensity": self.carbon, "price": self.price, "weather": self.dry_bulb}
+        return {name: series for name, series in found.items() if series is not None}
+
 
 def energy_inputs(energy: Energy, base_dir: str | Path = ".", horizon: float | None = None) -> EnergyInputs:
     """Read every series of the `energy:` section (numbers become constant series)."""
@@ -306,7 +310,9 @@ def _align(epoch: np.ndarray, values: np.ndarray, unit: str, repeat: str, time_z
         if horizon is not None and times[-1] + step < horizon:
             raise SeriesError(f"{where}: the series ends {_stamp(epoch[-1] + step)}, before the run's horizon "
                               f"({horizon / 3600:g} h after energy.start)")
-        return TimeSeries(times, values, unit)
+        series = TimeSeries(times, values, unit)
+        series.data_until = float(times[-1] + step)
+        return series
     first = dt.datetime.fromtimestamp(epoch[0], dt.UTC).astimezone(zone)
     if repeat == "day":
         origin = first.replace(hour=0, minute=0, second=0, microsecond=0)
