@@ -5,12 +5,13 @@ Gavel's measured throughputs per (job type, batch, GPU count), shipped in measur
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from dcsim.build.model import PlacementSpeed
+from dcsim.build.placement_speed import NicCollectives, PlacementSpeed
 from dcsim.calibration import load_calibration
 from dcsim.calibration.table import read_measurements
 from dcsim.model import Cluster, Node
@@ -64,3 +65,75 @@ def test_placement_speed_applies_the_count_ratio() -> None:
     assert one * speed("ResNet-50", "P100", 4, 1) == pytest.approx(four, rel=1e-12)
     assert four > 0.8
     assert speed("ResNet-50", "P100", 1, 1) == 1.0 and speed("generic", "P100", 4, 1) == 1.0
+
+
+# --- inter-node scaling from the cluster's network (issue 15 item 6) ------------------------------------
+
+
+def _h100_cluster(nodes: int = 4) -> Cluster:
+    spec = load_calibration().catalog.accelerator("H100")
+    return Cluster([Node(id=i, name=f"n{i}", pool="p", accelerator="H100-SXM", size=8, host_idle_w=0,
+                         host_busy_w=0) for i in range(nodes)], {"H100-SXM": spec})
+
+
+def _collectives(nic: float) -> NicCollectives:
+    return NicCollectives(lambda model: {"BERT": 110e6 * 2.0}.get(model), {"H100-SXM": nic},
+                          {"H100-SXM": 450e9, "V100": 150e9})
+
+
+def test_spreading_over_nodes_costs_the_ring_all_reduce_over_the_nics() -> None:
+    """BERT (110M parameters, 2-byte gradients) on 16 H100s spread over 4 nodes (4 each) instead of 2:
+    by hand, the ring moves 2 x 15/16 x 220 MB through each member; on 4 nodes a hop runs at
+    4 x 12.5 GB/s (100 Gb/s NICs), below NVLink's 450 GB/s, and inside one node at 450 GB/s."""
+    calibration = load_calibration()
+    speed = PlacementSpeed(calibration, _h100_cluster(), "V100", _collectives(12.5e9))
+    moved = 2 * 15 / 16 * 220e6
+    extra_4 = moved / 50e9 - moved / 450e9  # 8.25 ms - 0.92 ms
+    extra_2 = moved / 100e9 - moved / 450e9
+    assert speed.collectives is not None
+    assert speed.collectives.extra_seconds("BERT", "H100-SXM", 16, 4) == pytest.approx(extra_4, rel=1e-12)
+    local = calibration.step_time("BERT", "H100-SXM", 16, 1).total
+    by_hand = (local + extra_2) / (local + extra_4)
+    assert speed._spread("BERT", "H100-SXM", 16, 4) == pytest.approx(by_hand, rel=1e-12)
+    assert by_hand < 0.97  # a visible cost on 100 Gb/s NICs
+    assert speed.spread_sources[("BERT", "H100-SXM")] == "network"
+
+
+def test_faster_nics_make_spreading_cheaper_and_spreading_never_speeds_a_job_up() -> None:
+    calibration = load_calibration()
+    factors = {}
+    for nic in (1.25e9, 12.5e9, 50e9):
+        speed = PlacementSpeed(calibration, _h100_cluster(8), "V100", _collectives(nic))
+        factors[nic] = speed._spread("BERT", "H100-SXM", 16, 8)
+        for count in (2, 8, 16, 32):
+            for nodes in range(-(-count // 8), min(count, 8) + 1):
+                assert speed._spread("BERT", "H100-SXM", count, nodes) <= 1.0
+    assert factors[1.25e9] < factors[12.5e9] < factors[50e9] <= 1.0
+
+
+def test_models_without_a_parameter_count_keep_the_calibrated_inter_node_fit() -> None:
+    """Gavel's Transformer has no published parameter count: its spread cost stays the measured one."""
+    calibration = load_calibration()
+    with_nics = PlacementSpeed(calibration, _h100_cluster(), "V100", _collectives(50e9))
+    without = PlacementSpeed(calibration, _h100_cluster(), "V100")
+    assert with_nics("Transformer", "H100-SXM", 16, 4) == without("Transformer", "H100-SXM", 16, 4)
+    assert with_nics.spread_sources[("Transformer", "H100-SXM")] == "calibrated"
+
+
+def test_pool_nic_bandwidth_sets_the_cost_of_spread_jobs_in_a_run(tmp_path: Path) -> None:
+    """The same spread-placed BERT jobs finish later on 1 Gb/s NICs than on 400 Gb/s ones."""
+    import dcsim
+    from tests.helpers import tiny_scenario, write_yaml
+
+    means = {}
+    for nic in ("1Gbps", "400Gbps"):
+        data = tiny_scenario(policies={"scheduler": "fifo", "placement": "spread"})
+        data["cluster"]["node_pools"] = [{"name": "gpu", "count": 4, "accelerator": "H100",
+                                          "accelerators_per_node": 8, "network_bandwidth": nic}]
+        data["workload"]["training"].update(models={"BERT": 1}, accelerators={"values": [8], "weights": [1]},
+                                            jobs=20)
+        result = dcsim.run(write_yaml(tmp_path, data, f"s-{nic}.yaml"))
+        jobs = result.jobs
+        assert (jobs["state"] == "completed").all()
+        means[nic] = float((jobs["end_s"] - jobs["start_s"]).mean())
+    assert means["1Gbps"] > 5 * means["400Gbps"], means  # observed about 20x

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import simpy
 
+from dcsim.build.placement_speed import model_parameters
 from dcsim.calibration import Calibration
-from dcsim.catalog import load_catalog
 from dcsim.engine.fabric import Fabric
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.meters import FabricMeter
@@ -99,15 +99,11 @@ class Profiles:
         self.cluster = cluster
         self.speeds = speeds
         self.source = scenario.source
+        self.scenario = scenario
         self._cache: dict[tuple[str, str, int], JobProfile] = {}
 
     def parameters(self, model: str) -> float:
-        try:
-            params = load_catalog().model(model).params
-        except CatalogError:  # not a catalog model (e.g. generic)
-            params = None
-        if params is None:
-            params = self.spec.communication.parameters
+        params = model_parameters(self.scenario, model)
         if params is None:
             raise ScenarioError([f"{self.source}: workload.training.communication.parameters: model {model!r} has no "
                                  "parameter count in the catalog; give one (e.g. 25e6) to size its gradients and "

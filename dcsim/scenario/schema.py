@@ -25,6 +25,7 @@ from dcsim.scenario.units_types import (
     MAX_DURATION_S,
     MAX_GANG,
     MAX_SCALE,
+    Bandwidth,
     Duration,
     PositiveDuration,
     PositivePower,
@@ -56,6 +57,9 @@ class NodePool(_Strict):
     power_cap: PositivePower | None = Field(
         None, description="accelerator power limit; caps busy power and slows steps per the calibrated model"
     )
+    network_bandwidth: Bandwidth | None = Field(
+        None, description="scale-out (NIC) bandwidth per accelerator, one direction; default: the catalog's. "
+                          "Without a network section it sets the cost of a job spread over nodes")
 
 
 class Cluster(_Strict):
