@@ -112,12 +112,12 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     reference = catalog.canonical_accelerator(
         (spec.reference_accelerator if spec is not None else None) or catalog.reference_accelerator)
     speeds = {}
-    for model in {job.model for job in jobs}:
-        base = calibration.relative_speed(model, reference)
+    for key, model, batch in {(job.speed_key, job.model, job.batch_size) for job in jobs}:
+        base = calibration.relative_speed(model, reference, batch)
         for accelerator in cluster.accelerator_models:
             slowdown = (calibration.power.cap_slowdown(accelerator, caps[accelerator], uncapped[accelerator])
                         if accelerator in caps else 1.0)
-            speeds[(model, accelerator)] = calibration.relative_speed(model, accelerator) / base / slowdown
+            speeds[(key, accelerator)] = calibration.relative_speed(model, accelerator, batch) / base / slowdown
     levels = LevelBoard(cluster, recorder)
     network = None
     if scenario.network is not None or scenario.storage is not None:  # networkx and numba load only then

@@ -181,6 +181,9 @@ class _TrainingCommon(_Strict):
     checkpoint: Checkpointing | None = Field(None, description="model state written to a storage tier")
     suspension: Suspension | None = Field(None, description="cost of preempting and resuming a job")
     tenancy: Tenancy | None = Field(None, description="tenants (quotas) and priority classes of the jobs")
+    batch_size: dict[str, Annotated[float, Field(gt=0, le=1e7)]] = Field(
+        default_factory=dict, description="samples per accelerator per step, by model type; a model left out "
+                                          "runs at its median measured batch (a trace column overrides per job)")
 
     @field_validator("models")
     @classmethod
@@ -232,6 +235,7 @@ class TraceColumns(_Strict):
     priority: str | None = None
     checkpoint_size: str | None = None
     restart_delay: str | None = None
+    batch_size: str | None = None  # samples per accelerator per step; an empty cell: the model's default
 
 
 class TraceTraining(_TrainingCommon):
