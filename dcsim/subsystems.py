@@ -42,6 +42,7 @@ class RunFrames:
     end_time: float
     jobs: pd.DataFrame
     timeseries: pd.DataFrame
+    produced: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # frames of the subsystems listed before
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,18 @@ def _failures(run: RunFrames) -> Contribution | None:
     return Contribution(frames={"failures": frame}, sections={"failures": section})
 
 
+def _energy(run: RunFrames) -> Contribution | None:
+    """Only when the energy section uses a series, weather or a facility model (else summarize's constant-PUE
+    energy section stands, unchanged); replaces the timeseries and appends per-job and per-request columns."""
+    from dcsim.energy.subsystem import energy_contribution
+
+    model = run.model
+    if model.energy is None:
+        return None
+    frames, section = energy_contribution(model, run.end_time, run.jobs, run.timeseries, run.produced)
+    return Contribution(frames=frames, sections={"energy": section})
+
+
 def _hardware(run: RunFrames) -> Contribution | None:
     section = hardware_section(run.model)
     return None if section is None else Contribution(sections={"hardware": section})
@@ -164,6 +177,13 @@ FAILURE_HEADLINE = {
     "accelerator_availability": ("failures", "accelerator_availability"),
 }
 
+ENERGY_HEADLINE = {  # with series, weather or a facility model only
+    "energy_cost": ("energy", "cost"),
+    "water_l": ("energy", "water_l"),
+    "pue_time_mean": ("energy", "pue_time_mean"),
+    "peak_power_kw": ("energy", "peak_power_kw"),
+}
+
 CORE_HEADLINE = {  # what every run has
     "busy_utilization": ("utilization", "busy", "all"),
     "allocated_utilization": ("utilization", "allocated", "all"),
@@ -180,6 +200,7 @@ SUBSYSTEMS: tuple[Subsystem, ...] = (
     Subsystem("failures", ("inference", "training", "cluster"), _failures, FAILURE_HEADLINE,
               lambda s: s.failures is not None),
     Subsystem("hardware", ("utilization",), _hardware, present=lambda s: bool(s.accelerators or s.catalog)),
+    Subsystem("energy", ("energy",), _energy, ENERGY_HEADLINE, lambda s: s.energy.uses_series),  # replaces it
 )
 
 

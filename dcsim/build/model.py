@@ -21,6 +21,7 @@ from dcsim.build.feasibility import restrict_to_memory
 from dcsim.build.placement_speed import PlacementSpeed, nic_collectives
 from dcsim.build.policies import build_policy
 from dcsim.build.serving import Serving, build_serving
+from dcsim.energy.loading import EnergyInputs, energy_inputs
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.lifecycle import Lifecycle, SuspensionCosts
 from dcsim.engine.rng import stream
@@ -53,6 +54,7 @@ class Model:
     serving: Serving | None = None
     network: NetworkModel | None = None
     failures: FailureProcess | None = None
+    energy: EnergyInputs | None = None  # series of the energy section, when it uses any (dcsim/energy/)
 
 
 def build_jobs(scenario: Scenario, seed: int) -> tuple[list[Job], WorkloadReport | None]:
@@ -96,6 +98,8 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
         raise DcsimError(f"seed: expected an integer >= 0, got {seed!r}")
     catalog = scenario_catalog(scenario)
     calibration = scenario_calibration(scenario)
+    energy = (energy_inputs(scenario.energy, scenario.base_dir, scenario.horizon)  # bad series: exit 2 before running
+              if scenario.energy.uses_series else None)
     cluster = build_cluster(scenario)
     jobs, report = build_jobs(scenario, seed)
     restrict_to_memory(jobs, cluster, calibration)
@@ -170,7 +174,8 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     }
     if serving is not None:
         policies.update(serving.policies)
-    return Model(scenario, seed, cluster, jobs, report, recorder, simulation, policies, serving, network, failures)
+    return Model(scenario, seed, cluster, jobs, report, recorder, simulation, policies, serving, network, failures,
+                 energy)
 
 
 def _capacity_moved(training: TrainingEngine, serving: Serving | None) -> Callable[[], None]:
