@@ -84,7 +84,8 @@ def _inference(run: RunFrames) -> Contribution | None:
     frames = {"requests": recorder.requests_frame(infos), "replicas": recorder.replicas_frame(run.end_time),
               "replica_timeseries": recorder.replica_timeseries_frame()}
     services = {}
-    for service, runtime in zip(inference.services, model.serving.engine.services, strict=True):
+    runtimes = model.serving.engine.services[:len(inference.services)]  # decode pools follow (disaggregation)
+    for service, runtime in zip(inference.services, runtimes, strict=True):
         services[service.name] = {"slo": service.slo.ttft is not None or service.slo.tpot is not None,
                                   "scale_up_blocked": runtime.scale_up_blocked,
                                   "workload": model.serving.reports[service.name].as_dict()}

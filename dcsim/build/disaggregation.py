@@ -1,0 +1,72 @@
+"""Build the two pools of a disaggregated service (engine/disaggregation.py) and wire their KV transfers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import simpy
+
+from dcsim.build.policies import build_policy
+from dcsim.calibration.inference import kv_bytes_per_token
+from dcsim.calibration.precision import Precision
+from dcsim.catalog import ModelSpec, load_catalog
+from dcsim.engine.disaggregation import DecodePoolRuntime
+from dcsim.engine.kv_transfer import KVTransfers
+from dcsim.engine.replica import ReplicaShape
+from dcsim.engine.service import ServiceRuntime
+from dcsim.errors import PolicyError
+from dcsim.model.topology import Topology
+from dcsim.policies import registry
+from dcsim.scenario.inference import Service
+from dcsim.scenario.schema import Scenario
+from dcsim.scenario.serving_pools import PoolPolicy
+
+
+def build_pools(scenario: Scenario, index: int, service: Service, shapes: dict[str, list[ReplicaShape]],
+                env: simpy.Environment, streams: Callable[[str], Any], arrivals: int,
+                ) -> tuple[ServiceRuntime, DecodePoolRuntime]:
+    """The prefill pool (takes the service's arrivals) and the decode pool (index set by the caller)."""
+    assert service.prefill is not None and service.decode is not None
+    where = f"{scenario.source}: workload.inference.services.{index}"
+    prefill, decode = service.prefill, service.decode
+    feeder = ServiceRuntime(
+        env, index, service.name, shapes["prefill"], [g.count for g in prefill.replicas],
+        [g.limit for g in prefill.replicas], prefill.min_replicas, build_policy(scenario, "replica_scheduler"),
+        build_policy(scenario, "balancer"), _pool_policy(scenario, "autoscaler", prefill.autoscaler,
+                                                         f"{where}.prefill.autoscaler"),
+        streams("balancer"), arrivals, source=f"{where}.prefill")
+    transfer = service.kv_transfer
+    precision = Precision(service.weight_precision, service.kv_precision)
+    per_token = kv_bytes_per_token(scenario_model(service)) * precision.kv_scale
+    decoder = DecodePoolRuntime(
+        env, -1, service.name, shapes["decode"], [g.count for g in decode.replicas],
+        [g.limit for g in decode.replicas], decode.min_replicas, build_policy(scenario, "replica_scheduler"),
+        _pool_policy(scenario, "balancer", decode.balancer, f"{where}.decode.balancer"),
+        _pool_policy(scenario, "autoscaler", decode.autoscaler, f"{where}.decode.autoscaler"),
+        streams("decode.balancer"), feeder=feeder,
+        transfers=KVTransfers(env, transfer.bandwidth, transfer.local_bandwidth, transfer.latency),
+        kv_bytes_per_token=per_token, source=f"{where}.decode")
+    return feeder, decoder
+
+
+def scenario_model(service: Service) -> ModelSpec:
+    return load_catalog().model(service.model)
+
+
+def _pool_policy(scenario: Scenario, family: str, spec: PoolPolicy | None, where: str) -> Any:
+    if spec is None:
+        return build_policy(scenario, family)
+    try:
+        return registry.build(family, spec.name, spec.params)
+    except PolicyError as exc:
+        raise PolicyError(f"{where}: {exc}") from None
+
+
+def wire_network(decoders: list[DecodePoolRuntime], fabric: Any, topology: Topology | None) -> None:
+    """KV transfers ride the scenario's fabric (shared with training traffic) when it has a network."""
+    if topology is None:
+        return
+    for decoder in decoders:
+        decoder.transfers.fabric = fabric
+        decoder.transfers.topology = topology
