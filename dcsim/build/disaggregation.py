@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import pandas as pd
 import simpy
 
 from dcsim.build.policies import build_policy
@@ -16,6 +17,8 @@ from dcsim.engine.kv_transfer import KVTransfers
 from dcsim.engine.replica import ReplicaShape
 from dcsim.engine.service import ServiceRuntime
 from dcsim.errors import PolicyError
+from dcsim.metrics.disaggregation_summary import kv_transfers_frame, pools_frame
+from dcsim.model import Request
 from dcsim.model.topology import Topology
 from dcsim.policies import registry
 from dcsim.scenario.inference import Service
@@ -70,3 +73,16 @@ def wire_network(decoders: list[DecodePoolRuntime], fabric: Any, topology: Topol
     for decoder in decoders:
         decoder.transfers.fabric = fabric
         decoder.transfers.topology = topology
+
+
+def disaggregation_frames(decoders: list[DecodePoolRuntime], requests: Sequence[Request]) -> dict[str, pd.DataFrame]:
+    """The kv_transfers and pools frames of a run's disaggregated services (metrics/disaggregation_summary.py)."""
+    transfers = []
+    pools = []
+    for decoder in decoders:
+        transfers.extend((r.request, decoder.name, r.source_replica, r.target_replica, r.bytes, r.start, r.end)
+                         for r in decoder.transfers.records)
+        pools.extend((replica.id, decoder.name, "prefill") for replica in decoder.feeder.replicas)
+        pools.extend((replica.id, decoder.name, "decode") for replica in decoder.replicas)
+    transfers.sort(key=lambda row: (row[5], row[0]))
+    return {"kv_transfers": kv_transfers_frame(transfers), "pools": pools_frame(sorted(pools))}
