@@ -187,6 +187,27 @@ def test_goodput_counts_requests_meeting_both_targets() -> None:
     assert 0 < pools_summary["prefill"]["busy_fraction"] < pools_summary["decode"]["busy_fraction"] <= 1
 
 
+def test_a_mixed_pool_is_a_configuration_its_replicas_decode_what_they_prefill() -> None:
+    """Splitwise's mixed pool: replicas beside the prefill pool take arrivals and decode them themselves."""
+    service = pools(requests=synthetic(600, "4/s"), mixed={"replicas": [{"accelerator": ACCELERATOR,
+                                                                          "tensor_parallel": TP}]})
+    result = run(scenario(service, nodes=3, policies={"balancer": "round_robin"}))
+    requests = result.requests
+    assert (requests["state"] == "completed").all()
+    pool = result.pools.set_index("replica_id")["pool"]
+    assert sorted(pool) == ["decode", "mixed", "prefill"]
+    on_mixed = requests[requests["replica"].map(pool) == "mixed"]
+    moved = set(result.kv_transfers["request_id"])
+    assert len(on_mixed) > 100 and not moved & set(on_mixed["request_id"])  # no transfer for them
+    decoded = requests[requests["replica"].map(pool) == "decode"]
+    assert set(decoded["request_id"]) == moved  # the others' KV caches moved, once each
+    ended_at_prefill = requests[requests["replica"].map(pool) == "prefill"]
+    assert (ended_at_prefill["output_tokens"] == 1).all()  # only one-token requests end there
+    summary = result.summary["inference"]["services"]["chat"]["disaggregation"]["pools"]
+    assert set(summary) == {"prefill", "decode", "mixed"}
+    assert summary["mixed"]["requests_served"] == len(on_mixed)
+
+
 # --- sharing the fabric with training ------------------------------------------------------------------
 
 HB = 25e9  # host link bytes/s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -32,10 +33,15 @@ def build_pools(scenario: Scenario, index: int, service: Service, shapes: dict[s
     """The prefill pool (takes the service's arrivals) and the decode pool (index set by the caller)."""
     assert service.prefill is not None and service.decode is not None
     where = f"{scenario.source}: workload.inference.services.{index}"
-    prefill, decode = service.prefill, service.decode
+    prefill, decode, mixed = service.prefill, service.decode, service.mixed
+    # A mixed pool's replicas share the prefill pool's arrivals and balancer, and decode what they prefill.
+    groups = prefill.replicas + (mixed.replicas if mixed is not None else [])
+    feeder_shapes = shapes["prefill"] + [replace(shape, group=len(shapes["prefill"]) + i)
+                                         for i, shape in enumerate(shapes.get("mixed", []))]
     feeder = ServiceRuntime(
-        env, index, service.name, shapes["prefill"], [g.count for g in prefill.replicas],
-        [g.limit for g in prefill.replicas], prefill.min_replicas, build_policy(scenario, "replica_scheduler"),
+        env, index, service.name, feeder_shapes, [g.count for g in groups], [g.limit for g in groups],
+        prefill.min_replicas + (mixed.min_replicas if mixed is not None else 0),
+        build_policy(scenario, "replica_scheduler"),
         build_policy(scenario, "balancer"), _pool_policy(scenario, "autoscaler", prefill.autoscaler,
                                                          f"{where}.prefill.autoscaler"),
         streams("balancer"), arrivals, source=f"{where}.prefill")
@@ -82,7 +88,7 @@ def disaggregation_frames(decoders: list[DecodePoolRuntime], requests: Sequence[
     for decoder in decoders:
         transfers.extend((r.request, decoder.name, r.source_replica, r.target_replica, r.bytes, r.start, r.end)
                          for r in decoder.transfers.records)
-        pools.extend((replica.id, decoder.name, "prefill") for replica in decoder.feeder.replicas)
+        pools.extend((replica.id, decoder.name, replica.shape.pool) for replica in decoder.feeder.replicas)
         pools.extend((replica.id, decoder.name, "decode") for replica in decoder.replicas)
     transfers.sort(key=lambda row: (row[5], row[0]))
     return {"kv_transfers": kv_transfers_frame(transfers), "pools": pools_frame(sorted(pools))}

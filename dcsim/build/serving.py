@@ -109,11 +109,15 @@ def pool_groups(service: Service, pool: str) -> list[ReplicaGroup]:
         return service.prefill.replicas
     if pool == "decode" and service.decode is not None:
         return service.decode.replicas
+    if pool == "mixed" and service.mixed is not None:
+        return service.mixed.replicas
     return service.replicas
 
 
 def service_pools(service: Service) -> tuple[str, ...]:
-    return ("prefill", "decode") if service.prefill is not None else ("",)
+    if service.prefill is None:
+        return ("",)
+    return ("prefill", "decode", "mixed") if service.mixed is not None else ("prefill", "decode")
 
 
 def service_model(service: Service, where: str) -> ModelSpec:

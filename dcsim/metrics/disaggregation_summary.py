@@ -2,7 +2,7 @@
 
 - kv_transfers: request_id, service, prefill_replica, decode_replica, bytes, start_s (the prefill's end,
   or later when no decode replica was ready), end_s (the KV cache is at the decode replica), transfer_s.
-- pools: replica_id, service, pool (prefill | decode), one row per replica of a disaggregated service.
+- pools: replica_id, service, pool (prefill | decode | mixed), one row per replica of a disaggregated service.
 
 The summary (under each disaggregated service as `disaggregation`): KV transfers (count, bytes, time),
 per pool the replicas started, busy fraction (iterating seconds over ready seconds) and occupancy (as
@@ -57,7 +57,9 @@ def disaggregation_section(service: str, requests: pd.DataFrame, replicas: pd.Da
         "goodput_rps": goodput(requests[requests["service"] == service], sim_time),
     }
     mine = pools[pools["service"] == service]
-    for pool in ("prefill", "decode"):
+    for pool in ("prefill", "decode", "mixed"):
+        if pool == "mixed" and not (mine["pool"] == pool).any():
+            continue
         ids = set(mine.loc[mine["pool"] == pool, "replica_id"].tolist())
         part = replicas[replicas["replica_id"].isin(ids)]
         section["pools"][pool] = _pool(part, sim_time)

@@ -87,7 +87,7 @@ def _service_problems(data: Any, catalog: Catalog, present: set[str],
     for index, service in enumerate(services if isinstance(services, list) else []):
         path = f"workload.inference.services.{index}"
         check(f"{path}.model", _get(service, "model"), llm)
-        for field in (("replicas",), ("prefill", "replicas"), ("decode", "replicas")):  # pools: disaggregated
+        for field in (("replicas",), *((pool, "replicas") for pool in ("prefill", "decode", "mixed"))):
             groups = _get(service, *field)
             for group_index, group in enumerate(groups if isinstance(groups, list) else []):
                 where = f"{path}.{'.'.join(field)}.{group_index}.accelerator"

@@ -120,6 +120,8 @@ class Service(Strict):
         default_factory=list, description="replica groups that prefill and decode (omit with prefill/decode pools)")
     prefill: Pool | None = Field(None, description="disaggregated serving: the pool that prefills (with decode)")
     decode: DecodePool | None = Field(None, description="disaggregated serving: the pool that decodes (with prefill)")
+    mixed: Pool | None = Field(None, description="disaggregated serving: replicas that take arrivals beside the "
+                                                 "prefill pool and decode them themselves (Splitwise's mixed pool)")
     kv_transfer: KVTransfer = Field(KVTransfer(), description="disaggregated serving: how KV caches move")
     min_replicas: int = Field(1, ge=0, le=100_000, description="an autoscaler never goes below this many replicas")
     max_batch: int = Field(256, ge=1, le=1_000_000, description="most requests in a replica's batch")
@@ -145,7 +147,9 @@ class Service(Strict):
 
     @model_validator(mode="after")
     def _can_reach_minimum(self) -> Service:
-        if self.prefill is not None or self.decode is not None:
+        if self.prefill is not None or self.decode is not None or self.mixed is not None:
+            if self.prefill is None and self.decode is None:
+                raise ValueError("mixed: a mixed pool goes with prefill and decode pools; use replicas instead")
             if self.prefill is None:
                 raise ValueError("decode: a decode pool needs a prefill pool; add prefill: {replicas: [...]}")
             if self.decode is None:
