@@ -48,6 +48,16 @@ class PoolPolicy(Strict):
     name: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        """`least_tokens`, or `{name: power_of_two_choices, seed_offset: 1}` (parameters beside the name)."""
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "params" not in value and set(value) - {"name"}:
+            return {"name": value.get("name"), "params": {k: v for k, v in value.items() if k != "name"}}
+        return value
+
 
 class Pool(Strict):
     replicas: list[ReplicaGroup] = Field(min_length=1, description="replica groups, as a service's `replicas`")
