@@ -73,7 +73,8 @@ def run_one(key: str) -> dict[str, Any]:
     disagg = service.get("disaggregation", {})
     return {
         "key": key, "requests": inference["requests"], "completed": inference["completed"], "total_s": total_s,
-        "cpu_s": cpu_s, "events": s["events"], "ttft_p99_s": inference["ttft_s"]["p99"], "tpot_p99_s": inference["tpot_s"]["p99"],
+        "cpu_s": cpu_s, "events": s["events"], "ttft_p99_s": inference["ttft_s"]["p99"],
+        "tpot_p99_s": inference["tpot_s"]["p99"],
         "slo": inference["slo_attainment"], "kv_transfer_p50_s": (disagg.get("kv_transfer_s") or {}).get("p50"),
         "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
