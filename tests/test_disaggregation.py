@@ -146,6 +146,19 @@ def test_every_request_ends_in_one_state_with_autoscaled_pools() -> None:
     assert (completed["first_token_s"] <= completed["end_s"]).all()
 
 
+def test_fast_forward_gives_the_per_iteration_results_with_pools() -> None:
+    """Transferred requests join decoding at iteration boundaries: the closed-form decode clock and one
+    event per iteration give the same request times."""
+    data = scenario(pools(prefill=1, decode=2, requests=synthetic(400, "6/s")), nodes=3)
+    fast = run(data)
+    data["workload"]["inference"]["fast_forward"] = False
+    slow = run(data)
+    columns = ["first_token_s", "end_s", "replica", "preemptions"]
+    np.testing.assert_allclose(fast.requests[columns].to_numpy(dtype=float),
+                               slow.requests[columns].to_numpy(dtype=float), rtol=1e-9)
+    assert fast.summary["events"] < slow.summary["events"]
+
+
 def _in_system(ts: pd.DataFrame, ids: set[int]) -> float:
     """Time integral of requests waiting or in a batch at these replicas (levels hold until the next row)."""
     total = 0.0
