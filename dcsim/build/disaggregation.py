@@ -72,6 +72,20 @@ def _pool_policy(scenario: Scenario, family: str, spec: PoolPolicy | None, where
         raise PolicyError(f"{where}: {exc}") from None
 
 
+def pool_policy_problems(scenario: Scenario, index: int, service: Service) -> list[str]:
+    """Unknown or badly parameterised pool balancers and autoscalers, for `dcsim validate`."""
+    where = f"{scenario.source}: workload.inference.services.{index}"
+    problems = []
+    for pool, family, spec in (("prefill", "autoscaler", service.prefill and service.prefill.autoscaler),
+                               ("decode", "autoscaler", service.decode and service.decode.autoscaler),
+                               ("decode", "balancer", service.decode and service.decode.balancer)):
+        try:
+            _pool_policy(scenario, family, spec, f"{where}.{pool}.{family}")
+        except PolicyError as exc:
+            problems.append(str(exc))
+    return problems if service.prefill is not None else []
+
+
 def wire_network(decoders: list[DecodePoolRuntime], fabric: Any, topology: Topology | None) -> None:
     """KV transfers ride the scenario's fabric (shared with training traffic) when it has a network."""
     if topology is None:

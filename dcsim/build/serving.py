@@ -17,7 +17,7 @@ from typing import Any
 import simpy
 
 from dcsim.build.cluster import build_cluster, busy_power, power_caps
-from dcsim.build.disaggregation import build_pools
+from dcsim.build.disaggregation import build_pools, pool_policy_problems
 from dcsim.build.feasibility import limit_context
 from dcsim.build.policies import build_policy
 from dcsim.calibration import Calibration
@@ -210,6 +210,7 @@ def service_problems(scenario: Scenario) -> list[str]:
         except ScenarioError as exc:
             problems.extend(exc.problems)
             continue
+        problems.extend(pool_policy_problems(scenario, index, service))
         for shape, group in placed:
             for _ in range(group.count):  # best fit, as the engine places them at time 0
                 fits = [n for n in cluster.nodes if n.accelerator == shape.accelerator
