@@ -9,11 +9,10 @@ decode replica (any registered balancer; default: the scenario's `policies.balan
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, model_validator
 
 from dcsim.scenario.base import Strict
+from dcsim.scenario.policy_spec import PolicySpec
 from dcsim.scenario.units_types import Bandwidth, Duration
 
 # 400 Gb/s: one ConnectX-7 class NIC per node, the RDMA path Splitwise and DistServe move KV caches over.
@@ -42,21 +41,7 @@ class ReplicaGroup(Strict):
         return self
 
 
-class PoolPolicy(Strict):
-    """A registered policy for one pool (`dcsim policies` lists them)."""
-
-    name: str = Field(min_length=1)
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        """`least_tokens`, or `{name: power_of_two_choices, seed_offset: 1}` (parameters beside the name)."""
-        if isinstance(value, str):
-            return {"name": value}
-        if isinstance(value, dict) and "params" not in value and set(value) - {"name"}:
-            return {"name": value.get("name"), "params": {k: v for k, v in value.items() if k != "name"}}
-        return value
+PoolPolicy = PolicySpec  # a pool's balancer or autoscaler: a name, or name and parameters
 
 
 class Pool(Strict):
