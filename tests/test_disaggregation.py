@@ -290,3 +290,23 @@ def test_the_cli_exits_2_and_writes_nothing_for_a_decode_pool_without_prefill(tm
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "decode pool needs a prefill pool" in lines[0] and "bad.yaml" in lines[0]
     assert not out.exists()
+
+
+def test_lost_pool_replicas_retry_their_requests_and_every_request_ends_once() -> None:
+    """Node failures hit both pools: requests of a lost decode replica (decoding, or with their KV cache
+    just arrived or still on the way) are recomputed on another decode replica; every request ends once."""
+    service = pools(requests=synthetic(4000, "2/s"))
+    data = scenario(service, nodes=4, horizon="40min",
+                    failures={"node": {"mtbf": "30min"}, "request_retries": 3})
+    result = run(data)
+    serving = result.summary["failures"]["serving"]
+    assert serving["replicas_lost"] > 0 and serving["requests_retried"] > 0
+    requests = result.requests
+    assert requests["request_id"].is_unique
+    assert requests["state"].isin(["completed", "rejected", "unfinished"]).all()
+    counts = result.summary["inference"]
+    assert counts["completed"] + counts["dropped"] + counts["unfinished"] == counts["requests"]
+    done = requests[requests["state"] == "completed"]
+    assert (done["end_s"] >= done["first_token_s"]).all()
+    lost = result.pools.merge(result.replicas, on="replica_id")
+    assert lost["stopped_s"].notna().any()  # a pool replica was lost and replaced

@@ -67,11 +67,22 @@ class DecodePoolRuntime(ServiceRuntime):
 
     def _route_pending(self) -> None:
         held: deque[Request] = deque()
+        touched: dict[int, Replica] = {}
         while self.pending:
             request = self.pending.popleft()
-            if not self.routable or not self._send(request):
+            if not self.routable:
+                held.append(request)
+            elif request.id in self._sources:  # prefilled: its KV cache moves to the chosen replica
+                if not self._send(request):
+                    held.append(request)
+            elif (replica := self._choose(request)) is not None:  # lost with a decode replica: recomputed
+                replica.waiting.append(request)
+                touched[replica.id] = replica
+            else:
                 held.append(request)
         self.pending = held
+        for replica in touched.values():
+            self.engine.wake(replica)
 
     def _send(self, request: Request) -> bool:
         target = self._choose(request)
