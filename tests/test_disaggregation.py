@@ -310,3 +310,32 @@ def test_lost_pool_replicas_retry_their_requests_and_every_request_ends_once() -
     assert (done["end_s"] >= done["first_token_s"]).all()
     lost = result.pools.merge(result.replicas, on="replica_id")
     assert lost["stopped_s"].notna().any()  # a pool replica was lost and replaced
+
+
+# --- report -----------------------------------------------------------------------------------------------
+
+
+def test_the_report_draws_the_pools_chart_from_saved_results(tmp_path: Path) -> None:
+    from dcsim.reporting import write_report
+    from dcsim.results import RunResult
+
+    result = run(scenario(pools(requests=synthetic(200, "4/s"))))
+    result.save(tmp_path / "run")
+    reloaded = RunResult.load(tmp_path / "run")
+    assert reloaded.kv_transfers is not None and len(reloaded.kv_transfers) == len(result.kv_transfers)
+    (tmp_path / "report").mkdir()
+    paths = write_report(reloaded, tmp_path / "report")
+    assert not paths.failures
+    names = {path.name for path in paths}
+    assert "disaggregated_pools.png" in names and "latency_cdf.png" in names
+    assert "the CDF of KV-cache transfer times" in (tmp_path / "report" / "report.html").read_text()  # its caption
+
+
+def test_pool_levels_sum_the_replicas_levels_by_hand() -> None:
+    from dcsim.reporting.disaggregation_charts import pool_levels
+
+    ts = pd.DataFrame({"time_s": [0.0, 1.0, 1.0, 2.0, 3.0], "replica_id": [0, 1, 0, 1, 9],
+                       "batch": [2, 1, 0, 4, 7], "waiting": [1, 0, 0, 1, 7]})
+    times, levels = pool_levels(ts, {0, 1}, 5.0)
+    # t=0: replica 0 holds 3; t=1: replica 1 holds 1 and replica 0 drops to 0; t=2: replica 1 holds 5.
+    assert list(times) == [0.0, 1.0, 2.0, 5.0] and list(levels) == [3.0, 1.0, 5.0, 5.0]
