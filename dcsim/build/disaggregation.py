@@ -20,7 +20,6 @@ from dcsim.engine.service import ServiceRuntime
 from dcsim.errors import PolicyError
 from dcsim.metrics.disaggregation_summary import kv_transfers_frame, pools_frame
 from dcsim.model import Request
-from dcsim.model.topology import Topology
 from dcsim.policies import registry
 from dcsim.scenario.inference import Service
 from dcsim.scenario.schema import Scenario
@@ -86,7 +85,7 @@ def pool_policy_problems(scenario: Scenario, index: int, service: Service) -> li
     return problems if service.prefill is not None else []
 
 
-def wire_network(decoders: list[DecodePoolRuntime], fabric: Any, topology: Topology | None) -> None:
+def wire_network(decoders: list[DecodePoolRuntime], fabric: Any, topology: Any) -> None:
     """KV transfers ride the scenario's fabric (shared with training traffic) when it has a network."""
     if topology is None:
         return

@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import simpy
 
-from dcsim.engine.fabric import Fabric
-from dcsim.model.topology import Topology
+if TYPE_CHECKING:  # the fabric loads numba and the topology networkx: only runs with a network import them
+    from dcsim.engine.fabric import Fabric
+    from dcsim.model.topology import Topology
 
 
 @dataclass(frozen=True, slots=True)
