@@ -339,3 +339,13 @@ def test_pool_levels_sum_the_replicas_levels_by_hand() -> None:
     times, levels = pool_levels(ts, {0, 1}, 5.0)
     # t=0: replica 0 holds 3; t=1: replica 1 holds 1 and replica 0 drops to 0; t=2: replica 1 holds 5.
     assert list(times) == [0.0, 1.0, 2.0, 5.0] and list(levels) == [3.0, 1.0, 5.0, 5.0]
+
+
+def test_a_disaggregated_run_without_a_network_loads_neither_numba_nor_networkx(tmp_path: Path) -> None:
+    """KV transfers over NICs need no flow solver: the fabric (numba) and topology (networkx) stay unloaded."""
+    path = tmp_path / "pools.yaml"
+    path.write_text(yaml.safe_dump(scenario(pools(requests=synthetic(50, "4/s")))))
+    code = ("import sys, dcsim; dcsim.run(sys.argv[1]); "
+            "print(sorted(m for m in ('numba', 'networkx') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
