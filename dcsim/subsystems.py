@@ -18,8 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from dcsim.build.disaggregation import disaggregation_frames
 from dcsim.build.hardware_summary import hardware_section
 from dcsim.build.model import Model
+from dcsim.metrics.disaggregation_summary import disaggregation_section
 from dcsim.metrics.failure_summary import failure_summary, failures_frame
 from dcsim.metrics.fairness import lifecycle_section
 from dcsim.metrics.inference_summary import inference_summary
@@ -85,11 +87,18 @@ def _inference(run: RunFrames) -> Contribution | None:
     frames = {"requests": recorder.requests_frame(infos), "replicas": recorder.replicas_frame(run.end_time),
               "replica_timeseries": recorder.replica_timeseries_frame()}
     services = {}
-    for service, runtime in zip(inference.services, model.serving.engine.services, strict=True):
+    runtimes = model.serving.engine.services[:len(inference.services)]  # decode pools follow (disaggregation)
+    for service, runtime in zip(inference.services, runtimes, strict=True):
         services[service.name] = {"slo": service.slo.ttft is not None or service.slo.tpot is not None,
                                   "scale_up_blocked": runtime.scale_up_blocked,
                                   "workload": model.serving.reports[service.name].as_dict()}
     section = inference_summary(frames["requests"], frames["replicas"], run.end_time, services)
+    if model.serving.decoders:  # disaggregated services: KV transfers, pools, goodput
+        frames.update(disaggregation_frames(model.serving.decoders, model.serving.requests))
+        for decoder in model.serving.decoders:
+            section["services"][decoder.name]["disaggregation"] = disaggregation_section(
+                decoder.name, frames["requests"], frames["replicas"], frames["pools"], frames["kv_transfers"],
+                run.end_time)
     return Contribution(frames=frames, sections={"inference": section})
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import simpy
 
 from dcsim.build.cluster import build_cluster, busy_power, power_caps, uncapped_busy_power
+from dcsim.build.disaggregation import wire_network
 from dcsim.build.failures import build_checkpoints, build_failures, wire_tier_checkpoints
 from dcsim.build.feasibility import restrict_to_memory
 from dcsim.build.placement_speed import PlacementSpeed, nic_collectives
@@ -151,6 +152,7 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
                             training.waiting)
     if serving is not None and network is not None:
         serving.engine.load_weights = weight_loader(network)  # imported above with the network
+        wire_network(serving.decoders, network.fabric, network.topology)  # KV transfers share the fabric
     if serving is not None:
         training.on_release = serving.engine.capacity_freed
         training.on_queue = serving.engine.demand_appeared

@@ -64,6 +64,7 @@ class ReplicaShape:
     speed: float  # output tokens/s at batch 32 with 1,024 context tokens each
     weight_bytes: float = 0.0
     weights_from: str | None = None  # storage tier the weights are loaded from (then cold_start is unused)
+    pool: str = ""  # disaggregated services: "prefill" or "decode" (engine/disaggregation.py); "" does both
 
 
 class Replica:
@@ -88,6 +89,7 @@ class Replica:
         self.stopped: float | None = None
         self.draining = False
         self.waiting: deque[Request] = deque()
+        self.prefilled_in: deque[Request] = deque()  # decode pool: KV cache arrived, to join decoding
         self.prefilling: list[Request] = []
         self.members: dict[int, Request] = {}  # decoding requests by admission sequence (oldest first)
         self._finishes: list[tuple[int, int, Request]] = []  # (finish iteration, seq, request)

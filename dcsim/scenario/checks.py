@@ -91,13 +91,14 @@ def _service_problems(data: Any, catalog: Catalog, present: set[str],
     for index, service in enumerate(services if isinstance(services, list) else []):
         path = f"workload.inference.services.{index}"
         check(f"{path}.model", _get(service, "model"), llm)
-        groups = _get(service, "replicas")
-        for group_index, group in enumerate(groups if isinstance(groups, list) else []):
-            where = f"{path}.replicas.{group_index}.accelerator"
-            name = check(where, _get(group, "accelerator"), catalog.accelerator)
-            if name is not None and present and catalog.canonical_accelerator(name) not in present:
-                have = ", ".join(sorted(present))
-                problems.append(f"{where}: {excerpt(name)} is not in the cluster (node pools have {have})")
+        for field in (("replicas",), *((pool, "replicas") for pool in ("prefill", "decode", "mixed"))):
+            groups = _get(service, *field)
+            for group_index, group in enumerate(groups if isinstance(groups, list) else []):
+                where = f"{path}.{'.'.join(field)}.{group_index}.accelerator"
+                name = check(where, _get(group, "accelerator"), catalog.accelerator)
+                if name is not None and present and catalog.canonical_accelerator(name) not in present:
+                    have = ", ".join(sorted(present))
+                    problems.append(f"{where}: {excerpt(name)} is not in the cluster (node pools have {have})")
 
 
 def _calibration(data: Any, base_dir: str, problems: list[str],
