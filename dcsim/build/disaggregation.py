@@ -22,6 +22,7 @@ from dcsim.metrics.disaggregation_summary import kv_transfers_frame, pools_frame
 from dcsim.model import Request
 from dcsim.policies import registry
 from dcsim.scenario.inference import Service
+from dcsim.scenario.policy_spec import PolicySpec
 from dcsim.scenario.schema import Scenario
 from dcsim.scenario.serving_pools import PoolPolicy
 
@@ -75,9 +76,11 @@ def pool_policy_problems(scenario: Scenario, index: int, service: Service) -> li
     """Unknown or badly parameterised pool balancers and autoscalers, for `dcsim validate`."""
     where = f"{scenario.source}: workload.inference.services.{index}"
     problems = []
-    for pool, family, spec in (("prefill", "autoscaler", service.prefill and service.prefill.autoscaler),
-                               ("decode", "autoscaler", service.decode and service.decode.autoscaler),
-                               ("decode", "balancer", service.decode and service.decode.balancer)):
+    specs: list[tuple[str, str, PolicySpec | None]] = [
+        ("prefill", "autoscaler", service.prefill.autoscaler if service.prefill else None),
+        ("decode", "autoscaler", service.decode.autoscaler if service.decode else None),
+        ("decode", "balancer", service.decode.balancer if service.decode else None)]
+    for pool, family, spec in specs:
         try:
             _pool_policy(scenario, family, spec, f"{where}.{pool}.{family}")
         except PolicyError as exc:
@@ -96,8 +99,8 @@ def wire_network(decoders: list[DecodePoolRuntime], fabric: Any, topology: Any) 
 
 def disaggregation_frames(decoders: list[DecodePoolRuntime], requests: Sequence[Request]) -> dict[str, pd.DataFrame]:
     """The kv_transfers and pools frames of a run's disaggregated services (metrics/disaggregation_summary.py)."""
-    transfers = []
-    pools = []
+    transfers: list[tuple[Any, ...]] = []
+    pools: list[tuple[int, str, str]] = []
     for decoder in decoders:
         transfers.extend((r.request, decoder.name, r.source_replica, r.target_replica, r.bytes, r.start, r.end)
                          for r in decoder.transfers.records)
