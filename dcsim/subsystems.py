@@ -18,8 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from dcsim.build.disaggregation import disaggregation_frames
 from dcsim.build.hardware_summary import hardware_section
 from dcsim.build.model import Model
+from dcsim.metrics.disaggregation_summary import disaggregation_section
 from dcsim.metrics.failure_summary import failure_summary, failures_frame
 from dcsim.metrics.fairness import lifecycle_section
 from dcsim.metrics.inference_summary import inference_summary
@@ -43,6 +45,7 @@ class RunFrames:
     end_time: float
     jobs: pd.DataFrame
     timeseries: pd.DataFrame
+    produced: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # frames of the subsystems listed before
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ def _inference(run: RunFrames) -> Contribution | None:
     frames = {"requests": recorder.requests_frame(infos), "replicas": recorder.replicas_frame(run.end_time),
               "replica_timeseries": recorder.replica_timeseries_frame()}
     services = {}
-    for service, runtime in zip(inference.services, model.serving.engine.services, strict=True):
+    runtimes = model.serving.engine.services[:len(inference.services)]  # decode pools follow (disaggregation)
+    for service, runtime in zip(inference.services, runtimes, strict=True):
         services[service.name] = {"slo": service.slo.ttft is not None or service.slo.tpot is not None,
                                   "scale_up_blocked": runtime.scale_up_blocked,
                                   "workload": model.serving.reports[service.name].as_dict()}
@@ -96,6 +100,12 @@ def _inference(run: RunFrames) -> Contribution | None:
             model.serving.requests, [s.name for s in inference.services], paged,
             [r for r in model.serving.engine.replicas if r.paged])  # type: ignore[misc]
         frames.update(kv_frames)
+    if model.serving.decoders:  # disaggregated services: KV transfers, pools, goodput
+        frames.update(disaggregation_frames(model.serving.decoders, model.serving.requests))
+        for decoder in model.serving.decoders:
+            section["services"][decoder.name]["disaggregation"] = disaggregation_section(
+                decoder.name, frames["requests"], frames["replicas"], frames["pools"], frames["kv_transfers"],
+                run.end_time)
     return Contribution(frames=frames, sections={"inference": section})
 
 
@@ -131,6 +141,18 @@ def _failures(run: RunFrames) -> Contribution | None:
                               stalled_checkpoints=checkpoint is not None and checkpoint.mode == "stall",
                               serving=serving)
     return Contribution(frames={"failures": frame}, sections={"failures": section})
+
+
+def _energy(run: RunFrames) -> Contribution | None:
+    """Only when the energy section uses a series, weather or a facility model (else summarize's constant-PUE
+    energy section stands, unchanged); replaces the timeseries and appends per-job and per-request columns."""
+    from dcsim.energy.subsystem import energy_contribution
+
+    model = run.model
+    if model.energy is None:
+        return None
+    frames, section = energy_contribution(model, run.end_time, run.jobs, run.timeseries, run.produced)
+    return Contribution(frames=frames, sections={"energy": section})
 
 
 def _hardware(run: RunFrames) -> Contribution | None:
@@ -171,6 +193,13 @@ FAILURE_HEADLINE = {
     "accelerator_availability": ("failures", "accelerator_availability"),
 }
 
+ENERGY_HEADLINE = {  # with series, weather or a facility model only
+    "energy_cost": ("energy", "cost"),
+    "water_l": ("energy", "water_l"),
+    "pue_time_mean": ("energy", "pue_time_mean"),
+    "peak_power_kw": ("energy", "peak_power_kw"),
+}
+
 CORE_HEADLINE = {  # what every run has
     "busy_utilization": ("utilization", "busy", "all"),
     "allocated_utilization": ("utilization", "allocated", "all"),
@@ -187,6 +216,7 @@ SUBSYSTEMS: tuple[Subsystem, ...] = (
     Subsystem("failures", ("inference", "training", "cluster"), _failures, FAILURE_HEADLINE,
               lambda s: s.failures is not None),
     Subsystem("hardware", ("utilization",), _hardware, present=lambda s: bool(s.accelerators or s.catalog)),
+    Subsystem("energy", ("energy",), _energy, ENERGY_HEADLINE, lambda s: s.energy.uses_series),  # replaces it
 )
 
 

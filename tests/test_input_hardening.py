@@ -329,4 +329,4 @@ def test_yaml_and_measurement_errors_echo_excerpts(tmp_path: Path) -> None:
     measurements.write_text(f"kind,model,accelerator,time\ntraining,ResNet-50,{huge},1s\n")
     with pytest.raises(CalibrationError) as info:
         read_measurements(measurements)
-    assert len(str(info.value)) < 500
+    assert len(str(info.value).replace(str(measurements), "")) < 450  # the excerpt is clipped; the path is the user's

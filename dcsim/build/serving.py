@@ -10,18 +10,21 @@ or a transfer from the service's storage tier (`weights_from`) sharing the netwo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 import simpy
 
 from dcsim.build.cluster import build_cluster, busy_power, power_caps
+from dcsim.build.disaggregation import build_pools, pool_policy_problems
 from dcsim.build.feasibility import limit_context
 from dcsim.build.policies import build_policy
 from dcsim.calibration import Calibration
 from dcsim.calibration.inference import kv_bytes_per_token, weight_bytes
+from dcsim.calibration.precision import Precision
 from dcsim.catalog import ModelSpec, load_catalog
+from dcsim.engine.disaggregation import DecodePoolRuntime, Disaggregation
 from dcsim.engine.kv_blocks import PagedSpec
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.replica import ReplicaShape
@@ -32,7 +35,7 @@ from dcsim.errors import CalibrationError, CatalogError, ScenarioError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Request
 from dcsim.scenario.accelerators import scenario_calibration, scenario_catalog
-from dcsim.scenario.inference import Service
+from dcsim.scenario.inference import ReplicaGroup, Service
 from dcsim.scenario.kv_cache import PagedKV
 from dcsim.scenario.schema import Scenario
 from dcsim.workload import WorkloadReport, build_requests
@@ -47,21 +50,25 @@ class Serving:
     requests: list[Request]
     reports: dict[str, WorkloadReport]
     policies: dict[str, dict[str, object]]
+    decoders: list[DecodePoolRuntime] = field(default_factory=list)  # decode pools of disaggregated services
 
 
 def replica_shapes(scenario: Scenario, index: int, cluster: Cluster, calibration: Calibration,
-                   busy_w: dict[str, float]) -> list[ReplicaShape]:
-    """One shape per replica group of service `index`; impossible shapes fail with the field's path."""
+                   busy_w: dict[str, float], pool: str = "") -> list[ReplicaShape]:
+    """One shape per replica group of service `index` (of its `pool` when disaggregated); impossible
+    shapes fail with the field's path."""
     assert scenario.workload.inference is not None
     service = scenario.workload.inference.services[index]
     where = f"{scenario.source}: workload.inference.services.{index}"
+    groups = pool_groups(service, pool)
     catalog = scenario_catalog(scenario)
     model = service_model(service, where)
-    weights = weight_bytes(model)
-    per_token = kv_bytes_per_token(model)
+    precision = Precision(service.weight_precision, service.kv_precision)
+    weights = weight_bytes(model) * precision.weight_scale
+    per_token = kv_bytes_per_token(model) * precision.kv_scale
     shapes = []
-    for group_index, group in enumerate(service.replicas):
-        path = f"{where}.replicas.{group_index}"
+    for group_index, group in enumerate(groups):
+        path = f"{where}.{pool + '.' if pool else ''}replicas.{group_index}"
         accelerator = catalog.canonical_accelerator(group.accelerator)
         if accelerator not in cluster.accelerator_models:
             raise ScenarioError([f"{path}.accelerator: {group.accelerator!r} is not in the cluster "
@@ -82,7 +89,11 @@ def replica_shapes(scenario: Scenario, index: int, cluster: Cluster, calibration
             raise ScenarioError([f"{path}: {model.name} weights ({weights / 1e9:.0f} GB) leave no room for a KV "
                                  f"cache in {tp} x {accelerator} ({memory / 1e9:.0f} GB usable); "
                                  "raise tensor_parallel or set kv_cache"])
-        timing = calibration.inference.iteration_constants(model, accelerator, tp)
+        try:
+            precision.gemm_peak(spec)
+        except CalibrationError as exc:
+            raise ScenarioError([f"{where}.weight_precision: {exc}"]) from None
+        timing = calibration.inference.iteration_constants(model, accelerator, tp, precision)
         idle = calibration.power.idle_power(accelerator) * tp
         decode = timing.decode_fixed + timing.decode_request * SPEED_BATCH \
             + timing.decode_context * SPEED_BATCH * SPEED_CONTEXT
@@ -90,9 +101,26 @@ def replica_shapes(scenario: Scenario, index: int, cluster: Cluster, calibration
             group=group_index, accelerator=accelerator, tensor_parallel=tp, kv_capacity=tokens,
             max_batch=service.max_batch, timing=timing, cold_start=weights / service.weights_load_bandwidth,
             idle_w=idle, busy_w=_busy_power(calibration, accelerator, tp, busy_w[accelerator], idle),
-            speed=SPEED_BATCH / decode, weight_bytes=weights, weights_from=service.weights_from,
+            speed=SPEED_BATCH / decode, weight_bytes=weights, weights_from=service.weights_from, pool=pool,
             paged=paged_spec(service.paged_kv, per_token)))
     return shapes
+
+
+def pool_groups(service: Service, pool: str) -> list[ReplicaGroup]:
+    """The replica groups of a service ("") or of one of its disaggregated pools."""
+    if pool == "prefill" and service.prefill is not None:
+        return service.prefill.replicas
+    if pool == "decode" and service.decode is not None:
+        return service.decode.replicas
+    if pool == "mixed" and service.mixed is not None:
+        return service.mixed.replicas
+    return service.replicas
+
+
+def service_pools(service: Service) -> tuple[str, ...]:
+    if service.prefill is None:
+        return ("",)
+    return ("prefill", "decode", "mixed") if service.mixed is not None else ("prefill", "decode")
 
 
 def paged_spec(paged: PagedKV | None, kv_bytes_per_token: float) -> PagedSpec | None:
@@ -136,8 +164,10 @@ def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster
     requests: list[Request] = []
     reports: dict[str, WorkloadReport] = {}
     services: list[ServiceRuntime] = []
+    decoders: dict[int, DecodePoolRuntime] = {}
     for index, service in enumerate(inference.services):
-        shapes = replica_shapes(scenario, index, cluster, calibration, busy_w)
+        pools = {pool: replica_shapes(scenario, index, cluster, calibration, busy_w, pool)
+                 for pool in service_pools(service)}
 
         def streams(name: str, prefix: str = f"inference.{service.name}") -> Any:
             return stream(seed, f"{prefix}.{name}")
@@ -146,21 +176,31 @@ def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster
         own = limit_context(own, report, service_model(service, ""), service.context_overflow == "truncate")
         requests.extend(own)
         reports[service.name] = report
+        if service.prefill is not None:  # disaggregated: prefill pool here, decode pool after every service
+            feeder, decoders[index] = build_pools(scenario, index, service, pools, env, streams, len(own))
+            services.append(feeder)
+            continue
         services.append(ServiceRuntime(
-            env, index, service.name, shapes, [g.count for g in service.replicas], [g.limit for g in service.replicas],
+            env, index, service.name, pools[""], [g.count for g in service.replicas],
+            [g.limit for g in service.replicas],
             service.min_replicas, build_policy(scenario, "replica_scheduler"), build_policy(scenario, "balancer"),
             build_policy(scenario, "autoscaler"), streams("balancer"), len(own),
             source=f"{scenario.source}: workload.inference.services.{index}"))
+    for decoder in decoders.values():
+        decoder.index = len(services)
+        services.append(decoder)
     requests.sort(key=lambda r: (r.arrival, r.service))
     for new_id, request in enumerate(requests):
         request.id = new_id
     engine = ServingEngine(env, cluster, services, requests, recorder, levels, fast_forward=inference.fast_forward,
                            on_capacity_change=on_capacity_change, training_waiting=training_waiting)
+    if decoders:
+        engine.hand_off = Disaggregation(decoders)
     first = services[0]
     chosen: dict[str, Any] = {"replica_scheduler": first.scheduler, "balancer": first.balancer,
                               "autoscaler": first.autoscaler}
     policies = {family: {"name": p.name, "params": p.get_params()} for family, p in chosen.items()}
-    return Serving(engine, requests, reports, policies)
+    return Serving(engine, requests, reports, policies, list(decoders.values()))
 
 
 def service_problems(scenario: Scenario) -> list[str]:
@@ -176,16 +216,20 @@ def service_problems(scenario: Scenario) -> list[str]:
     free = {node.id: node.size for node in cluster.nodes}
     for index, service in enumerate(inference.services):
         try:
-            shapes = replica_shapes(scenario, index, cluster, calibration, busy_w)
+            placed = [(shape, group) for pool in service_pools(service) for shape, group in
+                      zip(replica_shapes(scenario, index, cluster, calibration, busy_w, pool),
+                          pool_groups(service, pool), strict=True)]
         except ScenarioError as exc:
             problems.extend(exc.problems)
             continue
-        for shape, group in zip(shapes, service.replicas, strict=True):
+        problems.extend(pool_policy_problems(scenario, index, service))
+        for shape, group in placed:
             for _ in range(group.count):  # best fit, as the engine places them at time 0
                 fits = [n for n in cluster.nodes if n.accelerator == shape.accelerator
                         and free[n.id] >= shape.tensor_parallel]
                 if not fits:
-                    problems.append(f"{scenario.source}: workload.inference.services.{index}.replicas."
+                    pool = shape.pool + "." if shape.pool else ""
+                    problems.append(f"{scenario.source}: workload.inference.services.{index}.{pool}replicas."
                                     f"{shape.group}: cannot place {group.count} initial replicas of "
                                     f"{shape.tensor_parallel} x {shape.accelerator} on the cluster's nodes")
                     break

@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from dcsim.calibration.fitting import FitError, ape_stats, require_points
+from dcsim.calibration.precision import Precision
 from dcsim.calibration.table import row_model
 from dcsim.catalog import AcceleratorSpec, Catalog, ModelSpec, load_catalog
 from dcsim.errors import CalibrationError, CatalogError
@@ -172,7 +173,7 @@ class InferenceModel:
     sources: tuple[str, ...] = ()
     errors: tuple[FitError, ...] = ()
     catalog: Catalog | None = field(default=None, repr=False, compare=False)  # None: the shipped catalog
-    _cache: dict[tuple[ModelSpec, str, int], tuple[float, ...]] = field(
+    _cache: dict[tuple[Any, ...], tuple[float, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
     def prefill_time(self, model: ModelSpec, accelerator: str, prompt_tokens: float, batch: float = 1,
@@ -188,8 +189,13 @@ class InferenceModel:
         k = self._cache.get((model, accelerator, tp)) or self._constants(model, accelerator, tp)
         return k[3] + k[4] * batch + k[5] * context_tokens
 
-    def iteration_constants(self, model: ModelSpec, accelerator: str, tp: int = 1) -> IterationConstants:
-        """The coefficients of prefill_time and decode_time, for simulators that sum many iterations."""
+    def iteration_constants(self, model: ModelSpec, accelerator: str, tp: int = 1,
+                            precision: Precision | None = None) -> IterationConstants:
+        """The coefficients of prefill_time and decode_time, for simulators that sum many iterations;
+        `precision` other than BF16 scales weight and KV bytes and the GEMM peak (calibration/precision.py)."""
+        if precision is not None and not precision.is_reference:
+            key = (model, accelerator, tp, precision)
+            return IterationConstants(*(self._cache.get(key) or self._constants(model, accelerator, tp, precision))[:6])
         k = self._cache.get((model, accelerator, tp)) or self._constants(model, accelerator, tp)
         return IterationConstants(*k[:6])
 
@@ -212,7 +218,8 @@ class InferenceModel:
         except CatalogError as exc:
             raise CalibrationError(str(exc)) from None
 
-    def _constants(self, model: ModelSpec, accelerator: str, tp: int) -> tuple[float, ...]:
+    def _constants(self, model: ModelSpec, accelerator: str, tp: int,
+                   precision: Precision | None = None) -> tuple[float, ...]:
         if tp < 1 or int(tp) != tp:
             raise CalibrationError(f"tensor parallelism must be a whole number >= 1, got {tp!r}")
         name = self._canonical(accelerator)
@@ -224,11 +231,15 @@ class InferenceModel:
             relative = self.entries.get(spec.like) if spec.like else None
             hw, coefs = Hardware.of(spec), (relative.coefficients if relative is not None else self.default)
         s = model_shape(model)
+        if precision is not None:  # fewer weight and KV bytes; weight GEMMs at that precision's peak
+            speedup = precision.gemm_speedup(self._catalog().accelerators[name])
+            s = replace(s, params=s.params * precision.weight_scale, compute_params=s.compute_params / speedup,
+                        kv_bytes_per_token=s.kv_bytes_per_token * precision.kv_scale)
         p, d = np.array([coefs[t] for t in PREFILL_TERMS]), np.array([coefs[t] for t in DECODE_TERMS])
         prefill, linear, decode = _bases(s, hw, tp)
         k = (*(prefill @ p), *(decode @ d), *(linear @ p))
         constants = tuple(float(v) for v in k)
-        self._cache[(model, accelerator, tp)] = constants
+        self._cache[(model, accelerator, tp) if precision is None else (model, accelerator, tp, precision)] = constants
         return constants
 
     def predict_row(self, row: Mapping[str, Any], spec: ModelSpec) -> float:

@@ -66,6 +66,7 @@ class ReplicaShape:
     weight_bytes: float = 0.0
     weights_from: str | None = None  # storage tier the weights are loaded from (then cold_start is unused)
     paged: object = None  # engine.kv_blocks.PagedSpec: the replica counts KV in blocks (PagedReplica)
+    pool: str = ""  # disaggregated services: "prefill" or "decode" (engine/disaggregation.py); "" does both
 
 
 class Replica:
@@ -95,6 +96,7 @@ class Replica:
         self.stopped: float | None = None
         self.draining = False
         self.waiting: deque[Request] = deque()
+        self.prefilled_in: deque[Request] = deque()  # decode pool: KV cache arrived, to join decoding
         self.prefilling: list[Request] = []
         self.members: dict[int, Request] = {}  # decoding requests by admission sequence (oldest first)
         self._finishes: list[tuple[int, int, Request]] = []  # (finish iteration, seq, request)

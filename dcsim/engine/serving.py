@@ -16,6 +16,7 @@ from functools import partial
 
 import simpy
 
+from dcsim.engine.disaggregation import HandOff
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.replica import Replica
 from dcsim.engine.service import ServiceRuntime
@@ -46,6 +47,7 @@ class ServingEngine:
         self._seq = 0
         self.finished = 0
         self.losses: ReplicaLosses | None = None  # replicas lost to failures (engine/serving_failures.py)
+        self.hand_off: HandOff | None = None  # disaggregated services: prefill pool -> decode pool
         for service in self.services:
             service.engine = self
 
@@ -116,6 +118,7 @@ class ServingEngine:
     def _end_iteration(self, replica: Replica) -> None:
         """Apply an explicit iteration: prompt chunks progress, the decoding set steps once."""
         done = replica.advance(1) if replica.pending_decode else []
+        handed: list[Request] = []
         for request, tokens in replica.pending_chunks:
             request.prefilled += tokens
             request.computed_tokens += tokens
@@ -128,11 +131,42 @@ class ServingEngine:
                 request.first_token = self.env.now
             if request.generated >= request.output_tokens:
                 done.append(request)
+            elif replica.shape.pool == "prefill":
+                handed.append(request)
             else:
                 replica.start_decoding(request)
         replica.pending_chunks = ()
         replica.pending_decode = False
         self._finish(replica, done)
+        if handed:
+            self._hand_off(replica, handed)
+
+    def _hand_off(self, replica: Replica, handed: list[Request]) -> None:
+        """Prefilled requests leave a prefill replica (its KV tokens were freed with the prefill) for the
+        decode pool, through a KV-cache transfer (engine/disaggregation.py)."""
+        assert self.hand_off is not None
+        service = self.services[replica.service]
+        for request in handed:
+            replica.outstanding -= 1
+            replica.outstanding_tokens -= request.prompt_tokens + request.output_tokens
+            replica.completed += 1  # its part (the prefill) is done
+            service.outstanding -= 1
+            self.hand_off(replica, request)
+
+    def _join_prefilled(self, replica: Replica) -> None:
+        """Requests whose KV cache arrived from a prefill replica join decoding, while the batch and the KV
+        cache (with the next iteration's token for every decoding request) hold them."""
+        arrived = replica.prefilled_in
+        while arrived and replica.batch < replica.max_batch:
+            request = arrived[0]
+            context = request.prompt_tokens + request.generated - 1
+            if replica.kv_used + context + replica.decoding + 1 > replica.kv_capacity:
+                break
+            arrived.popleft()
+            self._seq += 1
+            request.seq = self._seq
+            request.state = RequestState.RUNNING
+            replica.start_decoding(request)
 
     def _finish(self, replica: Replica, done: list[Request]) -> None:
         now = self.env.now
@@ -151,6 +185,8 @@ class ServingEngine:
     def _plan(self, replica: Replica) -> None:
         """Ask the replica scheduler for the next iteration and start it (or go idle)."""
         service = self.services[replica.service]
+        if replica.prefilled_in:
+            self._join_prefilled(replica)
         plan = service.scheduler.plan(replica)
         name = f"replica_scheduler {service.scheduler.name!r} on replica {replica.id}"
         admitted = self._admit(replica, plan.admit, name)
@@ -251,8 +287,9 @@ class ServingEngine:
             replica.reported_extra_w = extra
             replica.levels_stale = False
             self.levels.emit(self.env.now)
-        self.recorder.replica_state(self.env.now, replica.id, replica.batch, len(replica.waiting),
-                                    replica.kv_used_at(self.env.now), power)
+        self.recorder.replica_state(self.env.now, replica.id, replica.batch,
+                                    len(replica.waiting) + len(replica.prefilled_in), replica.kv_used_at(self.env.now),
+                                    power)
         if replica.paged:
             replica.record_sample()
 

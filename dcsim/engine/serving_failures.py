@@ -79,7 +79,7 @@ class ReplicaLosses:
             done = replica.iterations_by(elapsed)
             if done > 0 and replica.stretch_duration(done) > elapsed:
                 done -= 1
-        requests: list[Request] = list(replica.waiting) + list(replica.prefilling)
+        requests: list[Request] = list(replica.waiting) + list(replica.prefilled_in) + list(replica.prefilling)
         for request in replica.members.values():
             request.generated = min(request.output_tokens - 1,
                                     request.generated + replica.iteration + done - request.join_iteration)
@@ -92,6 +92,7 @@ class ReplicaLosses:
             request.kv_refs = request.kv_memo = None
             request.kv_shared = 0
         replica.waiting.clear()
+        replica.prefilled_in.clear()
         replica.prefilling.clear()
         replica.members.clear()
         replica.reserved_prefill = replica.context_offset = 0

@@ -15,7 +15,9 @@ from typing import Any
 
 from dcsim.reporting.charts import run_charts
 from dcsim.reporting.cluster_tables import energy_tables, utilization_queue_tables, workload_tables
+from dcsim.reporting.disaggregation_charts import disaggregation_charts
 from dcsim.reporting.drawing import Chart
+from dcsim.reporting.energy_charts import ENERGY_CAPTIONS, energy_charts, energy_detail_tables
 from dcsim.reporting.failure_report import FAILURE_CAPTIONS, failure_charts, failure_tables
 from dcsim.reporting.hardware_tables import hardware_tables
 from dcsim.reporting.inference_charts import inference_charts
@@ -63,7 +65,14 @@ INFERENCE_CAPTIONS = {
     "replica_batch_kv": "Requests in each replica's batch and its KV-cache use as a share of capacity.",
     "slo_attainment": "Share of completed requests meeting their service's TTFT and TPOT targets, whole run "
                       "and by arrival time.",
+    "disaggregated_pools": "Disaggregated services: requests waiting or in a batch in each pool (prefill, decode, "
+                           "mixed) over time, and the CDF of KV-cache transfer times.",
 }
+
+
+def _inference_charts(result: RunResult) -> list[Chart]:
+    return inference_charts(result) + disaggregation_charts(result)
+
 NETWORK_CAPTIONS = {
     "link_utilization": "Utilization (carried bytes/s over bandwidth) of the busiest network links over time.",
     "storage": "Read and write throughput of each storage tier, and its used share of capacity.",
@@ -75,13 +84,14 @@ SECTIONS: tuple[ReportSection, ...] = (
                   TRAINING_CAPTIONS),
     ReportSection("cluster", (), utilization_queue_tables, run_charts, captions=CLUSTER_CAPTIONS),
     ReportSection("hardware", ("hardware",), hardware_tables),
-    ReportSection("inference", ("inference",), inference_tables, inference_charts,
+    ReportSection("inference", ("inference",), inference_tables, _inference_charts,
                   ("replica_scheduler", "balancer", "autoscaler"), INFERENCE_CAPTIONS),
     ReportSection("kv cache", ("inference",), kv_cache_tables, kv_cache_charts, captions=KV_CAPTIONS),
     ReportSection("failures", ("failures",), failure_tables, failure_charts, captions=FAILURE_CAPTIONS),
     ReportSection("network and storage", ("network", "storage"), network_storage_tables, network_charts,
                   captions=NETWORK_CAPTIONS),
-    ReportSection("energy", (), energy_tables),
+    ReportSection("energy", (), lambda s: energy_tables(s) + energy_detail_tables(s), energy_charts,
+                  ("power",), ENERGY_CAPTIONS),
 )
 
 CLAIMED_FAMILIES = frozenset(family for section in SECTIONS for family in section.policy_families)

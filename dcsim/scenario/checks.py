@@ -61,6 +61,10 @@ def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
     models = training.get("models")
     for model in models if isinstance(models, dict) else {}:
         check(f"workload.training.models.{clip(str(model), 40)}", model, lambda name: _check_model(calibration, name))
+    batches = training.get("batch_size")
+    for model in batches if isinstance(batches, dict) else {}:
+        check(f"workload.training.batch_size.{clip(str(model), 40)}", model,
+              lambda name: _check_model(calibration, name))
     names = _get(training, "constraint", "accelerators")
     for index, name in enumerate(names if isinstance(names, list) else []):
         path = f"workload.training.constraint.accelerators.{index}"
@@ -87,13 +91,14 @@ def _service_problems(data: Any, catalog: Catalog, present: set[str],
     for index, service in enumerate(services if isinstance(services, list) else []):
         path = f"workload.inference.services.{index}"
         check(f"{path}.model", _get(service, "model"), llm)
-        groups = _get(service, "replicas")
-        for group_index, group in enumerate(groups if isinstance(groups, list) else []):
-            where = f"{path}.replicas.{group_index}.accelerator"
-            name = check(where, _get(group, "accelerator"), catalog.accelerator)
-            if name is not None and present and catalog.canonical_accelerator(name) not in present:
-                have = ", ".join(sorted(present))
-                problems.append(f"{where}: {excerpt(name)} is not in the cluster (node pools have {have})")
+        for field in (("replicas",), *((pool, "replicas") for pool in ("prefill", "decode", "mixed"))):
+            groups = _get(service, *field)
+            for group_index, group in enumerate(groups if isinstance(groups, list) else []):
+                where = f"{path}.{'.'.join(field)}.{group_index}.accelerator"
+                name = check(where, _get(group, "accelerator"), catalog.accelerator)
+                if name is not None and present and catalog.canonical_accelerator(name) not in present:
+                    have = ", ".join(sorted(present))
+                    problems.append(f"{where}: {excerpt(name)} is not in the cluster (node pools have {have})")
 
 
 def _calibration(data: Any, base_dir: str, problems: list[str],

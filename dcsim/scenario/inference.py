@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from dcsim.errors import excerpt
 from dcsim.scenario.base import ArrivalRate, Strict
 from dcsim.scenario.kv_cache import PagedKV, block_size_problem
+from dcsim.scenario.serving_pools import DecodePool, KVTransfer, Pool, ReplicaGroup
 from dcsim.scenario.units_types import MAX_SCALE, MAX_TOKENS, Bandwidth, Bytes, Duration, Interval, PositiveDuration
 
 # --- token-count distributions -------------------------------------------------------------------
@@ -131,26 +132,6 @@ RequestSource = Annotated[SyntheticRequests | TraceRequests, Field(discriminator
 # --- services ------------------------------------------------------------------------------------
 
 
-class ReplicaGroup(Strict):
-    """Replicas of one shape: `tensor_parallel` accelerators of one model each."""
-
-    accelerator: str = Field(description="accelerator model from the catalog")
-    tensor_parallel: int = Field(1, ge=1, le=64, description="accelerators per replica (one node)")
-    count: int = Field(1, ge=0, le=100_000, description="replicas at the start")
-    max_count: int | None = Field(None, ge=0, le=100_000,
-                                  description="most replicas an autoscaler may run; default: count")
-
-    @property
-    def limit(self) -> int:
-        return self.count if self.max_count is None else self.max_count
-
-    @model_validator(mode="after")
-    def _bounds(self) -> ReplicaGroup:
-        if self.max_count is not None and self.max_count < self.count:
-            raise ValueError(f"max_count must be >= count, got count={self.count}, max_count={self.max_count}")
-        return self
-
-
 class SLO(Strict):
     """A request meets the SLO when its TTFT and its TPOT are both within the given targets."""
 
@@ -161,7 +142,13 @@ class SLO(Strict):
 class Service(Strict):
     name: str = Field(min_length=1)
     model: str = Field(description="model from the catalog, e.g. Llama-2-70B or llm-13b")
-    replicas: list[ReplicaGroup] = Field(min_length=1)
+    replicas: list[ReplicaGroup] = Field(
+        default_factory=list, description="replica groups that prefill and decode (omit with prefill/decode pools)")
+    prefill: Pool | None = Field(None, description="disaggregated serving: the pool that prefills (with decode)")
+    decode: DecodePool | None = Field(None, description="disaggregated serving: the pool that decodes (with prefill)")
+    mixed: Pool | None = Field(None, description="disaggregated serving: replicas that take arrivals beside the "
+                                                 "prefill pool and decode them themselves (Splitwise's mixed pool)")
+    kv_transfer: KVTransfer = Field(KVTransfer(), description="disaggregated serving: how KV caches move")
     min_replicas: int = Field(1, ge=0, le=100_000, description="an autoscaler never goes below this many replicas")
     max_batch: int = Field(256, ge=1, le=1_000_000, description="most requests in a replica's batch")
     kv_cache: Bytes | None = Field(
@@ -173,6 +160,11 @@ class Service(Strict):
     weights_from: str | None = Field(
         None, description="storage tier the weights are read from (over the network); replaces "
                           "weights_load_bandwidth")
+    weight_precision: Literal["bf16", "fp8", "int8", "int4"] = Field(
+        "bf16", description="bytes per weight (2, 1, 1, 0.5) and the peak FLOP/s of the weight GEMMs (fp8 and int8 "
+                            "need the accelerator's 8-bit tensor path; int4 is weight-only, computed at 16 bits)")
+    kv_precision: Literal["bf16", "fp8", "int8"] = Field(
+        "bf16", description="bytes per KV-cache element (2, 1, 1): KV capacity and decode's context term")
     slo: SLO = SLO()
     requests: RequestSource
     context_overflow: Literal["reject", "truncate"] = Field(
@@ -188,10 +180,24 @@ class Service(Strict):
             problem = block_size_problem(self.requests.hash_block_size, self.paged_kv)
             if problem is not None:
                 raise ValueError(problem)
+        if self.paged_kv is not None and (self.prefill is not None or self.decode is not None):
+            raise ValueError("paged_kv: paged KV and prefix caching are not modelled with disaggregated pools "
+                             "yet; use replicas, or leave paged_kv out")
         return self
 
     @model_validator(mode="after")
     def _can_reach_minimum(self) -> Service:
+        if self.prefill is not None or self.decode is not None or self.mixed is not None:
+            if self.prefill is None and self.decode is None:
+                raise ValueError("mixed: a mixed pool goes with prefill and decode pools; use replicas instead")
+            if self.prefill is None:
+                raise ValueError("decode: a decode pool needs a prefill pool; add prefill: {replicas: [...]}")
+            if self.decode is None:
+                raise ValueError("prefill: a prefill pool needs a decode pool; add decode: {replicas: [...]}")
+            if self.replicas:
+                raise ValueError("replicas: give replicas (prefill and decode on one replica) or prefill and "
+                                 "decode pools, not both")
+            return self
         most = sum(group.limit for group in self.replicas)
         initial = sum(group.count for group in self.replicas)
         if most == 0:

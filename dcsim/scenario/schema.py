@@ -9,22 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, GetJsonSchemaHandler, PrivateAttr, WithJsonSchema, field_validator, model_validator
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic import Field, PrivateAttr, WithJsonSchema, field_validator, model_validator
 
 from dcsim.errors import clip, excerpt
 from dcsim.scenario.accelerators import Definitions
 from dcsim.scenario.base import ArrivalRate, Weight, check_weights
 from dcsim.scenario.base import Strict as _Strict
+from dcsim.scenario.energy import Energy
 from dcsim.scenario.failures import Failures, check_failures
 from dcsim.scenario.inference import Inference
 from dcsim.scenario.network import Checkpointing, Communication, DatasetStreaming, Network, Storage
+from dcsim.scenario.policy_spec import PolicySpec
 from dcsim.scenario.tenancy import Suspension, Tenancy
 from dcsim.scenario.units_types import (
     MAX_DURATION_S,
     MAX_GANG,
     MAX_SCALE,
+    Bandwidth,
     Duration,
     PositiveDuration,
     PositivePower,
@@ -56,6 +57,9 @@ class NodePool(_Strict):
     power_cap: PositivePower | None = Field(
         None, description="accelerator power limit; caps busy power and slows steps per the calibrated model"
     )
+    network_bandwidth: Bandwidth | None = Field(
+        None, description="scale-out (NIC) bandwidth per accelerator, one direction; default: the catalog's. "
+                          "Without a network section it sets the cost of a job spread over nodes")
 
 
 class Cluster(_Strict):
@@ -177,6 +181,9 @@ class _TrainingCommon(_Strict):
     checkpoint: Checkpointing | None = Field(None, description="model state written to a storage tier")
     suspension: Suspension | None = Field(None, description="cost of preempting and resuming a job")
     tenancy: Tenancy | None = Field(None, description="tenants (quotas) and priority classes of the jobs")
+    batch_size: dict[str, Annotated[float, Field(gt=0, le=1e7)]] = Field(
+        default_factory=dict, description="samples per accelerator per step, by model type; a model left out "
+                                          "runs at its median measured batch (a trace column overrides per job)")
 
     @field_validator("models")
     @classmethod
@@ -228,6 +235,7 @@ class TraceColumns(_Strict):
     priority: str | None = None
     checkpoint_size: str | None = None
     restart_delay: str | None = None
+    batch_size: str | None = None  # samples per accelerator per step; an empty cell: the model's default
 
 
 class TraceTraining(_TrainingCommon):
@@ -257,35 +265,6 @@ class Workload(_Strict):
 # --- policies, energy, top level -----------------------------------------------------------------
 
 
-class PolicySpec(_Strict):
-    """A registered policy name plus keyword parameters. YAML may give just the name (`fifo`), the name
-    with its parameters beside it (`{name: easy_backfill, max_scan: 500}`), or name and `params`."""
-
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        name = {"type": "string", "description": "a registered policy name (`dcsim policies` lists them)"}
-        return {"anyOf": [
-            name,
-            {"type": "object", "required": ["name", "params"], "additionalProperties": False,
-             "properties": {"name": name, "params": {"type": "object", "description": "keyword parameters"}}},
-            {"type": "object", "required": ["name"], "not": {"required": ["params"]},
-             "properties": {"name": name}, "additionalProperties": True,
-             "description": "the name, and keyword parameters as the other keys"},
-        ], "description": cls.__doc__}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_shorthand(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return {"name": value}
-        if isinstance(value, dict) and "params" not in value and "name" in value:
-            return {"name": value["name"], "params": {k: v for k, v in value.items() if k != "name"}}
-        return value
-
-
 class Policies(_Strict):
     """Training scheduler and placement; replica scheduler, load balancer and autoscaler of every service.
 
@@ -296,16 +275,6 @@ class Policies(_Strict):
     replica_scheduler: PolicySpec = PolicySpec(name="continuous_batching")
     balancer: PolicySpec = PolicySpec(name="round_robin")
     autoscaler: PolicySpec = PolicySpec(name="fixed")
-
-
-class Energy(_Strict):
-    pue: float = Field(1.2, ge=1.0, le=5.0, description="power usage effectiveness: facility / IT power")
-    carbon_intensity: float = Field(400.0, ge=0, le=5000, description="grid carbon intensity, gCO2 per kWh")
-    busy_power_fraction: float | None = Field(
-        None, gt=0, le=1.0,
-        description="fraction of TDP a computing accelerator draws; default: the calibrated training power "
-                    "where the catalog has one, else 1.0",
-    )
 
 
 class Reporting(_Strict):
