@@ -312,3 +312,16 @@ def test_the_report_shows_the_prefix_cache_only_when_paged(tmp_path: Path) -> No
     write_report(run(scenario(requests, None)), tmp_path / "plain")
     html = (tmp_path / "plain" / "report.html").read_text()
     assert "KV cache and prefix caching" not in html and not (tmp_path / "plain" / "prefix_cache.png").exists()
+
+
+def test_paged_kv_is_refused_with_disaggregated_pools(tmp_path: Path) -> None:
+    from dcsim.errors import ScenarioError
+
+    data = scenario({"source": "trace", "path": jsonl(tmp_path, [{"arrival": 0, "prompt_tokens": 8,
+                                                                   "output_tokens": 2}])}, {})
+    service = data["workload"]["inference"]["services"][0]
+    pool = {"replicas": [{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 1}]}
+    del service["replicas"]
+    service.update(prefill=pool, decode=pool)
+    with pytest.raises(ScenarioError, match="paged KV and prefix caching are not modelled with disaggregated pools"):
+        scenario_from_dict(data, "test.yaml")
