@@ -325,3 +325,15 @@ def test_paged_kv_is_refused_with_disaggregated_pools(tmp_path: Path) -> None:
     service.update(prefill=pool, decode=pool)
     with pytest.raises(ScenarioError, match="paged KV and prefix caching are not modelled with disaggregated pools"):
         scenario_from_dict(data, "test.yaml")
+
+
+def test_prefix_cache_bulk_paths_match_the_entry_by_entry_rules() -> None:
+    cache = PrefixCache()
+    assert cache.add_pinned([1, 2, 2, 3], 4) == 2  # a repeated id ends the run, as an existing one would
+    assert cache.add_pinned([5, 6], 4) == 2 and cache.add_pinned([6, 7], 4) == 0
+    assert cache.referenced_blocks == 16
+    cache.acquire([5, 6], 2)  # 5 and 6 now have two holders
+    cache.release([1, 2])  # one holder each: the bulk path
+    cache.release([5, 6])  # two holders: entry by entry
+    assert list(cache.free) == [1, 2] and cache.refs[5] == cache.refs[6] == 1
+    assert (cache.referenced_blocks, cache.free_blocks) == (8, 8)

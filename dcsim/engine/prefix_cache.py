@@ -70,13 +70,18 @@ class PrefixCache:
         """Unpin; an entry nobody holds becomes the most recently used evictable one."""
         self.version += 1
         refs, free, size = self.refs, self.free, self.size
-        freed = 0
-        for key in keys:
-            count = refs[key] - 1
-            refs[key] = count
-            if count == 0:
-                free[key] = None
-                freed += size[key]
+        if max(map(refs.__getitem__, keys), default=0) == 1:  # the usual case, one holder each: C-level loops
+            refs.update(dict.fromkeys(keys, 0))
+            free.update(dict.fromkeys(keys))
+            freed = sum(map(size.__getitem__, keys))
+        else:
+            freed = 0
+            for key in keys:
+                count = refs[key] - 1
+                refs[key] = count
+                if count == 0:
+                    free[key] = None
+                    freed += size[key]
         self.referenced_blocks -= freed
         self.free_blocks += freed
 
@@ -85,6 +90,11 @@ class PrefixCache:
         accelerator; how many were added."""
         self.version += 1
         refs, size, host = self.refs, self.size, self.host
+        if not host and not any(map(refs.__contains__, keys)) and len(set(keys)) == len(keys):  # usual: all new
+            refs.update(dict.fromkeys(keys, 1))
+            size.update(dict.fromkeys(keys, blocks))
+            self.referenced_blocks += len(keys) * blocks
+            return len(keys)
         added = 0
         for key in keys:
             if key in refs:
