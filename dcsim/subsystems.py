@@ -25,6 +25,7 @@ from dcsim.metrics.disaggregation_summary import disaggregation_section
 from dcsim.metrics.failure_summary import failure_summary, failures_frame
 from dcsim.metrics.fairness import lifecycle_section
 from dcsim.metrics.inference_summary import inference_summary
+from dcsim.metrics.kv_cache_summary import kv_cache_results
 from dcsim.metrics.network_frames import (
     link_timeseries_frame,
     links_frame,
@@ -93,6 +94,12 @@ def _inference(run: RunFrames) -> Contribution | None:
                                   "scale_up_blocked": runtime.scale_up_blocked,
                                   "workload": model.serving.reports[service.name].as_dict()}
     section = inference_summary(frames["requests"], frames["replicas"], run.end_time, services)
+    paged = {index for index, service in enumerate(inference.services) if service.paged_kv is not None}
+    if paged:  # only then: the outputs of runs without paged KV stay as they were
+        kv_frames, section["kv_cache"] = kv_cache_results(
+            model.serving.requests, [s.name for s in inference.services], paged,
+            [r for r in model.serving.engine.replicas if r.paged])  # type: ignore[misc]
+        frames.update(kv_frames)
     if model.serving.decoders:  # disaggregated services: KV transfers, pools, goodput
         frames.update(disaggregation_frames(model.serving.decoders, model.serving.requests))
         for decoder in model.serving.decoders:

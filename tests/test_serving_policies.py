@@ -42,6 +42,9 @@ class FakeReplica:
     accelerator: str = "H100"
     tensor_parallel: int = 1
 
+    def prefix_hit(self, request: object) -> int:
+        return 0  # no prefix cache (paged KV is not modelled by these fakes)
+
 
 @dataclass
 class FakeBalancerView:

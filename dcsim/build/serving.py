@@ -25,6 +25,7 @@ from dcsim.calibration.inference import kv_bytes_per_token, weight_bytes
 from dcsim.calibration.precision import Precision
 from dcsim.catalog import ModelSpec, load_catalog
 from dcsim.engine.disaggregation import DecodePoolRuntime, Disaggregation
+from dcsim.engine.kv_blocks import PagedSpec
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.replica import ReplicaShape
 from dcsim.engine.rng import stream
@@ -35,6 +36,7 @@ from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Request
 from dcsim.scenario.accelerators import scenario_calibration, scenario_catalog
 from dcsim.scenario.inference import ReplicaGroup, Service
+from dcsim.scenario.kv_cache import PagedKV
 from dcsim.scenario.schema import Scenario
 from dcsim.workload import WorkloadReport, build_requests
 
@@ -99,7 +101,8 @@ def replica_shapes(scenario: Scenario, index: int, cluster: Cluster, calibration
             group=group_index, accelerator=accelerator, tensor_parallel=tp, kv_capacity=tokens,
             max_batch=service.max_batch, timing=timing, cold_start=weights / service.weights_load_bandwidth,
             idle_w=idle, busy_w=_busy_power(calibration, accelerator, tp, busy_w[accelerator], idle),
-            speed=SPEED_BATCH / decode, weight_bytes=weights, weights_from=service.weights_from, pool=pool))
+            speed=SPEED_BATCH / decode, weight_bytes=weights, weights_from=service.weights_from, pool=pool,
+            paged=paged_spec(service.paged_kv, per_token)))
     return shapes
 
 
@@ -118,6 +121,15 @@ def service_pools(service: Service) -> tuple[str, ...]:
     if service.prefill is None:
         return ("",)
     return ("prefill", "decode", "mixed") if service.mixed is not None else ("prefill", "decode")
+
+
+def paged_spec(paged: PagedKV | None, kv_bytes_per_token: float) -> PagedSpec | None:
+    """The engine's paged-KV settings of a service (None: token-granular KV, as without paged_kv)."""
+    if paged is None:
+        return None
+    return PagedSpec(block_size=paged.block_size, watermark=paged.watermark, swap=paged.preemption == "swap",
+                     host_link=paged.host_link, prefix_caching=paged.prefix_caching,
+                     host_cache_bytes=paged.host_cache or 0.0, kv_bytes_per_token=kv_bytes_per_token)
 
 
 def service_model(service: Service, where: str) -> ModelSpec:

@@ -29,6 +29,7 @@ from typing import Protocol
 import simpy
 
 from dcsim.model import Request, RequestState
+from dcsim.policies.serving_base import RequestView
 
 
 class IterationTiming(Protocol):
@@ -64,11 +65,17 @@ class ReplicaShape:
     speed: float  # output tokens/s at batch 32 with 1,024 context tokens each
     weight_bytes: float = 0.0
     weights_from: str | None = None  # storage tier the weights are loaded from (then cold_start is unused)
+    paged: object = None  # engine.kv_blocks.PagedSpec: the replica counts KV in blocks (PagedReplica)
     pool: str = ""  # disaggregated services: "prefill" or "decode" (engine/disaggregation.py); "" does both
 
 
 class Replica:
-    """Engine-owned state of one replica; also the read-only view its policies see."""
+    """Engine-owned state of one replica; also the read-only view its policies see.
+
+    The KV ledger's hooks (kv_cost ... request_done) are token granular here; engine/kv_blocks.py
+    overrides them for paged KV with prefix caching."""
+
+    paged = False
 
     def __init__(self, env: simpy.Environment, replica_id: int, service: int, service_name: str,
                  shape: ReplicaShape, node_id: int, node_name: str) -> None:
@@ -112,6 +119,7 @@ class Replica:
         self.segment_k = 0
         self.pending_chunks: tuple[tuple[Request, int], ...] = ()
         self.pending_decode = False
+        self.transfer_pending = 0.0  # seconds of host <-> accelerator KV copies the next iteration waits for
 
     # --- views ----------------------------------------------------------------------------------
     @property
@@ -134,7 +142,37 @@ class Replica:
     def kv_free(self) -> int:
         return self.kv_capacity - self.kv_used
 
+    def kv_cost(self, request: RequestView) -> int:
+        """KV tokens its admission takes from kv_free."""
+        return request.need
+
+    def prefix_hit(self, request: RequestView) -> int:
+        """Tokens of its next prefill already cached here (none without paged KV)."""
+        return 0
+
+    def needs_preemption(self) -> bool:
+        """Whether the next decode iteration of the decoding set would overflow the KV cache."""
+        return self.kv_used + len(self.members) > self.kv_capacity
+
+    def decode_room(self, cap: int) -> int:
+        """Decode iterations of the decoding set (at most `cap`) that fit the KV cache (>= 1 when cap >= 1
+        after needs_preemption is False)."""
+        return min(cap, self.kv_free // len(self.members))
+
+    def reserve(self, iterations: int) -> None:
+        """Make room for `iterations` decode iterations (paged KV evicts cached prefixes)."""
+
+    def record_sample(self) -> None:
+        """Note cache occupancy (paged KV only)."""
+
     # --- batch changes --------------------------------------------------------------------------
+    def prefill_done(self, request: Request) -> None:
+        """Its prefill ended: its reservation becomes decoding context (start_decoding) or is freed."""
+        self.reserved_prefill -= request.need
+
+    def request_done(self, request: Request) -> None:
+        """It finished here (paged KV releases its cache entries)."""
+
     def admit(self, request: Request, seq: int) -> None:
         request.seq = seq
         request.prefilled = 0

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 import simpy
 
+from dcsim.engine.kv_blocks import admissible_tokens, new_replica
 from dcsim.engine.replica import Replica, ReplicaShape
 from dcsim.errors import PolicyError, ScenarioError
 from dcsim.metrics.protocol import Recorder
@@ -93,7 +94,8 @@ class ServiceRuntime:
         self.outstanding = 0
         # Groups that can ever run a replica: those that start with one, and under an autoscaler those allowed one.
         startable = limits if autoscaler.interval is not None else initial
-        self.max_kv = max((shape.kv_capacity for shape, n in zip(shapes, startable, strict=True) if n > 0), default=0)
+        self.max_kv = max((admissible_tokens(shape) for shape, n in zip(shapes, startable, strict=True) if n > 0),
+                          default=0)
         self._route_scheduled = False
         self._idle_ticks = 0
         self._smallest_kv = 0  # of the routable replicas
@@ -178,7 +180,7 @@ class ServiceRuntime:
         if node_id is None:
             return None
         cluster.allocate(node_id, shape.tensor_parallel)
-        replica = Replica(self.env, len(self.engine.replicas), self.index, self.name, shape, node_id,
+        replica = new_replica(self.env, len(self.engine.replicas), self.index, self.name, shape, node_id,
                           cluster.nodes[node_id].name)
         self.engine.replicas.append(replica)
         self.replicas.append(replica)

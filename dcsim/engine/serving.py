@@ -121,10 +121,11 @@ class ServingEngine:
         handed: list[Request] = []
         for request, tokens in replica.pending_chunks:
             request.prefilled += tokens
+            request.computed_tokens += tokens
             if request.prefilled < request.need:
                 continue
             replica.prefilling.remove(request)
-            replica.reserved_prefill -= request.need
+            replica.prefill_done(request)
             request.generated += 1  # the prefill produces a token
             if request.first_token is None:
                 request.first_token = self.env.now
@@ -177,6 +178,7 @@ class ServingEngine:
             replica.outstanding_tokens -= request.prompt_tokens + request.output_tokens
             replica.completed += 1
             replica.output_tokens += request.output_tokens
+            replica.request_done(request)
             service.outstanding -= 1
             self.finished += 1
 
@@ -191,7 +193,7 @@ class ServingEngine:
         chunks = self._chunks(replica, plan.chunks, admitted, name)
         decode = bool(plan.decode) and replica.decoding > 0
         if decode:
-            while replica.kv_used + replica.decoding > replica.kv_capacity:
+            while replica.needs_preemption():
                 replica.preempt_newest()
             decode = replica.decoding > 0
         replica.segment_start = self.env.now
@@ -205,15 +207,20 @@ class ServingEngine:
                 service.stop_replica(replica)
             return
         self._set_busy(replica, True)
-        if chunks or not self.fast_forward:
+        if chunks or not self.fast_forward or replica.transfer_pending:
             replica.segment_k = 0
             replica.pending_chunks = chunks
             replica.pending_decode = decode
-            duration = replica.iteration_time(chunks, decode)
+            duration = replica.iteration_time(chunks, decode) + replica.transfer_pending
+            replica.transfer_pending = 0.0
+            if decode and replica.paged:
+                replica.reserve(1)
         else:
             replica.segment_first = replica.decode_time()
-            replica.segment_k = min(replica.next_finish(), replica.kv_free // replica.decoding)
+            replica.segment_k = replica.decode_room(replica.next_finish())
             duration = replica.stretch_duration(replica.segment_k)
+            if replica.paged:
+                replica.reserve(replica.segment_k)
         self.record(replica)
         self._schedule_boundary(replica, self.env.now + duration)
 
@@ -230,8 +237,8 @@ class ServingEngine:
             request = found
             if replica.batch + 1 > replica.max_batch:
                 raise PolicyError(f"{name}: admits request {request_id} beyond max_batch={replica.max_batch}")
-            if request.need > replica.kv_free:
-                raise PolicyError(f"{name}: admits request {request_id} needing {request.need} KV tokens "
+            if replica.kv_cost(request) > replica.kv_free:
+                raise PolicyError(f"{name}: admits request {request_id} needing {replica.kv_cost(request)} KV tokens "
                                   f"with {replica.kv_free} free")
             if waiting[0] is request:
                 waiting.popleft()
@@ -283,6 +290,8 @@ class ServingEngine:
         self.recorder.replica_state(self.env.now, replica.id, replica.batch,
                                     len(replica.waiting) + len(replica.prefilled_in), replica.kv_used_at(self.env.now),
                                     power)
+        if replica.paged:
+            replica.record_sample()
 
     def emit_levels(self) -> None:
         self.levels.emit(self.env.now)

@@ -88,6 +88,9 @@ class ReplicaLosses:
             request.state = RequestState.PENDING
             request.prefilled = 0
             request.replica = -1
+            request.swapped = False  # paged KV (engine/kv_blocks.py): its KV and cache pins were on that replica
+            request.kv_refs = request.kv_memo = None
+            request.kv_shared = 0
         replica.waiting.clear()
         replica.prefilled_in.clear()
         replica.prefilling.clear()

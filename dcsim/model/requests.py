@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class RequestState(StrEnum):
@@ -41,6 +42,20 @@ class Request:
     seq: int = 0
     join_iteration: int = 0
     finish_iteration: int = 0
+    # paged KV and prefix caching (engine/kv_blocks.py); untouched when a service has no paged_kv
+    prefix: Any = None  # numpy int64 ids of the prompt's prefix blocks (trace hashes), or None
+    prefix_block: int = 0  # tokens per prefix id
+    prefill_requested: int = 0  # tokens its prefills had to cover (prompt, + generated after a recompute)
+    cached_tokens: int = 0  # of those, found in the prefix cache (or swapped back in) instead of computed
+    computed_tokens: int = 0  # of those, computed by prefill chunks
+    first_cached: int = 0  # prompt tokens found in the prefix cache at its first admission
+    swaps: int = 0  # preemptions that copied its KV to host memory
+    swap_time: float = 0.0  # seconds of its KV copies out and back in
+    kv_refs: Any = None  # engine bookkeeping: prefix-cache entries it holds
+    kv_keys: Any = None  # engine bookkeeping: its prefix keys as a list while it is in flight
+    kv_memo: Any = None  # engine bookkeeping: its last prefix-cache lookup
+    kv_shared: int = 0  # engine bookkeeping: KV blocks of those entries
+    swapped: bool = False  # its KV waits in host memory
 
     @property
     def need(self) -> int:

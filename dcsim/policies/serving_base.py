@@ -76,6 +76,14 @@ class ReplicaSchedulerView(Protocol):
     def kv_free(self) -> int:
         """Tokens not reserved by the batch; each decode iteration needs one per decoding request."""
         ...
+    def kv_cost(self, request: RequestView) -> int:
+        """KV tokens admitting `request` takes from kv_free: its `need`, or with paged KV whole blocks
+        less those its cached prefix already shares."""
+        ...
+    def prefix_hit(self, request: RequestView) -> int:
+        """Tokens of its next prefill already in this replica's KV cache (0 without prefix caching):
+        its first chunk covers at most need - prefix_hit tokens."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +121,17 @@ def admit_fifo(view: ReplicaSchedulerView, limit: int | None = None) -> list[Req
     free = view.kv_free - view.decoding - len(view.prefilling)
     chosen: list[RequestView] = []
     for request in view.waiting:
-        if len(chosen) >= room or request.need + 1 > free:
+        cost = view.kv_cost(request)
+        if len(chosen) >= room or cost + 1 > free:
             break
         chosen.append(request)
-        free -= request.need + 1
+        free -= cost + 1
     return chosen
+
+
+def prefill_left(view: ReplicaSchedulerView, request: RequestView) -> int:
+    """Prompt tokens a request being admitted still has to prefill (its cached prefix is not computed)."""
+    return request.need - view.prefix_hit(request)
 
 
 # --- load balancer -------------------------------------------------------------------------------
@@ -139,6 +153,10 @@ class ReplicaView(Protocol):
     @property
     def outstanding_tokens(self) -> int:
         """Prompt + output tokens of its unfinished requests."""
+        ...
+    def prefix_hit(self, request: RequestView) -> int:
+        """Tokens of the request's prompt found in the replica's prefix cache (0 without prefix caching);
+        read-only, for cache-aware routing."""
         ...
     @property
     def speed(self) -> float:

@@ -21,6 +21,7 @@ from dcsim.reporting.energy_charts import ENERGY_CAPTIONS, energy_charts, energy
 from dcsim.reporting.failure_report import FAILURE_CAPTIONS, failure_charts, failure_tables
 from dcsim.reporting.hardware_tables import hardware_tables
 from dcsim.reporting.inference_charts import inference_charts
+from dcsim.reporting.kv_cache_report import KV_CAPTIONS, kv_cache_charts, kv_cache_tables
 from dcsim.reporting.network_charts import network_charts
 from dcsim.reporting.summary_tables import inference_tables, network_storage_tables, training_tables
 from dcsim.reporting.tenant_charts import tenant_charts
@@ -85,6 +86,7 @@ SECTIONS: tuple[ReportSection, ...] = (
     ReportSection("hardware", ("hardware",), hardware_tables),
     ReportSection("inference", ("inference",), inference_tables, _inference_charts,
                   ("replica_scheduler", "balancer", "autoscaler"), INFERENCE_CAPTIONS),
+    ReportSection("kv cache", ("inference",), kv_cache_tables, kv_cache_charts, captions=KV_CAPTIONS),
     ReportSection("failures", ("failures",), failure_tables, failure_charts, captions=FAILURE_CAPTIONS),
     ReportSection("network and storage", ("network", "storage"), network_storage_tables, network_charts,
                   captions=NETWORK_CAPTIONS),

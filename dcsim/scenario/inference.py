@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from dcsim.errors import excerpt
 from dcsim.scenario.base import ArrivalRate, Strict
+from dcsim.scenario.kv_cache import PagedKV, block_size_problem
 from dcsim.scenario.serving_pools import DecodePool, KVTransfer, Pool, ReplicaGroup
 from dcsim.scenario.units_types import MAX_SCALE, MAX_TOKENS, Bandwidth, Bytes, Duration, Interval, PositiveDuration
 
@@ -80,24 +81,49 @@ class SyntheticRequests(Strict):
 
 
 class RequestColumns(Strict):
-    """Which CSV column holds each request field; `key` (session or prefix key) is optional."""
+    """Which CSV column (JSON Lines field) holds each request field; `key` (session / conversation id)
+    and `prefix_hashes` (list of prefix-block hashes, ints or strings) are optional."""
 
     arrival: str = "arrival"
     prompt_tokens: str = "prompt_tokens"
     output_tokens: str = "output_tokens"
     key: str | None = None
+    prefix_hashes: str | None = None
+
+
+MOONCAKE_BLOCK = 512  # tokens per hash_ids entry in Mooncake's traces
 
 
 class TraceRequests(Strict):
     source: Literal["trace"]
-    path: str = Field(description="CSV file, relative to the scenario file")
-    format: Literal["csv", "azure"] = Field(
+    path: str = Field(description="CSV or JSON Lines file, relative to the scenario file")
+    format: Literal["csv", "azure", "jsonl", "mooncake"] = Field(
         "csv", description="azure presets the columns of the Azure LLM inference trace "
-                           "(TIMESTAMP, ContextTokens, GeneratedTokens)")
+                           "(TIMESTAMP, ContextTokens, GeneratedTokens); mooncake the fields of the Mooncake "
+                           "JSON Lines trace (timestamp in ms, input_length, output_length, hash_ids of 512 "
+                           "tokens); when not set, a .jsonl/.ndjson path is read as JSON Lines, others as CSV")
     columns: RequestColumns | None = None
+    time_unit: Literal["ms", "s", "datetime"] | None = Field(
+        None, description="unit of arrival times; default: seconds, or date-times when most cells are not numbers")
+    block_size: int | None = Field(None, ge=1, le=1_048_576,
+                                   description="tokens covered by each prefix hash (mooncake: 512)")
     rate_scale: float = Field(1.0, ge=1 / MAX_SCALE, le=MAX_SCALE,
                               description="replay faster (2 = twice the request rate) or slower")
     limit: int | None = Field(None, ge=1, description="use only the first N usable requests by arrival time")
+
+    @property
+    def reader(self) -> str:
+        """csv or jsonl: the explicit format's, else from the file's extension."""
+        if "format" in self.model_fields_set:
+            return "jsonl" if self.format in ("jsonl", "mooncake") else "csv"
+        return "jsonl" if self.path.lower().endswith((".jsonl", ".ndjson")) else "csv"
+
+    @property
+    def hash_block_size(self) -> int | None:
+        """Tokens per prefix hash: as given, 512 for the mooncake preset."""
+        if self.block_size is None and self.format == "mooncake":
+            return MOONCAKE_BLOCK
+        return self.block_size
 
 
 RequestSource = Annotated[SyntheticRequests | TraceRequests, Field(discriminator="source")]
@@ -144,6 +170,20 @@ class Service(Strict):
     context_overflow: Literal["reject", "truncate"] = Field(
         "reject", description="requests longer than the model's context: left out and counted (reject), or cut "
                               "to fit (truncate: the prompt to context - 1 tokens, then the output to what remains)")
+    paged_kv: PagedKV | None = Field(
+        None, description="count the KV cache in blocks with prefix caching and a preemption policy "
+                          "(docs/inference.md); default: token-granular, recompute on preemption")
+
+    @model_validator(mode="after")
+    def _prefix_blocks_fit(self) -> Service:
+        if isinstance(self.requests, TraceRequests):
+            problem = block_size_problem(self.requests.hash_block_size, self.paged_kv)
+            if problem is not None:
+                raise ValueError(problem)
+        if self.paged_kv is not None and (self.prefill is not None or self.decode is not None):
+            raise ValueError("paged_kv: paged KV and prefix caching are not modelled with disaggregated pools "
+                             "yet; use replicas, or leave paged_kv out")
+        return self
 
     @model_validator(mode="after")
     def _can_reach_minimum(self) -> Service:

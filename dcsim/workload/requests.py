@@ -23,7 +23,7 @@ from dcsim.scenario.inference import (
     UniformTokens,
 )
 from dcsim.workload.common import StreamFactory, WorkloadReport
-from dcsim.workload.requests_trace import check_request_trace_header, read_request_trace
+from dcsim.workload.requests_trace import check_request_trace_header, read_request_trace_hashes
 
 __all__ = ["build_requests", "check_request_trace_header"]
 
@@ -35,12 +35,19 @@ def build_requests(
     spec: SyntheticRequests | TraceRequests, service: int, base_dir: str, streams: StreamFactory
 ) -> tuple[list[Request], WorkloadReport]:
     """Requests of service `service` sorted by arrival (stable), ids 0..n-1; the caller renumbers across services."""
+    hashes = None
     if isinstance(spec, TraceRequests):
-        arrival, prompt, output, key, report = read_request_trace(spec, base_dir)
+        arrival, prompt, output, key, hashes, report = read_request_trace_hashes(spec, base_dir)
     else:
         arrival, prompt, output, key = _synthetic(spec, streams)
         report = WorkloadReport(source="synthetic", rows_read=spec.count)
     requests = make_requests(arrival, prompt, output, key, service)
+    if hashes is not None:  # trace rows are already in arrival order (stable), as make_requests keeps them
+        block = spec.hash_block_size if isinstance(spec, TraceRequests) else None
+        for request, ids in zip(requests, hashes, strict=True):
+            if ids is not None and len(ids):
+                request.prefix = ids
+                request.prefix_block = block or 0
     report.jobs = len(requests)
     report.unit = "requests"
     return requests, report

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dcsim.policies.base import PolicyBase
 from dcsim.policies.registry import register
-from dcsim.policies.serving_base import Iteration, ReplicaSchedulerView, admit_fifo
+from dcsim.policies.serving_base import Iteration, ReplicaSchedulerView, admit_fifo, prefill_left
 
 
 @register("replica_scheduler", "chunked_prefill")
@@ -35,7 +35,7 @@ class ChunkedPrefill(PolicyBase):
             for request in admit_fifo(view):
                 if budget <= 0:
                     break
-                take = min(request.need, budget)
+                take = min(prefill_left(view, request), budget)
                 admit.append(request.id)
                 chunks.append((request.id, take))
                 budget -= take

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dcsim.policies.base import PolicyBase
 from dcsim.policies.registry import register
-from dcsim.policies.serving_base import Iteration, ReplicaSchedulerView, admit_fifo
+from dcsim.policies.serving_base import Iteration, ReplicaSchedulerView, admit_fifo, prefill_left
 
 
 @register("replica_scheduler", "continuous_batching")
@@ -29,7 +29,7 @@ class ContinuousBatching(PolicyBase):
         if self.max_prefill_tokens is not None:  # cap one prefill iteration's tokens (the first always goes)
             total, kept = 0, 0
             for request in admitted:
-                total += request.need
+                total += prefill_left(view, request)
                 if kept and total > self.max_prefill_tokens:
                     break
                 kept += 1
@@ -37,5 +37,5 @@ class ContinuousBatching(PolicyBase):
         pending = [(r.id, r.need - r.prefilled) for r in view.prefilling]
         if not admitted and not pending:
             return Iteration()
-        chunks = tuple(pending + [(r.id, r.need) for r in admitted])
+        chunks = tuple(pending + [(r.id, prefill_left(view, r)) for r in admitted])
         return Iteration(admit=tuple(r.id for r in admitted), chunks=chunks, decode=False)

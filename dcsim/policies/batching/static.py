@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dcsim.policies.base import PolicyBase
 from dcsim.policies.registry import register
-from dcsim.policies.serving_base import Iteration, ReplicaSchedulerView, admit_fifo
+from dcsim.policies.serving_base import Iteration, ReplicaSchedulerView, admit_fifo, prefill_left
 
 
 @register("replica_scheduler", "static_batching")
@@ -24,5 +24,5 @@ class StaticBatching(PolicyBase):
         if view.decoding:
             return Iteration(decode=True)
         admitted = admit_fifo(view)
-        return Iteration(admit=tuple(r.id for r in admitted), chunks=tuple((r.id, r.need) for r in admitted),
-                         decode=False)
+        return Iteration(admit=tuple(r.id for r in admitted),
+                         chunks=tuple((r.id, prefill_left(view, r)) for r in admitted), decode=False)

@@ -1,0 +1,101 @@
+"""Paged-KV and prefix-cache figures of services that set `paged_kv` (absent otherwise, so the
+outputs of other runs are unchanged).
+
+Frames:
+- request_kv: request_id, service, prefill_requested (tokens its prefills had to cover: the prompt,
+  plus generated tokens after a recompute, plus 1 per swap-in), prefill_cached (of those, found in
+  the prefix cache), prefill_computed (of those, run through prefill chunks), first_cached (prompt
+  tokens cached at its first admission), swaps, swap_s (seconds of its KV copies out and in).
+  prefill_cached + prefill_computed = prefill_requested for every finished prefill.
+- replica_kv: time_s, replica_id, used_blocks (held by running requests, shared blocks once),
+  cached_blocks (prefix-cache blocks nobody holds: evictable), capacity_blocks, block_size; each row
+  holds until the replica's next one. used + cached <= capacity at every row.
+
+Summary (`inference.kv_cache`, and per service): token_hit_rate = cached / requested prefill tokens,
+request_hit_rate = share of admitted requests that found part of their prompt cached at first
+admission, prefill tokens requested / cached / computed, swaps out and in and their seconds,
+evictions, blocks read back from the host tier, peak occupancy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+import pandas as pd
+
+from dcsim.model import Request
+
+REQUEST_KV_COLUMNS = ["request_id", "service", "prefill_requested", "prefill_cached", "prefill_computed",
+                      "first_cached", "swaps", "swap_s"]
+REPLICA_KV_COLUMNS = ["time_s", "replica_id", "used_blocks", "cached_blocks", "capacity_blocks", "block_size"]
+
+
+class PagedReplicaRecord(Protocol):
+    """What is read of a paged replica (engine/kv_blocks.py)."""
+
+    id: int
+    service_name: str
+    blocks: int
+    block: int
+    swap_outs: int
+    swap_ins: int
+    swap_seconds: float
+    host_hit_blocks: int
+    samples: list[tuple[float, int, int]]
+
+    @property
+    def evictions(self) -> int: ...
+
+
+def request_kv_frame(requests: Iterable[Request], names: Sequence[str], paged: set[int]) -> pd.DataFrame:
+    rows = [(r.id, names[r.service], r.prefill_requested, r.cached_tokens, r.computed_tokens, r.first_cached,
+             r.swaps, r.swap_time) for r in requests if r.service in paged]
+    frame = pd.DataFrame.from_records(rows, columns=REQUEST_KV_COLUMNS)
+    return frame.astype({c: "str" if c == "service" else "float64" if c == "swap_s" else "int64"
+                         for c in REQUEST_KV_COLUMNS})
+
+
+def replica_kv_frame(replicas: Sequence[PagedReplicaRecord]) -> pd.DataFrame:
+    rows = [(t, r.id, used, cached, r.blocks, r.block) for r in replicas for t, used, cached in r.samples]
+    frame = pd.DataFrame.from_records(rows, columns=REPLICA_KV_COLUMNS)
+    return frame.astype({c: "float64" if c == "time_s" else "int64" for c in REPLICA_KV_COLUMNS})
+
+
+def kv_cache_section(requests: pd.DataFrame, replicas: Sequence[PagedReplicaRecord],
+                     occupancy: pd.DataFrame) -> dict[str, Any]:
+    requested = int(requests["prefill_requested"].sum())
+    cached = int(requests["prefill_cached"].sum())
+    admitted = requests[requests["prefill_requested"] > 0]
+    peak = 0.0
+    if len(occupancy):
+        share = (occupancy["used_blocks"] + occupancy["cached_blocks"]) / occupancy["capacity_blocks"]
+        peak = float(share.max())
+    return {
+        "token_hit_rate": cached / requested if requested else None,
+        "request_hit_rate": float((admitted["first_cached"] > 0).mean()) if len(admitted) else None,
+        "prefill_tokens_requested": requested,
+        "prefill_tokens_cached": cached,
+        "prefill_tokens_computed": int(requests["prefill_computed"].sum()),
+        "swaps_out": sum(r.swap_outs for r in replicas),
+        "swaps_in": sum(r.swap_ins for r in replicas),
+        "swap_s": float(sum(r.swap_seconds for r in replicas)),
+        "evictions": sum(r.evictions for r in replicas),
+        "host_tier_blocks_read": sum(r.host_hit_blocks for r in replicas),
+        "peak_occupancy": peak,
+    }
+
+
+def kv_cache_results(requests: Sequence[Request], names: Sequence[str], paged: set[int],
+                     replicas: Sequence[PagedReplicaRecord]) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Frames and the summary section (totals, then `services`) of the paged services."""
+    request_kv = request_kv_frame(requests, names, paged)
+    replica_kv = replica_kv_frame(replicas)
+    section = kv_cache_section(request_kv, replicas, replica_kv)
+    section["services"] = {}
+    for index in sorted(paged):
+        own = [r for r in replicas if r.service_name == names[index]]
+        ids = {r.id for r in own}
+        section["services"][names[index]] = kv_cache_section(
+            request_kv[request_kv["service"] == names[index]], own, replica_kv[replica_kv["replica_id"].isin(ids)])
+    return {"request_kv": request_kv, "replica_kv": replica_kv}, section

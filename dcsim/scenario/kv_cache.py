@@ -1,0 +1,41 @@
+"""Scenario schema of a service's paged KV cache: blocks, watermark, preemption, prefix caching.
+
+Absent (`paged_kv:` not given), a replica counts its KV cache in tokens and recomputes preempted
+requests, exactly as before this option existed. Given, the cache is counted in blocks of
+`block_size` tokens (vLLM's default 16), admission keeps `watermark` of the blocks free for running
+requests to grow into, a preempted request is recomputed or swapped to host memory over `host_link`,
+and with `prefix_caching` finished and running requests leave their prompt blocks behind for later
+requests with the same prefix (least recently used blocks are evicted first).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from dcsim.scenario.base import Strict
+from dcsim.scenario.units_types import Bandwidth, Bytes
+
+
+class PagedKV(Strict):
+    block_size: int = Field(16, ge=1, le=4096, description="tokens per KV block")
+    watermark: float = Field(0.01, ge=0, le=0.5,
+                             description="share of KV blocks admission leaves free for running requests to grow")
+    preemption: Literal["recompute", "swap"] = Field(
+        "recompute", description="a preempted request's KV is dropped and recomputed, or copied to host memory "
+                                 "over host_link and back")
+    host_link: Bandwidth = Field(25e9, description="host <-> accelerator copy bandwidth per replica (swap and the "
+                                                   "host cache tier); 25 GB/s is PCIe 4.0 x16 in practice")
+    prefix_caching: bool = Field(True, description="keep KV blocks of earlier requests for later ones with the same "
+                                                   "prefix (prefix hashes from the trace, else the session key)")
+    host_cache: Bytes | None = Field(None, description="second prefix-cache tier in host memory per replica; blocks "
+                                                       "evicted from the accelerator go there; default: none")
+
+
+def block_size_problem(trace_block: int | None, paged: PagedKV | None) -> str | None:
+    """Why the trace's prefix-hash block size cannot map onto the service's KV blocks (None if it can)."""
+    if trace_block is None or paged is None or trace_block % paged.block_size == 0:
+        return None
+    return (f"requests.block_size {trace_block} (tokens per prefix hash) must be a multiple of "
+            f"paged_kv.block_size {paged.block_size}")
