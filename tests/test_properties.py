@@ -44,12 +44,12 @@ JOB_COLUMNS = [
     "slowdown", "accelerators", "accelerator_model", "nodes", "work_ref_s", "estimate_ref_s", "state", "reason",
     "comm_time_s", "io_time_s", "comm_share", "io_share", "checkpoints",
     "preemptions", "migrations", "attained_service_s", "suspend_s", "restore_s", "queue_s", "lost_work_ref_s",
-    "tenant", "priority", "interruptions", "lost_service_s", "checkpoint_s",
+    "tenant", "priority", "interruptions", "lost_service_s", "checkpoint_s", "batch_size",
 ]
 FLOAT_COLUMNS = ["submit_s", "start_s", "compute_start_s", "end_s", "wait_s", "run_s", "jct_s", "slowdown",
                  "work_ref_s", "estimate_ref_s", "comm_time_s", "io_time_s", "comm_share", "io_share",
                  "attained_service_s", "suspend_s", "restore_s", "queue_s", "lost_work_ref_s",
-                 "lost_service_s", "checkpoint_s"]
+                 "lost_service_s", "checkpoint_s", "batch_size"]
 INT_COLUMNS = ["job_id", "accelerators", "nodes", "checkpoints", "preemptions", "migrations", "priority",
                "interruptions"]
 
