@@ -79,3 +79,7 @@ class Job:
     checkpoint_time: float = 0.0  # seconds spent writing periodic checkpoints
     checkpoint_factor: float = 1.0  # speed kept while a periodic checkpoint is written (0: the job stalls)
     traffic_factor: float = 1.0  # speed kept on the network and storage (engine/traffic.py)
+    # Power policies (engine/power.py): speed kept under an accelerator power cap; deferral.
+    power_factor: float = 1.0
+    deadline: float | None = None  # seconds since run start by which a deferrable job should complete
+    deferrable: bool = False  # a power policy may hold it back (carbon-aware deferral) until its deadline allows

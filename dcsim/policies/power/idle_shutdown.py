@@ -1,0 +1,74 @@
+"""Idle shutdown: power off nodes idle for a while, wake them when queued jobs need the capacity.
+
+The policy only decides; the governor (engine/power_nodes.py) keeps each node's state, draws its
+off or wake-up power and makes a waking node usable after the wake latency. Nothing is stranded: a
+queued job's demand that free and waking accelerators cannot cover wakes enough off nodes, and no
+node is powered off while queued demand on its model needs it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dcsim.policies.power.base import NodeDecision, NodesView, PowerPolicyBase, parse_quantity
+from dcsim.policies.registry import register
+
+
+@register("power", "idle_shutdown")
+class IdleShutdown(PowerPolicyBase):
+    """Power off nodes idle for `idle_after`; wake them (after `wake_latency`) when jobs wait for them."""
+
+    def __init__(self, *, idle_after: float | str = 600.0, wake_latency: float | str = 300.0,
+                 off_power: float | str = 15.0, wake_power: float | str | None = None, keep_on: int = 0) -> None:
+        self.idle_after = idle_after
+        self.wake_latency = wake_latency
+        self.off_power = off_power
+        self.wake_power = wake_power
+        self.keep_on = keep_on
+        self.idle_after_s = parse_quantity(idle_after, "duration", "idle_after")
+        if isinstance(wake_latency, int | float) and not isinstance(wake_latency, bool) and wake_latency < 0:
+            raise ValueError(f"wake_latency: expected a duration >= 0, got {wake_latency!r}")
+        self.wake_latency_s = parse_quantity(wake_latency, "duration", "wake_latency")
+        self.off_w = parse_quantity(off_power, "power", "off_power")
+        self.wake_w = None if wake_power is None else parse_quantity(wake_power, "power", "wake_power")
+        if keep_on < 0:
+            raise ValueError(f"keep_on: expected nodes >= 0 kept powered per accelerator model, got {keep_on}")
+
+    @property
+    def shuts_down(self) -> bool:
+        return True
+
+    def nodes(self, view: NodesView) -> NodeDecision:
+        now = view.now
+        demand = view.waiting_demand()
+        nodes = view.nodes
+        waking: dict[str, int] = {}
+        powered: dict[str, int] = {}
+        for node in nodes:
+            if node.state == "waking":
+                waking[node.accelerator] = waking.get(node.accelerator, 0) + node.size
+            if node.state != "off":
+                powered[node.accelerator] = powered.get(node.accelerator, 0) + 1
+        wake: list[int] = []
+        spare = {model: view.free(model) + waking.get(model, 0) - want for model, want in demand.items()}
+        for node in nodes:  # by id: deterministic
+            if node.state == "off" and spare.get(node.accelerator, 0) < 0:
+                wake.append(node.id)
+                spare[node.accelerator] += node.size
+        off: list[int] = []
+        check_at = math.inf
+        for node in nodes:
+            if node.state != "on" or node.idle_since is None:
+                continue
+            due = node.idle_since + self.idle_after_s
+            if due > now:
+                check_at = min(check_at, due)
+                continue
+            model = node.accelerator
+            free_after = view.free(model) + waking.get(model, 0) - node.size - sum(
+                n.size for n in nodes if n.id in off and n.accelerator == model)
+            if free_after < demand.get(model, 0) or powered.get(model, 0) <= self.keep_on:
+                continue
+            off.append(node.id)
+            powered[model] -= 1
+        return NodeDecision(power_off=tuple(off), wake=tuple(wake), check_at=check_at)
