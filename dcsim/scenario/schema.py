@@ -17,6 +17,7 @@ from dcsim.errors import clip, excerpt
 from dcsim.scenario.accelerators import Definitions
 from dcsim.scenario.base import ArrivalRate, Weight, check_weights
 from dcsim.scenario.base import Strict as _Strict
+from dcsim.scenario.energy import Energy
 from dcsim.scenario.failures import Failures, check_failures
 from dcsim.scenario.inference import Inference
 from dcsim.scenario.power import Deferrable
@@ -301,16 +302,6 @@ class Policies(_Strict):
     balancer: PolicySpec = PolicySpec(name="round_robin")
     autoscaler: PolicySpec = PolicySpec(name="fixed")
     power: PolicySpec = PolicySpec(name="none")  # budget, demand_response, idle_shutdown, carbon_aware, combined
-
-
-class Energy(_Strict):
-    pue: float = Field(1.2, ge=1.0, le=5.0, description="power usage effectiveness: facility / IT power")
-    carbon_intensity: float = Field(400.0, ge=0, le=5000, description="grid carbon intensity, gCO2 per kWh")
-    busy_power_fraction: float | None = Field(
-        None, gt=0, le=1.0,
-        description="fraction of TDP a computing accelerator draws; default: the calibrated training power "
-                    "where the catalog has one, else 1.0",
-    )
 
 
 class Reporting(_Strict):
