@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import simpy
 
@@ -99,9 +100,9 @@ class NodePower:
         self.state[node_id] = "waking"
         self._off_count -= 1
         self.wakes += 1
-        self.env.timeout(self.wake_latency).callbacks.append(lambda _e, n=node_id: self._awake(n))
+        self.env.timeout(self.wake_latency).callbacks.append(partial(self._awake, node_id))
 
-    def _awake(self, node_id: int) -> None:
+    def _awake(self, node_id: int, _event: simpy.Event) -> None:
         self.state[node_id] = "on"
         self.cluster.set_out_of_service(node_id, 0)
         self.capacity_changed()

@@ -20,8 +20,8 @@ from dcsim.scenario.base import Strict as _Strict
 from dcsim.scenario.energy import Energy
 from dcsim.scenario.failures import Failures, check_failures
 from dcsim.scenario.inference import Inference
-from dcsim.scenario.power import Deferrable
 from dcsim.scenario.network import Checkpointing, Communication, DatasetStreaming, Network, Storage
+from dcsim.scenario.power import Deferrable
 from dcsim.scenario.tenancy import Suspension, Tenancy
 from dcsim.scenario.units_types import (
     MAX_DURATION_S,

@@ -109,7 +109,7 @@ class PowerPolicyBase(PolicyBase):
         """W per accelerator model (absent: uncapped) so that IT power stays within `budget_w`."""
         return uniform_caps(view, budget_w)
 
-    def nodes(self, view: NodesView) -> NodeDecision:  # noqa: ARG002 (a default that ignores the view)
+    def nodes(self, view: NodesView) -> NodeDecision:
         return NodeDecision()
 
     def release_time(self, view: DeferralView) -> float:

@@ -40,7 +40,8 @@ class Window:
 
     def __init__(self, raw: Any, index: int) -> None:
         where = f"windows[{index}]"
-        if not isinstance(raw, dict) or set(raw) - {"start", "end", "budget"} or not {"start", "end", "budget"} <= set(raw):
+        keys = {"start", "end", "budget"}
+        if not isinstance(raw, dict) or set(raw) != keys:
             raise ValueError(f"{where}: expected {{start, end, budget}}, got {raw!r}")
         self.budget = parse_quantity(raw["budget"], "power", f"{where}.budget")
         start, end = _moment(raw["start"], f"{where}.start"), _moment(raw["end"], f"{where}.end")
@@ -54,7 +55,9 @@ class Window:
     def spans(self, now: float, clock: datetime) -> list[tuple[float, float]]:
         """(from, to) in run seconds of this window's occurrences around `now` (dated: its one)."""
         if not self.daily:
-            return [((self.start - clock).total_seconds(), (self.end - clock).total_seconds())]  # type: ignore[operator]
+            start, end = self.start, self.end
+            assert isinstance(start, datetime) and isinstance(end, datetime)
+            return [((start - clock).total_seconds(), (end - clock).total_seconds())]
         midnight = (clock - datetime.combine(clock.date(), time())).total_seconds()
         day = math.floor((now + midnight) / DAY)
         return [(d * DAY + self.start - midnight, d * DAY + self.end - midnight)  # type: ignore[operator]

@@ -33,12 +33,12 @@ class Combined(PowerPolicyBase):
             if raw["name"] in ("combined", "none"):
                 raise ValueError(f"parts[{index}]: {raw['name']!r} cannot be a part")
             built.append(build("power", raw["name"], params))
-        for kind in ("shuts_down", "defers"):
+        for kind, what in (("shuts_down", "shut nodes down"), ("defers", "defer jobs")):
             if sum(getattr(part, kind) for part in built) > 1:
-                raise ValueError(f"parts: at most one part may {'shut nodes down' if kind == 'shuts_down' else 'defer jobs'}")
+                raise ValueError(f"parts: at most one part may {what}")
         self.built = built
-        budgets = [part for part in built if part.budget_w(0.0) is not None or part.name == "demand_response"]
-        self.min_cap = min((part.min_cap for part in budgets), default=0.33)
+        self.min_cap = min((part.min_cap for part in built if part.name in ("budget", "demand_response")),
+                           default=0.33)
 
     def budget_w(self, now: float, start: datetime = RUN_CLOCK_DEFAULT) -> float | None:
         budgets = [b for b in (part.budget_w(now, start) for part in self.built) if b is not None]
