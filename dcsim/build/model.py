@@ -216,7 +216,8 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     if power_policy.name != "none":  # runs without a power policy stay exactly as they were
         from dcsim.build.power import build_governor
 
-        governor = build_governor(scenario, power_policy, env, cluster, calibration, levels, power, training, speeds)
+        governor = build_governor(scenario, power_policy, env, cluster, calibration, levels, power, training, speeds,
+                                  serving.engine if serving is not None else None)
     simulation = Simulation(env, training, scenario.horizon, serving.engine if serving is not None else None,
                             failures)
     policies: dict[str, dict[str, object]] = {

@@ -18,6 +18,7 @@ from dcsim.calibration import Calibration
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.power import CapCurve, PowerGovernor
 from dcsim.engine.power_nodes import NodePower
+from dcsim.engine.serving import ServingEngine
 from dcsim.engine.training import TrainingEngine
 from dcsim.errors import ScenarioError
 from dcsim.model import Cluster
@@ -86,7 +87,8 @@ def _shutdown_part(policy: PowerPolicyBase) -> Any:
 
 def build_governor(scenario: Scenario, policy: PowerPolicyBase, env: simpy.Environment, cluster: Cluster,
                    calibration: Calibration, levels: LevelBoard, coefficients: PowerCoefficients,
-                   training: TrainingEngine, speeds: Mapping[tuple[str, str], float]) -> PowerGovernor | None:
+                   training: TrainingEngine, speeds: Mapping[tuple[str, str], float],
+                   serving_engine: ServingEngine | None = None) -> PowerGovernor | None:
     if getattr(policy, "name", "none") == "none":
         return None
     where = f"{scenario.source}: policies.power"
@@ -110,6 +112,15 @@ def build_governor(scenario: Scenario, policy: PowerPolicyBase, env: simpy.Envir
     clock = start.replace(tzinfo=None) if start is not None else RUN_CLOCK_DEFAULT
     curves = cap_curves(scenario, cluster, calibration, policy.min_cap)
     governor = PowerGovernor(env, policy, cluster, levels, coefficients, curves, training, clock, nodes)
+    if scenario.horizon is None:
+        def work_left() -> bool:
+            serving = serving_engine
+            return training.finished < len(training.jobs) or (
+                serving is not None and serving.finished < len(serving.requests))
+
+        governor.work_left = work_left
+        if nodes is not None:
+            nodes.work_left = work_left
     if policy.defers:
         from dcsim.energy.loading import energy_inputs
 

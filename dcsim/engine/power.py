@@ -70,6 +70,9 @@ class PowerGovernor:
         self.horizon: float | None = None
         self.speeds: Mapping[tuple[str, str], float] = {}
         self.deferred_s = 0.0
+        # Whether work is left (jobs or requests): without a horizon a run ends at its last change, so
+        # budget edges and idle timers after the last job must not extend it (nor run for ever).
+        self.work_left: Callable[[], bool] = lambda: True
 
     def install(self) -> None:
         self.levels.before_emit = self.settle
@@ -130,6 +133,8 @@ class PowerGovernor:
 
     def _on_budget_change(self, _event: simpy.Event) -> None:
         self._budget_timer = math.inf
+        if not self.work_left():
+            return
         self.levels.emit(self.env.now)
         self._plan_budget_change(self.env.now)
 

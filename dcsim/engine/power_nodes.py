@@ -55,6 +55,7 @@ class NodePower:
         self.wake_w = [n.size * idle[n.accelerator] + n.host_idle_w if wake_w is None else wake_w
                        for n in cluster.nodes]
         self.adjust_w = 0.0
+        self.work_left: Callable[[], bool] = lambda: True
         self._timer_at = math.inf
         self.off_seconds = 0.0  # node-seconds powered off
         self.wakes = 0
@@ -110,6 +111,8 @@ class NodePower:
 
     def _on_timer(self, _event: simpy.Event) -> None:
         self._timer_at = math.inf
+        if not self.work_left():
+            return  # nothing left to run: the run ends at its last change, not at a later idle timer
         self.emit(self.env.now)
 
     def _adjust(self) -> None:
