@@ -132,6 +132,10 @@ def validate(
                 problems += [f"{path}: {problem}" for problem in check_trace_header(training, scenario.base_dir)]
             problems += [f"{path}: {problem}" for problem in request_trace_problems(scenario)]
             problems += service_problems(scenario)
+            if scenario.energy.uses_series:  # read every series once, as a run would (dcsim/energy/)
+                from dcsim.energy.loading import energy_inputs
+
+                energy_inputs(scenario.energy, scenario.base_dir, scenario.horizon)
             if problems:
                 raise ScenarioError(problems)
         except DcsimError as exc:

@@ -46,10 +46,10 @@ def run(
     summary = summarize(
         scenario_name=resolved.name, seed=model.seed, version=__version__, sim_time=end_time, wall_time=wall,
         timeseries=timeseries, capacity=model.cluster.capacity, pue=resolved.energy.pue,
-        carbon_intensity=resolved.energy.carbon_intensity, events=model.simulation.events,
+        carbon_intensity=resolved.energy.constant_carbon_intensity, events=model.simulation.events,
     )
     frames: dict[str, Any] = {"jobs": jobs, "timeseries": timeseries}
-    run_frames = RunFrames(model, end_time, jobs, timeseries)
+    run_frames = RunFrames(model, end_time, jobs, timeseries, frames)  # later subsystems see earlier frames
     for subsystem in SUBSYSTEMS:
         contribution = subsystem.collect(run_frames)
         if contribution is None:

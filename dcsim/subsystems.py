@@ -43,6 +43,7 @@ class RunFrames:
     end_time: float
     jobs: pd.DataFrame
     timeseries: pd.DataFrame
+    produced: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # frames of the subsystems listed before
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,18 @@ def _power(run: RunFrames) -> Contribution | None:
     return Contribution(frames={"power_policy": frame}, sections={"power": section})
 
 
+def _energy(run: RunFrames) -> Contribution | None:
+    """Only when the energy section uses a series, weather or a facility model (else summarize's constant-PUE
+    energy section stands, unchanged); replaces the timeseries and appends per-job and per-request columns."""
+    from dcsim.energy.subsystem import energy_contribution
+
+    model = run.model
+    if model.energy is None:
+        return None
+    frames, section = energy_contribution(model, run.end_time, run.jobs, run.timeseries, run.produced)
+    return Contribution(frames=frames, sections={"energy": section})
+
+
 def _hardware(run: RunFrames) -> Contribution | None:
     section = hardware_section(run.model)
     return None if section is None else Contribution(sections={"hardware": section})
@@ -177,12 +190,19 @@ FAILURE_HEADLINE = {
 }
 
 POWER_HEADLINE = {
-    "peak_it_kw": ("power", "peak_it_w"),
+    "peak_it_w": ("power", "peak_it_w"),
     "over_budget_s": ("power", "over_budget_s"),
     "capped_accelerator_hours": ("power", "capped_accelerator_hours"),
     "shutdown_node_hours": ("power", "shutdown_node_hours"),
     "deferred_hours": ("power", "deferral", "deferred_hours"),
     "deadlines_missed": ("power", "deferral", "deadlines_missed"),
+}
+
+ENERGY_HEADLINE = {  # with series, weather or a facility model only
+    "energy_cost": ("energy", "cost"),
+    "water_l": ("energy", "water_l"),
+    "pue_time_mean": ("energy", "pue_time_mean"),
+    "peak_power_kw": ("energy", "peak_power_kw"),
 }
 
 CORE_HEADLINE = {  # what every run has
@@ -203,6 +223,7 @@ SUBSYSTEMS: tuple[Subsystem, ...] = (
     Subsystem("power", ("failures", "inference", "training", "cluster"), _power, POWER_HEADLINE,
               lambda s: s.policies.power.name != "none"),
     Subsystem("hardware", ("utilization",), _hardware, present=lambda s: bool(s.accelerators or s.catalog)),
+    Subsystem("energy", ("energy",), _energy, ENERGY_HEADLINE, lambda s: s.energy.uses_series),  # replaces it
 )
 
 

@@ -21,6 +21,7 @@ from dcsim.build.feasibility import restrict_to_memory
 from dcsim.build.policies import build_policy
 from dcsim.build.serving import Serving, build_serving
 from dcsim.calibration import Calibration
+from dcsim.energy.loading import EnergyInputs, energy_inputs
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.lifecycle import Lifecycle, SuspensionCosts
 from dcsim.engine.rng import stream
@@ -54,6 +55,7 @@ class Model:
     serving: Serving | None = None
     network: NetworkModel | None = None
     failures: FailureProcess | None = None
+    energy: EnergyInputs | None = None  # series of the energy section, when it uses any (dcsim/energy/)
     power: PowerGovernor | None = None  # a power policy's governor (engine/power.py); None without one
 
 
@@ -146,6 +148,8 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
         raise DcsimError(f"seed: expected an integer >= 0, got {seed!r}")
     catalog = scenario_catalog(scenario)
     calibration = scenario_calibration(scenario)
+    energy = (energy_inputs(scenario.energy, scenario.base_dir, scenario.horizon)  # bad series: exit 2 before running
+              if scenario.energy.uses_series else None)
     cluster = build_cluster(scenario)
     jobs, report = build_jobs(scenario, seed)
     restrict_to_memory(jobs, cluster, calibration)
@@ -217,7 +221,7 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
         from dcsim.build.power import build_governor
 
         governor = build_governor(scenario, power_policy, env, cluster, calibration, levels, power, training, speeds,
-                                  serving.engine if serving is not None else None)
+                                  serving.engine if serving is not None else None, energy)
     simulation = Simulation(env, training, scenario.horizon, serving.engine if serving is not None else None,
                             failures)
     policies: dict[str, dict[str, object]] = {
@@ -229,7 +233,7 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     if governor is not None:
         policies["power"] = {"name": power_policy.name, "params": power_policy.get_params()}
     return Model(scenario, seed, cluster, jobs, report, recorder, simulation, policies, serving, network, failures,
-                 governor)
+                 energy, governor)
 
 
 def _capacity_moved(training: TrainingEngine, serving: Serving | None) -> Callable[[], None]:

@@ -15,6 +15,7 @@ import simpy
 
 from dcsim.build.cluster import busy_power, power_caps, uncapped_busy_power
 from dcsim.calibration import Calibration
+from dcsim.energy.loading import EnergyInputs, energy_inputs
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.power import CapCurve, PowerGovernor
 from dcsim.engine.power_nodes import NodePower
@@ -88,7 +89,8 @@ def _shutdown_part(policy: PowerPolicyBase) -> Any:
 def build_governor(scenario: Scenario, policy: PowerPolicyBase, env: simpy.Environment, cluster: Cluster,
                    calibration: Calibration, levels: LevelBoard, coefficients: PowerCoefficients,
                    training: TrainingEngine, speeds: Mapping[tuple[str, str], float],
-                   serving_engine: ServingEngine | None = None) -> PowerGovernor | None:
+                   serving_engine: ServingEngine | None = None,
+                   inputs: EnergyInputs | None = None) -> PowerGovernor | None:
     if getattr(policy, "name", "none") == "none":
         return None
     where = f"{scenario.source}: policies.power"
@@ -122,9 +124,8 @@ def build_governor(scenario: Scenario, policy: PowerPolicyBase, env: simpy.Envir
         if nodes is not None:
             nodes.work_left = work_left
     if policy.defers:
-        from dcsim.energy.loading import energy_inputs
-
-        inputs = energy_inputs(scenario.energy, scenario.base_dir, scenario.horizon)
+        if inputs is None:  # constant intensity and price: no files to read
+            inputs = energy_inputs(scenario.energy, scenario.base_dir, scenario.horizon)
         signals = [getattr(p, "signal", None) for p in (policy, *getattr(policy, "built", ()))]
         if "price" in signals and inputs.price is None:
             raise ScenarioError([f"{where}: carbon_aware with signal price needs energy.price"])

@@ -61,4 +61,4 @@ def energy_tables(s: Mapping[str, Any]) -> str:
     comp = [[esc(k), f"{esc(number(v))} kWh", esc(percent(v / total) if total and is_number(v) else "–")]
             for k, v in parts.items()]
     return (f"<h2>Energy and carbon</h2>{table(['energy', ''], rows)}"
-            f"{table(['IT component', 'energy', 'share'], comp)}")
+            f"{table(['component', 'energy', 'share'], comp)}")

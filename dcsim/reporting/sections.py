@@ -16,6 +16,7 @@ from typing import Any
 from dcsim.reporting.charts import run_charts
 from dcsim.reporting.cluster_tables import energy_tables, utilization_queue_tables, workload_tables
 from dcsim.reporting.drawing import Chart
+from dcsim.reporting.energy_charts import ENERGY_CAPTIONS, energy_charts, energy_detail_tables
 from dcsim.reporting.failure_report import FAILURE_CAPTIONS, failure_charts, failure_tables
 from dcsim.reporting.hardware_tables import hardware_tables
 from dcsim.reporting.inference_charts import inference_charts
@@ -79,7 +80,8 @@ SECTIONS: tuple[ReportSection, ...] = (
     ReportSection("failures", ("failures",), failure_tables, failure_charts, captions=FAILURE_CAPTIONS),
     ReportSection("network and storage", ("network", "storage"), network_storage_tables, network_charts,
                   captions=NETWORK_CAPTIONS),
-    ReportSection("energy", (), energy_tables),
+    ReportSection("energy", (), lambda s: energy_tables(s) + energy_detail_tables(s), energy_charts,
+                  ("power",), ENERGY_CAPTIONS),
 )
 
 CLAIMED_FAMILIES = frozenset(family for section in SECTIONS for family in section.policy_families)

@@ -95,7 +95,7 @@ class Facility(Strict):
 
 class Energy(Strict):
     pue: float = Field(1.2, ge=1.0, le=5.0, description="power usage effectiveness: facility / IT power "
-                                                        "(used unless a facility model is given)")
+                                                        "(ignored with a facility model, which computes it)")
     carbon_intensity: float | SeriesFile = Field(
         400.0, description="grid carbon intensity, gCO2 per kWh: a number or a CSV series")
     price: float | SeriesFile | None = Field(None, description="electricity price per MWh: a number or a series")
@@ -135,11 +135,14 @@ class Energy(Strict):
         if any(series) and self.start is None:
             raise ValueError("series inputs need energy.start, the date and time of the run's start "
                              "with its offset (e.g. 2022-07-01T00:00:00-07:00)")
-        if self.facility is not None and "pue" in self.model_fields_set:
-            raise ValueError("give either pue (constant) or facility (cooling model), not both")
         if self.facility is not None and self.weather is None:
             raise ValueError("a facility model needs weather (a file, or constant dry_bulb and wet_bulb)")
         return self
+
+    @property
+    def constant_carbon_intensity(self) -> float:
+        """The number given, or 0 for a series (whose energy section the energy subsystem writes)."""
+        return float(self.carbon_intensity) if isinstance(self.carbon_intensity, float | int) else 0.0
 
     @property
     def uses_series(self) -> bool:
