@@ -19,7 +19,7 @@ MAX_CHANGES = 10_000  # series changes examined per decision (an hourly series: 
 class CarbonAware(PowerPolicyBase):
     """Hold deferrable jobs until the hours of lowest carbon intensity (or price) before their deadline."""
 
-    def __init__(self, *, signal: str = "carbon", safety: float = 0.25) -> None:
+    def __init__(self, *, signal: str = "carbon", safety: float = 1.0) -> None:
         self.signal = signal
         self.safety = safety
         if signal not in ("carbon", "price"):
