@@ -24,7 +24,7 @@ from pathlib import Path
 import dcsim
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_energy import DATA, scenario  # noqa: E402  (the energy benchmark's scenarios)
+from bench_energy import DATA, scenario  # the energy benchmark's scenarios
 
 
 def main() -> None:
