@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -81,18 +82,18 @@ def test_capped_job_slows_by_the_calibrated_factor() -> None:
     (Zeus): busy D, eta = power/cap, beta; cap c = 120 / eta; run time x (D / c) ** beta."""
     fit = yaml.safe_load((ROOT / "dcsim" / "catalog" / "calibration.yaml").read_text())["power"]["training"]["V100"]
     busy, eta, beta = fit["busy_w"], fit["cap_power_ratio"], fit["cap_time_exponent"]
-    cap = 120.0 / eta
+    cap = math.floor(120.0 / eta)  # caps are whole watts, rounded down
     assert cap < busy and cap > 0.33 * 300  # inside the governor's range of caps
     multiplier = (busy / cap) ** beta  # about 1.08
     base = _run(_one_v100(None))
-    capped = _run(_one_v100({"name": "budget", "params": {"budget": "220W"}}))
+    capped = _run(_one_v100({"name": "budget", "params": {"budget": "220W", "levels": 0}}))  # continuous caps
     base_run = float(base.jobs["run_s"].iloc[0])
     assert base_run == pytest.approx(3600.0)
     run_s = float(capped.jobs["run_s"].iloc[0])
     assert run_s == pytest.approx(3600.0 * multiplier, rel=1e-9)
     ts = capped.timeseries
     computing = ts[(ts["busy_all"] == 1)]
-    assert computing["power_it_w"].max() == pytest.approx(220.0, rel=1e-9)
+    assert computing["power_it_w"].max() == pytest.approx(100.0 + eta * cap, rel=1e-9)
     assert (ts["power_it_w"] <= 220.0 + 1e-6).all()
     assert capped.summary["power"]["capped_accelerator_hours"] == pytest.approx(3600.0 * multiplier / 3600, rel=1e-9)
 

@@ -70,6 +70,7 @@ class PowerGovernor:
         self.horizon: float | None = None
         self.speeds: Mapping[tuple[str, str], float] = {}
         self.deferred_s = 0.0
+        self._last_key: tuple[object, ...] | None = None
         # Whether work is left (jobs or requests): without a horizon a run ends at its last change, so
         # budget edges and idle timers after the last job must not extend it (nor run for ever).
         self.work_left: Callable[[], bool] = lambda: True
@@ -86,8 +87,11 @@ class PowerGovernor:
             self.levels.nodes_adjust_w = self.nodes.adjust_w
         self.budget = self.policy.budget_w(now, self.clock)
         view = self._view(now)
-        caps = self.policy.caps(view, self.budget) if self.budget is not None else {}
-        self.caps = {m: c for m, c in caps.items() if c < self.curves[m].busy_w}
+        key = (self.budget, view.base_w, tuple(m.busy for m in view.models))
+        if key != self._last_key:  # the policy is a function of these: ask only when they change
+            self._last_key = key
+            caps = self.policy.caps(view, self.budget) if self.budget is not None else {}
+            self.caps = {m: c for m, c in caps.items() if c < self.curves[m].busy_w}
         capped_w = 0.0
         busy = self.levels.training_busy
         for model in self.cluster.accelerator_models:

@@ -97,6 +97,7 @@ class PowerPolicyBase(PolicyBase):
     """Neutral defaults: no budget, no node decisions, no deferral."""
 
     min_cap: float = 0.33  # lowest cap as a share of TDP (budget policies take it as a parameter)
+    levels: int = 0  # cap steps between the lowest cap and the uncapped draw (0: continuous)
 
     def budget_w(self, now: float, start: datetime = RUN_CLOCK_DEFAULT) -> float | None:
         """The IT power budget in force at `now` (run seconds; `start` is the run's clock); None: none."""
@@ -107,7 +108,7 @@ class PowerPolicyBase(PolicyBase):
 
     def caps(self, view: PowerView, budget_w: float) -> dict[str, float]:
         """W per accelerator model (absent: uncapped) so that IT power stays within `budget_w`."""
-        return uniform_caps(view, budget_w)
+        return uniform_caps(view, budget_w, self.levels)
 
     def nodes(self, view: NodesView) -> NodeDecision:
         return NodeDecision()
@@ -134,17 +135,21 @@ def capped_power(view: PowerView, caps: Mapping[str, float]) -> float:
     return total
 
 
-def uniform_caps(view: PowerView, budget_w: float, steps: int = 60) -> dict[str, float]:
+def uniform_caps(view: PowerView, budget_w: float, levels: int = 0, steps: int = 40) -> dict[str, float]:
     """Caps that meet the budget with the least throttling applied alike to every model: each cap sits
     the same share f of the way from its lowest allowed cap to its uncapped draw, f as high as the
     budget allows (bisection; power is non-decreasing in f). {} when no cap is needed; the lowest caps
-    when even they do not meet the budget (the governor then counts seconds over budget)."""
+    when even they do not meet the budget (the governor then counts seconds over budget). Caps are
+    whole watts, rounded down (boards take power limits in watts), so the budget still holds. With
+    `levels` > 0 the share is rounded down to a multiple of 1 / levels: caps, and so the running jobs'
+    speeds (each change re-plans their completions), change only when the load moves a step."""
     busy = [m for m in view.models if m.busy > 0]
     if not busy or capped_power(view, {}) <= budget_w:
         return {}
 
     def at(share: float) -> dict[str, float]:
-        return {m.name: m.min_cap_w + share * max(m.uncapped_w - m.min_cap_w, 0.0) for m in busy}
+        return {m.name: max(math.floor(m.min_cap_w + share * max(m.uncapped_w - m.min_cap_w, 0.0)), m.min_cap_w)
+                for m in busy}
 
     low, high = 0.0, 1.0
     if capped_power(view, at(low)) > budget_w:
@@ -155,6 +160,8 @@ def uniform_caps(view: PowerView, budget_w: float, steps: int = 60) -> dict[str,
             low = middle
         else:
             high = middle
+    if levels > 0:
+        low = math.floor(low * levels) / levels
     return at(low)
 
 

@@ -22,9 +22,11 @@ DAY = 86_400.0
 class Budget(PowerPolicyBase):
     """Cap accelerators so IT power stays within a fixed budget (W or "60kW")."""
 
-    def __init__(self, *, budget: float | str, min_cap: float = 0.33) -> None:
+    def __init__(self, *, budget: float | str, min_cap: float = 0.33, levels: int = 32) -> None:
         self.budget = budget
         self.min_cap = min_cap
+        self.levels = levels
+        _check_levels(levels)
         self.budget_value = parse_quantity(budget, "power", "budget")
         if self.budget_value <= 0:
             raise ValueError(f"budget: expected a power > 0, got {budget!r}")
@@ -33,6 +35,11 @@ class Budget(PowerPolicyBase):
 
     def budget_w(self, now: float, start: datetime = RUN_CLOCK_DEFAULT) -> float | None:
         return self.budget_value
+
+
+def _check_levels(levels: int) -> None:
+    if not 0 <= levels <= 10_000:
+        raise ValueError(f"levels: expected cap steps from 0 (continuous) to 10000, got {levels!r}")
 
 
 class Window:
@@ -85,10 +92,12 @@ class DemandResponse(PowerPolicyBase):
     """A lower budget inside demand-response windows (daily "17:00"-"20:00" or dated); `budget` outside."""
 
     def __init__(self, *, windows: list[dict[str, Any]], budget: float | str | None = None,
-                 min_cap: float = 0.33) -> None:
+                 min_cap: float = 0.33, levels: int = 32) -> None:
         self.windows = windows
         self.budget = budget
         self.min_cap = min_cap
+        self.levels = levels
+        _check_levels(levels)
         if not windows:
             raise ValueError("windows: expected at least one {start, end, budget}")
         self.parsed = [Window(raw, i) for i, raw in enumerate(windows)]

@@ -37,8 +37,9 @@ class Combined(PowerPolicyBase):
             if sum(getattr(part, kind) for part in built) > 1:
                 raise ValueError(f"parts: at most one part may {what}")
         self.built = built
-        self.min_cap = min((part.min_cap for part in built if part.name in ("budget", "demand_response")),
-                           default=0.33)
+        budgets = [part for part in built if part.name in ("budget", "demand_response")]
+        self.min_cap = min((part.min_cap for part in budgets), default=0.33)
+        self.levels = max((part.levels for part in budgets), default=0)
 
     def budget_w(self, now: float, start: datetime = RUN_CLOCK_DEFAULT) -> float | None:
         budgets = [b for b in (part.budget_w(now, start) for part in self.built) if b is not None]
