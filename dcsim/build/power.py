@@ -108,7 +108,7 @@ def build_governor(scenario: Scenario, policy: PowerPolicyBase, env: simpy.Envir
         if scenario.workload.inference is not None:
             raise ScenarioError([f"{where}: idle_shutdown wakes nodes for training jobs only; "
                                  "a scenario with inference services is not supported yet"])
-        nodes = NodePower(env, cluster, policy, training.waiting_demand, training.capacity_changed, levels.emit,
+        nodes = NodePower(env, cluster, policy, training.waiting_jobs, training.capacity_changed, levels.emit,
                           shutdown.off_w, shutdown.wake_w, shutdown.wake_latency_s)
     start = scenario.energy.start
     clock = start.replace(tzinfo=None) if start is not None else RUN_CLOCK_DEFAULT

@@ -9,7 +9,7 @@ becomes usable after the wake latency, and the training engine is told (a schedu
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -26,23 +26,24 @@ class NodesNow:
     now: float
     nodes: Sequence[NodeState]
     cluster: Cluster
-    demand: Mapping[str, int]
+    jobs: Sequence[tuple[int, tuple[str, ...]]]
 
     def free(self, accelerator: str) -> int:
         return self.cluster.free[accelerator]
 
-    def waiting_demand(self) -> Mapping[str, int]:
-        return self.demand
+    def waiting_jobs(self) -> Sequence[tuple[int, tuple[str, ...]]]:
+        return self.jobs
 
 
 class NodePower:
     def __init__(self, env: simpy.Environment, cluster: Cluster, policy: PowerPolicyBase,
-                 waiting_demand: Callable[[], Mapping[str, int]], capacity_changed: Callable[[], None],
+                 waiting_jobs: Callable[[], Sequence[tuple[int, tuple[str, ...]]]],
+                 capacity_changed: Callable[[], None],
                  emit: Callable[[float], None], off_w: float, wake_w: float | None, wake_latency: float) -> None:
         self.env = env
         self.cluster = cluster
         self.policy = policy
-        self.waiting_demand = waiting_demand
+        self.waiting_jobs = waiting_jobs
         self.capacity_changed = capacity_changed
         self.emit = emit
         self.wake_latency = wake_latency
@@ -76,7 +77,7 @@ class NodePower:
             elif self.idle_since[i] is None:
                 self.idle_since[i] = now
             states.append(NodeState(i, node.pool, node.accelerator, node.size, self.state[i], self.idle_since[i]))
-        decision: NodeDecision = self.policy.nodes(NodesNow(now, states, cluster, self.waiting_demand()))
+        decision: NodeDecision = self.policy.nodes(NodesNow(now, states, cluster, self.waiting_jobs()))
         for node_id in decision.power_off:
             self._power_off(node_id, now)
         for node_id in decision.wake:

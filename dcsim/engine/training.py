@@ -279,13 +279,9 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         job.rate = job.base_rate * job.traffic_factor * job.checkpoint_factor * factor
         self._plan_finish(job)
 
-    def waiting_demand(self) -> dict[str, int]:
-        """Accelerators wanted by queued jobs, each on its first usable model (for idle shutdown)."""
-        demand: dict[str, int] = {}
-        for job in self._queue.values():
-            if job.candidates:
-                demand[job.candidates[0]] = demand.get(job.candidates[0], 0) + job.demand
-        return demand
+    def waiting_jobs(self) -> list[tuple[int, tuple[str, ...]]]:
+        """Queued jobs in queue order: (accelerators wanted, usable models fastest first); for idle shutdown."""
+        return [(job.demand, job.candidates) for job in self._queue.values()]
 
     def running_jobs(self) -> Iterator[Job]:
         """Jobs computing now (for the power governor)."""

@@ -64,8 +64,8 @@ class NodesView(Protocol):
     def nodes(self) -> Sequence[NodeState]: ...
     def free(self, accelerator: str) -> int:
         """Free accelerators of a model on powered nodes."""
-    def waiting_demand(self) -> Mapping[str, int]:
-        """Accelerators wanted by queued jobs, each counted on its first usable model."""
+    def waiting_jobs(self) -> Sequence[tuple[int, tuple[str, ...]]]:
+        """Queued jobs in queue order: (accelerators wanted, usable models fastest first)."""
 
 
 @dataclass(frozen=True)

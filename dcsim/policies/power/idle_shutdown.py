@@ -40,21 +40,36 @@ class IdleShutdown(PowerPolicyBase):
 
     def nodes(self, view: NodesView) -> NodeDecision:
         now = view.now
-        demand = view.waiting_demand()
         nodes = view.nodes
-        waking: dict[str, int] = {}
+        spare: dict[str, int] = {}  # free and waking accelerators per model, less what queued jobs take
+        off_nodes: dict[str, list[int]] = {}
         powered: dict[str, int] = {}
-        for node in nodes:
-            if node.state == "waking":
-                waking[node.accelerator] = waking.get(node.accelerator, 0) + node.size
-            if node.state != "off":
-                powered[node.accelerator] = powered.get(node.accelerator, 0) + 1
-        wake: list[int] = []
-        spare = {model: view.free(model) + waking.get(model, 0) - want for model, want in demand.items()}
         for node in nodes:  # by id: deterministic
-            if node.state == "off" and spare.get(node.accelerator, 0) < 0:
-                wake.append(node.id)
-                spare[node.accelerator] += node.size
+            model = node.accelerator
+            spare.setdefault(model, view.free(model))
+            if node.state == "waking":
+                spare[model] += node.size
+            if node.state == "off":
+                off_nodes.setdefault(model, []).append(node.id)
+            else:
+                powered[model] = powered.get(model, 0) + 1
+        sizes = {node.id: node.size for node in nodes}
+        wake: list[int] = []
+        wanted: dict[str, int] = {}  # accelerators queued jobs take per model (none goes off under them)
+        for demand, candidates in view.waiting_jobs():
+            usable = [m for m in candidates if m in spare]
+            fit = next((m for m in usable if spare[m] >= demand), None)
+            if fit is None:  # wake nodes of the first model whose off nodes make the job fit
+                fit = next((m for m in usable
+                            if spare[m] + sum(sizes[n] for n in off_nodes.get(m, ())) >= demand), None)
+                if fit is None:
+                    continue  # it waits for running work to end, as it would with every node on
+                while spare[fit] < demand:
+                    node_id = off_nodes[fit].pop(0)
+                    wake.append(node_id)
+                    spare[fit] += sizes[node_id]
+            spare[fit] -= demand
+            wanted[fit] = wanted.get(fit, 0) + demand
         off: list[int] = []
         check_at = math.inf
         for node in nodes:
@@ -65,10 +80,9 @@ class IdleShutdown(PowerPolicyBase):
                 check_at = min(check_at, due)
                 continue
             model = node.accelerator
-            free_after = view.free(model) + waking.get(model, 0) - node.size - sum(
-                n.size for n in nodes if n.id in off and n.accelerator == model)
-            if free_after < demand.get(model, 0) or powered.get(model, 0) <= self.keep_on:
-                continue
+            if spare[model] < node.size or powered.get(model, 0) <= self.keep_on:
+                continue  # queued jobs need it, or it is one of the nodes kept on
             off.append(node.id)
+            spare[model] -= node.size
             powered[model] -= 1
         return NodeDecision(power_off=tuple(off), wake=tuple(wake), check_at=check_at)
