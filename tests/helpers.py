@@ -73,11 +73,13 @@ def _nearest_by_bandwidth(measured: list[str], accelerator: str) -> str:
 def split_gang_speed(model: str, accelerator: str, demand: int, nodes: int, largest_node: int) -> float:
     """Speed of a gang on `nodes` nodes over its speed on the fewest nodes that could hold it.
 
-    The documented rule (README "fluid progress", docs/calibration.md "Multi-accelerator scaling"):
+    The documented rule (docs/calibration.md "Multi-accelerator scaling", no network section):
     step time = compute + sync, sync = alpha + beta x (accelerators - 2) fitted per class (`local`
-    inside one node, `network` across nodes); a job spread over more nodes than it needs runs at
-    step(fewest nodes) / step(its nodes). Read straight from the shipped calibration.yaml and the
-    catalog, so the oracle does not go through dcsim's own PlacementSpeed or calibration classes.
+    inside one node, `network` across nodes). Across nodes, for a model with a parameter count on an
+    accelerator with a catalog NIC figure, the step is the one-node (local) step plus what a ring
+    all-reduce of 2-byte gradients loses on the NICs against the same ring inside a node. A job
+    spread over more nodes than it needs runs at step(fewest nodes) / step(its nodes). Read straight
+    from the shipped YAML files, so the oracle does not go through dcsim's own classes.
     """
     fewest = -(-demand // largest_node)
     if nodes <= fewest or model not in _shipped_calibration()["training"]["models"]:
@@ -88,16 +90,41 @@ def split_gang_speed(model: str, accelerator: str, demand: int, nodes: int, larg
 def count_speed(model: str, accelerator: str, demand: int, largest_node: int, reference: str = "V100") -> float:
     """Speed of a `demand`-accelerator gang over what the one-accelerator speed ratio says (issue 15):
     [step(reference, n) / step(accelerator, n)] / [step(reference, 1) / step(accelerator, 1)], both on the
-    fewest nodes that hold the gang on `accelerator`; 1 for one accelerator, the reference or generic."""
+    fewest nodes that hold the gang on `accelerator` (the reference on this cluster's NICs); 1 for one
+    accelerator, the reference or generic."""
     if demand <= 1 or accelerator == reference or model not in _shipped_calibration()["training"]["models"]:
         return 1.0
     fewest = -(-demand // largest_node)
-    at_count = _oracle_step(model, reference, demand, fewest) / _oracle_step(model, accelerator, demand, fewest)
+    at_count = (_oracle_step(model, reference, demand, fewest, nic_of=accelerator)
+                / _oracle_step(model, accelerator, demand, fewest))
     return at_count / (_oracle_step(model, reference, 1, 1) / _oracle_step(model, accelerator, 1, 1))
 
 
-def _oracle_step(model: str, accelerator: str, demand: int, spanned: int) -> float:
+@functools.cache
+def _parameters(model: str) -> float | None:
+    with open(ROOT / "dcsim" / "catalog" / "models.yaml", encoding="utf-8") as file:
+        value = yaml.safe_load(file)["models"].get(model, {}).get("params")
+    return None if value is None else float(value)
+
+
+def _nic_extra(model: str, accelerator: str, demand: int, spanned: int, nic_of: str) -> float | None:
+    """Ring all-reduce over `spanned` nodes (NIC x accelerators per node) minus the same ring in one node."""
+    params = _parameters(model)
+    nic = load_catalog().accelerator(nic_of).network_bandwidth
+    if params is None or nic is None:
+        return None
+    size, share = 2.0 * params, 2 * (demand - 1) / demand
+    intra = _figure(accelerator, "interconnect_bandwidth") / 2
+    inter = float(nic.value) * -(-demand // spanned)
+    return max(share * size / min(inter, intra) - share * size / intra, 0.0)
+
+
+def _oracle_step(model: str, accelerator: str, demand: int, spanned: int, nic_of: str | None = None) -> float:
     """compute + sync of one step, straight from calibration.yaml and the catalog."""
+    if spanned > 1 and demand > 1:
+        extra = _nic_extra(model, accelerator, demand, spanned, nic_of or accelerator)
+        if extra is not None:
+            return _oracle_step(model, accelerator, demand, 1) + extra
     calibration = _shipped_calibration()
     fit = calibration["training"]["models"][model]
     # One accelerator's compute per step at the anchor batch, scaled by (bandwidth ratio) ^ alpha off the anchor.

@@ -90,6 +90,25 @@ def test_economizer_and_water_by_hand() -> None:
     assert facility_power(it, np.array([5.0]), np.array([2.0]), dry).water_l_per_s[0] == 0.0
 
 
+def test_liquid_cooling_needs_less_cooling_power_than_air_on_a_hot_day() -> None:
+    it = np.full(3, 1e6)
+    dry, wet = np.array([10.0, 25.0, 40.0]), np.array([5.0, 18.0, 24.0])
+    air = facility_power(it, dry, wet, Facility.model_validate({"cooling": {"kind": "air"}}))
+    liquid = facility_power(it, dry, wet, Facility.model_validate({"cooling": {"kind": "liquid"}}))
+    assert liquid.cooling_w[2] < air.cooling_w[2]
+    # warm-water loops (32 degC supply) with dry coolers run chiller-free up to ~30 degC dry bulb
+    assert liquid.free_cooling[1] > air.free_cooling[1]
+    assert liquid.water_l_per_s[0] < air.water_l_per_s[0]  # dry coolers on the liquid share: less water
+
+
+def test_parameter_catalog_cites_every_constant() -> None:
+    from dcsim.energy.facility import FACILITY_CATALOG
+
+    assert len(FACILITY_CATALOG) >= 15
+    for name, entry in FACILITY_CATALOG.items():
+        assert isinstance(entry["value"], int | float) and len(entry["source"]) > 20, name
+
+
 cooling_specs = st.one_of(
     st.builds(lambda s, e, v: {"kind": "air", "supply_air": s, "economizer": e, "evaporative": v},
               st.floats(15, 35), st.booleans(), st.booleans()),

@@ -107,6 +107,21 @@ def test_csv_alignment_time_zone_and_units(tmp_path: Path) -> None:
     assert series.at(3600.0) == pytest.approx(300.0)
 
 
+def test_a_run_past_the_end_of_a_series_is_reported(tmp_path: Path) -> None:
+    from dcsim.energy.accounting import add_energy_columns, energy_section, refine
+    from tests.test_energy_accounting import _frame
+
+    _csv(tmp_path / "ci.csv", "timestamp,ci\n2022-01-01T00:00Z,100\n2022-01-01T01:00Z,200\n")
+    energy = _energy({"file": "ci.csv", "value_column": "ci", "unit": "gCO2/kWh"})
+    inputs = energy_inputs(energy, tmp_path)  # no horizon: the loader cannot know the run's end
+    assert inputs.carbon.data_until == 7200.0
+    frame = add_energy_columns(refine(_frame([0.0, 9000.0], [1000.0, 1000.0]), inputs, 9000.0), inputs, energy)
+    section = energy_section(frame, 9000.0, inputs, energy, None, None)
+    assert section["series_beyond_data_s"] == {"carbon_intensity": 1800.0}
+    with pytest.raises(SeriesError, match="before the run's horizon"):
+        energy_inputs(energy, tmp_path, horizon=9000.0)
+
+
 def test_daily_repeat_aligns_by_time_of_day(tmp_path: Path) -> None:
     rows = "".join(f"2022-03-01T{h:02d}:00:00Z,{100 + h}\n" for h in range(24))
     _csv(tmp_path / "day.csv", "timestamp,ci\n" + rows)
@@ -170,3 +185,36 @@ def test_real_carbon_and_weather_series() -> None:
     hot = inputs.dry_bulb.at(np.arange(0.0, 30 * 86400.0, 3600.0))
     assert 25 < hot.mean() < 40  # Phoenix in July
     assert (inputs.wet_bulb.at(np.arange(0.0, 30 * 86400.0, 3600.0)) <= hot).all()
+
+
+def _epw(path: Path, rows: list[str]) -> Path:
+    header = ["LOCATION,Somewhere,XX,USA,TMY,0,40.0,-100.0,-6.0,300"] + ["HEADER"] * 7
+    path.write_text("\n".join(header + rows) + "\n")
+    return path
+
+
+def test_epw_weather_by_hand_and_its_errors(tmp_path: Path) -> None:
+    rows = []
+    month_days = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    for month, days in enumerate(month_days, start=1):
+        for day in range(1, days + 1):
+            for hour in range(1, 25):
+                dry = 10.0 + month  # one temperature per month, dew point 5 K below
+                rows.append(f"1999,{month},{day},{hour},0,flags,{dry:.1f},{dry - 5:.1f},70")
+    _epw(tmp_path / "w.epw", rows)
+    energy = Energy.model_validate({"start": "2022-03-31T23:00:00-06:00", "weather": {"file": "w.epw"}})
+    inputs = energy_inputs(energy, tmp_path)
+    assert inputs.dry_bulb is not None and inputs.wet_bulb is not None
+    assert inputs.dry_bulb.at(0.0) == 13.0 and inputs.dry_bulb.next_change(0.0) == 3600.0  # 1 April 00:00
+    assert inputs.dry_bulb.at(3600.0) == 14.0
+    assert 14.0 - 5 < inputs.wet_bulb.at(3600.0) < 14.0  # between dew point and dry bulb
+    _epw(tmp_path / "short.epw", rows[:10])
+    with pytest.raises(SeriesError, match=r"short.epw: energy.weather.file: expected 8760 hourly rows"):
+        energy_inputs(Energy.model_validate({"start": "2022-01-01T00:00:00Z", "weather": {"file": "short.epw"}}),
+                      tmp_path)
+    broken = list(rows)
+    broken[100] = "1999,1,5,5,0,flags,x,1,70"
+    _epw(tmp_path / "bad.epw", broken)
+    with pytest.raises(SeriesError, match="data row 101: expected month, day, hour, dry bulb and dew point"):
+        energy_inputs(Energy.model_validate({"start": "2022-01-01T00:00:00Z", "weather": {"file": "bad.epw"}}),
+                      tmp_path)

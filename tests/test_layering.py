@@ -25,7 +25,7 @@ ALLOWED = {
     "dcsim.engine": ["dcsim.engine", "dcsim.model", "dcsim.policies.base", "dcsim.policies.serving_base",
                      "dcsim.policies.power.base", "dcsim.metrics.protocol", "dcsim.errors", "dcsim.units",
                      "dcsim.energy.series"],
-    "dcsim.energy": ["dcsim.energy", "dcsim.scenario", "dcsim.errors", "dcsim.units"],
+    "dcsim.energy": ["dcsim.energy", "dcsim.scenario", "dcsim.errors", "dcsim.units", "dcsim.catalog"],
     "dcsim.reporting": ["dcsim.reporting", "dcsim.results", "dcsim.units", "dcsim.errors", "dcsim.stats"],
     "dcsim.cli_calibration": ["dcsim.calibration", "dcsim.catalog", "dcsim.errors", "dcsim.reporting",
                               "dcsim.output_folders", "dcsim.scenario.accelerators"],

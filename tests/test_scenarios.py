@@ -40,6 +40,15 @@ def test_shipped_scenario_validates_and_runs(path: Path) -> None:
         for index, service in enumerate(inference.services):
             field = "count" if isinstance(service.requests, SyntheticRequests) else "limit"
             shorten.append(f"workload.inference.services.{index}.requests.{field}=2000")
+    if scenario.energy.uses_series:
+        from dcsim.energy.loading import SeriesError, energy_inputs
+
+        try:
+            energy_inputs(scenario.energy, scenario.base_dir, scenario.horizon)
+        except SeriesError as exc:
+            if "not found" not in str(exc):
+                raise
+            pytest.skip(f"series not available here: {exc}")
     result = dcsim.run(path, overrides=shorten)
     summary = result.summary
     assert summary["scenario"] == scenario.name

@@ -18,9 +18,9 @@ import simpy
 from dcsim.build.cluster import build_cluster, busy_power, power_caps, uncapped_busy_power
 from dcsim.build.failures import build_checkpoints, build_failures, wire_tier_checkpoints
 from dcsim.build.feasibility import restrict_to_memory
+from dcsim.build.placement_speed import PlacementSpeed, nic_collectives
 from dcsim.build.policies import build_policy
 from dcsim.build.serving import Serving, build_serving
-from dcsim.calibration import Calibration
 from dcsim.energy.loading import EnergyInputs, energy_inputs
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.lifecycle import Lifecycle, SuspensionCosts
@@ -75,54 +75,6 @@ def build_jobs(scenario: Scenario, seed: int) -> tuple[list[Job], WorkloadReport
                       models)
 
 
-class PlacementSpeed:
-    """Speed of a multi-accelerator job relative to the speeds table (one-accelerator ratios), by its
-    accelerator count and placement.
-
-    - Count (issue 15): a job's work is quoted on `demand` reference accelerators, so its speed on
-      another model is step(reference, demand) / step(accelerator, demand), compute plus the calibrated
-      synchronisation of that many accelerators (at the model's median measured batch), not the
-      one-accelerator ratio. Against Gavel's multi-GPU measurements this cuts the median error of
-      P100 and K80 speed ratios from 21% and 39% to 8% and 12% (docs/calibration.md).
-    - Spread: a job on more nodes than it needs is slower by step(fewest nodes) / step(its nodes).
-    Without a network only (with one, the all-reduce flows set these costs). Cached per shape."""
-
-    def __init__(self, calibration: Calibration, cluster: Cluster, reference: str) -> None:
-        self.calibration = calibration
-        self.reference = reference
-        self.largest = dict(cluster.max_node_size)
-        self.cache: dict[tuple[str, str, int, int], float] = {}
-
-    def __call__(self, model: str, accelerator: str, demand: int, nodes: int) -> float:
-        if model not in self.calibration.training.models:
-            return 1.0
-        key = (model, accelerator, demand, nodes)
-        factor = self.cache.get(key)
-        if factor is None:
-            factor = self.cache[key] = self._count(model, accelerator, demand) * self._spread(
-                model, accelerator, demand, nodes)
-        return factor
-
-    def _fewest(self, accelerator: str, demand: int) -> int:
-        return -(-demand // self.largest[accelerator])
-
-    def _count(self, model: str, accelerator: str, demand: int) -> float:
-        if demand <= 1 or accelerator == self.reference:
-            return 1.0
-        step = self.calibration.step_time
-        nodes = self._fewest(accelerator, demand)
-        at_count = step(model, self.reference, demand, nodes).total / step(model, accelerator, demand, nodes).total
-        one = step(model, self.reference).total / step(model, accelerator).total
-        return at_count / one
-
-    def _spread(self, model: str, accelerator: str, demand: int, nodes: int) -> float:
-        fewest = self._fewest(accelerator, demand)
-        if nodes <= fewest:
-            return 1.0
-        step = self.calibration.step_time
-        return step(model, accelerator, demand, fewest).total / step(model, accelerator, demand, nodes).total
-
-
 def _lifecycle(spec: object, jobs: list[Job], startup: float, recorder: FrameRecorder) -> Lifecycle:
     """Suspension costs from the workload's `suspension` section; each job gets its checkpoint size."""
     suspension = getattr(spec, "suspension", None)
@@ -166,12 +118,12 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     reference = catalog.canonical_accelerator(
         (spec.reference_accelerator if spec is not None else None) or catalog.reference_accelerator)
     speeds = {}
-    for model in {job.model for job in jobs}:
-        base = calibration.relative_speed(model, reference)
+    for key, model, batch in {(job.speed_key, job.model, job.batch_size) for job in jobs}:
+        base = calibration.relative_speed(model, reference, batch)
         for accelerator in cluster.accelerator_models:
             slowdown = (calibration.power.cap_slowdown(accelerator, caps[accelerator], uncapped[accelerator])
                         if accelerator in caps else 1.0)
-            speeds[(model, accelerator)] = calibration.relative_speed(model, accelerator) / base / slowdown
+            speeds[(key, accelerator)] = calibration.relative_speed(model, accelerator, batch) / base / slowdown
     levels = LevelBoard(cluster, recorder)
     network = None
     if scenario.network is not None or scenario.storage is not None:  # networkx and numba load only then
@@ -188,7 +140,8 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
         lifecycle=_lifecycle(spec, jobs, startup, recorder),
         quotas=_quotas(spec),
         # With a network, the all-reduce streams set the cost of spreading a job (engine/traffic.py).
-        placement_speed=PlacementSpeed(calibration, cluster, reference) if topology is None else None, levels=levels,
+        placement_speed=PlacementSpeed(calibration, cluster, reference, nic_collectives(scenario, cluster))
+        if topology is None else None, levels=levels,
         traffic=network.traffic if network is not None else None,
         largest_gang=network.largest_gang if network is not None else None)
     if network is not None:

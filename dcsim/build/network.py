@@ -14,8 +14,8 @@ from pathlib import Path
 
 import simpy
 
+from dcsim.build.placement_speed import model_parameters
 from dcsim.calibration import Calibration
-from dcsim.catalog import load_catalog
 from dcsim.engine.fabric import Fabric
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.meters import FabricMeter
@@ -99,29 +99,26 @@ class Profiles:
         self.cluster = cluster
         self.speeds = speeds
         self.source = scenario.source
+        self.scenario = scenario
         self._cache: dict[tuple[str, str, int], JobProfile] = {}
 
     def parameters(self, model: str) -> float:
-        try:
-            params = load_catalog().model(model).params
-        except CatalogError:  # not a catalog model (e.g. generic)
-            params = None
-        if params is None:
-            params = self.spec.communication.parameters
+        params = model_parameters(self.scenario, model)
         if params is None:
             raise ScenarioError([f"{self.source}: workload.training.communication.parameters: model {model!r} has no "
                                  "parameter count in the catalog; give one (e.g. 25e6) to size its gradients and "
                                  "checkpoints"])
         return params
 
-    def compute(self, model: str, accelerator: str, demand: int) -> float:
+    def compute(self, model: str, accelerator: str, demand: int, batch: float | None = None,
+                speed_key: str | None = None) -> float:
         """Compute seconds per step: the calibrated step time (measured networks, catalog LLMs by
         roofline), else the scenario's step_time on the reference accelerator scaled by speed."""
         seconds = None
         if model != "generic":
             size = self.cluster.max_node_size[accelerator]
             try:
-                seconds = self.calibration.step_time(model, accelerator, demand, -(-demand // size)).compute
+                seconds = self.calibration.step_time(model, accelerator, demand, -(-demand // size), batch).compute
             except (CalibrationError, CatalogError, KeyError):
                 seconds = None
         if seconds is not None and seconds > 0:
@@ -131,17 +128,17 @@ class Profiles:
             raise ScenarioError([f"{self.source}: workload.training.communication.step_time: model {model!r} has no "
                                  "calibrated step time; give its compute seconds per step on the reference "
                                  "accelerator (e.g. 0.3s)"])
-        return step / self.speeds[(model, accelerator)]
+        return step / self.speeds[(speed_key or model, accelerator)]
 
     def __call__(self, job: Job) -> JobProfile:
         assert job.accelerator is not None
-        key = (job.model, job.accelerator, job.demand)
+        key = (job.speed_key, job.accelerator, job.demand)
         profile = self._cache.get(key)
         if profile is None:
             params = self.parameters(job.model)
             checkpoint = self.spec.checkpoint
             profile = self._cache[key] = JobProfile(
-                compute=self.compute(job.model, job.accelerator, job.demand),
+                compute=self.compute(job.model, job.accelerator, job.demand, job.batch_size, job.speed_key),
                 gradient_bytes=params * self.spec.communication.gradient_bytes,
                 checkpoint_bytes=params * checkpoint.bytes_per_parameter if checkpoint is not None else 0.0)
         return profile
@@ -182,11 +179,11 @@ def build_network(scenario: Scenario, cluster: Cluster, calibration: Calibration
     if spec is not None and jobs:
         profiles = Profiles(scenario, calibration, cluster, speeds)
         if topology is not None or (spec.checkpoint is not None and spec.checkpoint.tier is not None):
-            for model in sorted({job.model for job in jobs}):
+            for key, model, batch in sorted({(job.speed_key, job.model, job.batch_size or 0.0) for job in jobs}):
                 profiles.parameters(model)  # fail now, not mid-run, on a model without a parameter count
                 if topology is not None:
                     for accelerator in cluster.accelerator_models:
-                        profiles.compute(model, accelerator, 1)
+                        profiles.compute(model, accelerator, 1, batch or None, key)
         settings = TrafficSettings(
             algorithm=spec.communication.algorithm, overlap=spec.communication.overlap,
             dataset_tier=spec.dataset.tier if spec.dataset is not None else None,

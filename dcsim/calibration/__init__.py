@@ -52,12 +52,13 @@ class Calibration:
         accelerator = self.catalog.canonical_accelerator(accelerator)
         return self.scaling.step_time(self.training, model, accelerator, count, nodes, batch, tokens)
 
-    def relative_speed(self, model: str, accelerator: str) -> float:
-        """One-accelerator training throughput relative to the catalog's reference accelerator."""
+    def relative_speed(self, model: str, accelerator: str, batch: float | None = None) -> float:
+        """One-accelerator training throughput relative to the catalog's reference accelerator, at `batch`
+        samples per step (None: the model's median measured batch)."""
         accelerator = self.catalog.canonical_accelerator(accelerator)
         if model == "generic":
             return _generic_speed(self, accelerator)
-        return self.training.relative_speed(model, accelerator, self.catalog.reference_accelerator)
+        return self.training.relative_speed(model, accelerator, self.catalog.reference_accelerator, batch)
 
     def model_types(self) -> list[str]:
         """Model names a training workload may use: calibrated models, catalog LLMs, and `generic`.

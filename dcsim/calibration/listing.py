@@ -89,7 +89,8 @@ def _accelerator_text(calibration: Calibration, spec: AcceleratorSpec) -> str:
     speeds = []
     for model in calibration.training.model_names():
         speeds.append(f"{model} {calibration.relative_speed(model, spec.name):.2f}")
-    lines.append(f"  training speed vs {calibration.catalog.reference_accelerator}: " + ", ".join(speeds))
+    lines.append(f"  training speed vs {calibration.catalog.reference_accelerator} (one accelerator, at each model's "
+                 "median measured batch; a job's batch_size changes it): " + ", ".join(speeds))
     return "\n".join(lines)
 
 
@@ -106,7 +107,10 @@ def _model_text(calibration: Calibration, name: str) -> str:
     lines += _entries(calibration, name)
     if calibration.training.has_model(name):
         speeds = [f"{acc} {calibration.relative_speed(name, acc):.2f}" for acc in catalog.accelerators]
-        lines.append(f"  training speed vs {catalog.reference_accelerator}: " + ", ".join(speeds))
+        fit = calibration.training.models.get(name)
+        batch = f"its median measured batch, {next(iter(fit.anchors.values())).batch:g}" if fit else "any batch"
+        lines.append(f"  training speed vs {catalog.reference_accelerator} (one accelerator, at {batch}): "
+                     + ", ".join(speeds))
     return "\n".join(lines)
 
 

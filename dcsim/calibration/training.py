@@ -89,9 +89,10 @@ class TrainingModel:
         like = self.catalog.accelerators[accelerator].like
         return self.mfu.get(like, self.default_mfu) if like else self.default_mfu
 
-    def relative_speed(self, model: str, accelerator: str, reference: str) -> float:
-        """Throughput on `accelerator` over throughput on `reference`, at the model's reference batch."""
-        return self.compute_time(model, reference) / self.compute_time(model, accelerator)
+    def relative_speed(self, model: str, accelerator: str, reference: str, batch: float | None = None) -> float:
+        """Throughput on `accelerator` over throughput on `reference` at `batch` samples per step (None:
+        the model's median measured batch, the batch of its anchors)."""
+        return self.compute_time(model, reference, batch) / self.compute_time(model, accelerator, batch)
 
     def model_names(self) -> list[str]:
         return sorted(self.models)

@@ -202,10 +202,14 @@ def energy_section(frame: pd.DataFrame, sim_time: float, inputs: EnergyInputs, e
     if budget_w is not None:  # filled in by a power policy that sets a budget
         section["power_budget_kw"] = budget_w / 1e3
         section["peak_over_budget"] = float(facility_w.max()) > budget_w if facility_w.size else False
-    named = (("carbon_intensity", inputs.carbon), ("price", inputs.price))
-    held_rows = {name: series.held_rows for name, series in named if series is not None and series.held_rows}
+    named = inputs.named()
+    held_rows = {name: series.held_rows for name, series in named.items() if series.held_rows}
     if held_rows:
         section["series_cells_held"] = held_rows
+    # a run without a horizon may outlast a non-repeating series: its last value held, said here
+    beyond = {name: sim_time - series.data_until for name, series in named.items() if sim_time > series.data_until}
+    if beyond:
+        section["series_beyond_data_s"] = beyond
     if jobs is not None and "energy_facility_kwh" in jobs:
         section["jobs_facility_kwh"] = float(jobs["energy_facility_kwh"].sum())
         section["jobs_carbon_kg"] = float(jobs["carbon_kg"].sum())

@@ -12,13 +12,15 @@ Facility power = IT + losses + cooling, where
 Chiller COP = eta_2nd x Carnot COP (T_evaporator / lift) with eta_2nd set so the COP is 6.1 at the
 AHRI 550/590 rating point (6.7 degC leaving chilled water, 35 degC leaving condenser water), the
 ASHRAE 90.1-2019 minimum for large water-cooled centrifugal chillers (0.576 kW/ton); capped at COP_MAX.
-Every constant, its value and its source are listed in FACILITY_PARAMETERS (and docs/energy.md).
+Every constant, its value and its source are in the parameter catalog, dcsim/catalog/facility.yaml
+(read here into FACILITY_PARAMETERS), and in docs/energy.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,44 +28,47 @@ if TYPE_CHECKING:
     from dcsim.scenario.energy import Facility
 
 KELVIN = 273.15
-# Chiller: the AHRI 550/590 standard rating point and the ASHRAE 90.1-2019 minimum full-load efficiency.
-AHRI_CHILLED_WATER_C = 6.7  # 44 degF leaving chilled water
-AHRI_CONDENSER_LEAVING_C = 35.0  # 95 degF leaving condenser water (85 degF entering + 10 degF range)
-AHRI_COP = 3.517 / 0.576  # 0.576 kW/ton, 1 ton of refrigeration = 3.517 kW of heat
-CARNOT_EFFICIENCY = AHRI_COP / ((AHRI_CHILLED_WATER_C + KELVIN) / (AHRI_CONDENSER_LEAVING_C - AHRI_CHILLED_WATER_C))
-COP_MAX = 12.0  # low-lift cap: part-load ratings of variable-speed centrifugal chillers reach ~0.3 kW/ton
-MIN_LIFT_K = 5.0
-# Water loop temperatures.
-TOWER_APPROACH_K = 3.9  # 7 degF: cooling-tower leaving water above the wet bulb (CTI / ASHRAE design practice)
-CONDENSER_RANGE_K = 5.6  # 10 degF: condenser water rise (AHRI rating)
-HX_APPROACH_K = 1.5  # plate heat exchanger of the water-side economizer
-CHILLED_WATER_RANGE_K = 6.0  # chilled-water supply-to-return rise
-DRY_COOLER_APPROACH_K = 8.0  # air-cooled condenser / dry cooler leaving fluid above the dry bulb
-AIR_TO_WATER_K = 9.0  # chilled-water supply below the supply-air temperature (coil approach + margin)
-# Auxiliaries as shares of the heat they move (assumptions within published ranges, docs/energy.md).
-AIR_HANDLER_FANS = 0.04
-PUMPS_AND_TOWERS = 0.03
-LIQUID_PUMPS_AND_DRY_COOLERS = 0.03
-# Water: latent heat of vaporisation at ~25 degC and cycles of concentration of the tower water.
-LATENT_HEAT_J_PER_KG = 2.44e6
-CYCLES_OF_CONCENTRATION = 5.0  # blowdown = evaporation / (cycles - 1)
 
+
+def _catalog() -> dict[str, dict[str, Any]]:
+    """catalog/facility.yaml: parameter -> {value, unit, source, assumption}."""
+    import yaml
+
+    text = resources.files("dcsim.catalog").joinpath("facility.yaml").read_text(encoding="utf-8")
+    return dict(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["parameters"])
+
+
+FACILITY_CATALOG = _catalog()
 FACILITY_PARAMETERS: dict[str, tuple[float, str]] = {
-    "ahri_cop": (AHRI_COP, "ASHRAE 90.1-2019 Table 6.8.1-3: water-cooled centrifugal >= 300 tons, path A, "
-                           "0.576 kW/ton full load at AHRI 550/590 conditions"),
-    "carnot_efficiency": (CARNOT_EFFICIENCY, "derived: COP at the AHRI point over its Carnot COP"),
-    "cop_max": (COP_MAX, "assumption: low-lift/part-load centrifugal chillers ~0.3 kW/ton (IPLV ratings)"),
-    "tower_approach_k": (TOWER_APPROACH_K, "ASHRAE Handbook HVAC Systems & Equipment ch. 40: 7 degF typical"),
-    "condenser_range_k": (CONDENSER_RANGE_K, "AHRI 550/590 rating: 85 -> 95 degF condenser water"),
-    "hx_approach_k": (HX_APPROACH_K, "assumption: plate heat exchanger approach 1-2 K"),
-    "chilled_water_range_k": (CHILLED_WATER_RANGE_K, "assumption: 10-12 degF chilled-water delta-T"),
-    "dry_cooler_approach_k": (DRY_COOLER_APPROACH_K, "assumption: air-cooled condensers 6-11 K above dry bulb"),
-    "air_handler_fans": (AIR_HANDLER_FANS, "assumption: CRAH fan power 3-6 % of the heat load"),
-    "pumps_and_towers": (PUMPS_AND_TOWERS, "assumption: pumps and tower fans 2-4 % of the heat rejected"),
-    "liquid_pumps": (LIQUID_PUMPS_AND_DRY_COOLERS, "assumption: CDU pumps and dry-cooler fans 2-4 %"),
-    "latent_heat_j_per_kg": (LATENT_HEAT_J_PER_KG, "water at 25 degC (steam tables)"),
-    "cycles_of_concentration": (CYCLES_OF_CONCENTRATION, "assumption: 3-6 cycles typical tower operation"),
-}
+    name: (float(entry["value"]), ("assumption: " if entry.get("assumption") else "") + str(entry["source"]))
+    for name, entry in FACILITY_CATALOG.items()}
+
+
+def _value(name: str) -> float:
+    return FACILITY_PARAMETERS[name][0]
+
+
+# Chiller: the AHRI 550/590 standard rating point and the ASHRAE 90.1-2019 minimum full-load efficiency.
+AHRI_CHILLED_WATER_C = _value("ahri_chilled_water_c")
+AHRI_CONDENSER_LEAVING_C = _value("ahri_condenser_leaving_c")
+AHRI_COP = 3.517 / _value("ahri_kw_per_ton")  # 1 ton of refrigeration = 3.517 kW of heat
+CARNOT_EFFICIENCY = AHRI_COP / ((AHRI_CHILLED_WATER_C + KELVIN) / (AHRI_CONDENSER_LEAVING_C - AHRI_CHILLED_WATER_C))
+COP_MAX = _value("cop_max")
+MIN_LIFT_K = _value("min_lift_k")
+# Water loop temperatures.
+TOWER_APPROACH_K = _value("tower_approach_k")
+CONDENSER_RANGE_K = _value("condenser_range_k")
+HX_APPROACH_K = _value("hx_approach_k")
+CHILLED_WATER_RANGE_K = _value("chilled_water_range_k")
+DRY_COOLER_APPROACH_K = _value("dry_cooler_approach_k")
+AIR_TO_WATER_K = _value("air_to_water_k")
+# Auxiliaries as shares of the heat they move.
+AIR_HANDLER_FANS = _value("air_handler_fans")
+PUMPS_AND_TOWERS = _value("pumps_and_towers")
+LIQUID_PUMPS_AND_DRY_COOLERS = _value("liquid_pumps")
+# Water: latent heat of vaporisation and cycles of concentration of the tower water.
+LATENT_HEAT_J_PER_KG = _value("latent_heat_j_per_kg")
+CYCLES_OF_CONCENTRATION = _value("cycles_of_concentration")
 
 
 def chiller_cop(chilled_water_c: np.ndarray | float, condenser_c: np.ndarray | float) -> np.ndarray:

@@ -50,6 +50,10 @@ class EnergyInputs:
     def all_series(self) -> list[TimeSeries]:
         return [s for s in (self.carbon, self.price, self.dry_bulb, self.wet_bulb) if s is not None]
 
+    def named(self) -> dict[str, TimeSeries]:
+        found = {"carbon_intensity": self.carbon, "price": self.price, "weather": self.dry_bulb}
+        return {name: series for name, series in found.items() if series is not None}
+
 
 def energy_inputs(energy: Energy, base_dir: str | Path = ".", horizon: float | None = None) -> EnergyInputs:
     """Read every series of the `energy:` section (numbers become constant series)."""
@@ -239,6 +243,14 @@ def _zone(name: str, where: str) -> dt.tzinfo:
                           f"(expected an IANA name such as UTC or Europe/Paris)") from None
 
 
+def _epw_row_ok(row: list[str]) -> bool:
+    try:
+        [float(row[i]) for i in (1, 2, 3, 6, 7)]
+    except (IndexError, ValueError):
+        return False
+    return True
+
+
 def _read_epw(path: Path, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dt.tzinfo]:
     """Seconds since 1 January 00:00 (local standard time) of each hour, dry bulb, dew point (degC), zone."""
     if not path.is_file():
@@ -254,23 +266,24 @@ def _read_epw(path: Path, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
         offset_h = float(header[8])
     except ValueError:
         raise SeriesError(f"{where}.file: LOCATION time zone is not a number: {excerpt(header[8])}") from None
-    rows = [line.split(",") for line in lines[8:] if line.strip()]
+    rows = [line.split(",", 8)[:8] for line in lines[8:] if line.strip()]  # the first 8 fields are enough
     if len(rows) != 8760:
         raise SeriesError(f"{where}.file: expected 8760 hourly rows after the 8 header lines, got {len(rows)}")
+    try:
+        table = np.asarray([(row[1], row[2], row[3], row[6], row[7]) for row in rows], dtype=float)
+    except (IndexError, ValueError):
+        index = next(i for i, row in enumerate(rows) if not _epw_row_ok(row))
+        raise SeriesError(f"{where}.file: data row {index + 1}: expected month, day, hour, dry bulb and dew "
+                          f"point numbers") from None
+    month, day, hour = table[:, 0].astype(int), table[:, 1].astype(int), table[:, 2].astype(int)
+    dry, dew = table[:, 3], table[:, 4]
+    bad = (month < 1) | (month > 12) | (day < 1) | (day > 31) | (hour < 1) | (hour > 24)
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise SeriesError(f"{where}.file: data row {index + 1}: date {month[index]}/{day[index]} hour {hour[index]} "
+                          "out of range")
     month_start = np.cumsum([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30])
-    seconds = np.empty(8760)
-    dry = np.empty(8760)
-    dew = np.empty(8760)
-    for index, fields in enumerate(rows):
-        try:
-            month, day, hour = int(fields[1]), int(fields[2]), int(fields[3])
-            dry[index], dew[index] = float(fields[6]), float(fields[7])
-        except (IndexError, ValueError):
-            raise SeriesError(f"{where}.file: data row {index + 1}: expected month, day, hour, dry bulb and dew "
-                              f"point numbers") from None
-        if not (1 <= month <= 12 and 1 <= day <= 31 and 1 <= hour <= 24):
-            raise SeriesError(f"{where}.file: data row {index + 1}: date {month}/{day} hour {hour} out of range")
-        seconds[index] = (month_start[month - 1] + day - 1) * DAY_S + (hour - 1) * 3600.0  # hour ending
+    seconds = (month_start[month - 1] + day - 1) * DAY_S + (hour - 1) * 3600.0  # hour ending
     for name, column in (("dry bulb", dry), ("dew point", dew)):
         if (column >= 99.9).any():  # the EPW missing-value marker
             row = int(np.argmax(column >= 99.9))
@@ -297,7 +310,9 @@ def _align(epoch: np.ndarray, values: np.ndarray, unit: str, repeat: str, time_z
         if horizon is not None and times[-1] + step < horizon:
             raise SeriesError(f"{where}: the series ends {_stamp(epoch[-1] + step)}, before the run's horizon "
                               f"({horizon / 3600:g} h after energy.start)")
-        return TimeSeries(times, values, unit)
+        series = TimeSeries(times, values, unit)
+        series.data_until = float(times[-1] + step)
+        return series
     first = dt.datetime.fromtimestamp(epoch[0], dt.UTC).astimezone(zone)
     if repeat == "day":
         origin = first.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -45,6 +45,7 @@ class TimeSeries:
         self.values = values_array[keep]
         self.unit = unit
         self.held_rows = 0  # empty cells of the source file that held the value before them
+        self.data_until = math.inf  # run time where the source data ends (the last value holds on after it)
         self.period = period
         self.phase = phase
         # cumulative integral up to each breakpoint (value x seconds), for O(log n) integrals

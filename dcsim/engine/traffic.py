@@ -34,6 +34,7 @@ from typing import Protocol
 
 import simpy
 
+from dcsim.engine.collectives import allreduce_seconds
 from dcsim.engine.fabric import Fabric, TransferGroup
 from dcsim.engine.lifecycle import Lifecycle
 from dcsim.engine.storage import StorageSystem
@@ -291,16 +292,8 @@ class TrainingTraffic(TrafficFailures):
 
     def _allreduce(self, n: int, per_node: int, nodes: int, size: float, intra: float, inter: float,
                    latency: float) -> float:
-        if n <= 1 or size <= 0:
-            return 0.0
-        intra_latency = self.settings.intra_latency
-        if nodes <= 1:
-            return 2 * (n - 1) / n * size / intra + 2 * (n - 1) * intra_latency
-        if self.settings.algorithm == "ring":
-            return 2 * (n - 1) / n * size / min(inter, intra) + 2 * (n - 1) * max(latency, intra_latency)
-        g = per_node
-        inside = 2 * (g - 1) / g * size / intra + 2 * (g - 1) * intra_latency if g > 1 else 0.0
-        return inside + 2 * (nodes - 1) / nodes * size / inter + 2 * (nodes - 1) * latency
+        return allreduce_seconds(n, per_node, nodes, size, intra, inter, self.settings.algorithm,
+                                 self.settings.intra_latency, latency)
 
     def _intra(self, job: Job) -> float:
         return self.intra_bandwidth[job.accelerator]  # type: ignore[index]

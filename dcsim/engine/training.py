@@ -185,7 +185,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self._allocation_version += 1
         first = job.start is None
         delay = self.lifecycle.start(job, now, accelerator, allocation)
-        job.base_rate = self.speeds[(job.model, accelerator)]
+        job.base_rate = self.speeds[(job.speed_key, accelerator)]
         if self.placement_speed is not None:
             job.base_rate *= self.placement_speed(job.model, accelerator, job.demand, len(allocation))
         job.rate = job.base_rate * job.power_factor
@@ -194,7 +194,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             job.remaining = job.work
             job.estimated_end = now + self.estimated_runtime(job, accelerator)
         else:
-            job.estimated_end = now + delay + self.remaining_estimate(job) / self.speeds[(job.model, accelerator)]
+            job.estimated_end = now + delay + self.remaining_estimate(job) / self.speeds[(job.speed_key, accelerator)]
         bisect.insort(self._running_ends[accelerator], (job.estimated_end, job.id, job.demand))
         self._active[job.id] = job
         self.recorder.job_started(job)

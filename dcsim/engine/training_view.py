@@ -67,20 +67,20 @@ class TrainingViews:
         return job.candidates  # type: ignore[attr-defined]
 
     def _candidate_order(self, job: Job) -> tuple[str, ...]:
-        key = (job.model, job.allowed)
+        key = (job.speed_key, job.allowed)
         cached = self._candidates.get(key)
         if cached is None:
             models = self._allowed_models(job)
             order = {m: i for i, m in enumerate(models)}
-            cached = tuple(sorted(models, key=lambda m: (-self.speeds[(job.model, m)], order[m])))
+            cached = tuple(sorted(models, key=lambda m: (-self.speeds[(job.speed_key, m)], order[m])))
             self._candidates[key] = cached
         return cached
 
     def relative_speed(self, job: QueuedJobView, accelerator: str) -> float:
-        return self.speeds[(job.model, accelerator)]
+        return self.speeds[(job.speed_key, accelerator)]
 
     def estimated_runtime(self, job: QueuedJobView, accelerator: str) -> float:
-        return self.startup + job.estimate / self.speeds[(job.model, accelerator)]
+        return self.startup + job.estimate / self.speeds[(job.speed_key, accelerator)]
 
     def running_by_estimated_end(self, accelerator: str) -> Iterable[tuple[float, int]]:
         return ((end, demand) for end, _, demand in self._running_ends[accelerator])

@@ -9,7 +9,8 @@ Frames (columns are part of the metrics contract, documented in README "Outputs"
   computing), suspend_s and restore_s (seconds holding accelerators to save and restore checkpoints of
   suspensions), queue_s (every wait summed, up to the end for a job still waiting), lost_work_ref_s,
   tenant, priority; then failures (engine/failures.py): interruptions, lost_service_s (accelerator-seconds
-  of computing thrown away), checkpoint_s (seconds writing periodic checkpoints). start_s is the first start.
+  of computing thrown away), checkpoint_s (seconds writing periodic checkpoints); batch_size (samples per
+  accelerator per step; empty: the model's median measured batch). start_s is the first start.
 - job_segments: job_id, phase (starting, restoring, computing, suspending), start_s, end_s,
   accelerator_model, accelerators: the phases in which each job held accelerators, in order of end.
 - timeseries: time_s, queue_length, allocated_all, busy_all, serving_busy_all, allocated_<model>,
@@ -36,7 +37,7 @@ JOB_COLUMNS = [
     "slowdown", "accelerators", "accelerator_model", "nodes", "work_ref_s", "estimate_ref_s", "state", "reason",
     "comm_time_s", "io_time_s", "comm_share", "io_share", "checkpoints",
     "preemptions", "migrations", "attained_service_s", "suspend_s", "restore_s", "queue_s", "lost_work_ref_s",
-    "tenant", "priority", "interruptions", "lost_service_s", "checkpoint_s",
+    "tenant", "priority", "interruptions", "lost_service_s", "checkpoint_s", "batch_size",
 ]
 SEGMENT_COLUMNS = ["job_id", "phase", "start_s", "end_s", "accelerator_model", "accelerators"]
 
@@ -164,6 +165,7 @@ class FrameRecorder:
                 job.comm_time, job.io_time, _share(job.comm_time, job), _share(job.io_time, job), job.checkpoints,
                 job.preemptions, job.migrations, job.attained, job.suspend_time, job.restore_time, job.queue_time,
                 job.lost_work, job.tenant, job.priority, job.interruptions, job.lost_service, job.checkpoint_time,
+                _nan(job.batch_size),
             ))
         frame = pd.DataFrame.from_records(rows, columns=JOB_COLUMNS)
         return frame.astype(JOB_DTYPES)  # fixed types even when no job arrived

@@ -78,6 +78,12 @@ class Job:
     lost_service: float = 0.0  # accelerator-seconds of computing thrown away by failures
     checkpoint_time: float = 0.0  # seconds spent writing periodic checkpoints
     checkpoint_factor: float = 1.0  # speed kept while a periodic checkpoint is written (0: the job stalls)
+    batch_size: float | None = None  # samples per accelerator per step; None: the model's median measured batch
+
+    @property
+    def speed_key(self) -> str:
+        """What its speed per accelerator model is keyed by: the model type, with the batch when given."""
+        return self.model if self.batch_size is None else f"{self.model}@{self.batch_size:g}"
     traffic_factor: float = 1.0  # speed kept on the network and storage (engine/traffic.py)
     # Power policies (engine/power.py): speed kept under an accelerator power cap; deferral.
     power_factor: float = 1.0

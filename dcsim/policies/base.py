@@ -24,6 +24,8 @@ class QueuedJobView(Protocol):
     def model(self) -> str: ...
     @property
     def estimate(self) -> float: ...
+    @property
+    def speed_key(self) -> str: ...  # model type, with the batch size when the job gives one
 
 
 class JobView(QueuedJobView, Protocol):

@@ -61,6 +61,10 @@ def catalog_problems(data: Any, base_dir: str = ".") -> list[str]:
     models = training.get("models")
     for model in models if isinstance(models, dict) else {}:
         check(f"workload.training.models.{clip(str(model), 40)}", model, lambda name: _check_model(calibration, name))
+    batches = training.get("batch_size")
+    for model in batches if isinstance(batches, dict) else {}:
+        check(f"workload.training.batch_size.{clip(str(model), 40)}", model,
+              lambda name: _check_model(calibration, name))
     names = _get(training, "constraint", "accelerators")
     for index, name in enumerate(names if isinstance(names, list) else []):
         path = f"workload.training.constraint.accelerators.{index}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from dcsim.scenario.base import Strict, _NotANumber
 
@@ -111,6 +111,21 @@ class Energy(Strict):
                     "where the catalog has one, else 1.0",
     )
 
+    @field_validator("carbon_intensity", "price", mode="before")
+    @classmethod
+    def _number_in_range(cls, value: Any, info: Any) -> Any:
+        """A number (checked here, so an error names one expectation) or a series mapping."""
+        if value is None or isinstance(value, dict | SeriesFile):
+            return value
+        if isinstance(value, _NotANumber) or not isinstance(value, int | float):
+            raise ValueError("Input should be a number or a series mapping (file, value_column, unit, ...)")
+        high = 5000.0 if info.field_name == "carbon_intensity" else 1e5
+        if value < 0:
+            raise ValueError("Input should be greater than or equal to 0")
+        if value > high:
+            raise ValueError(f"Input should be less than or equal to {high:g}")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _numbers_are_numbers(cls, data: Any) -> Any:
@@ -126,10 +141,6 @@ class Energy(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Energy:
-        if isinstance(self.carbon_intensity, float | int) and not 0 <= self.carbon_intensity <= 5000:
-            raise ValueError(f"carbon_intensity must be in 0..5000 gCO2/kWh, got {self.carbon_intensity}")
-        if isinstance(self.price, float | int) and not 0 <= self.price <= 1e5:
-            raise ValueError(f"price must be in 0..100000 per MWh, got {self.price}")
         series = [isinstance(self.carbon_intensity, SeriesFile), isinstance(self.price, SeriesFile),
                   self.weather is not None and self.weather.file is not None]
         if any(series) and self.start is None:

@@ -27,6 +27,7 @@ from dcsim.scenario.units_types import (
     MAX_DURATION_S,
     MAX_GANG,
     MAX_SCALE,
+    Bandwidth,
     Duration,
     PositiveDuration,
     PositivePower,
@@ -58,6 +59,9 @@ class NodePool(_Strict):
     power_cap: PositivePower | None = Field(
         None, description="accelerator power limit; caps busy power and slows steps per the calibrated model"
     )
+    network_bandwidth: Bandwidth | None = Field(
+        None, description="scale-out (NIC) bandwidth per accelerator, one direction; default: the catalog's. "
+                          "Without a network section it sets the cost of a job spread over nodes")
 
 
 class Cluster(_Strict):
@@ -179,6 +183,9 @@ class _TrainingCommon(_Strict):
     checkpoint: Checkpointing | None = Field(None, description="model state written to a storage tier")
     suspension: Suspension | None = Field(None, description="cost of preempting and resuming a job")
     tenancy: Tenancy | None = Field(None, description="tenants (quotas) and priority classes of the jobs")
+    batch_size: dict[str, Annotated[float, Field(gt=0, le=1e7)]] = Field(
+        default_factory=dict, description="samples per accelerator per step, by model type; a model left out "
+                                          "runs at its median measured batch (a trace column overrides per job)")
 
     @field_validator("models")
     @classmethod
@@ -232,7 +239,11 @@ class TraceColumns(_Strict):
     priority: str | None = None
     checkpoint_size: str | None = None
     restart_delay: str | None = None
+<<<<<<< HEAD
     deadline: str | None = None  # time from submit by which the job should complete; a job with one is deferrable
+=======
+    batch_size: str | None = None  # samples per accelerator per step; an empty cell: the model's default
+>>>>>>> energy-time
 
 
 class TraceTraining(_TrainingCommon):

@@ -91,3 +91,11 @@ def make_jobs(
                         demand=int(demand[i]), model=models[i], work=float(work[i]),
                         estimate=float(estimates[i]), allowed=allowed[i]))
     return jobs
+
+
+def apply_batch_sizes(spec: SyntheticTraining | TraceTraining, jobs: list[Job],
+                      per_job: list[float | None] | None = None) -> None:
+    """Each job's batch: its own (a trace column), else the scenario's for its model type, else None."""
+    for i, job in enumerate(jobs):
+        own = per_job[i] if per_job is not None else None
+        job.batch_size = own if own is not None else spec.batch_size.get(job.model)

@@ -25,6 +25,7 @@ from dcsim.scenario.units_types import MAX_DURATION_S, MAX_GANG
 from dcsim.workload.common import (
     StreamFactory,
     WorkloadReport,
+    apply_batch_sizes,
     draw_constraints,
     draw_estimates,
     draw_models,
@@ -61,6 +62,10 @@ def read_trace(
         (f"{columns.accelerators}: not a whole number from 1 to {MAX_GANG}",
          (demand_raw >= 1) & (demand_raw <= MAX_GANG) & (demand_raw == np.floor(demand_raw))),
     ]
+    batch = _batch_sizes(frame, columns)
+    if columns.batch_size is not None:
+        checks.append((f"{columns.batch_size}: not a positive number up to 1e7 (or empty)",
+                       np.isnan(batch) & _empty(frame[columns.batch_size]) | (batch > 0) & (batch <= 1e7)))
     lines, keep = report.check_rows(frame, checks)
     short = keep & (duration < spec.min_duration)
     report.skip("shorter than min_duration", lines[short].tolist())
@@ -90,7 +95,11 @@ def read_trace(
     jobs = make_jobs(times, demand_raw[index].astype(int), work, [models[i] for i in index],
                      draw_estimates(spec, work, streams), [allowed[i] for i in index], names)
     read_tenancy(spec, columns, frame, index, lines, jobs, path)
+<<<<<<< HEAD
     read_deadlines(columns, frame, index, lines, jobs, path)
+=======
+    apply_batch_sizes(spec, jobs, [None if np.isnan(batch[i]) else float(batch[i]) for i in index])
+>>>>>>> energy-time
     # Constraints from the scenario apply only to jobs the trace did not pin to a type.
     pinned = draw_constraints(spec, len(jobs), streams, canonical)
     for job, pin in zip(jobs, pinned, strict=True):
@@ -98,6 +107,17 @@ def read_trace(
             job.allowed = pin
     report.jobs = len(jobs)
     return jobs, report
+
+
+def _batch_sizes(frame: pd.DataFrame, columns: TraceColumns) -> np.ndarray:
+    """Per-row batch sizes (NaN where the cell is empty, not a number, or there is no column)."""
+    if columns.batch_size is None:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[columns.batch_size], errors="coerce").to_numpy(dtype=float)
+
+
+def _empty(cells: pd.Series) -> np.ndarray:
+    return cells.isna().to_numpy() | (cells.astype(str).str.strip() == "").to_numpy()
 
 
 def _resolve(spec: TraceTraining, base_dir: str) -> tuple[Path, TraceColumns]:
@@ -179,7 +199,11 @@ def _check_columns(path: Path, frame: pd.DataFrame, columns: TraceColumns) -> No
               "start": columns.start, "end": columns.end, "accelerators": columns.accelerators,
               "model": columns.model, "accelerator_type": columns.accelerator_type, "name": columns.name,
               "tenant": columns.tenant, "priority": columns.priority, "checkpoint_size": columns.checkpoint_size,
+<<<<<<< HEAD
               "restart_delay": columns.restart_delay, "deadline": columns.deadline}
+=======
+              "restart_delay": columns.restart_delay, "batch_size": columns.batch_size}
+>>>>>>> energy-time
     for field_name, column in needed.items():
         if column is not None and column not in frame.columns:
             raise TraceError(
