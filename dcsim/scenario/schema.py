@@ -239,11 +239,8 @@ class TraceColumns(_Strict):
     priority: str | None = None
     checkpoint_size: str | None = None
     restart_delay: str | None = None
-<<<<<<< HEAD
     deadline: str | None = None  # time from submit by which the job should complete; a job with one is deferrable
-=======
     batch_size: str | None = None  # samples per accelerator per step; an empty cell: the model's default
->>>>>>> energy-time
 
 
 class TraceTraining(_TrainingCommon):

@@ -37,11 +37,8 @@ def generate(
     jobs = make_jobs(submit, demand, work, draw_models(spec, n, streams), draw_estimates(spec, work, streams),
                      draw_constraints(spec, n, streams, canonical))
     draw_tenancy(spec, jobs, streams)
-<<<<<<< HEAD
     draw_deferral(spec, jobs, streams)
-=======
     apply_batch_sizes(spec, jobs)
->>>>>>> energy-time
     return jobs, WorkloadReport(source="synthetic", rows_read=n, jobs=n)
 
 
