@@ -9,7 +9,7 @@ becomes usable after the wake latency, and the training engine is told (a schedu
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -26,18 +26,18 @@ class NodesNow:
     now: float
     nodes: Sequence[NodeState]
     cluster: Cluster
-    jobs: Sequence[tuple[int, tuple[str, ...]]]
+    jobs: Iterable[tuple[int, tuple[str, ...]]]
 
     def free(self, accelerator: str) -> int:
         return self.cluster.free[accelerator]
 
-    def waiting_jobs(self) -> Sequence[tuple[int, tuple[str, ...]]]:
+    def waiting_jobs(self) -> Iterable[tuple[int, tuple[str, ...]]]:
         return self.jobs
 
 
 class NodePower:
     def __init__(self, env: simpy.Environment, cluster: Cluster, policy: PowerPolicyBase,
-                 waiting_jobs: Callable[[], Sequence[tuple[int, tuple[str, ...]]]],
+                 waiting_jobs: Callable[[], Iterable[tuple[int, tuple[str, ...]]]],
                  capacity_changed: Callable[[], None],
                  emit: Callable[[float], None], off_w: float, wake_w: float | None, wake_latency: float) -> None:
         self.env = env

@@ -279,9 +279,9 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         job.rate = job.base_rate * job.traffic_factor * job.checkpoint_factor * factor
         self._plan_finish(job)
 
-    def waiting_jobs(self) -> list[tuple[int, tuple[str, ...]]]:
+    def waiting_jobs(self) -> Iterator[tuple[int, tuple[str, ...]]]:
         """Queued jobs in queue order: (accelerators wanted, usable models fastest first); for idle shutdown."""
-        return [(job.demand, job.candidates) for job in self._queue.values()]
+        return ((job.demand, job.candidates) for job in self._queue.values())
 
     def running_jobs(self) -> Iterator[Job]:
         """Jobs computing now (for the power governor)."""

@@ -11,7 +11,7 @@ deferral decisions come from the parts that make them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -64,7 +64,7 @@ class NodesView(Protocol):
     def nodes(self) -> Sequence[NodeState]: ...
     def free(self, accelerator: str) -> int:
         """Free accelerators of a model on powered nodes."""
-    def waiting_jobs(self) -> Sequence[tuple[int, tuple[str, ...]]]:
+    def waiting_jobs(self) -> Iterable[tuple[int, tuple[str, ...]]]:
         """Queued jobs in queue order: (accelerators wanted, usable models fastest first)."""
 
 
@@ -151,17 +151,24 @@ def uniform_caps(view: PowerView, budget_w: float, levels: int = 0, steps: int =
         return {m.name: max(math.floor(m.min_cap_w + share * max(m.uncapped_w - m.min_cap_w, 0.0)), m.min_cap_w)
                 for m in busy}
 
+    if capped_power(view, at(0.0)) > budget_w:
+        return at(0.0)
+    if levels > 0:  # the highest of the levels 0..levels that meets the budget: a bisection over integers
+        low_level, high_level = 0, levels
+        while low_level < high_level:
+            middle_level = (low_level + high_level + 1) // 2
+            if capped_power(view, at(middle_level / levels)) <= budget_w:
+                low_level = middle_level
+            else:
+                high_level = middle_level - 1
+        return at(low_level / levels)
     low, high = 0.0, 1.0
-    if capped_power(view, at(low)) > budget_w:
-        return at(low)
     for _ in range(steps):
         middle = (low + high) / 2
         if capped_power(view, at(middle)) <= budget_w:
             low = middle
         else:
             high = middle
-    if levels > 0:
-        low = math.floor(low * levels) / levels
     return at(low)
 
 

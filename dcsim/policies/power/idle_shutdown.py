@@ -53,6 +53,11 @@ class IdleShutdown(PowerPolicyBase):
                 off_nodes.setdefault(model, []).append(node.id)
             else:
                 powered[model] = powered.get(model, 0) + 1
+        idle_at = [node.idle_since + self.idle_after_s for node in nodes
+                   if node.state == "on" and node.idle_since is not None]
+        if not off_nodes and not any(at <= now for at in idle_at):
+            # nothing to wake and nothing to power off: skip the queue (it can be long)
+            return NodeDecision(check_at=min(idle_at, default=math.inf))
         sizes = {node.id: node.size for node in nodes}
         wake: list[int] = []
         wanted: dict[str, int] = {}  # accelerators queued jobs take per model (none goes off under them)
