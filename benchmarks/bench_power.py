@@ -3,7 +3,8 @@
 Runs (scenarios/quickstart.yaml, 128 accelerators, EASY backfill, 30 days of jobs at its rate, about
 5,760, and a 30-day horizon), alternated so machine noise falls on all alike:
 - plain: constant PUE and intensity, no power policy;
-- power: the same with idle shutdown (30 min) and a 50 kW budget (binds: the run peaks near 80 kW);
+- power: the same with idle shutdown (30 min) and a 50 kW budget (binds hard: the run peaks near 83 kW);
+- idle: idle shutdown only; budget70: a 70 kW budget only (binds at the peaks);
 - full (with the sustaindc-grid-weather data): hourly CAISO carbon, Phoenix weather, air cooling
   (benchmarks/bench_energy.py's series scenario) plus the same power policies: the issue's target
   run, compared with plain (target < 2x).
@@ -24,7 +25,9 @@ from pathlib import Path
 import dcsim
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_energy import DATA, scenario  # the energy benchmark's scenarios
+from bench_energy import DATA, QUICK, scenario  # the energy benchmark's scenarios
+
+from dcsim.scenario.loading import scenario_from_dict
 
 
 def main() -> None:
@@ -33,6 +36,11 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=30.0)
     args = parser.parse_args()
     runs = {"plain": scenario(args.days, False, False), "power": scenario(args.days, False, True)}
+    for name, policy in (("idle", {"name": "idle_shutdown", "params": {"idle_after": "30min"}}),
+                         ("budget70", {"name": "budget", "params": {"budget": "70kW"}})):
+        data = scenario(args.days, False, False).model_dump(mode="json")
+        data["policies"]["power"] = policy
+        runs[name] = scenario_from_dict(data, "bench-power", str(QUICK.parent))
     if DATA.is_dir():
         runs["full"] = scenario(args.days, True, True)
     else:
