@@ -33,6 +33,7 @@ from dcsim.metrics.network_frames import (
     storage_summary,
     storage_timeseries_frame,
 )
+from dcsim.metrics.power_summary import power_policy_frame, power_summary
 from dcsim.metrics.serving_frames import ServiceInfo
 from dcsim.metrics.summary import training_summary
 
@@ -143,6 +144,17 @@ def _failures(run: RunFrames) -> Contribution | None:
     return Contribution(frames={"failures": frame}, sections={"failures": section})
 
 
+def _power(run: RunFrames) -> Contribution | None:
+    governor = run.model.power
+    if governor is None:
+        return None
+    frame = power_policy_frame(governor.rows, run.end_time)
+    wakes = governor.nodes.wakes if governor.nodes is not None else 0
+    section = power_summary(str(governor.policy.name), frame, run.timeseries, run.model.jobs, wakes,
+                            governor.deferred_s)
+    return Contribution(frames={"power_policy": frame}, sections={"power": section})
+
+
 def _energy(run: RunFrames) -> Contribution | None:
     """Only when the energy section uses a series, weather or a facility model (else summarize's constant-PUE
     energy section stands, unchanged); replaces the timeseries and appends per-job and per-request columns."""
@@ -193,6 +205,15 @@ FAILURE_HEADLINE = {
     "accelerator_availability": ("failures", "accelerator_availability"),
 }
 
+POWER_HEADLINE = {
+    "peak_it_w": ("power", "peak_it_w"),
+    "over_budget_s": ("power", "over_budget_s"),
+    "capped_accelerator_hours": ("power", "capped_accelerator_hours"),
+    "shutdown_node_hours": ("power", "shutdown_node_hours"),
+    "deferred_hours": ("power", "deferral", "deferred_hours"),
+    "deadlines_missed": ("power", "deferral", "deadlines_missed"),
+}
+
 ENERGY_HEADLINE = {  # with series, weather or a facility model only
     "energy_cost": ("energy", "cost"),
     "water_l": ("energy", "water_l"),
@@ -215,6 +236,8 @@ SUBSYSTEMS: tuple[Subsystem, ...] = (
     Subsystem("storage", ("network", "utilization"), _storage, present=lambda s: s.storage is not None),
     Subsystem("failures", ("inference", "training", "cluster"), _failures, FAILURE_HEADLINE,
               lambda s: s.failures is not None),
+    Subsystem("power", ("failures", "inference", "training", "cluster"), _power, POWER_HEADLINE,
+              lambda s: s.policies.power.name != "none"),
     Subsystem("hardware", ("utilization",), _hardware, present=lambda s: bool(s.accelerators or s.catalog)),
     Subsystem("energy", ("energy",), _energy, ENERGY_HEADLINE, lambda s: s.energy.uses_series),  # replaces it
 )

@@ -72,7 +72,7 @@ def test_rerun_replaces_the_folder_atomically(tmp_path: Path) -> None:
     (("run", QUICK, "--seed", "-5"), "error: --seed: expected an integer >= 0, got -5"),
     (("compare", QUICK, "--policy", "schedular=fifo"),
      "error: --policy 'schedular=fifo': expected FAMILY=NAME or FAMILY.PARAM=VALUE "
-     "with FAMILY one of scheduler, placement, replica_scheduler, balancer, autoscaler"),
+     "with FAMILY one of scheduler, placement, replica_scheduler, balancer, autoscaler, power"),
 ])
 def test_user_errors_print_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     out = tmp_path / "out"

@@ -40,6 +40,7 @@ from dcsim.workload import WorkloadReport, generate, read_trace
 if TYPE_CHECKING:
     from dcsim.build.network import NetworkModel
     from dcsim.engine.failures import FailureProcess
+    from dcsim.engine.power import PowerGovernor
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Model:
     network: NetworkModel | None = None
     failures: FailureProcess | None = None
     energy: EnergyInputs | None = None  # series of the energy section, when it uses any (dcsim/energy/)
+    power: PowerGovernor | None = None  # a power policy's governor (engine/power.py); None without one
 
 
 def build_jobs(scenario: Scenario, seed: int) -> tuple[list[Job], WorkloadReport | None]:
@@ -168,6 +170,13 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     if failures is not None and serving is not None:
         failures.serving = serving.engine
         serving.engine.losses = ReplicaLosses(scenario.failures.request_retries)  # type: ignore[union-attr]
+    power_policy = build_policy(scenario, "power")
+    governor = None
+    if power_policy.name != "none":  # runs without a power policy stay exactly as they were
+        from dcsim.build.power import build_governor
+
+        governor = build_governor(scenario, power_policy, env, cluster, calibration, levels, power, training, speeds,
+                                  serving.engine if serving is not None else None, energy)
     simulation = Simulation(env, training, scenario.horizon, serving.engine if serving is not None else None,
                             failures)
     policies: dict[str, dict[str, object]] = {
@@ -176,8 +185,10 @@ def build_model(scenario: Scenario, seed: int | None = None) -> Model:
     }
     if serving is not None:
         policies.update(serving.policies)
-    return Model(scenario, seed, cluster, jobs, report, recorder, simulation, policies, serving, network, failures,
-                 energy)
+    if governor is not None:
+        policies["power"] = {"name": power_policy.name, "params": power_policy.get_params()}
+    return Model(scenario, seed, cluster, jobs, report, recorder, simulation, policies, serving=serving,
+                 network=network, failures=failures, energy=energy, power=governor)
 
 
 def _capacity_moved(training: TrainingEngine, serving: Serving | None) -> Callable[[], None]:

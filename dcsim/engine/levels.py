@@ -6,6 +6,8 @@ replicas (which depends on their batch) are kept in one place and reported as on
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster
 
@@ -21,14 +23,25 @@ class LevelBoard:
         self.network_w = 0.0  # switches and NICs (engine/meters.py)
         self.storage_w = 0.0
         self.last_time = 0.0  # of the last change reported: where a run without a horizon ends
+        # Power policies (engine/power.py): a hook that settles caps before each row, and the watts its
+        # caps and powered-off nodes take off (negative) the linear power model's accelerators and hosts.
+        self.before_emit: Callable[[float], None] | None = None
+        self.capped_w = 0.0
+        self.nodes_adjust_w = 0.0
 
     def emit(self, now: float) -> None:
         self.last_time = now
+        if self.before_emit is not None:
+            self.before_emit(now)
         cluster = self.cluster
         models = cluster.accelerator_models
         allocated = [cluster.capacity[m] - cluster.free[m] - cluster.down[m] for m in models]  # not under repair
         serving = [self.serving_busy[m] for m in models]
         busy = [self.training_busy[m] + s for m, s in zip(models, serving, strict=True)]
         occupied = [cluster.occupied_nodes[p] for p in cluster.pools]
-        self.recorder.levels(now, self.training_queue, allocated, busy, occupied, serving, self.serving_extra_w,
-                             self.network_w, self.storage_w)
+        if self.before_emit is None:
+            self.recorder.levels(now, self.training_queue, allocated, busy, occupied, serving, self.serving_extra_w,
+                                 self.network_w, self.storage_w)
+        else:
+            self.recorder.levels(now, self.training_queue, allocated, busy, occupied, serving, self.serving_extra_w,
+                                 self.network_w, self.storage_w, self.capped_w, self.nodes_adjust_w)

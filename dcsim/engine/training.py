@@ -81,6 +81,8 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self.requeue_front = True  # an interrupted job goes to the head of the queue (failures.requeue)
         self.checkpoints: JobCheckpoints | None = None  # periodic checkpoints without a storage tier
         self.suspension_io: CheckpointTransfers | None = None  # suspensions' checkpoints through a tier
+        self.release_time: Callable[[Job], float] | None = None  # deferral by a power policy (engine/power.py)
+        self.deferred = 0
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -107,13 +109,25 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
     def _on_arrival(self, _event: simpy.Event) -> None:
         now = self.env.now
         while self._next_arrival < len(self.jobs) and self.jobs[self._next_arrival].submit <= now:
-            self._submit(self.jobs[self._next_arrival])
+            job = self.jobs[self._next_arrival]
+            release = self.release_time(job) if self.release_time is not None and job.deferrable else now
+            if release > now:  # held back by a power policy (carbon-aware deferral): it waits unseen
+                self.recorder.job_submitted(job)
+                self.deferred += 1
+                self.env.timeout(release - now).callbacks.append(partial(self._on_release, job))
+            else:
+                self._submit(job)
             self._next_arrival += 1
         self._emit_levels()
         self._schedule_next_arrival()
 
-    def _submit(self, job: Job) -> None:
-        self.recorder.job_submitted(job)
+    def _on_release(self, job: Job, _event: simpy.Event) -> None:
+        self._submit(job, recorded=True)
+        self._emit_levels()
+
+    def _submit(self, job: Job, recorded: bool = False) -> None:
+        if not recorded:
+            self.recorder.job_submitted(job)
         if not self._feasible(job):
             job.state = JobState.REJECTED
             job.reason = self._infeasible_reason(job)
@@ -174,7 +188,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         job.base_rate = self.speeds[(job.speed_key, accelerator)]
         if self.placement_speed is not None:
             job.base_rate *= self.placement_speed(job.model, accelerator, job.demand, len(allocation))
-        job.rate = job.base_rate
+        job.rate = job.base_rate * job.power_factor
         job.checkpoint_factor = job.traffic_factor = 1.0
         if first:
             job.remaining = job.work
@@ -241,7 +255,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             return
         self._advance(job)
         job.traffic_factor = factor
-        rate = job.base_rate * factor * job.checkpoint_factor
+        rate = job.base_rate * factor * job.checkpoint_factor * job.power_factor
         job.comm_share, job.io_share = comm_share, io_share
         if rate != job.rate or job.plan_version == 0:
             job.rate = rate
@@ -251,8 +265,27 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         """A periodic checkpoint starts (the job keeps `factor` of its speed) or ends (factor 1)."""
         self._advance(job)
         job.checkpoint_factor = factor
-        job.rate = job.base_rate * job.traffic_factor * factor
+        job.rate = job.base_rate * job.traffic_factor * factor * job.power_factor
         self._plan_finish(job)
+
+    def set_power_factor(self, job: Job, factor: float) -> None:
+        """A power cap changed (engine/power.py): the job keeps `factor` of its speed from now on."""
+        if job.power_factor == factor:
+            return
+        job.power_factor = factor
+        if job.computing_since is None or job.state is not JobState.RUNNING:
+            return  # starting or restoring: the factor applies once it computes
+        self._advance(job)
+        job.rate = job.base_rate * job.traffic_factor * job.checkpoint_factor * factor
+        self._plan_finish(job)
+
+    def waiting_jobs(self) -> Iterator[tuple[int, tuple[str, ...]]]:
+        """Queued jobs in queue order: (accelerators wanted, usable models fastest first); for idle shutdown."""
+        return ((job.demand, job.candidates) for job in self._queue.values())
+
+    def running_jobs(self) -> Iterator[Job]:
+        """Jobs computing now (for the power governor)."""
+        return iter(self._running.values())
 
     def settle(self) -> None:
         """At the end of a run: bring running jobs' progress, time shares and lifecycle books up to now."""

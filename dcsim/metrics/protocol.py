@@ -22,7 +22,7 @@ class Recorder(Protocol):
     def levels(
         self, time: float, queue_length: int, allocated: Sequence[int], busy: Sequence[int],
         occupied_nodes: Sequence[int], serving_busy: Sequence[int], serving_extra_w: float,
-        network_w: float = 0.0, storage_w: float = 0.0,
+        network_w: float = 0.0, storage_w: float = 0.0, capped_w: float = 0.0, nodes_adjust_w: float = 0.0,
     ) -> None:
         """Levels that hold from `time` until the next call (piecewise constant): counts per
         accelerator model (allocated, busy, and the busy ones that serve inference), per node pool

@@ -60,7 +60,8 @@ class FrameRecorder:
         self._segments: list[tuple[int, str, float, float, str, int]] = []
         self._times: list[float] = []
         self._rows: list[tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], float,
-                               float, float]] = []
+                               float, float, float, float]] = []
+        self.power_adjusted = False  # a power policy reported cap and node adjustments (engine/power.py)
         self._requests: list[Request] = []
         self._replicas: list[ReplicaRecord] = []
         self._replica_rows: list[tuple[float, int, int, int, int, float]] = []
@@ -89,10 +90,11 @@ class FrameRecorder:
 
     def levels(self, time: float, queue_length: int, allocated: Sequence[int], busy: Sequence[int],
                occupied_nodes: Sequence[int], serving_busy: Sequence[int] = (), serving_extra_w: float = 0.0,
-               network_w: float = 0.0, storage_w: float = 0.0) -> None:
+               network_w: float = 0.0, storage_w: float = 0.0, capped_w: float = 0.0,
+               nodes_adjust_w: float = 0.0) -> None:
         serving = tuple(serving_busy) or (0,) * len(self.accelerator_models)
         row = (queue_length, tuple(allocated), tuple(busy), tuple(occupied_nodes), serving, serving_extra_w,
-               network_w, storage_w)
+               network_w, storage_w, capped_w, nodes_adjust_w)
         if self._times and self._times[-1] == time:
             self._rows[-1] = row  # several changes at one instant: the last one holds
         else:
@@ -203,6 +205,9 @@ class FrameRecorder:
             host_w += occupied[:, i] * delta
         data["power_accelerators_w"] = accelerator_w
         data["power_hosts_w"] = host_w
+        if self.power_adjusted:  # caps lower busy draw; powered-off and waking nodes replace their host's
+            accelerator_w += np.asarray([r[8] for r in rows], dtype=float)
+            host_w += np.asarray([r[9] for r in rows], dtype=float)
         network_w = np.asarray([r[6] for r in rows], dtype=float)
         storage_w = np.asarray([r[7] for r in rows], dtype=float)
         data["power_network_w"] = network_w

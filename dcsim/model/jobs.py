@@ -85,3 +85,7 @@ class Job:
         """What its speed per accelerator model is keyed by: the model type, with the batch when given."""
         return self.model if self.batch_size is None else f"{self.model}@{self.batch_size:g}"
     traffic_factor: float = 1.0  # speed kept on the network and storage (engine/traffic.py)
+    # Power policies (engine/power.py): speed kept under an accelerator power cap; deferral.
+    power_factor: float = 1.0
+    deadline: float | None = None  # seconds since run start by which a deferrable job should complete
+    deferrable: bool = False  # a power policy may hold it back (carbon-aware deferral) until its deadline allows

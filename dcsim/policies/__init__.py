@@ -2,6 +2,7 @@
 
 from dcsim.policies import autoscaling, balancing, batching  # noqa: F401
 from dcsim.policies.placement import pack, spread, topology_aware  # noqa: F401
+from dcsim.policies.power import budget, carbon_aware, combined, idle_shutdown  # noqa: F401
 from dcsim.policies.registry import build, describe, names, register
 from dcsim.policies.scheduling import (  # noqa: F401
     easy_backfill,

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from dcsim.errors import PolicyError
 
-FAMILIES = ("scheduler", "placement", "replica_scheduler", "balancer", "autoscaler")
+FAMILIES = ("scheduler", "placement", "replica_scheduler", "balancer", "autoscaler", "power")
 _REGISTRY: dict[str, dict[str, type]] = {family: {} for family in FAMILIES}
 _entry_points_loaded = False
 

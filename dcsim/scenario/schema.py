@@ -20,6 +20,7 @@ from dcsim.scenario.failures import Failures, check_failures
 from dcsim.scenario.inference import Inference
 from dcsim.scenario.network import Checkpointing, Communication, DatasetStreaming, Network, Storage
 from dcsim.scenario.policy_spec import PolicySpec
+from dcsim.scenario.power import Deferrable
 from dcsim.scenario.tenancy import Suspension, Tenancy
 from dcsim.scenario.units_types import (
     MAX_DURATION_S,
@@ -201,6 +202,8 @@ class SyntheticTraining(_TrainingCommon):
     accelerators: AcceleratorsPerJob = AcceleratorsPerJob()
     duration: DurationDistribution | None = Field(None, description="run time on the reference accelerator")
     steps: Steps | None = None
+    deferrable: Deferrable | None = Field(
+        None, description="jobs a carbon-aware power policy may defer (traces: columns.deadline)")
 
     @model_validator(mode="after")
     def _one_work_kind(self) -> SyntheticTraining:
@@ -235,6 +238,7 @@ class TraceColumns(_Strict):
     priority: str | None = None
     checkpoint_size: str | None = None
     restart_delay: str | None = None
+    deadline: str | None = None  # time from submit by which the job should complete; a job with one is deferrable
     batch_size: str | None = None  # samples per accelerator per step; an empty cell: the model's default
 
 
@@ -275,6 +279,7 @@ class Policies(_Strict):
     replica_scheduler: PolicySpec = PolicySpec(name="continuous_batching")
     balancer: PolicySpec = PolicySpec(name="round_robin")
     autoscaler: PolicySpec = PolicySpec(name="fixed")
+    power: PolicySpec = PolicySpec(name="none")  # budget, demand_response, idle_shutdown, carbon_aware, combined
 
 
 class Reporting(_Strict):

@@ -17,6 +17,7 @@ from dcsim.workload.common import (
     draw_models,
     make_jobs,
 )
+from dcsim.workload.deferral import draw_deferral
 from dcsim.workload.tenancy import draw_tenancy
 
 
@@ -36,6 +37,7 @@ def generate(
     jobs = make_jobs(submit, demand, work, draw_models(spec, n, streams), draw_estimates(spec, work, streams),
                      draw_constraints(spec, n, streams, canonical))
     draw_tenancy(spec, jobs, streams)
+    draw_deferral(spec, jobs, streams)
     apply_batch_sizes(spec, jobs)
     return jobs, WorkloadReport(source="synthetic", rows_read=n, jobs=n)
 

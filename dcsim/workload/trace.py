@@ -31,6 +31,7 @@ from dcsim.workload.common import (
     draw_models,
     make_jobs,
 )
+from dcsim.workload.deferral import read_deadlines
 from dcsim.workload.tenancy import read_tenancy
 from dcsim.workload.trace_cells import parse_seconds, parse_times, parse_type_sets
 
@@ -94,6 +95,7 @@ def read_trace(
     jobs = make_jobs(times, demand_raw[index].astype(int), work, [models[i] for i in index],
                      draw_estimates(spec, work, streams), [allowed[i] for i in index], names)
     read_tenancy(spec, columns, frame, index, lines, jobs, path)
+    read_deadlines(columns, frame, index, lines, jobs, path)
     apply_batch_sizes(spec, jobs, [None if np.isnan(batch[i]) else float(batch[i]) for i in index])
     # Constraints from the scenario apply only to jobs the trace did not pin to a type.
     pinned = draw_constraints(spec, len(jobs), streams, canonical)
@@ -194,7 +196,8 @@ def _check_columns(path: Path, frame: pd.DataFrame, columns: TraceColumns) -> No
               "start": columns.start, "end": columns.end, "accelerators": columns.accelerators,
               "model": columns.model, "accelerator_type": columns.accelerator_type, "name": columns.name,
               "tenant": columns.tenant, "priority": columns.priority, "checkpoint_size": columns.checkpoint_size,
-              "restart_delay": columns.restart_delay, "batch_size": columns.batch_size}
+              "restart_delay": columns.restart_delay, "batch_size": columns.batch_size,
+              "deadline": columns.deadline}
     for field_name, column in needed.items():
         if column is not None and column not in frame.columns:
             raise TraceError(
