@@ -25,12 +25,11 @@ from dcsim.calibration.inference import (
     Entry,
     Hardware,
     InferenceModel,
-    fit_inference,
     kv_bytes_per_token,
-    mlenergy_decode_check,
     model_shape,
     weight_bytes,
 )
+from dcsim.calibration.inference_fit import fit_inference, mlenergy_decode_check
 from dcsim.calibration.table import check_row, measurement_frame
 from dcsim.catalog import ModelSpec, load_catalog
 from dcsim.errors import CalibrationError

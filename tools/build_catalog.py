@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dcsim.calibration import fit_sections, write_calibration  # noqa: E402
-from dcsim.calibration.inference import mlenergy_decode_check  # noqa: E402
+from dcsim.calibration.inference_fit import mlenergy_decode_check  # noqa: E402
 from dcsim.calibration.power import check_serving  # noqa: E402
 from dcsim.calibration.sources import gavel, maxtext, mlenergy, pollux, splitwise, vidur, zeus  # noqa: E402
 from dcsim.calibration.table import write_measurements  # noqa: E402

@@ -19,7 +19,8 @@ import pandas as pd
 import yaml
 
 from dcsim.calibration.fitting import FitError
-from dcsim.calibration.inference import InferenceModel, fit_inference
+from dcsim.calibration.inference import InferenceModel
+from dcsim.calibration.inference_fit import fit_inference
 from dcsim.calibration.power import PowerModel, fit_power
 from dcsim.calibration.scaling import ScalingModel, StepTime, fit_scaling
 from dcsim.calibration.training import TrainingModel, fit_training
