@@ -158,5 +158,7 @@ class Energy(Strict):
     @property
     def uses_series(self) -> bool:
         """Whether anything beyond the constant PUE and intensity is asked for (else outputs as before)."""
-        return bool(self.model_fields_set & {"price", "start", "weather", "facility"}) or isinstance(
+        # By value, not by the fields given: a resolved scenario.yaml (and a sweep's point) writes every
+        # field, null where unset, and must run exactly as the scenario it came from.
+        return any(value is not None for value in (self.price, self.start, self.weather, self.facility)) or isinstance(
             self.carbon_intensity, SeriesFile)
