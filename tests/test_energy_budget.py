@@ -19,8 +19,8 @@ from tests.helpers import ROOT, tiny_scenario
 
 
 def _one_v100_with_energy(power: dict[str, Any]) -> dict[str, Any]:
-    """One V100 (host 100 W idle and busy) running one 1 h job from t = 1 h (its arrival), with air cooling (so the energy
-    subsystem and its facility power are on) and the given power policy."""
+    """One V100 (host 100 W idle and busy) running one 1 h job from t = 1 h (its arrival), with air
+    cooling (so the energy subsystem and its facility power are on) and the given power policy."""
     data = tiny_scenario()
     data["cluster"] = {"node_pools": [{"name": "v", "count": 1, "accelerator": "V100", "accelerators_per_node": 1,
                                        "host_power": {"idle": "100W", "busy": "100W"}}]}
