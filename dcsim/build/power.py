@@ -8,6 +8,7 @@ failures section or inference services.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,8 +56,10 @@ def cap_curves(scenario: Scenario, cluster: Cluster, calibration: Calibration,
         def slowdown(cap: float, model: str = model, before: float = before) -> float:
             return model_power.cap_slowdown(model, effective(cap), uncapped[model]) / before
 
+        # Caps are whole watts on a few levels, asked for at every change of load: remember each answer.
         curves[model] = CapCurve(idle_w=spec.idle_w.value, busy_w=busy[model],
-                                 min_cap_w=min_cap_share * spec.tdp_w.value, draw_w=draw, slowdown=slowdown)
+                                 min_cap_w=min_cap_share * spec.tdp_w.value,
+                                 draw_w=functools.cache(draw), slowdown=functools.cache(slowdown))
     return curves
 
 

@@ -158,9 +158,20 @@ def request_energy(requests: pd.DataFrame, replicas: pd.DataFrame, cumulative: C
     return frame
 
 
+BUDGET_TOLERANCE_W = 1e-6  # float noise allowed above a budget (as metrics/power_summary.py)
+
+
+def budget_in_force(times: np.ndarray, budget: pd.DataFrame) -> np.ndarray:
+    """The budget (W, NaN: none) in force at each of `times`: the last budget row at or before it."""
+    at = budget["time_s"].to_numpy(dtype=float)
+    values = budget["budget_w"].to_numpy(dtype=float)
+    index = np.searchsorted(at, times, side="right") - 1
+    return np.where(index >= 0, values[np.clip(index, 0, None)], np.nan)
+
+
 def energy_section(frame: pd.DataFrame, sim_time: float, inputs: EnergyInputs, energy: Energy,
                    jobs: pd.DataFrame | None, requests: pd.DataFrame | None,
-                   budget_w: float | None = None) -> dict[str, Any]:
+                   budget: pd.DataFrame | None = None) -> dict[str, Any]:
     """The summary's `energy` section from the refined timeseries (with the columns of add_energy_columns)."""
     times = frame["time_s"].to_numpy(dtype=float)
     held = np.diff(times, append=times[-1]) if times.size else np.empty(0)
@@ -199,9 +210,11 @@ def energy_section(frame: pd.DataFrame, sim_time: float, inputs: EnergyInputs, e
         price = frame["price_per_mwh"].to_numpy(dtype=float)
         section["cost"] = float(np.dot(facility_w * price, held)) / J_PER_MWH
         section["currency"] = energy.currency
-    if budget_w is not None:  # filled in by a power policy that sets a budget
-        section["power_budget_kw"] = budget_w / 1e3
-        section["peak_over_budget"] = float(facility_w.max()) > budget_w if facility_w.size else False
+    if budget is not None:  # a power policy's IT power budget over time (energy/subsystem.py it_budget)
+        in_force = budget_in_force(times, budget)
+        has = ~np.isnan(in_force)
+        section["it_power_budget_kw"] = float(np.nanmin(budget["budget_w"].to_numpy(dtype=float))) / 1e3
+        section["peak_over_budget"] = bool(np.any(it_w[has] > in_force[has] + BUDGET_TOLERANCE_W))
     named = inputs.named()
     held_rows = {name: series.held_rows for name, series in named.items() if series.held_rows}
     if held_rows:

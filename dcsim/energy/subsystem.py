@@ -44,6 +44,19 @@ def energy_contribution(model: Any, end_time: float, jobs: pd.DataFrame, timeser
     if requests is not None and replicas is not None:
         requests_out = request_energy(requests, replicas, cumulative)
         frames["requests"] = requests_out
-    budget = getattr(model, "power_budget_w", None)  # set by a power policy with a budget, if any
-    section = energy_section(frame, end_time, inputs, energy, jobs_out, requests_out, budget)
+    section = energy_section(frame, end_time, inputs, energy, jobs_out, requests_out, it_budget(model))
     return frames, section
+
+
+def it_budget(model: Any) -> pd.DataFrame | None:
+    """The power governor's budget over time (time_s, budget_w; NaN: none in force), or None without one.
+
+    The budget limits IT power (the governor caps accelerators against IT power, engine/power.py), so
+    the summary and the chart set it against IT power, not facility power."""
+    governor = getattr(model, "power", None)
+    rows = getattr(governor, "rows", None)
+    if not rows:
+        return None
+    frame = pd.DataFrame({"time_s": [row[0] for row in rows], "budget_w": [row[1] for row in rows]},
+                         dtype="float64")
+    return frame if frame["budget_w"].notna().any() else None

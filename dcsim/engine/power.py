@@ -24,6 +24,8 @@ from dcsim.model import Cluster, Job
 from dcsim.model.power import PowerCoefficients
 from dcsim.policies.power.base import DeferralView, ModelPower, PowerPolicyBase, Signal
 
+CAPS_REMEMBERED = 65_536  # caps kept per distinct (budget, base power, computing accelerators)
+
 
 @dataclass(frozen=True)
 class CapCurve:
@@ -71,6 +73,7 @@ class PowerGovernor:
         self.speeds: Mapping[tuple[str, str], float] = {}
         self.deferred_s = 0.0
         self._last_key: tuple[object, ...] | None = None
+        self._caps_seen: dict[tuple[object, ...], dict[str, float]] = {}
         # Whether work is left (jobs or requests): without a horizon a run ends at its last change, so
         # budget edges and idle timers after the last job must not extend it (nor run for ever).
         self.work_left: Callable[[], bool] = lambda: True
@@ -90,8 +93,14 @@ class PowerGovernor:
         key = (self.budget, view.base_w, tuple(m.busy for m in view.models))
         if key != self._last_key:  # the policy is a function of these: ask only when they change
             self._last_key = key
-            caps = self.policy.caps(view, self.budget) if self.budget is not None else {}
-            self.caps = {m: c for m, c in caps.items() if c < self.curves[m].busy_w}
+            known = self._caps_seen.get(key)  # loads recur (the same jobs, hosts and budget): remember
+            if known is None:
+                caps = self.policy.caps(view, self.budget) if self.budget is not None else {}
+                known = {m: c for m, c in caps.items() if c < self.curves[m].busy_w}
+                if len(self._caps_seen) >= CAPS_REMEMBERED:
+                    self._caps_seen.clear()
+                self._caps_seen[key] = known
+            self.caps = known
         capped_w = 0.0
         busy = self.levels.training_busy
         for model in self.cluster.accelerator_models:

@@ -62,22 +62,27 @@ class NodePower:
         self.wakes = 0
         self._changed_at = 0.0
         self._off_count = 0
+        self._states: list[NodeState | None] = [None] * len(cluster.nodes)  # the policy's view, kept while unchanged
 
     def settle(self, now: float) -> None:
         """Bring idle clocks up to now, ask the policy, apply its decision, set the next idle timer."""
         self.off_seconds += self._off_count * (now - self._changed_at)
         self._changed_at = now
         cluster = self.cluster
-        states = []
+        states = self._states
+        free_on, state, idle_since = cluster.free_on, self.state, self.idle_since
         for node in cluster.nodes:
             i = node.id
-            idle = self.state[i] == "on" and cluster.free_on[i] == node.size
+            idle = state[i] == "on" and free_on[i] == node.size
             if not idle:
-                self.idle_since[i] = None
-            elif self.idle_since[i] is None:
-                self.idle_since[i] = now
-            states.append(NodeState(i, node.pool, node.accelerator, node.size, self.state[i], self.idle_since[i]))
-        decision: NodeDecision = self.policy.nodes(NodesNow(now, states, cluster, self.waiting_jobs()))
+                idle_since[i] = None
+            elif idle_since[i] is None:
+                idle_since[i] = now
+            seen = states[i]
+            if seen is None or seen.state != state[i] or seen.idle_since != idle_since[i]:  # else reuse it
+                states[i] = NodeState(i, node.pool, node.accelerator, node.size, state[i], idle_since[i])
+        decision: NodeDecision = self.policy.nodes(NodesNow(now, tuple(states), cluster,  # type: ignore[arg-type]
+                                                            self.waiting_jobs()))
         for node_id in decision.power_off:
             self._power_off(node_id, now)
         for node_id in decision.wake:

@@ -1,7 +1,8 @@
 """Charts of the energy subsystem, from the saved timeseries only (runs with series or a facility model):
 
 - energy_power.png: facility power stacked by component (IT, power-distribution losses, cooling) over
-  time, with the power budget as a dashed line when a power policy set one (summary energy.power_budget_kw);
+  time; with a power policy's budget, that budget (on IT power, which the governor caps) as a dashed step
+  line from the power_policy frame, so it follows demand-response windows;
 - carbon_power.png: grid carbon intensity and facility power on one time axis (two panels);
 - pue.png: PUE over time with its time-weighted mean.
 """
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -22,7 +24,8 @@ from dcsim.results import RunResult
 
 ENERGY_CAPTIONS = {
     "energy_power": "Facility power by component over time: IT, power-distribution losses (UPS, PDU, other "
-                    "building loads) and cooling; the dashed line is the power budget where a policy set one.",
+                    "building loads) and cooling; the dashed red line is a power policy's budget, which limits IT "
+                    "power (the gray band), not facility power.",
     "carbon_power": "Grid carbon intensity (top) and the facility's power (bottom) on one time axis.",
     "pue": "Power usage effectiveness (facility / IT power) over time; dashed: its time-weighted mean.",
 }
@@ -35,12 +38,13 @@ def energy_charts(result: RunResult) -> list[Chart]:
     end = float(ts["time_s"].iloc[-1])
     scale, unit = time_unit(end)
     energy = result.summary.get("energy") or {}
-    return [("energy_power.png", lambda path: _components(ts, energy, path, scale, unit)),
+    budget = result.frames.get("power_policy")
+    return [("energy_power.png", lambda path: _components(ts, budget, path, scale, unit)),
             ("carbon_power.png", lambda path: _carbon_power(ts, path, scale, unit)),
             ("pue.png", lambda path: _pue(ts, energy, path, scale, unit))]
 
 
-def _components(ts: pd.DataFrame, energy: Mapping[str, Any], path: Path, scale: float, unit: str) -> Path:
+def _components(ts: pd.DataFrame, budget: pd.DataFrame | None, path: Path, scale: float, unit: str) -> Path:
     fig = Figure(figsize=(10, 3.5))
     ax = fig.subplots()
     names = [("power_it_w", "IT", "tab:gray")]
@@ -52,9 +56,13 @@ def _components(ts: pd.DataFrame, energy: Mapping[str, Any], path: Path, scale: 
     times, values = levels(ts, [column for column, _, _ in names])
     ax.stackplot(times / scale, *(values[:, i] / 1e3 for i in range(len(names))), step="post",
                  labels=[label for _, label, _ in names], colors=[color for _, _, color in names], alpha=0.8)
-    budget = energy.get("power_budget_kw")
-    if isinstance(budget, int | float):
-        ax.axhline(budget, color="tab:red", ls="--", lw=1.2, label="power budget")
+    if budget is not None and "budget_w" in budget and budget["budget_w"].notna().any():
+        # the governor's budget over time (NaN where none is in force: a gap in the line)
+        times_s, budget_w = budget["time_s"].to_numpy(dtype=float), budget["budget_w"].to_numpy(dtype=float)
+        keep = np.ones(len(budget_w), dtype=bool)  # one point per change of the budget, and the last
+        keep[1:-1] = ~((budget_w[1:-1] == budget_w[:-2]) | (np.isnan(budget_w[1:-1]) & np.isnan(budget_w[:-2])))
+        ax.step(times_s[keep] / scale, budget_w[keep] / 1e3,
+                where="post", color="tab:red", ls="--", lw=1.2, label="IT power budget (caps IT power)")
     ax.set_ylim(bottom=0)
     ax.legend(**LEGEND_ABOVE)
     time_axis(ax, ts, scale, unit)
@@ -115,8 +123,9 @@ def energy_detail_tables(s: Mapping[str, Any]) -> str:
                  ["free-cooling hours", f"{esc(number(e.get('free_cooling_hours')))} h"]]
     if "cost" in e:
         rows.append(["energy cost", f"{esc(number(e.get('cost')))} {esc(str(e.get('currency', '')))}"])
-    if "power_budget_kw" in e:
-        rows.append(["power budget", f"{esc(number(e.get('power_budget_kw')))} kW"])
+    if "it_power_budget_kw" in e:
+        rows.append(["IT power budget (lowest in force)", f"{esc(number(e.get('it_power_budget_kw')))} kW"])
+        rows.append(["IT power above the budget", "yes" if e.get("peak_over_budget") else "no"])
     if "jobs_carbon_kg" in e:
         rows += [["training jobs' facility energy", f"{esc(number(e.get('jobs_facility_kwh')))} kWh"],
                  ["training jobs' carbon", f"{esc(number(e.get('jobs_carbon_kg')))} kg CO2e"]]

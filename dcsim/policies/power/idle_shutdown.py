@@ -59,22 +59,36 @@ class IdleShutdown(PowerPolicyBase):
             # nothing to wake and nothing to power off: skip the queue (it can be long)
             return NodeDecision(check_at=min(idle_at, default=math.inf))
         sizes = {node.id: node.size for node in nodes}
+        # reach: spare plus off accelerators per model. Waking moves accelerators from off to spare, and
+        # a placed job takes from spare, so reach never grows along the walk: once a job's demand
+        # exceeds the reach of every model it may use, no later job with the same models and at least
+        # that demand fits (skipped at once), and once no reach is left the walk can stop.
+        reach = {m: spare[m] + sum(sizes[n] for n in off_nodes.get(m, ())) for m in spare}
+        reach_left = sum(reach.values())
+        hopeless: dict[tuple[str, ...], int] = {}  # usable models -> smallest demand known not to fit
+        usable_of: dict[tuple[str, ...], list[str]] = {}
         wake: list[int] = []
-        wanted: dict[str, int] = {}  # accelerators queued jobs take per model (none goes off under them)
-        for demand, candidates in view.waiting_jobs():
-            usable = [m for m in candidates if m in spare]
+        for demand, candidates in view.waiting_jobs() if reach_left > 0 else ():
+            if demand >= hopeless.get(candidates, demand + 1):
+                continue
+            usable = usable_of.get(candidates)
+            if usable is None:
+                usable = usable_of[candidates] = [m for m in candidates if m in spare]
             fit = next((m for m in usable if spare[m] >= demand), None)
             if fit is None:  # wake nodes of the first model whose off nodes make the job fit
-                fit = next((m for m in usable
-                            if spare[m] + sum(sizes[n] for n in off_nodes.get(m, ())) >= demand), None)
+                fit = next((m for m in usable if reach[m] >= demand), None)
                 if fit is None:
-                    continue  # it waits for running work to end, as it would with every node on
+                    hopeless[candidates] = demand  # it waits for running work to end, as with every node on
+                    continue
                 while spare[fit] < demand:
                     node_id = off_nodes[fit].pop(0)
                     wake.append(node_id)
                     spare[fit] += sizes[node_id]
             spare[fit] -= demand
-            wanted[fit] = wanted.get(fit, 0) + demand
+            reach[fit] -= demand
+            reach_left -= demand
+            if reach_left <= 0:
+                break  # nothing left to place or wake: the rest of the queue changes nothing
         off: list[int] = []
         check_at = math.inf
         for node in nodes:
