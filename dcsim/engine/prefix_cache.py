@@ -4,12 +4,14 @@ An entry is a run of KV blocks that later requests may reuse: one trace prefix h
 tokens of the prompt), or a session's whole history (engine/kv_blocks.py decides which). Entries held
 by a running request are pinned; the others wait in least-recently-used order and are evicted oldest
 first when the accelerator needs room, into the host tier when there is one (itself LRU, bounded by
-its capacity), otherwise dropped. The accelerator's LRU holds groups, not entries: the entries one
-release frees (a request's ~30 prompt blocks) enter it as one group, in order, and an entry pinned
-again is not taken out of its group but skipped when eviction reaches it (it belongs to a group only
-while its `_group` stamp names it), so a release costs one LRU insertion however many entries it frees;
-the eviction order is exactly that of one LRU entry per cache entry. A request reuses the longest run of leading entries it finds: first
+its capacity), otherwise dropped. A request reuses the longest run of leading entries it finds: first
 on the accelerator, then continuing in host memory (those are copied back over the host link).
+
+The accelerator's LRU holds groups, not entries: the entries one release frees (a request's ~30
+prompt blocks) enter it as one group, in order; an entry pinned again stays in its group and is
+skipped when eviction reaches it (it belongs to a group only while its `_group` stamp names it). A
+release costs one LRU insertion however many entries it frees, and the eviction order is exactly that
+of one LRU entry per cache entry.
 
 Counts are in KV blocks; this module never decides whether something fits (the replica's ledger does).
 """
@@ -166,10 +168,16 @@ class PrefixCache:
                     continue  # pinned again, dropped, or released into a later group since
                 del refs[key]
                 del stamp[key]
+                count += 1
+                if not host_capacity:
+                    freed += size.pop(key)
+                    if freed >= blocks:
+                        self._keep_rest(group, keys, index)
+                        break
+                    continue
                 blocks_of = size[key]
                 freed += blocks_of
-                count += 1
-                if host_capacity and host_capacity >= blocks_of:
+                if host_capacity >= blocks_of:
                     host[key] = None
                     self.host_used += blocks_of
                     while self.host_used > host_capacity:
@@ -179,11 +187,14 @@ class PrefixCache:
                 else:
                     del size[key]
                 if freed >= blocks:
-                    rest = keys[index + 1:]
-                    if rest:  # the group's newer entries stay the least recently used
-                        groups[group] = rest
-                        groups.move_to_end(group, last=False)
+                    self._keep_rest(group, keys, index)
                     break
         self.free_blocks -= freed
         self.evicted += count
         return freed
+
+    def _keep_rest(self, group: int, keys: list[Hashable], index: int) -> None:
+        """Eviction stopped at keys[index]: the group's newer entries stay the least recently used."""
+        if index + 1 < len(keys):
+            self._groups[group] = keys[index + 1:]
+            self._groups.move_to_end(group, last=False)

@@ -188,9 +188,8 @@ class ServingEngine:
         if replica.prefilled_in:
             self._join_prefilled(replica)
         plan = service.scheduler.plan(replica)
-        name = f"replica_scheduler {service.scheduler.name!r} on replica {replica.id}"
-        admitted = self._admit(replica, plan.admit, name)
-        chunks = self._chunks(replica, plan.chunks, admitted, name)
+        admitted = self._admit(replica, plan.admit) if plan.admit else {}
+        chunks = self._chunks(replica, plan.chunks, admitted)
         decode = bool(plan.decode) and replica.decoding > 0
         if decode:
             while replica.needs_preemption():
@@ -199,7 +198,8 @@ class ServingEngine:
         replica.segment_start = self.env.now
         if not chunks and not decode:
             if replica.prefilling or replica.decoding:
-                raise PolicyError(f"{name}: planned nothing while {replica.batch} requests are in the batch")
+                raise PolicyError(f"{self._who(replica)}: planned nothing while {replica.batch} requests "
+                                  "are in the batch")
             replica.segment_k = 0
             self._set_busy(replica, False)
             self.record(replica)
@@ -224,7 +224,11 @@ class ServingEngine:
         self.record(replica)
         self._schedule_boundary(replica, self.env.now + duration)
 
-    def _admit(self, replica: Replica, ids: tuple[int, ...], name: str) -> dict[int, Request]:
+    def _who(self, replica: Replica) -> str:
+        """The scheduler and replica an error names (built only when there is one)."""
+        return f"replica_scheduler {self.services[replica.service].scheduler.name!r} on replica {replica.id}"
+
+    def _admit(self, replica: Replica, ids: tuple[int, ...]) -> dict[int, Request]:
         admitted: dict[int, Request] = {}
         waiting = replica.waiting
         for request_id in ids:
@@ -233,13 +237,14 @@ class ServingEngine:
             else:
                 found = next((r for r in waiting if r.id == request_id), None)
             if found is None:
-                raise PolicyError(f"{name}: admits request {request_id!r}, which is not waiting there")
+                raise PolicyError(f"{self._who(replica)}: admits request {request_id!r}, which is not waiting there")
             request = found
             if replica.batch + 1 > replica.max_batch:
-                raise PolicyError(f"{name}: admits request {request_id} beyond max_batch={replica.max_batch}")
+                raise PolicyError(f"{self._who(replica)}: admits request {request_id} beyond "
+                                  f"max_batch={replica.max_batch}")
             if replica.kv_cost(request) > replica.kv_free:
-                raise PolicyError(f"{name}: admits request {request_id} needing {replica.kv_cost(request)} KV tokens "
-                                  f"with {replica.kv_free} free")
+                raise PolicyError(f"{self._who(replica)}: admits request {request_id} needing "
+                                  f"{replica.kv_cost(request)} KV tokens with {replica.kv_free} free")
             if waiting[0] is request:
                 waiting.popleft()
             else:
@@ -249,8 +254,8 @@ class ServingEngine:
             admitted[request_id] = request
         return admitted
 
-    def _chunks(self, replica: Replica, chunks: tuple[tuple[int, int], ...], admitted: dict[int, Request],
-                name: str) -> tuple[tuple[Request, int], ...]:
+    def _chunks(self, replica: Replica, chunks: tuple[tuple[int, int], ...],
+                admitted: dict[int, Request]) -> tuple[tuple[Request, int], ...]:
         if not chunks:
             return ()
         prefilling = {request.id: request for request in replica.prefilling}
@@ -259,8 +264,8 @@ class ServingEngine:
             request = prefilling.pop(request_id, None)  # pop: one chunk per request per iteration
             left = request.need - request.prefilled if request is not None else 0
             if request is None or not isinstance(tokens, int) or not 1 <= tokens <= left:
-                raise PolicyError(f"{name}: chunk ({request_id!r}, {tokens!r}) is not 1..{left} prompt tokens "
-                                  "of a request in the batch (or names one twice)")
+                raise PolicyError(f"{self._who(replica)}: chunk ({request_id!r}, {tokens!r}) is not 1..{left} "
+                                  "prompt tokens of a request in the batch (or names one twice)")
             resolved.append((request, tokens))
         return tuple(resolved)
 
