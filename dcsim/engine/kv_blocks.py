@@ -268,6 +268,17 @@ class PagedReplica(Replica):
             request.kv_refs = refs + keys[len(refs):len(refs) + added]
             request.kv_shared += added * per_entry
 
+    def can_join(self, request: Request) -> bool:
+        """As admission: its context's whole blocks plus a token per decoding request and itself fit in
+        kv_free (free and evictable blocks above the watermark)."""
+        blocks = -(-(request.prompt_tokens + request.generated - 1) // self.block)
+        return blocks * self.block + self.decoding + 1 <= self.kv_free
+
+    def join_decoding(self, request: Request) -> None:
+        """Its transferred KV takes whole blocks of its own; cached entries make room if they must."""
+        self.start_decoding(request)
+        self.reserve(0)
+
     def start_decoding(self, request: Request) -> None:
         super().start_decoding(request)
         tokens = request.prompt_tokens + request.generated - 1
@@ -283,13 +294,15 @@ class PagedReplica(Replica):
         self.decode_shared -= request.kv_shared
 
     def request_done(self, request: Request) -> None:
-        """Unpin its entries; in session mode its history becomes the session's entry."""
+        """It finished here, or (a prefill replica) handed its KV to a decode replica: unpin its entries;
+        in session mode the history held here (prompt and the tokens generated here but the last, whose
+        KV is never written) becomes the session's entry."""
         self._unpin(request)
         request.kv_keys = None
         request.kv_memo = None
         if self.cache is not None and request.prefix is None:
             key: Hashable = ("session", request.key)
-            history = (request.prompt_tokens + request.output_tokens - 1) // self.block
+            history = (request.prompt_tokens + request.generated - 1) // self.block
             old = self.cache.refs.get(key)
             if history and (old is None or old == 0):  # an entry nobody holds is replaced by the newer history
                 if old is not None:

@@ -7,12 +7,6 @@ first when the accelerator needs room, into the host tier when there is one (its
 its capacity), otherwise dropped. A request reuses the longest run of leading entries it finds: first
 on the accelerator, then continuing in host memory (those are copied back over the host link).
 
-The accelerator's LRU holds groups, not entries: the entries one release frees (a request's ~30
-prompt blocks) enter it as one group, in order; an entry pinned again stays in its group and is
-skipped when eviction reaches it (it belongs to a group only while its `_group` stamp names it). A
-release costs one LRU insertion however many entries it frees, and the eviction order is exactly that
-of one LRU entry per cache entry.
-
 Counts are in KV blocks; this module never decides whether something fits (the replica's ledger does).
 """
 
@@ -26,9 +20,7 @@ class PrefixCache:
     def __init__(self, host_blocks: int = 0) -> None:
         self.refs: dict[Hashable, int] = {}  # on the accelerator: entry -> requests holding it
         self.size: dict[Hashable, int] = {}  # entry -> blocks (accelerator and host entries)
-        self._groups: OrderedDict[int, list[Hashable]] = OrderedDict()  # released together, LRU first (lazy)
-        self._group: dict[Hashable, int] = {}  # unpinned accelerator entry -> the group it belongs to
-        self._next_group = 0
+        self.free: OrderedDict[Hashable, None] = OrderedDict()  # accelerator entries held by nobody, LRU first
         self.host: OrderedDict[Hashable, None] = OrderedDict()  # host-tier entries, LRU first
         self.host_capacity = host_blocks
         self.referenced_blocks = 0  # blocks of pinned accelerator entries
@@ -65,7 +57,8 @@ class PrefixCache:
                 del self.host[key]
                 self.host_used -= size[key]
                 count = 0
-            elif count == 0:  # leaves its LRU group lazily (refs > 0 marks it stale there)
+            elif count == 0:
+                del self.free[key]
                 self.free_blocks -= size[key]
             if count == 0:
                 self.referenced_blocks += size[key]
@@ -76,25 +69,19 @@ class PrefixCache:
     def release(self, keys: Sequence[Hashable]) -> None:
         """Unpin; an entry nobody holds becomes the most recently used evictable one."""
         self.version += 1
-        refs, size = self.refs, self.size
-        self._next_group = group = self._next_group + 1
+        refs, free, size = self.refs, self.free, self.size
         if max(map(refs.__getitem__, keys), default=0) == 1:  # the usual case, one holder each: C-level loops
             refs.update(dict.fromkeys(keys, 0))
-            self._group.update(dict.fromkeys(keys, group))
-            self._groups[group] = list(keys)
+            free.update(dict.fromkeys(keys))
             freed = sum(map(size.__getitem__, keys))
         else:
             freed = 0
-            unpinned = []
             for key in keys:
                 count = refs[key] - 1
                 refs[key] = count
                 if count == 0:
-                    unpinned.append(key)
+                    free[key] = None
                     freed += size[key]
-            if unpinned:
-                self._group.update(dict.fromkeys(unpinned, group))
-                self._groups[group] = unpinned
         self.referenced_blocks -= freed
         self.free_blocks += freed
 
@@ -135,9 +122,7 @@ class PrefixCache:
             self.referenced_blocks += blocks
         else:
             self.refs[key] = 0
-            self._next_group = group = self._next_group + 1
-            self._group[key] = group
-            self._groups[group] = [key]
+            self.free[key] = None
             self.free_blocks += blocks
         return True
 
@@ -145,56 +130,38 @@ class PrefixCache:
         """Forget an unpinned accelerator entry (it is being replaced)."""
         self.version += 1
         del self.refs[key]
-        del self._group[key]  # its group skips it from now on
+        del self.free[key]
         self.free_blocks -= self.size.pop(key)
-
-    @property
-    def free(self) -> list[Hashable]:
-        """The unpinned accelerator entries, least recently used first (the order eviction takes them)."""
-        refs, stamp = self.refs, self._group
-        return [key for group, keys in self._groups.items() for key in keys
-                if refs.get(key) == 0 and stamp.get(key) == group]
 
     def evict(self, blocks: int) -> int:
         """Evict least recently used unpinned entries until at least `blocks` blocks are freed; blocks freed."""
         self.version += 1
-        groups, refs, size, stamp = self._groups, self.refs, self.size, self._group
-        host, host_capacity = self.host, self.host_capacity
+        free, refs, size = self.free, self.refs, self.size
+        pop = free.popitem
         freed = count = 0
-        while freed < blocks and groups:
-            group, keys = groups.popitem(last=False)
-            for index, key in enumerate(keys):
-                if refs.get(key) != 0 or stamp.get(key) != group:
-                    continue  # pinned again, dropped, or released into a later group since
+        if not self.host_capacity:
+            while freed < blocks and free:
+                key = pop(False)[0]
                 del refs[key]
-                del stamp[key]
+                freed += size.pop(key)
                 count += 1
-                if not host_capacity:
-                    freed += size.pop(key)
-                    if freed >= blocks:
-                        self._keep_rest(group, keys, index)
-                        break
-                    continue
+        else:
+            host = self.host
+            while freed < blocks and free:
+                key = pop(False)[0]
+                del refs[key]
                 blocks_of = size[key]
                 freed += blocks_of
-                if host_capacity >= blocks_of:
+                count += 1
+                if self.host_capacity >= blocks_of:
                     host[key] = None
                     self.host_used += blocks_of
-                    while self.host_used > host_capacity:
+                    while self.host_used > self.host_capacity:
                         old, _ = host.popitem(last=False)
                         self.host_used -= size.pop(old)
                         self.host_evicted += 1
                 else:
                     del size[key]
-                if freed >= blocks:
-                    self._keep_rest(group, keys, index)
-                    break
         self.free_blocks -= freed
         self.evicted += count
         return freed
-
-    def _keep_rest(self, group: int, keys: list[Hashable], index: int) -> None:
-        """Eviction stopped at keys[index]: the group's newer entries stay the least recently used."""
-        if index + 1 < len(keys):
-            self._groups[group] = keys[index + 1:]
-            self._groups.move_to_end(group, last=False)

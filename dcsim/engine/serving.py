@@ -142,8 +142,9 @@ class ServingEngine:
             self._hand_off(replica, handed)
 
     def _hand_off(self, replica: Replica, handed: list[Request]) -> None:
-        """Prefilled requests leave a prefill replica (its KV tokens were freed with the prefill) for the
-        decode pool, through a KV-cache transfer (engine/disaggregation.py)."""
+        """Prefilled requests leave a prefill replica for the decode pool, through a KV-cache transfer
+        (engine/disaggregation.py). Their KV tokens were freed with the prefill; with paged KV their
+        prefix-cache entries are unpinned here (request_done), so later prompts can still hit them."""
         assert self.hand_off is not None
         service = self.services[replica.service]
         for request in handed:
@@ -151,6 +152,7 @@ class ServingEngine:
             replica.outstanding_tokens -= request.prompt_tokens + request.output_tokens
             replica.completed += 1  # its part (the prefill) is done
             service.outstanding -= 1
+            replica.request_done(request)
             self.hand_off(replica, request)
 
     def _join_prefilled(self, replica: Replica) -> None:
@@ -159,14 +161,13 @@ class ServingEngine:
         arrived = replica.prefilled_in
         while arrived and replica.batch < replica.max_batch:
             request = arrived[0]
-            context = request.prompt_tokens + request.generated - 1
-            if replica.kv_used + context + replica.decoding + 1 > replica.kv_capacity:
+            if not replica.can_join(request):
                 break
             arrived.popleft()
             self._seq += 1
             request.seq = self._seq
             request.state = RequestState.RUNNING
-            replica.start_decoding(request)
+            replica.join_decoding(request)
 
     def _finish(self, replica: Replica, done: list[Request]) -> None:
         now = self.env.now
