@@ -196,7 +196,7 @@ class PagedReplica(Replica):
             if per_entry:
                 answer = keys, found, in_host, pinned, min(found * per_entry * self.block, request.need - 1)
             else:  # a session entry: the history; a prompt shorter than it does not continue it
-                tokens = cache.size[keys[0]] * self.block
+                tokens = cache.blocks_of(keys[0]) * self.block
                 if tokens <= request.prompt_tokens:
                     answer = keys, found, in_host, pinned, min(tokens, request.need - 1)
         request.kv_memo = (cache, cache.version, request.need, answer)
@@ -303,9 +303,8 @@ class PagedReplica(Replica):
         if self.cache is not None and request.prefix is None:
             key: Hashable = ("session", request.key)
             history = (request.prompt_tokens + request.generated - 1) // self.block
-            old = self.cache.refs.get(key)
-            if history and (old is None or old == 0):  # an entry nobody holds is replaced by the newer history
-                if old is not None:
+            if history and key not in self.cache.refs:  # an entry nobody holds is replaced by the newer history
+                if key in self.cache.free:
                     self.cache.drop(key)
                 self.cache.add(key, history, pinned=False)
 
