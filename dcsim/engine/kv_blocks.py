@@ -262,11 +262,16 @@ class PagedReplica(Replica):
         if self.cache is None or request.prefix is None:
             return
         keys, per_entry = self._keys(request)
-        refs: list[Hashable] = request.kv_refs or []
-        added = self.cache.add_pinned(keys[len(refs):], per_entry)  # stops where another request wrote one
-        if added:
-            request.kv_refs = refs + keys[len(refs):len(refs) + added]
-            request.kv_shared += added * per_entry
+        refs = request.kv_refs
+        if not refs:  # the usual case: nothing was cached
+            added = self.cache.add_pinned(keys, per_entry)  # stops where another request wrote one
+            if added:
+                request.kv_refs = keys if added == len(keys) else keys[:added]
+        else:
+            added = self.cache.add_pinned(keys[len(refs):], per_entry)
+            if added:
+                request.kv_refs = refs + keys[len(refs):len(refs) + added]
+        request.kv_shared += added * per_entry
 
     def can_join(self, request: Request) -> bool:
         """As admission: its context's whole blocks plus a token per decoding request and itself fit in

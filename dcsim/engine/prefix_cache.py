@@ -113,9 +113,10 @@ class PrefixCache:
         if not self.unit:
             self.unit = blocks
         refs, free, size, host = self.refs, self.free, self.size, self.host
-        if (not host and blocks == self.unit and not any(map(refs.__contains__, keys))
-                and not any(map(free.__contains__, keys)) and len(set(keys)) == len(keys)):  # usual: all new
-            refs.update(dict.fromkeys(keys, 1))
+        new = dict.fromkeys(keys, 1)
+        if (not host and blocks == self.unit and len(new) == len(keys) and new.keys().isdisjoint(refs)
+                and new.keys().isdisjoint(free)):  # the usual case, all new and distinct: C-level
+            refs.update(new)
             self.referenced_blocks += len(keys) * blocks
             return len(keys)
         added = 0
