@@ -114,8 +114,8 @@ class PrefixCache:
             self.unit = blocks
         refs, free, size, host = self.refs, self.free, self.size, self.host
         new = dict.fromkeys(keys, 1)
-        if (not host and blocks == self.unit and len(new) == len(keys) and new.keys().isdisjoint(refs)
-                and new.keys().isdisjoint(free)):  # the usual case, all new and distinct: C-level
+        if (not host and blocks == self.unit and len(new) == len(keys) and new.keys().isdisjoint(refs.keys())
+                and new.keys().isdisjoint(free.keys())):  # the usual case, all new and distinct: C-level
             refs.update(new)
             self.referenced_blocks += len(keys) * blocks
             return len(keys)
