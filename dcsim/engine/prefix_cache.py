@@ -11,9 +11,10 @@ Bookkeeping is per entry and runs in CPython's C loops where it can (a request h
 every dict operation per entry costs ~0.1 us): pinned entries live in `refs` (entry -> holders),
 unpinned ones only in the LRU `free` (a plain dict: insertion order is recency, since an entry leaves
 it when pinned and comes back at the end), so a release moves entries from one to the other in two
-C-level calls and an eviction takes the oldest with one scan and one C-level loop; entries of the
-common size (`unit` blocks: one trace hash block) store no size, only the others (session histories)
-do, in `size`.
+C-level calls and an eviction takes the oldest with one scan and one C-level loop (the scan also
+passes slots of deleted entries, which CPython drops whenever the dict grows, so it stays short);
+entries of the common size (`unit` blocks: one trace hash block) store no size, only the others
+(session histories) do, in `size`.
 
 Counts are in KV blocks; this module never decides whether something fits (the replica's ledger does).
 """
