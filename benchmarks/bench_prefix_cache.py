@@ -14,6 +14,9 @@ Configurations
 - mooncake:prefix: the same with paged_kv (16-token blocks, prefix caching, recompute).
 - mooncake:prefix-swap: paged_kv with swap preemption and a 200 GB host tier per replica.
 - mooncake:aware: paged_kv with the prefix_aware balancer (instead of least_outstanding_requests).
+- mooncake:disagg: a Mooncake-style deployment of the same 12 replicas: a prefill pool of 9 with
+  prefix caching and a decode pool of 3 (paged KV without a prefix cache; the trace's prompts are
+  long and its outputs short), each KV cache moved over the prefill node's NIC (default kv_transfer).
 
 Timed: `dcsim.run(scenario)` on an already loaded Scenario: reading the trace file (CSV or JSON Lines),
 the simulation, frames and summary; importing dcsim and writing the repeated trace file are not. The
@@ -42,7 +45,7 @@ from bench_training import dcsim_source, machine  # the sibling benchmark's help
 ROOT = Path(__file__).resolve().parent.parent
 MOONCAKE = ROOT.parent / "shared" / "data" / "mooncake-synthetic" / "synthetic_trace.jsonl"
 CONFIGS = ["azure:conv", "mooncake:plain", "mooncake:paged", "mooncake:prefix", "mooncake:prefix-swap",
-           "mooncake:aware"]
+           "mooncake:aware", "mooncake:disagg"]
 
 
 def mooncake_copies(times: int, folder: Path) -> Path:
@@ -69,6 +72,11 @@ def mooncake_scenario(variant: str, times: int, folder: Path) -> Any:
         "requests": {"source": "trace", "path": str(mooncake_copies(times, folder)), "format": "mooncake"}}
     if variant != "plain":
         service["paged_kv"] = {"block_size": 16}
+    if variant == "disagg":
+        def pool(count: int) -> dict[str, Any]:
+            return {"replicas": [{"accelerator": "H100", "tensor_parallel": 8, "count": count}]}
+        del service["replicas"]
+        service.update(prefill=pool(9), decode=pool(3))
     if variant == "paged":
         service["paged_kv"]["prefix_caching"] = False
     if variant == "prefix-swap":

@@ -314,19 +314,6 @@ def test_the_report_shows_the_prefix_cache_only_when_paged(tmp_path: Path) -> No
     assert "KV cache and prefix caching" not in html and not (tmp_path / "plain" / "prefix_cache.png").exists()
 
 
-def test_paged_kv_is_refused_with_disaggregated_pools(tmp_path: Path) -> None:
-    from dcsim.errors import ScenarioError
-
-    data = scenario({"source": "trace", "path": jsonl(tmp_path, [{"arrival": 0, "prompt_tokens": 8,
-                                                                   "output_tokens": 2}])}, {})
-    service = data["workload"]["inference"]["services"][0]
-    pool = {"replicas": [{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 1}]}
-    del service["replicas"]
-    service.update(prefill=pool, decode=pool)
-    with pytest.raises(ScenarioError, match="paged KV and prefix caching are not modelled with disaggregated pools"):
-        scenario_from_dict(data, "test.yaml")
-
-
 def test_prefix_cache_bulk_paths_match_the_entry_by_entry_rules() -> None:
     cache = PrefixCache()
     assert cache.add_pinned([1, 2, 2, 3], 4) == 2  # a repeated id ends the run, as an existing one would

@@ -102,7 +102,7 @@ def replica_shapes(scenario: Scenario, index: int, cluster: Cluster, calibration
             max_batch=service.max_batch, timing=timing, cold_start=weights / service.weights_load_bandwidth,
             idle_w=idle, busy_w=_busy_power(calibration, accelerator, tp, busy_w[accelerator], idle),
             speed=SPEED_BATCH / decode, weight_bytes=weights, weights_from=service.weights_from, pool=pool,
-            paged=paged_spec(service.paged_kv, per_token)))
+            paged=paged_spec(service.paged_kv, per_token, pool)))
     return shapes
 
 
@@ -123,13 +123,19 @@ def service_pools(service: Service) -> tuple[str, ...]:
     return ("prefill", "decode", "mixed") if service.mixed is not None else ("prefill", "decode")
 
 
-def paged_spec(paged: PagedKV | None, kv_bytes_per_token: float) -> PagedSpec | None:
-    """The engine's paged-KV settings of a service (None: token-granular KV, as without paged_kv)."""
+def paged_spec(paged: PagedKV | None, kv_bytes_per_token: float, pool: str = "") -> PagedSpec | None:
+    """The engine's paged-KV settings of a service (None: token-granular KV, as without paged_kv).
+
+    A decode pool's replicas count blocks but keep no prefix cache: their requests arrive prefilled
+    (Mooncake reuses prefixes on its prefill nodes); one preempted there is recomputed in full or
+    swapped, as `preemption` says."""
     if paged is None:
         return None
+    caching = paged.prefix_caching and pool != "decode"
     return PagedSpec(block_size=paged.block_size, watermark=paged.watermark, swap=paged.preemption == "swap",
-                     host_link=paged.host_link, prefix_caching=paged.prefix_caching,
-                     host_cache_bytes=paged.host_cache or 0.0, kv_bytes_per_token=kv_bytes_per_token)
+                     host_link=paged.host_link, prefix_caching=caching,
+                     host_cache_bytes=(paged.host_cache or 0.0) if caching else 0.0,
+                     kv_bytes_per_token=kv_bytes_per_token)
 
 
 def service_model(service: Service, where: str) -> ModelSpec:

@@ -196,7 +196,7 @@ class PagedReplica(Replica):
             if per_entry:
                 answer = keys, found, in_host, pinned, min(found * per_entry * self.block, request.need - 1)
             else:  # a session entry: the history; a prompt shorter than it does not continue it
-                tokens = cache.size[keys[0]] * self.block
+                tokens = cache.blocks_of(keys[0]) * self.block
                 if tokens <= request.prompt_tokens:
                     answer = keys, found, in_host, pinned, min(tokens, request.need - 1)
         request.kv_memo = (cache, cache.version, request.need, answer)
@@ -262,11 +262,27 @@ class PagedReplica(Replica):
         if self.cache is None or request.prefix is None:
             return
         keys, per_entry = self._keys(request)
-        refs: list[Hashable] = request.kv_refs or []
-        added = self.cache.add_pinned(keys[len(refs):], per_entry)  # stops where another request wrote one
-        if added:
-            request.kv_refs = refs + keys[len(refs):len(refs) + added]
-            request.kv_shared += added * per_entry
+        refs = request.kv_refs
+        if not refs:  # the usual case: nothing was cached
+            added = self.cache.add_pinned(keys, per_entry)  # stops where another request wrote one
+            if added:
+                request.kv_refs = keys if added == len(keys) else keys[:added]
+        else:
+            added = self.cache.add_pinned(keys[len(refs):], per_entry)
+            if added:
+                request.kv_refs = refs + keys[len(refs):len(refs) + added]
+        request.kv_shared += added * per_entry
+
+    def can_join(self, request: Request) -> bool:
+        """As admission: its context's whole blocks plus a token per decoding request and itself fit in
+        kv_free (free and evictable blocks above the watermark)."""
+        blocks = -(-(request.prompt_tokens + request.generated - 1) // self.block)
+        return blocks * self.block + self.decoding + 1 <= self.kv_free
+
+    def join_decoding(self, request: Request) -> None:
+        """Its transferred KV takes whole blocks of its own; cached entries make room if they must."""
+        self.start_decoding(request)
+        self.reserve(0)
 
     def start_decoding(self, request: Request) -> None:
         super().start_decoding(request)
@@ -283,16 +299,17 @@ class PagedReplica(Replica):
         self.decode_shared -= request.kv_shared
 
     def request_done(self, request: Request) -> None:
-        """Unpin its entries; in session mode its history becomes the session's entry."""
+        """It finished here, or (a prefill replica) handed its KV to a decode replica: unpin its entries;
+        in session mode the history held here (prompt and the tokens generated here but the last, whose
+        KV is never written) becomes the session's entry."""
         self._unpin(request)
         request.kv_keys = None
         request.kv_memo = None
         if self.cache is not None and request.prefix is None:
             key: Hashable = ("session", request.key)
-            history = (request.prompt_tokens + request.output_tokens - 1) // self.block
-            old = self.cache.refs.get(key)
-            if history and (old is None or old == 0):  # an entry nobody holds is replaced by the newer history
-                if old is not None:
+            history = (request.prompt_tokens + request.generated - 1) // self.block
+            if history and key not in self.cache.refs:  # an entry nobody holds is replaced by the newer history
+                if key in self.cache.free:
                     self.cache.drop(key)
                 self.cache.add(key, history, pinned=False)
 

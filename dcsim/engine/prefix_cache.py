@@ -7,21 +7,32 @@ first when the accelerator needs room, into the host tier when there is one (its
 its capacity), otherwise dropped. A request reuses the longest run of leading entries it finds: first
 on the accelerator, then continuing in host memory (those are copied back over the host link).
 
+Bookkeeping is per entry and runs in CPython's C loops where it can (a request has ~30 entries, and
+every dict operation per entry costs ~0.1 us): pinned entries live in `refs` (entry -> holders),
+unpinned ones only in the LRU `free` (a plain dict: insertion order is recency, since an entry leaves
+it when pinned and comes back at the end), so a release moves entries from one to the other in two
+C-level calls and an eviction takes the oldest with one scan and one C-level loop (the scan also
+passes slots of deleted entries, which CPython drops whenever the dict grows, so it stays short);
+entries of the common size (`unit` blocks: one trace hash block) store no size, only the others
+(session histories) do, in `size`.
+
 Counts are in KV blocks; this module never decides whether something fits (the replica's ledger does).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Hashable, Sequence
+from itertools import islice
 
 
 class PrefixCache:
     def __init__(self, host_blocks: int = 0) -> None:
-        self.refs: dict[Hashable, int] = {}  # on the accelerator: entry -> requests holding it
-        self.size: dict[Hashable, int] = {}  # entry -> blocks (accelerator and host entries)
-        self.free: OrderedDict[Hashable, None] = OrderedDict()  # accelerator entries held by nobody, LRU first
+        self.refs: dict[Hashable, int] = {}  # pinned accelerator entries -> requests holding them (>= 1)
+        self.free: dict[Hashable, None] = {}  # accelerator entries held by nobody, LRU first (insertion order)
         self.host: OrderedDict[Hashable, None] = OrderedDict()  # host-tier entries, LRU first
+        self.unit = 0  # blocks of an entry not in `size` (set by the first add_pinned)
+        self.size: dict[Hashable, int] = {}  # blocks of entries whose size is not `unit`
         self.host_capacity = host_blocks
         self.referenced_blocks = 0  # blocks of pinned accelerator entries
         self.free_blocks = 0  # blocks of unpinned accelerator entries (evictable)
@@ -30,58 +41,69 @@ class PrefixCache:
         self.host_evicted = 0  # entries dropped from the host tier
         self.version = 0  # bumps on every change, so a lookup's answer can be reused until then
 
+    def blocks_of(self, key: Hashable) -> int:
+        return self.size.get(key, self.unit)
+
+    def on_accelerator(self, key: Hashable) -> bool:
+        return key in self.refs or key in self.free
+
     def lookup(self, keys: Sequence[Hashable]) -> tuple[int, int, int]:
         """Leading entries found, on the accelerator or in host memory: (how many, how many of them in
         host memory, blocks of those some request already pins). Reads only: LRU order is untouched."""
-        refs, host, size = self.refs, self.host, self.size
+        refs, free, host, size, unit = self.refs, self.free, self.host, self.size, self.unit
         found = in_host = pinned = 0
         for key in keys:
-            count = refs.get(key)
-            if count is None:
+            if key in refs:
+                pinned += size.get(key, unit)
+            elif key not in free:
                 if key not in host:
                     break
                 in_host += 1
-            elif count:
-                pinned += size[key]
             found += 1
         return found, in_host, pinned
 
     def acquire(self, keys: Sequence[Hashable], found: int) -> int:
         """Pin the first `found` entries (host ones move to the accelerator); their blocks."""
         self.version += 1
-        refs, size = self.refs, self.size
+        refs, free, size, unit = self.refs, self.free, self.size, self.unit
         blocks = 0
         for key in keys[:found]:
+            blocks_of = size.get(key, unit)
             count = refs.get(key)
-            if count is None:  # in host memory: copied back
-                del self.host[key]
-                self.host_used -= size[key]
-                count = 0
-            elif count == 0:
-                del self.free[key]
-                self.free_blocks -= size[key]
-            if count == 0:
-                self.referenced_blocks += size[key]
-            refs[key] = count + 1
-            blocks += size[key]
+            if count is not None:
+                refs[key] = count + 1
+            else:
+                if key in free:
+                    del free[key]
+                    self.free_blocks -= blocks_of
+                else:  # in host memory: copied back
+                    del self.host[key]
+                    self.host_used -= blocks_of
+                refs[key] = 1
+                self.referenced_blocks += blocks_of
+            blocks += blocks_of
         return blocks
 
     def release(self, keys: Sequence[Hashable]) -> None:
         """Unpin; an entry nobody holds becomes the most recently used evictable one."""
         self.version += 1
-        refs, free, size = self.refs, self.free, self.size
+        refs, free = self.refs, self.free
         if max(map(refs.__getitem__, keys), default=0) == 1:  # the usual case, one holder each: C-level loops
-            refs.update(dict.fromkeys(keys, 0))
+            deque(map(refs.pop, keys), 0)
             free.update(dict.fromkeys(keys))
-            freed = sum(map(size.__getitem__, keys))
+            unpinned: Sequence[Hashable] = keys
         else:
-            freed = 0
+            unpinned = []
             for key in keys:
                 count = refs[key] - 1
-                refs[key] = count
-                if count == 0:
+                if count:
+                    refs[key] = count
+                else:
+                    del refs[key]
                     free[key] = None
-                    freed += size[key]
+                    unpinned.append(key)
+        size = self.size
+        freed = sum(map(size.get, unpinned, [self.unit] * len(unpinned))) if size else len(unpinned) * self.unit
         self.referenced_blocks -= freed
         self.free_blocks += freed
 
@@ -89,20 +111,24 @@ class PrefixCache:
         """New pinned entries of `blocks` blocks each, in order, up to the first key already on the
         accelerator; how many were added."""
         self.version += 1
-        refs, size, host = self.refs, self.size, self.host
-        if not host and not any(map(refs.__contains__, keys)) and len(set(keys)) == len(keys):  # usual: all new
-            refs.update(dict.fromkeys(keys, 1))
-            size.update(dict.fromkeys(keys, blocks))
+        if not self.unit:
+            self.unit = blocks
+        refs, free, size, host = self.refs, self.free, self.size, self.host
+        new = dict.fromkeys(keys, 1)
+        if (not host and blocks == self.unit and len(new) == len(keys) and new.keys().isdisjoint(refs.keys())
+                and new.keys().isdisjoint(free.keys())):  # the usual case, all new and distinct: C-level
+            refs.update(new)
             self.referenced_blocks += len(keys) * blocks
             return len(keys)
         added = 0
         for key in keys:
-            if key in refs:
+            if key in refs or key in free:
                 break
             if host and key in host:
                 del host[key]
-                self.host_used -= size[key]
-            size[key] = blocks
+                self.host_used -= size.pop(key, self.unit)
+            if blocks != self.unit:
+                size[key] = blocks
             refs[key] = 1
             added += 1
         self.referenced_blocks += added * blocks
@@ -111,17 +137,17 @@ class PrefixCache:
     def add(self, key: Hashable, blocks: int, pinned: bool) -> bool:
         """A new accelerator entry (pinned by its writer, or evictable at once); False if it is there already."""
         self.version += 1
-        if key in self.refs:
+        if key in self.refs or key in self.free:
             return False
         if key in self.host:
             del self.host[key]
-            self.host_used -= self.size[key]
-        self.size[key] = blocks
+            self.host_used -= self.size.pop(key, self.unit)
+        if blocks != self.unit:
+            self.size[key] = blocks
         if pinned:
             self.refs[key] = 1
             self.referenced_blocks += blocks
         else:
-            self.refs[key] = 0
             self.free[key] = None
             self.free_blocks += blocks
         return True
@@ -129,39 +155,40 @@ class PrefixCache:
     def drop(self, key: Hashable) -> None:
         """Forget an unpinned accelerator entry (it is being replaced)."""
         self.version += 1
-        del self.refs[key]
         del self.free[key]
-        self.free_blocks -= self.size.pop(key)
+        self.free_blocks -= self.size.pop(key, self.unit)
 
     def evict(self, blocks: int) -> int:
         """Evict least recently used unpinned entries until at least `blocks` blocks are freed; blocks freed."""
         self.version += 1
-        free, refs, size = self.free, self.refs, self.size
-        pop = free.popitem
-        freed = count = 0
+        free, size, unit = self.free, self.size, self.unit
+        if not size and unit:  # every entry has `unit` blocks: just enough of the oldest
+            victims = list(islice(free, -(-blocks // unit)))
+            freed = len(victims) * unit
+        else:
+            victims, freed = [], 0
+            for key in free:
+                if freed >= blocks:
+                    break
+                victims.append(key)
+                freed += size.get(key, unit)
+        deque(map(free.pop, victims), 0)
         if not self.host_capacity:
-            while freed < blocks and free:
-                key = pop(False)[0]
-                del refs[key]
-                freed += size.pop(key)
-                count += 1
+            if size:
+                deque(map(size.pop, victims, [None] * len(victims)), 0)
         else:
             host = self.host
-            while freed < blocks and free:
-                key = pop(False)[0]
-                del refs[key]
-                blocks_of = size[key]
-                freed += blocks_of
-                count += 1
+            for key in victims:
+                blocks_of = size.get(key, unit)
                 if self.host_capacity >= blocks_of:
                     host[key] = None
                     self.host_used += blocks_of
                     while self.host_used > self.host_capacity:
                         old, _ = host.popitem(last=False)
-                        self.host_used -= size.pop(old)
+                        self.host_used -= size.pop(old, unit)
                         self.host_evicted += 1
                 else:
-                    del size[key]
+                    size.pop(key, None)
         self.free_blocks -= freed
-        self.evicted += count
+        self.evicted += len(victims)
         return freed

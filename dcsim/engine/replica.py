@@ -182,6 +182,16 @@ class Replica:
         self.prefilling.append(request)
         self.reserved_prefill += request.need
 
+    def can_join(self, request: Request) -> bool:
+        """Whether a request whose KV cache arrived from a prefill replica fits beside the batch, with the
+        next iteration's token for every decoding request and itself."""
+        context = request.prompt_tokens + request.generated - 1
+        return self.kv_used + context + self.decoding + 1 <= self.kv_capacity
+
+    def join_decoding(self, request: Request) -> None:
+        """A request whose KV cache arrived joins the decoding set (can_join said it fits)."""
+        self.start_decoding(request)
+
     def start_decoding(self, request: Request) -> None:
         """A request whose prefill just produced a token joins the decoding set."""
         context = request.prompt_tokens + request.generated - 1

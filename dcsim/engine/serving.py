@@ -142,8 +142,9 @@ class ServingEngine:
             self._hand_off(replica, handed)
 
     def _hand_off(self, replica: Replica, handed: list[Request]) -> None:
-        """Prefilled requests leave a prefill replica (its KV tokens were freed with the prefill) for the
-        decode pool, through a KV-cache transfer (engine/disaggregation.py)."""
+        """Prefilled requests leave a prefill replica for the decode pool, through a KV-cache transfer
+        (engine/disaggregation.py). Their KV tokens were freed with the prefill; with paged KV their
+        prefix-cache entries are unpinned here (request_done), so later prompts can still hit them."""
         assert self.hand_off is not None
         service = self.services[replica.service]
         for request in handed:
@@ -151,6 +152,7 @@ class ServingEngine:
             replica.outstanding_tokens -= request.prompt_tokens + request.output_tokens
             replica.completed += 1  # its part (the prefill) is done
             service.outstanding -= 1
+            replica.request_done(request)
             self.hand_off(replica, request)
 
     def _join_prefilled(self, replica: Replica) -> None:
@@ -159,14 +161,13 @@ class ServingEngine:
         arrived = replica.prefilled_in
         while arrived and replica.batch < replica.max_batch:
             request = arrived[0]
-            context = request.prompt_tokens + request.generated - 1
-            if replica.kv_used + context + replica.decoding + 1 > replica.kv_capacity:
+            if not replica.can_join(request):
                 break
             arrived.popleft()
             self._seq += 1
             request.seq = self._seq
             request.state = RequestState.RUNNING
-            replica.start_decoding(request)
+            replica.join_decoding(request)
 
     def _finish(self, replica: Replica, done: list[Request]) -> None:
         now = self.env.now
@@ -188,9 +189,8 @@ class ServingEngine:
         if replica.prefilled_in:
             self._join_prefilled(replica)
         plan = service.scheduler.plan(replica)
-        name = f"replica_scheduler {service.scheduler.name!r} on replica {replica.id}"
-        admitted = self._admit(replica, plan.admit, name)
-        chunks = self._chunks(replica, plan.chunks, admitted, name)
+        admitted = self._admit(replica, plan.admit) if plan.admit else {}
+        chunks = self._chunks(replica, plan.chunks, admitted)
         decode = bool(plan.decode) and replica.decoding > 0
         if decode:
             while replica.needs_preemption():
@@ -199,7 +199,8 @@ class ServingEngine:
         replica.segment_start = self.env.now
         if not chunks and not decode:
             if replica.prefilling or replica.decoding:
-                raise PolicyError(f"{name}: planned nothing while {replica.batch} requests are in the batch")
+                raise PolicyError(f"{self._who(replica)}: planned nothing while {replica.batch} requests "
+                                  "are in the batch")
             replica.segment_k = 0
             self._set_busy(replica, False)
             self.record(replica)
@@ -224,7 +225,11 @@ class ServingEngine:
         self.record(replica)
         self._schedule_boundary(replica, self.env.now + duration)
 
-    def _admit(self, replica: Replica, ids: tuple[int, ...], name: str) -> dict[int, Request]:
+    def _who(self, replica: Replica) -> str:
+        """The scheduler and replica an error names (built only when there is one)."""
+        return f"replica_scheduler {self.services[replica.service].scheduler.name!r} on replica {replica.id}"
+
+    def _admit(self, replica: Replica, ids: tuple[int, ...]) -> dict[int, Request]:
         admitted: dict[int, Request] = {}
         waiting = replica.waiting
         for request_id in ids:
@@ -233,13 +238,14 @@ class ServingEngine:
             else:
                 found = next((r for r in waiting if r.id == request_id), None)
             if found is None:
-                raise PolicyError(f"{name}: admits request {request_id!r}, which is not waiting there")
+                raise PolicyError(f"{self._who(replica)}: admits request {request_id!r}, which is not waiting there")
             request = found
             if replica.batch + 1 > replica.max_batch:
-                raise PolicyError(f"{name}: admits request {request_id} beyond max_batch={replica.max_batch}")
+                raise PolicyError(f"{self._who(replica)}: admits request {request_id} beyond "
+                                  f"max_batch={replica.max_batch}")
             if replica.kv_cost(request) > replica.kv_free:
-                raise PolicyError(f"{name}: admits request {request_id} needing {replica.kv_cost(request)} KV tokens "
-                                  f"with {replica.kv_free} free")
+                raise PolicyError(f"{self._who(replica)}: admits request {request_id} needing "
+                                  f"{replica.kv_cost(request)} KV tokens with {replica.kv_free} free")
             if waiting[0] is request:
                 waiting.popleft()
             else:
@@ -249,8 +255,8 @@ class ServingEngine:
             admitted[request_id] = request
         return admitted
 
-    def _chunks(self, replica: Replica, chunks: tuple[tuple[int, int], ...], admitted: dict[int, Request],
-                name: str) -> tuple[tuple[Request, int], ...]:
+    def _chunks(self, replica: Replica, chunks: tuple[tuple[int, int], ...],
+                admitted: dict[int, Request]) -> tuple[tuple[Request, int], ...]:
         if not chunks:
             return ()
         prefilling = {request.id: request for request in replica.prefilling}
@@ -259,8 +265,8 @@ class ServingEngine:
             request = prefilling.pop(request_id, None)  # pop: one chunk per request per iteration
             left = request.need - request.prefilled if request is not None else 0
             if request is None or not isinstance(tokens, int) or not 1 <= tokens <= left:
-                raise PolicyError(f"{name}: chunk ({request_id!r}, {tokens!r}) is not 1..{left} prompt tokens "
-                                  "of a request in the batch (or names one twice)")
+                raise PolicyError(f"{self._who(replica)}: chunk ({request_id!r}, {tokens!r}) is not 1..{left} "
+                                  "prompt tokens of a request in the batch (or names one twice)")
             resolved.append((request, tokens))
         return tuple(resolved)
 

@@ -180,9 +180,6 @@ class Service(Strict):
             problem = block_size_problem(self.requests.hash_block_size, self.paged_kv)
             if problem is not None:
                 raise ValueError(problem)
-        if self.paged_kv is not None and (self.prefill is not None or self.decode is not None):
-            raise ValueError("paged_kv: paged KV and prefix caching are not modelled with disaggregated pools "
-                             "yet; use replicas, or leave paged_kv out")
         return self
 
     @model_validator(mode="after")
