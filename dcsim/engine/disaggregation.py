@@ -30,8 +30,7 @@ import simpy
 
 from dcsim.engine.kv_transfer import KVTransfers
 from dcsim.engine.replica import Replica, ReplicaShape
-from dcsim.engine.service import ServiceRuntime, _BalancerView
-from dcsim.errors import PolicyError
+from dcsim.engine.service import ServiceRuntime, choose_replica
 from dcsim.model import Request
 from dcsim.policies.serving_base import Autoscaler, Balancer, ReplicaScheduler
 
@@ -97,23 +96,7 @@ class DecodePoolRuntime(ServiceRuntime):
 
     def _choose(self, request: Request) -> Replica | None:
         """The balancer's decode replica among the ready ones whose KV cache can hold the request."""
-        view = self.view
-        offered = view.replicas
-        tokens = request.prompt_tokens + request.output_tokens
-        if tokens > self._smallest_kv:
-            offered = tuple(r for r in offered if r.kv_capacity >= tokens)
-            if not offered:
-                return None
-            view = _BalancerView(self.env, offered, view.rng)
-        chosen = self.balancer.choose(request, view)
-        replica = next((r for r in offered if r.id == chosen), None) if not isinstance(chosen, bool) else None
-        if replica is None:
-            raise PolicyError(f"decode balancer {self.balancer.name!r}: chose replica {chosen!r} for request "
-                              f"{request.id}, not one of the offered {[r.id for r in offered]}")
-        request.replica = replica.id
-        replica.outstanding += 1
-        replica.outstanding_tokens += tokens
-        return replica
+        return choose_replica(self.balancer, request, self.view, self._smallest_kv, "decode balancer")
 
     def _arrived(self, request: Request, target: Replica) -> None:
         if target.stopped is not None:  # lost to a failure while its KV cache moved: recomputed elsewhere

@@ -68,6 +68,28 @@ class _ScalerView:
     busy_fraction: float
 
 
+def choose_replica(balancer: Balancer, request: Request, view: _BalancerView, smallest_kv: int,
+                   role: str) -> Replica | None:
+    """The balancer's choice among the view's replicas whose KV cache can hold the request (None when none
+    can), counted as outstanding there; a choice outside the offered ones is a policy error."""
+    offered = view.replicas
+    tokens = request.prompt_tokens + request.output_tokens
+    if tokens > smallest_kv:  # only then can an offered replica be too small for it
+        offered = tuple(r for r in offered if r.kv_capacity >= tokens)
+        if not offered:
+            return None
+        view = _BalancerView(view.env, offered, view.rng)
+    chosen = balancer.choose(request, view)
+    replica = next((r for r in offered if r.id == chosen), None) if not isinstance(chosen, bool) else None
+    if replica is None:
+        raise PolicyError(f"{role} {balancer.name!r}: chose replica {chosen!r} for request {request.id}, "
+                          f"not one of the offered {[r.id for r in offered]}")
+    request.replica = replica.id
+    replica.outstanding += 1
+    replica.outstanding_tokens += tokens
+    return replica
+
+
 class ServiceRuntime:
     def __init__(self, env: simpy.Environment, index: int, name: str, shapes: Sequence[ReplicaShape],
                  initial: Sequence[int], limits: Sequence[int], min_replicas: int, scheduler: ReplicaScheduler,
@@ -121,24 +143,11 @@ class ServiceRuntime:
         return self._route(request)
 
     def _route(self, request: Request) -> Replica | None:
-        view = self.view
-        offered = view.replicas
-        tokens = request.prompt_tokens + request.output_tokens
-        if tokens > self._smallest_kv:  # only then can a routable replica be too small for it
-            offered = tuple(r for r in offered if r.kv_capacity >= tokens)
-            if not offered:
-                self.pending.append(request)
-                return None
-            view = _BalancerView(self.env, offered, view.rng)
-        chosen = self.balancer.choose(request, view)
-        replica = next((r for r in offered if r.id == chosen), None) if not isinstance(chosen, bool) else None
+        replica = choose_replica(self.balancer, request, self.view, self._smallest_kv, "balancer")
         if replica is None:
-            raise PolicyError(f"balancer {self.balancer.name!r}: chose replica {chosen!r} for request {request.id}, "
-                              f"not one of the offered {[r.id for r in offered]}")
-        request.replica = replica.id
+            self.pending.append(request)
+            return None
         replica.waiting.append(request)
-        replica.outstanding += 1
-        replica.outstanding_tokens += tokens
         return replica
 
     def _route_pending(self) -> None:
