@@ -124,11 +124,15 @@ def admit_fifo(view: ReplicaSchedulerView, limit: int | None = None) -> list[Req
     room = view.max_batch - view.decoding - len(view.prefilling)
     if limit is not None:
         room = min(room, limit)
+    if room <= 0:  # a full batch: nobody fits whatever the KV cache holds
+        return []
     free = view.kv_free - view.decoding - len(view.prefilling)
     chosen: list[RequestView] = []
     for request in waiting:
+        if len(chosen) >= room:
+            break
         cost = view.kv_cost(request)
-        if len(chosen) >= room or cost + 1 > free:
+        if cost + 1 > free:
             break
         chosen.append(request)
         free -= cost + 1
