@@ -214,7 +214,8 @@ class ServingEngine:
             if replica.draining and replica.outstanding == 0:
                 service.stop_replica(replica)
             return
-        self._set_busy(replica, True)
+        if replica.busy_since is None:  # (a replica already busy stays so)
+            self._set_busy(replica, True)
         if chunks or not self.fast_forward or replica.transfer_pending:
             replica.segment_k = 0
             replica.pending_chunks = chunks
