@@ -121,10 +121,10 @@ class PagedReplica(Replica):
 
     def kv_used_at(self, now: float) -> int:
         """As Replica.kv_used_at, in whole blocks; also noted for record_sample, which follows it."""
-        if self.segment_k == 0 or not self.members:
+        elapsed = now - self.segment_start
+        if self.segment_k == 0 or not self.members or elapsed <= 0:  # (no iteration done: the stretch starts)
             used = self.held_blocks()
         else:
-            elapsed = now - self.segment_start
             done = self.iterations_by(elapsed)
             if done > 0 and self.stretch_duration(done) > elapsed:
                 done -= 1

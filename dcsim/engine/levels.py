@@ -35,9 +35,11 @@ class LevelBoard:
             self.before_emit(now)
         cluster = self.cluster
         models = cluster.accelerator_models
-        allocated = [cluster.capacity[m] - cluster.free[m] - cluster.down[m] for m in models]  # not under repair
-        serving = [self.serving_busy[m] for m in models]
-        busy = [self.training_busy[m] + s for m, s in zip(models, serving, strict=True)]
+        capacity, free, down = cluster.capacity, cluster.free, cluster.down
+        serving_busy, training_busy = self.serving_busy, self.training_busy
+        allocated = [capacity[m] - free[m] - down[m] for m in models]  # not under repair
+        serving = [serving_busy[m] for m in models]
+        busy = [training_busy[m] + serving_busy[m] for m in models]
         occupied = [cluster.occupied_nodes[p] for p in cluster.pools]
         if self.before_emit is None:
             self.recorder.levels(now, self.training_queue, allocated, busy, occupied, serving, self.serving_extra_w,

@@ -229,9 +229,9 @@ class Replica:
 
     def kv_used_at(self, now: float) -> int:
         """KV tokens in use at `now`, counting the iterations of a fast-forwarded stretch done by then."""
-        if self.segment_k == 0 or not self.members:
-            return self.kv_used
         elapsed = now - self.segment_start
+        if self.segment_k == 0 or not self.members or elapsed <= 0:  # (no iteration done: the stretch starts)
+            return self.kv_used
         done = self.iterations_by(elapsed)
         if done > 0 and self.stretch_duration(done) > elapsed:
             done -= 1

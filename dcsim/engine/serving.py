@@ -100,10 +100,10 @@ class ServingEngine:
         self.record(replica)
 
     def _schedule_boundary(self, replica: Replica, when: float) -> None:
-        replica.version += 1
+        env = self.env
+        version = replica.version = replica.version + 1
         replica.boundary_at = when
-        self.env.timeout(max(0.0, when - self.env.now)).callbacks.append(
-            partial(self._on_boundary, replica, replica.version))
+        env.timeout(max(0.0, when - env.now)).callbacks.append(partial(self._on_boundary, replica, version))
 
     def _on_boundary(self, replica: Replica, version: int, _event: simpy.Event) -> None:
         if version != replica.version:
@@ -170,6 +170,8 @@ class ServingEngine:
             replica.join_decoding(request)
 
     def _finish(self, replica: Replica, done: list[Request]) -> None:
+        if not done:  # the usual end of an explicit iteration: nobody finished
+            return
         now = self.env.now
         service = self.services[replica.service]
         for request in done:
@@ -189,14 +191,19 @@ class ServingEngine:
         if replica.prefilled_in:
             self._join_prefilled(replica)
         plan = service.scheduler.plan(replica)
-        admitted = self._admit(replica, plan.admit) if plan.admit else {}
-        chunks = self._chunks(replica, plan.chunks, admitted)
-        decode = bool(plan.decode) and replica.decoding > 0
+        if plan.admit or plan.chunks:
+            admitted = self._admit(replica, plan.admit) if plan.admit else {}
+            chunks = self._chunks(replica, plan.chunks, admitted)
+        else:  # the usual plan: decode only
+            chunks = ()
+        members = replica.members  # the decoding requests
+        decode = bool(plan.decode) and len(members) > 0
         if decode:
             while replica.needs_preemption():
                 replica.preempt_newest()
-            decode = replica.decoding > 0
-        replica.segment_start = self.env.now
+            decode = len(members) > 0
+        now = self.env.now
+        replica.segment_start = now
         if not chunks and not decode:
             if replica.prefilling or replica.decoding:
                 raise PolicyError(f"{self._who(replica)}: planned nothing while {replica.batch} requests "
@@ -207,7 +214,8 @@ class ServingEngine:
             if replica.draining and replica.outstanding == 0:
                 service.stop_replica(replica)
             return
-        self._set_busy(replica, True)
+        if replica.busy_since is None:  # (a replica already busy stays so)
+            self._set_busy(replica, True)
         if chunks or not self.fast_forward or replica.transfer_pending:
             replica.segment_k = 0
             replica.pending_chunks = chunks
@@ -223,7 +231,7 @@ class ServingEngine:
             if replica.paged:
                 replica.reserve(replica.segment_k)
         self.record(replica)
-        self._schedule_boundary(replica, self.env.now + duration)
+        self._schedule_boundary(replica, now + duration)
 
     def _who(self, replica: Replica) -> str:
         """The scheduler and replica an error names (built only when there is one)."""
@@ -285,17 +293,20 @@ class ServingEngine:
 
     def record(self, replica: Replica) -> None:
         """Report the replica's state and, when its busy state or power changed, the cluster levels."""
-        self.levels.last_time = self.env.now
-        power = replica.power()
-        extra = power - replica.shape.idle_w
+        now = self.env.now
+        levels = self.levels
+        levels.last_time = now
+        batch = len(replica.members) + len(replica.prefilling)  # replica.batch
+        shape = replica.shape
+        power = shape.busy_w(batch) if replica.busy_since is not None else shape.idle_w  # replica.power()
+        extra = power - shape.idle_w
         if extra != replica.reported_extra_w or replica.levels_stale:
-            self.levels.serving_extra_w += extra - replica.reported_extra_w
+            levels.serving_extra_w += extra - replica.reported_extra_w
             replica.reported_extra_w = extra
             replica.levels_stale = False
-            self.levels.emit(self.env.now)
-        self.recorder.replica_state(self.env.now, replica.id, replica.batch,
-                                    len(replica.waiting) + len(replica.prefilled_in), replica.kv_used_at(self.env.now),
-                                    power)
+            levels.emit(now)
+        self.recorder.replica_state(now, replica.id, batch, len(replica.waiting) + len(replica.prefilled_in),
+                                    replica.kv_used_at(now), power)
         if replica.paged:
             replica.record_sample()
 

@@ -101,6 +101,9 @@ class Iteration:
     decode: bool = True
 
 
+DECODE_ONLY = Iteration()  # the usual plan, shared (Iteration is immutable)
+
+
 @runtime_checkable
 class ReplicaScheduler(Protocol):
     family: ClassVar[str]
@@ -115,14 +118,21 @@ def admit_fifo(view: ReplicaSchedulerView, limit: int | None = None) -> list[Req
 
     Each admission leaves room for one more decode iteration of the whole batch, so admitting never
     forces an immediate preemption. Stops at the first request that does not fit (no overtaking)."""
+    waiting = view.waiting
+    if not waiting:  # the usual case at a boundary: nobody to admit (kv_free is not free to compute)
+        return []
     room = view.max_batch - view.decoding - len(view.prefilling)
     if limit is not None:
         room = min(room, limit)
+    if room <= 0:  # a full batch: nobody fits whatever the KV cache holds
+        return []
     free = view.kv_free - view.decoding - len(view.prefilling)
     chosen: list[RequestView] = []
-    for request in view.waiting:
+    for request in waiting:
+        if len(chosen) >= room:
+            break
         cost = view.kv_cost(request)
-        if len(chosen) >= room or cost + 1 > free:
+        if cost + 1 > free:
             break
         chosen.append(request)
         free -= cost + 1

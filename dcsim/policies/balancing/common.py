@@ -26,5 +26,6 @@ class Rotation:
 
     def least(self, replicas: Sequence[ReplicaView], load: Callable[[ReplicaView], float]) -> int:
         """Id of the replica with the least `load`; ties rotate (see the module docstring)."""
-        best = min(load(replica) for replica in replicas)
-        return self.rotate([replica.id for replica in replicas if load(replica) == best])
+        loads = [load(replica) for replica in replicas]  # once each: a load can take a cache lookup
+        best = min(loads)
+        return self.rotate([replica.id for replica, value in zip(replicas, loads, strict=True) if value == best])

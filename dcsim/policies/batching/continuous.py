@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dcsim.policies.base import PolicyBase
 from dcsim.policies.registry import register
-from dcsim.policies.serving_base import Iteration, ReplicaSchedulerView, admit_fifo, prefill_left
+from dcsim.policies.serving_base import DECODE_ONLY, Iteration, ReplicaSchedulerView, admit_fifo, prefill_left
 
 
 @register("replica_scheduler", "continuous_batching")
@@ -26,7 +26,7 @@ class ContinuousBatching(PolicyBase):
 
     def plan(self, view: ReplicaSchedulerView) -> Iteration:
         admitted = admit_fifo(view)
-        if self.max_prefill_tokens is not None:  # cap one prefill iteration's tokens (the first always goes)
+        if admitted and self.max_prefill_tokens is not None:  # cap one prefill's tokens (the first always goes)
             total, kept = 0, 0
             for request in admitted:
                 total += prefill_left(view, request)
@@ -34,8 +34,9 @@ class ContinuousBatching(PolicyBase):
                     break
                 kept += 1
             admitted = admitted[:kept]
-        pending = [(r.id, r.need - r.prefilled) for r in view.prefilling]
-        if not admitted and not pending:
-            return Iteration()
+        prefilling = view.prefilling
+        if not admitted and not prefilling:
+            return DECODE_ONLY
+        pending = [(r.id, r.need - r.prefilled) for r in prefilling]
         chunks = tuple(pending + [(r.id, prefill_left(view, r)) for r in admitted])
         return Iteration(admit=tuple(r.id for r in admitted), chunks=chunks, decode=False)
