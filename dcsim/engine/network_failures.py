@@ -44,12 +44,7 @@ class NetworkFailures:
     def fail(self, kind: str, index: int) -> list[int]:
         """Take the component down; return the ids of the jobs it left without a route (stopped). A
         storage tier stops no job: those streaming from it stall until it is back."""
-        if kind == "storage":
-            if self.traffic is not None:
-                self.traffic.set_tier_down(self.tiers[index], True)
-            return []
-        self._set(kind, index, True)
-        return self._reroute()
+        return self._switch(kind, index, True)
 
     def cut_off(self) -> set[int]:
         """Node ids outside the largest island of hosts the failed components leave."""
@@ -58,11 +53,14 @@ class NetworkFailures:
         return {self.node_of[host] for host in self.topology.cut_off() if host in self.node_of}
 
     def restore(self, kind: str, index: int) -> list[int]:
+        return self._switch(kind, index, False)
+
+    def _switch(self, kind: str, index: int, down: bool) -> list[int]:
         if kind == "storage":
             if self.traffic is not None:
-                self.traffic.set_tier_down(self.tiers[index], False)
+                self.traffic.set_tier_down(self.tiers[index], down)
             return []
-        self._set(kind, index, False)
+        self._set(kind, index, down)
         return self._reroute()
 
     def _set(self, kind: str, index: int, down: bool) -> None:
