@@ -41,9 +41,5 @@ class LevelBoard:
         serving = [serving_busy[m] for m in models]
         busy = [training_busy[m] + serving_busy[m] for m in models]
         occupied = [cluster.occupied_nodes[p] for p in cluster.pools]
-        if self.before_emit is None:
-            self.recorder.levels(now, self.training_queue, allocated, busy, occupied, serving, self.serving_extra_w,
-                                 self.network_w, self.storage_w)
-        else:
-            self.recorder.levels(now, self.training_queue, allocated, busy, occupied, serving, self.serving_extra_w,
-                                 self.network_w, self.storage_w, self.capped_w, self.nodes_adjust_w)
+        self.recorder.levels(now, self.training_queue, allocated, busy, occupied, serving, self.serving_extra_w,
+                             self.network_w, self.storage_w, self.capped_w, self.nodes_adjust_w)
