@@ -20,6 +20,7 @@ from dcsim.energy.loading import EnergyInputs, energy_inputs
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.power import CapCurve, PowerGovernor
 from dcsim.engine.power_nodes import NodePower
+from dcsim.engine.power_serving import ServingCaps
 from dcsim.engine.serving import ServingEngine
 from dcsim.engine.training import TrainingEngine
 from dcsim.errors import ScenarioError
@@ -56,10 +57,16 @@ def cap_curves(scenario: Scenario, cluster: Cluster, calibration: Calibration,
         def slowdown(cap: float, model: str = model, before: float = before) -> float:
             return model_power.cap_slowdown(model, effective(cap), uncapped[model]) / before
 
+        def serving_slowdown(cap: float, demand: float, model: str = model, limit: float | None = limit) -> float:
+            # A replica's own draw is the demand; relative to the static cap (which serving does not feel).
+            slow = model_power.cap_slowdown(model, effective(cap, limit), demand)
+            return slow if limit is None else slow / model_power.cap_slowdown(model, limit, demand)
+
         # Caps are whole watts on a few levels, asked for at every change of load: remember each answer.
         curves[model] = CapCurve(idle_w=spec.idle_w.value, busy_w=busy[model],
                                  min_cap_w=min_cap_share * spec.tdp_w.value,
-                                 draw_w=functools.cache(draw), slowdown=functools.cache(slowdown))
+                                 draw_w=functools.cache(draw), slowdown=functools.cache(slowdown),
+                                 serving_slowdown=functools.cache(serving_slowdown))
     return curves
 
 
@@ -117,6 +124,8 @@ def build_governor(scenario: Scenario, policy: PowerPolicyBase, env: simpy.Envir
     clock = start.replace(tzinfo=None) if start is not None else RUN_CLOCK_DEFAULT
     curves = cap_curves(scenario, cluster, calibration, policy.min_cap)
     governor = PowerGovernor(env, policy, cluster, levels, coefficients, curves, training, clock, nodes)
+    if serving_engine is not None:  # replicas share the caps (engine/power_serving.py)
+        governor.serving = ServingCaps(serving_engine, curves)
     if scenario.horizon is None:
         def work_left() -> bool:
             serving = serving_engine
