@@ -32,7 +32,8 @@ def _scenario(tmp_path: Path, rows: list[tuple[float, int, int]], power: dict[st
         "cluster": {"node_pools": [{"name": "h", "count": 1, "accelerator": ACCELERATOR, "accelerators_per_node": 8,
                                     "host_power": {"idle": f"{HOST_W}W", "busy": f"{HOST_W}W"}}]},
         "workload": {"inference": {"fast_forward": fast_forward, "services": [{
-            "name": "chat", "model": MODEL, "replicas": [{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 1}],
+            "name": "chat", "model": MODEL,
+            "replicas": [{"accelerator": ACCELERATOR, "tensor_parallel": TP, "count": 1}],
             "requests": {"source": "trace", "path": str(trace)}}]}},
     }
     if power is not None:
@@ -86,7 +87,8 @@ def test_budget_stretches_a_lone_request_by_the_calibrated_slowdown(tmp_path: Pa
     assert capped.replicas["energy_j"].iloc[0] == pytest.approx(TP * cap * row["e2e_s"], rel=1e-9)
     ts = capped.timeseries
     busy = ts[ts["serving_busy_all"] > 0]
-    assert busy["power_it_w"].max() == pytest.approx(base + TP * (cap - load_catalog().accelerator(ACCELERATOR).idle_w.value))
+    idle = load_catalog().accelerator(ACCELERATOR).idle_w.value
+    assert busy["power_it_w"].max() == pytest.approx(base + TP * (cap - idle))
     assert (ts["power_it_w"] <= budget + 1e-6).all()
     section = capped.summary["power"]
     assert section["over_budget_s"] == 0

@@ -62,7 +62,7 @@ class NodeState:
 
 
 class NodesView(Protocol):
-    """What idle shutdown sees: nodes, and the training demand that waits per accelerator model."""
+    """What idle shutdown sees: nodes, the training demand that waits, and replicas services want."""
 
     @property
     def now(self) -> float: ...
@@ -72,6 +72,9 @@ class NodesView(Protocol):
         """Free accelerators of a model on powered nodes."""
     def waiting_jobs(self) -> Iterable[tuple[int, tuple[str, ...]]]:
         """Queued jobs in queue order: (accelerators wanted, usable models fastest first)."""
+    def serving_wants(self) -> Sequence[tuple[str, int]]:
+        """Replicas that inference services want and no powered node has room for: (model, accelerators
+        on one node) each."""
 
 
 @dataclass(frozen=True)
