@@ -49,7 +49,7 @@ class ServingCaps:
         self.engine = engine
         self.curves = curves
         self.caps: Mapping[str, float] = {}
-        self.applied: dict[int, tuple[float | None, float]] = {}  # replica id -> (cap, slowdown) in force
+        self.applied: dict[int, tuple[float | None, float]] = {}  # replica id -> (cap, slowdown) where capped
         self.base: dict[int, ReplicaShape] = {}  # replica id -> its uncapped shape
         self._shapes: dict[tuple[int, float, float], ReplicaShape] = {}
         self._schedule: Callable[[Replica, float], None] = engine._schedule_boundary
@@ -74,6 +74,11 @@ class ServingCaps:
         serving draw above idle under the caps and the busy serving accelerators the caps slow or limit."""
         self.caps = caps
         extra_w, capped = 0.0, 0
+        if not caps and not self.applied:  # nothing capped, nothing to lift: the usual case under a budget
+            for replica in self.busy():
+                shape = replica.shape
+                extra_w += shape.busy_w(len(replica.members) + len(replica.prefilling)) - shape.idle_w
+            return extra_w, 0
         for replica in self.busy():
             want = self.wanted(replica)
             if want != self.applied.get(replica.id, UNCAPPED) and replica.boundary_at != math.inf:
@@ -97,6 +102,12 @@ class ServingCaps:
         return cap, max(slowdown, 1.0)
 
     # --- applying -----------------------------------------------------------------------------------
+    def _note(self, replica: Replica, want: tuple[float | None, float]) -> None:
+        if want == UNCAPPED:
+            self.applied.pop(replica.id, None)
+        else:
+            self.applied[replica.id] = want
+
     def _base(self, replica: Replica) -> ReplicaShape:
         base = self.base.get(replica.id)
         if base is None:
@@ -128,7 +139,7 @@ class ServingCaps:
     def _scheduled(self, replica: Replica, when: float) -> None:
         """The engine planned (or cut) the replica's iteration: re-time it if its factor is stale."""
         self._schedule(replica, when)
-        if replica.busy_since is not None:
+        if replica.busy_since is not None and (self.caps or self.applied):
             want = self.wanted(replica)
             if want != self.applied.get(replica.id, UNCAPPED):
                 self._retime(replica, want)
@@ -165,9 +176,9 @@ class ServingCaps:
                 replica.segment_first = length * ratio
                 replica.segment_start = now - share * length * ratio
                 end = replica.segment_start + replica.segment_first
-            self.applied[replica.id] = want
+            self._note(replica, want)
             self._schedule(replica, end)
         else:
             replica.shape = shape
-            self.applied[replica.id] = want
+            self._note(replica, want)
         self.engine.record(replica)  # its power (and the cluster levels) under the new cap
