@@ -171,3 +171,35 @@ def test_at_the_lowest_caps_replicas_and_jobs_both_slow() -> None:
     assert (capped.timeseries["power_it_w"] <= floor + 1e-6).all()
     assert capped.requests["e2e_s"].mean() > 1.2 * free.requests["e2e_s"].mean()
     assert capped.jobs["end_s"].max() > 1.2 * free.jobs["end_s"].max()
+
+
+@pytest.mark.parametrize("preemption", ["recompute", "swap"])
+def test_fast_forward_equals_per_iteration_under_a_budget_with_paged_kv(preemption: str) -> None:
+    """A busy service with paged KV (a small cache: preemptions) under a budget that caps it as batches
+    and caps change: the fast-forwarded decode clock gives the per-iteration mode's request times."""
+    def scenario(power: dict[str, Any] | None, fast_forward: bool) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": "paged-power", "seed": 5,
+            "cluster": {"node_pools": [{"name": "h", "count": 1, "accelerator": "H100", "accelerators_per_node": 8}]},
+            "workload": {"inference": {"fast_forward": fast_forward, "services": [{
+                "name": "chat", "model": MODEL, "kv_cache": "6GB", "max_batch": 64,
+                "paged_kv": {"preemption": preemption, "prefix_caching": True},
+                "replicas": [{"accelerator": "H100", "tensor_parallel": TP, "count": 2}],
+                "requests": {"source": "synthetic", "count": 400, "arrival": {"process": "poisson", "rate": "4/s"},
+                             "prompt_tokens": {"distribution": "lognormal", "median": 800, "sigma": 0.8, "max": 4000},
+                             "output_tokens": {"distribution": "lognormal", "median": 300, "sigma": 0.8,
+                                               "max": 1500}}}]}},
+        }
+        if power is not None:
+            data["policies"] = {"power": power}
+        return data
+
+    free = _run(scenario(None, True)).timeseries
+    floor = free["power_hosts_w"].max() + 8 * 0.33 * load_catalog().accelerator("H100").tdp_w.value  # lowest caps
+    budget = floor + 0.3 * (free["power_it_w"].max() - floor)
+    power = {"name": "budget", "params": {"budget": budget}}
+    fast, slow = _run(scenario(power, True)), _run(scenario(power, False))
+    assert fast.requests["preemptions"].sum() > 0 and fast.summary["power"]["capped_accelerator_hours"] > 0
+    for column in ("first_token_s", "end_s"):
+        np.testing.assert_allclose(fast.requests[column], slow.requests[column], rtol=1e-12, atol=1e-9)
+    assert (fast.timeseries["power_it_w"] <= budget + 1e-6).all()
