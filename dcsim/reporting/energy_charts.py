@@ -120,7 +120,8 @@ def energy_detail_tables(s: Mapping[str, Any]) -> str:
         rows.append(["IT power above the budget", "yes" if e.get("peak_over_budget") else "no"])
     if "jobs_carbon_kg" in e:
         rows += [["training jobs' facility energy", f"{esc(number(e.get('jobs_facility_kwh')))} kWh"],
-                 ["training jobs' carbon", f"{esc(number(e.get('jobs_carbon_kg')))} kg CO2e"]]
+                 ["training jobs' carbon", f"{esc(number(e.get('jobs_carbon_kg')))} kg CO2e"],
+                 ["carbon intensity of the jobs' energy", f"{esc(number(e.get('jobs_carbon_g_per_kwh')))} gCO2e/kWh"]]
     if e.get("serving_carbon_mg_per_output_token") is not None:
         rows += [["serving facility energy per output token",
                   f"{esc(number(e.get('serving_facility_j_per_output_token')))} J"],
