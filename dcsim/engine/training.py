@@ -19,6 +19,7 @@ import simpy
 
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.lifecycle import Lifecycle
+from dcsim.engine.timers import call_after
 from dcsim.engine.training_decisions import TrainingDecisions
 from dcsim.engine.training_ports import CheckpointTransfers, JobCheckpoints, JobTraffic
 from dcsim.engine.training_view import TrainingViews
@@ -64,6 +65,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self._candidates: dict[tuple[str, tuple[str, ...] | None], tuple[str, ...]] = {}
         self._pass_pending = False
         self._arrivals: list[Job] = []  # every queued job in arrival order, never shrinks
+        self._exits: list[int] = []  # ids of jobs as they leave the running set (_active), never shrinks
         self._allocation_version = 0
         self._next_arrival = 0
         self.completed = 0
@@ -104,7 +106,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
     def _schedule_next_arrival(self) -> None:
         if self._next_arrival < len(self.jobs):
             delay = max(0.0, self.jobs[self._next_arrival].submit - self.env.now)
-            self.env.timeout(delay).callbacks.append(self._on_arrival)
+            call_after(self.env, delay, self._on_arrival)
 
     def _on_arrival(self, _event: simpy.Event) -> None:
         now = self.env.now
@@ -114,7 +116,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             if release > now:  # held back by a power policy (carbon-aware deferral): it waits unseen
                 self.recorder.job_submitted(job)
                 self.deferred += 1
-                self.env.timeout(release - now).callbacks.append(partial(self._on_release, job))
+                call_after(self.env, release - now, partial(self._on_release, job))
             else:
                 self._submit(job)
             self._next_arrival += 1
@@ -160,7 +162,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
     def _request_pass(self) -> None:
         if not self._pass_pending:
             self._pass_pending = True
-            self.env.timeout(0).callbacks.append(self._run_pass)
+            call_after(self.env, 0, self._run_pass)
 
     def _run_pass(self, _event: simpy.Event) -> None:
         self._pass_pending = False
@@ -199,9 +201,9 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self._active[job.id] = job
         self.recorder.job_started(job)
         if not first and self.suspension_io is not None and job.saved_at is not None:
-            self.env.timeout(delay).callbacks.append(partial(self._read_back, job, job.runs))
+            call_after(self.env, delay, partial(self._read_back, job, job.runs))
         elif delay > 0:
-            self.env.timeout(delay).callbacks.append(partial(self._on_compute_start, job, job.runs))
+            call_after(self.env, delay, partial(self._on_compute_start, job, job.runs))
         else:
             self._begin_compute(job)
 
@@ -237,7 +239,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         if job.rate <= 0:
             return  # stalled: replanned when the rate comes back
         delay = job.remaining / job.rate
-        self.env.timeout(delay).callbacks.append(partial(self._on_finish, job, job.plan_version))
+        call_after(self.env, delay, partial(self._on_finish, job, job.plan_version))
 
     def _advance(self, job: Job) -> None:
         """Bring the job's remaining work and its communication and I/O time up to now."""
@@ -328,6 +330,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         accelerator = job.accelerator
         assert accelerator is not None
         del self._active[job.id]
+        self._exits.append(job.id)
         if computing:
             del self._running[job.id]
             self.levels.training_busy[accelerator] -= job.demand
@@ -341,7 +344,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
 
     def _hold(self, job: Job, seconds: float) -> None:
         if seconds > 0:
-            self.env.timeout(seconds).callbacks.append(partial(self._on_saved, job, job.runs, job.interruptions))
+            call_after(self.env, seconds, partial(self._on_saved, job, job.runs, job.interruptions))
         else:
             self._release_suspended(job)
 
@@ -397,7 +400,8 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self._allocation_version += 1
         job.end = self.env.now
         self._running.pop(job.id, None)
-        self._active.pop(job.id, None)
+        if self._active.pop(job.id, None) is not None:
+            self._exits.append(job.id)
         if self.traffic is not None:
             self.traffic.stopped(job)
         self.cluster.release_all(job.allocation)

@@ -26,6 +26,7 @@ class TrainingViews:
     _running: dict[int, Job]
     _by_estimate: list[tuple[float, float, int]]
     _arrivals: list[Job]
+    _exits: list[int]
     _allocation_version: int
     _candidates: dict[tuple[str, tuple[str, ...] | None], tuple[str, ...]]
     _running_ends: dict[str, list[tuple[float, int, int]]]
@@ -93,6 +94,15 @@ class TrainingViews:
         """Ids of the jobs running() yields, a live set: policies that keep books between passes
         (policies/scheduling/tiresias_books.py) see which of theirs stopped without walking them all."""
         return self._active.keys()
+
+    @property
+    def exit_mark(self) -> int:
+        return len(self._exits)
+
+    def exited_since(self, mark: int) -> list[int]:
+        """Ids of the jobs that left running() since exit_mark was `mark`: books kept between passes
+        drop them without comparing their whole running set with active_ids()."""
+        return self._exits[mark:]
 
     def computing_ids(self) -> KeysView[int]:
         """Ids of the running jobs past their start-up or restore (computing), a live set."""

@@ -16,6 +16,12 @@ class Pack(PolicyBase):
     def place(self, request: PlacementRequest, view: ClusterView) -> Allocation:
         size = view.max_node_size[request.accelerator]
         remaining = request.demand
+        if 0 < remaining <= size:  # fits on one node: the first of the tightest bucket that fits (as below)
+            nodes_with_free = view.nodes_with_free
+            for free in range(remaining, size + 1):
+                bucket = nodes_with_free(request.accelerator, free)
+                if bucket:
+                    return ((bucket[0], remaining),)
         # Whole free nodes first, in bucket order: what the loop below would take one by one.
         full = view.nodes_with_free(request.accelerator, size)
         whole = min(remaining // size, len(full)) if size > 0 else 0
@@ -38,16 +44,19 @@ class Pack(PolicyBase):
 class _FirstUntaken:
     """The first node not yet taken in each free-count bucket. The view does not change while a job
     is placed and nodes are taken in bucket order, so one cursor per bucket only moves forward: a
-    2,048-node job is placed in linear time, not quadratic."""
+    2,048-node job is placed in linear time, not quadratic. The buckets are read from the view once."""
 
     def __init__(self, view: ClusterView, accelerator: str, taken: dict[int, int]) -> None:
-        self.view, self.accelerator, self.taken = view, accelerator, taken
-        self.cursors: dict[int, int] = {}
+        self.taken = taken
+        size = view.max_node_size[accelerator]
+        self.buckets = [view.nodes_with_free(accelerator, free) for free in range(size + 1)]
+        self.cursors = [0] * (size + 1)
 
     def first(self, free: int) -> int | None:
-        bucket = self.view.nodes_with_free(self.accelerator, free)
-        index = self.cursors.get(free, 0)
-        while index < len(bucket) and bucket[index] in self.taken:
+        bucket = self.buckets[free]
+        index = self.cursors[free]
+        taken = self.taken
+        while index < len(bucket) and bucket[index] in taken:
             index += 1
         self.cursors[free] = index
         return bucket[index] if index < len(bucket) else None

@@ -156,6 +156,7 @@ class LasBooks:
         self.starting: dict[int, _Record] = {}  # running, not yet seen computing
         self.held = dict.fromkeys(view.free, 0)
         self.mark = view.arrival_mark
+        self.exit_mark = view.exit_mark
         for job in view.running():
             assert job.accelerator is not None
             self._add_running(job, job.accelerator)

@@ -51,6 +51,7 @@ class TiresiasBooks:
         self.starting: dict[int, _Running] = {}  # running below the last queue, not yet seen computing
         self.stamp = 0
         self.mark = view.arrival_mark
+        self.exit_mark = view.exit_mark
         computing = view.computing_ids()
         for job in view.running():
             model = job.accelerator
