@@ -57,8 +57,9 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self.recorder = recorder
         self.startup = startup
         self._queue: dict[int, Job] = {}
-        self._by_estimate: list[tuple[float, float, int]] = []
-        self._running_ends: dict[str, list[tuple[float, int, int]]] = {m: [] for m in cluster.accelerator_models}
+        # Kept sorted only once a policy asks for them (training_view.py): most never do.
+        self._by_estimate: list[tuple[float, float, int]] | None = None
+        self._running_ends: dict[str, list[tuple[float, int, int]]] | None = None
         self.levels = levels if levels is not None else LevelBoard(cluster, recorder)
         self.on_release: Callable[[], None] | None = None  # called after a job returns accelerators
         self.on_queue: Callable[[], None] | None = None  # called when a job starts waiting
@@ -105,11 +106,11 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
 
     def _schedule_next_arrival(self) -> None:
         if self._next_arrival < len(self.jobs):
-            delay = max(0.0, self.jobs[self._next_arrival].submit - self.env.now)
+            delay = max(0.0, self.jobs[self._next_arrival].submit - self.env._now)
             call_after(self.env, delay, self._on_arrival)
 
     def _on_arrival(self, _event: simpy.Event) -> None:
-        now = self.env.now
+        now = self.env._now
         while self._next_arrival < len(self.jobs) and self.jobs[self._next_arrival].submit <= now:
             job = self.jobs[self._next_arrival]
             release = self.release_time(job) if self.release_time is not None and job.deferrable else now
@@ -137,10 +138,11 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             self.recorder.job_rejected(job)
             return
         job.candidates = self._candidate_order(job)
-        self.lifecycle.enqueue(job, self.env.now)
+        self.lifecycle.enqueue(job, self.env._now)
         self._queue[job.id] = job
         self._arrivals.append(job)
-        bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
+        if self._by_estimate is not None:
+            bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
         self._request_pass()
         if self.on_queue is not None:
             self.on_queue()
@@ -169,7 +171,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         round_due, self._round_due = self._round_due, False
         if not self._queue and not (round_due and self._active):  # a requested pass runs with no queue
             return
-        now = self.env.now
+        now = self.env._now
         self._passes_now = self._passes_now + 1 if now == self._pass_time else 1
         self._pass_time = now
         if self._passes_now > MAX_PASSES_AT_ONCE:  # preempting and restarting for ever at one instant
@@ -183,7 +185,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
 
     # --- running jobs ---------------------------------------------------------------------------
     def _start(self, job: Job, accelerator: str, allocation: tuple[tuple[int, int], ...]) -> None:
-        now = self.env.now
+        now = self.env._now
         self._allocation_version += 1
         first = job.start is None
         delay = self.lifecycle.start(job, now, accelerator, allocation)
@@ -197,7 +199,8 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             job.estimated_end = now + self.estimated_runtime(job, accelerator)
         else:
             job.estimated_end = now + delay + self.remaining_estimate(job) / self.speeds[(job.speed_key, accelerator)]
-        bisect.insort(self._running_ends[accelerator], (job.estimated_end, job.id, job.demand))
+        if self._running_ends is not None:
+            bisect.insort(self._running_ends[accelerator], (job.estimated_end, job.id, job.demand))
         self._active[job.id] = job
         self.recorder.job_started(job)
         if not first and self.suspension_io is not None and job.saved_at is not None:
@@ -222,8 +225,8 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self._emit_levels()
 
     def _begin_compute(self, job: Job) -> None:
-        self.lifecycle.compute(job, self.env.now)
-        job.progress_time = self.env.now
+        self.lifecycle.compute(job, self.env._now)
+        job.progress_time = self.env._now
         self.levels.training_busy[job.accelerator] += job.demand  # type: ignore[index]
         self._running[job.id] = job
         if self.checkpoints is not None:
@@ -243,7 +246,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
 
     def _advance(self, job: Job) -> None:
         """Bring the job's remaining work and its communication and I/O time up to now."""
-        now = self.env.now
+        now = self.env._now
         elapsed = now - job.progress_time
         if elapsed > 0:
             job.remaining = max(0.0, job.remaining - job.rate * elapsed)
@@ -293,7 +296,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         """At the end of a run: bring running jobs' progress, time shares and lifecycle books up to now."""
         for job in self._running.values():
             self._advance(job)
-        now = self.env.now
+        now = self.env._now
         for job in chain(self._active.values(), self._suspending.values(), self._queue.values()):
             self.lifecycle.settle(job, now)
 
@@ -301,7 +304,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         """Stop a started job and send it back to the queue once its checkpoint is saved (lifecycle.py);
         its accelerators stay allocated until then. Used by PreemptJob."""
         self._take_off(job)
-        save = self.lifecycle.suspend(job, self.env.now, preempted=preempted)
+        save = self.lifecycle.suspend(job, self.env._now, preempted=preempted)
         io = self.suspension_io
         if io is not None and job.pending_save is not None \
                 and io.write(job, partial(self._on_saved, job, job.runs, job.interruptions, None)):
@@ -314,11 +317,11 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         A job already suspending loses the checkpoint it was writing and lets go at once."""
         self._interrupted.add(job.id)
         if job.state is JobState.SUSPENDING:
-            self.lifecycle.interrupt(job, self.env.now)
+            self.lifecycle.interrupt(job, self.env._now)
             self._release_suspended(job)
             return
         self._take_off(job)
-        self.lifecycle.interrupt(job, self.env.now)
+        self.lifecycle.interrupt(job, self.env._now)
         self._hold(job, hold)
 
     def _take_off(self, job: Job) -> None:
@@ -336,8 +339,9 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             self.levels.training_busy[accelerator] -= job.demand
             if self.traffic is not None:
                 self.traffic.stopped(job)
-        ends = self._running_ends[accelerator]
-        del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
+        if self._running_ends is not None:
+            ends = self._running_ends[accelerator]
+            del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
         self._allocation_version += 1
         self._suspending[job.id] = job
         self._releasing[accelerator] += job.demand
@@ -360,7 +364,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self.cluster.release_all(job.allocation)
         self._releasing[accelerator] -= job.demand
         del self._suspending[job.id]
-        self.lifecycle.suspended(job, self.env.now)
+        self.lifecycle.suspended(job, self.env._now)
         self._allocation_version += 1
         if job.id in self._interrupted and self.requeue_front:  # a failed job keeps its place at the head
             self._queue = {job.id: job, **self._queue}
@@ -368,7 +372,8 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             self._queue[job.id] = job
         self._interrupted.discard(job.id)
         self._arrivals.append(job)
-        bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
+        if self._by_estimate is not None:
+            bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
         if self.on_release is not None:
             self.on_release()
         if self.on_queue is not None:
@@ -380,7 +385,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self._advance(job)
         job.plan_version += 1
         job.reason = reason
-        self.lifecycle.finish(job, self.env.now, JobState.FAILED)
+        self.lifecycle.finish(job, self.env._now, JobState.FAILED)
         self.failed += 1
         self._end(job)
 
@@ -389,7 +394,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             return  # superseded by a later plan
         self._advance(job)
         job.remaining = 0.0
-        self.lifecycle.finish(job, self.env.now, JobState.COMPLETED)
+        self.lifecycle.finish(job, self.env._now, JobState.COMPLETED)
         self.completed += 1
         self._end(job)
 
@@ -398,15 +403,16 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         accelerator = job.accelerator
         assert accelerator is not None
         self._allocation_version += 1
-        job.end = self.env.now
+        job.end = self.env._now
         self._running.pop(job.id, None)
         if self._active.pop(job.id, None) is not None:
             self._exits.append(job.id)
         if self.traffic is not None:
             self.traffic.stopped(job)
         self.cluster.release_all(job.allocation)
-        ends = self._running_ends[accelerator]
-        del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
+        if self._running_ends is not None:
+            ends = self._running_ends[accelerator]
+            del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
         self.levels.training_busy[accelerator] -= job.demand
         self.recorder.job_finished(job)
         self._emit_levels()
@@ -417,7 +423,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
 
     def _emit_levels(self) -> None:
         self.levels.training_queue = len(self._queue)
-        self.levels.emit(self.env.now)
+        self.levels.emit(self.env._now)
 
     emit_levels = _emit_levels  # for the failure process, after capacity left or came back
 

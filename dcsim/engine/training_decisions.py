@@ -31,7 +31,7 @@ class TrainingDecisions:
     _queue: dict[int, Job]
     _active: dict[int, Job]
     _suspending: dict[int, Job]
-    _by_estimate: list[tuple[float, float, int]]
+    _by_estimate: list[tuple[float, float, int]] | None
     _round_version: int
     _round_due: bool
     _request_pass: Callable[[], None]
@@ -72,7 +72,8 @@ class TrainingDecisions:
         cluster.allocate_all(allocation)
         del self._queue[job.id]
         by_estimate = self._by_estimate
-        del by_estimate[bisect.bisect_left(by_estimate, (job.estimate, job.submit, job.id))]
+        if by_estimate is not None:
+            del by_estimate[bisect.bisect_left(by_estimate, (job.estimate, job.submit, job.id))]
         self._start(job, accelerator, allocation if type(allocation) is tuple else tuple(allocation))
 
     def _preempt(self, decision: PreemptJob, scheduler: Any) -> None:

@@ -43,7 +43,7 @@ class _LasCursor:
         self.before = list(accumulate(books.sums, initial=0))  # demand of the blocks before each block
 
     def _demand_before(self, b: int, i: int) -> int:
-        if b == len(self.books.blocks):
+        if not i:  # (always the case at the end, b == the number of blocks)
             return self.before[b]
         return self.before[b] + sum(self.books.demands[b][:i])
 
