@@ -87,7 +87,8 @@ class TrainingDecisions:
 
     def _next_pass(self, decision: NextPass, scheduler: Any) -> None:
         after = decision.after
-        if isinstance(after, bool) or not isinstance(after, int | float) or not 0 < after < math.inf:
+        if not (type(after) is float and 0 < after < math.inf) and (  # a positive float: the common case
+                isinstance(after, bool) or not isinstance(after, int | float) or not 0 < after < math.inf):
             raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: `after` must be a finite number "
                               "of seconds > 0")
         self._round_version += 1
