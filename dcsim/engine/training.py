@@ -5,7 +5,9 @@ at most one scheduling pass per instant (coalesced). A job's finish event is pla
 remaining work and rate; when a rate changes the plan is versioned and the stale event ignored.
 The engine is also the read-only view policies see (SchedulerView, PreemptiveView). Scheduler
 decisions are StartJob, PreemptJob and NextPass, each validated here; the job's transitions and
-their accounting (suspend, resume, attained service) are in engine/lifecycle.py.
+their accounting (suspend, resume, attained service) are in engine/lifecycle.py, rates and finish
+plans in training_rates.py. Hot paths (long replays make hundreds of thousands of events) read simpy's
+clock as `env._now` and plan events with timers.call_after rather than Timeout objects.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dcsim.engine.lifecycle import Lifecycle
 from dcsim.engine.timers import call_after
 from dcsim.engine.training_decisions import TrainingDecisions
 from dcsim.engine.training_ports import CheckpointTransfers, JobCheckpoints, JobTraffic
+from dcsim.engine.training_rates import TrainingRates
 from dcsim.engine.training_view import TrainingViews
 from dcsim.errors import PolicyError
 from dcsim.metrics.protocol import Recorder
@@ -36,7 +39,7 @@ PlacementSpeed = Callable[[str, str, int, int], float]
 """(model, accelerator, accelerators, nodes spanned) -> speed multiplier of a spread placement (<= 1)."""
 
 
-class TrainingEngine(TrainingViews, TrainingDecisions):
+class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
     def __init__(
         self, env: simpy.Environment, cluster: Cluster, jobs: Sequence[Job], scheduler: TrainingScheduler,
         placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder,
@@ -235,54 +238,6 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             self.traffic.started(job)  # sets the rate (update_rate), which plans the finish
         else:
             self._plan_finish(job)
-
-    def _plan_finish(self, job: Job) -> None:
-        """(Re)plan the completion event from remaining work and current rate."""
-        job.plan_version += 1
-        if job.rate <= 0:
-            return  # stalled: replanned when the rate comes back
-        delay = job.remaining / job.rate
-        call_after(self.env, delay, partial(self._on_finish, job, job.plan_version))
-
-    def _advance(self, job: Job) -> None:
-        """Bring the job's remaining work and its communication and I/O time up to now."""
-        now = self.env._now
-        elapsed = now - job.progress_time
-        if elapsed > 0:
-            job.remaining = max(0.0, job.remaining - job.rate * elapsed)
-            job.comm_time += job.comm_share * elapsed
-            job.io_time += job.io_share * elapsed
-        job.progress_time = now
-
-    def update_rate(self, job: Job, factor: float, comm_share: float, io_share: float) -> None:
-        """The job's network or storage share changed: its speed is now base x factor."""
-        if job.state is not JobState.RUNNING or job.compute_start is None:
-            return
-        self._advance(job)
-        job.traffic_factor = factor
-        rate = job.base_rate * factor * job.checkpoint_factor * job.power_factor
-        job.comm_share, job.io_share = comm_share, io_share
-        if rate != job.rate or job.plan_version == 0:
-            job.rate = rate
-            self._plan_finish(job)
-
-    def set_checkpoint_factor(self, job: Job, factor: float) -> None:
-        """A periodic checkpoint starts (the job keeps `factor` of its speed) or ends (factor 1)."""
-        self._advance(job)
-        job.checkpoint_factor = factor
-        job.rate = job.base_rate * job.traffic_factor * factor * job.power_factor
-        self._plan_finish(job)
-
-    def set_power_factor(self, job: Job, factor: float) -> None:
-        """A power cap changed (engine/power.py): the job keeps `factor` of its speed from now on."""
-        if job.power_factor == factor:
-            return
-        job.power_factor = factor
-        if job.computing_since is None or job.state is not JobState.RUNNING:
-            return  # starting or restoring: the factor applies once it computes
-        self._advance(job)
-        job.rate = job.base_rate * job.traffic_factor * job.checkpoint_factor * factor
-        self._plan_finish(job)
 
     def waiting_jobs(self) -> Iterator[tuple[int, tuple[str, ...]]]:
         """Queued jobs in queue order: (accelerators wanted, usable models fastest first); for idle shutdown."""
