@@ -131,9 +131,12 @@ class _Cursor:
     def advance(self, bound: Key, preempt: list[tuple[Key, JobView]]) -> None:
         """Decide the running jobs ranked above `bound`: keep those that fit, preempt the others."""
         books = self.books
-        blocks, demands, lasts, sums = books.blocks, books.demands, books.lasts, books.sums
-        b, pos, left = self.block, self.pos, self.left
+        blocks = books.blocks
+        b, pos = self.block, self.pos
         count = len(blocks)
+        if b < count and not blocks[b][pos][0] < bound:
+            return  # the next running job already ranks below the bound (what the loop would find)
+        demands, lasts, sums, left = books.demands, books.lasts, books.sums, self.left
         while b < count:
             # Whole blocks ranked above the bound, all kept if their sum fits: one step.
             whole = bisect_left(lasts, bound, b)
