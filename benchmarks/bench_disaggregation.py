@@ -25,14 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_training import dcsim_source, machine  # the sibling benchmark's helpers
+from harness import dcsim_source, machine, spawn, timed_run
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "azure_conv_balancers.yaml"
@@ -57,16 +55,8 @@ def build(key: str) -> Any:
 
 
 def run_one(key: str) -> dict[str, Any]:
-    import resource
-
-    import dcsim
-
-    scenario = build(key)
-    cpu0 = time.process_time()
-    t0 = time.perf_counter()
-    result = dcsim.run(scenario)
-    total_s = time.perf_counter() - t0
-    cpu_s = time.process_time() - cpu0
+    timed = timed_run(build(key))
+    result, total_s, cpu_s = timed.result, timed.total_s, timed.cpu_s
     s = result.summary
     inference = s["inference"]
     service = inference["services"]["conversation"]
@@ -76,20 +66,8 @@ def run_one(key: str) -> dict[str, Any]:
         "cpu_s": cpu_s, "events": s["events"], "ttft_p99_s": inference["ttft_s"]["p99"],
         "tpot_p99_s": inference["tpot_s"]["p99"],
         "slo": inference["slo_attainment"], "kv_transfer_p50_s": (disagg.get("kv_transfer_s") or {}).get("p50"),
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mib": timed.peak_mib,
     }
-
-
-def spawn(key: str, timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", key, "--json"]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {"key": key, "error": f"timed out after {timeout:g} s"}
-    if done.returncode != 0:
-        return {"key": key, "error": ((done.stderr or done.stdout).strip().splitlines() or ["failed"])[-1]}
-    record: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return record
 
 
 def main() -> None:
@@ -119,7 +97,7 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {key: [] for key in CONFIGS}
     for i in range(args.repeat):
         for key in CONFIGS:
-            record = spawn(key, args.timeout)
+            record = spawn(__file__, key, args.timeout)
             if "error" in record:
                 print(f"  {key}: {record['error']}", file=sys.stderr, flush=True)
                 continue

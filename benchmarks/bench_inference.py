@@ -25,14 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_training import dcsim_source, machine  # the sibling benchmark's helpers
+from harness import dcsim_source, machine, spawn, timed_run
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE_PER_REPLICA = 2.5
@@ -86,16 +84,8 @@ def trace_missing(key: str) -> str | None:
 
 
 def run_one(key: str) -> dict[str, Any]:
-    import resource
-
-    import dcsim
-
-    scenario = build(key)
-    cpu0 = time.process_time()
-    t0 = time.perf_counter()
-    result = dcsim.run(scenario)
-    total_s = time.perf_counter() - t0
-    cpu_s = time.process_time() - cpu0
+    timed = timed_run(build(key))
+    result, total_s, cpu_s = timed.result, timed.total_s, timed.cpu_s
     s = result.summary
     inference = s["inference"]
     return {
@@ -103,28 +93,14 @@ def run_one(key: str) -> dict[str, Any]:
         "replicas": inference["replicas_started"], "total_s": total_s, "sim_s": s["wall_time_s"], "cpu_s": cpu_s,
         "events": s["events"], "sim_time_s": s["sim_time_s"], "busy": inference["replica_busy_fraction"],
         "ttft_p99_s": inference["ttft_s"]["p99"], "e2e_p50_s": inference["e2e_s"]["p50"],
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mib": timed.peak_mib,
     }
-
-
-def spawn(key: str, timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", key, "--json"]
-    started = time.perf_counter()
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {"key": key, "error": f"timed out after {timeout:g} s"}
-    if done.returncode != 0:
-        return {"key": key, "error": ((done.stderr or done.stdout).strip().splitlines() or ["failed"])[-1]}
-    record: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    record["process_s"] = time.perf_counter() - started
-    return record
 
 
 def measure(key: str, repeat: int, timeout: float) -> dict[str, Any]:
     runs = []
     for i in range(repeat):
-        record = spawn(key, timeout)
+        record = spawn(__file__, key, timeout)
         if "error" in record:
             print(f"  {key}: {record['error']}", file=sys.stderr, flush=True)
             return record

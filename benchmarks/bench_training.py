@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from harness import dcsim_source, machine, spawn, timed_run  # the siblings import machine, dcsim_source from here too
 
 ROOT = Path(__file__).resolve().parent.parent
 PHILLY_YAML = ROOT / "scenarios" / "philly.yaml"
@@ -75,10 +74,10 @@ def parse_key(key: str) -> dict[str, Any]:
 
 def arrival_rate(accelerators: int, load: float = OFFERED_LOAD) -> float:
     """Jobs per second for the offered load: load * capacity * speed / (mean gang * mean duration)."""
-    from dcsim.catalog import load_catalog
+    from dcsim.calibration import load_calibration
 
-    catalog = load_catalog()
-    speed = catalog.relative_speed("generic", ACCELERATOR) / catalog.relative_speed("generic", "V100")
+    calibration = load_calibration()
+    speed = calibration.relative_speed("generic", ACCELERATOR) / calibration.relative_speed("generic", "V100")
     mean_gang = sum(v * w for v, w in zip(GANG_VALUES, GANG_WEIGHTS, strict=True)) / sum(GANG_WEIGHTS)
     mean_duration = DURATION_MEDIAN_S * math.exp(DURATION_SIGMA**2 / 2)  # lognormal mean, V100 seconds
     return load * accelerators * speed / (mean_gang * mean_duration)
@@ -137,16 +136,10 @@ def philly_trace_path() -> Path | None:
 def run_one(key: str) -> dict[str, Any]:
     import resource
 
-    import dcsim
-
     scenario = build(key)
     rss_before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    cpu0 = time.process_time()
-    t0 = time.perf_counter()
-    result = dcsim.run(scenario)
-    total_s = time.perf_counter() - t0
-    cpu_s = time.process_time() - cpu0
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    timed = timed_run(scenario)
+    result, total_s, cpu_s, peak_kib = timed.result, timed.total_s, timed.cpu_s, timed.peak_mib * 1024
     s = result.summary
     util_arr, queue_arr = arrival_window_levels(result)
     training = s.get("training", {})
@@ -215,28 +208,13 @@ def profile_one(key: str, top: int) -> None:
 # --- driver (parent process) ---------------------------------------------------------------------
 
 
-def spawn(key: str, timeout: float) -> dict[str, Any]:
-    """Run one configuration in a fresh interpreter; {'timed_out': True} or {'error': ...} on failure."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", key, "--json"]
-    started = time.perf_counter()
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {"key": key, "timed_out": True, "timeout_s": timeout}
-    if done.returncode != 0:
-        return {"key": key, "error": (done.stderr or done.stdout).strip().splitlines()[-1:] or ["failed"]}
-    record = json.loads(done.stdout.strip().splitlines()[-1])
-    record["process_s"] = time.perf_counter() - started
-    return record
-
-
 def measure(key: str, repeat: int, timeout: float, cache: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Median figures over `repeat` fresh-process runs (stops repeating after a timeout or error)."""
     if key in cache:
         return cache[key]
     runs: list[dict[str, Any]] = []
     for i in range(repeat):
-        record = spawn(key, timeout)
+        record = spawn(__file__, key, timeout)
         if "timed_out" in record or "error" in record:
             summary = dict(record, runs=len(runs))
             what = (f"timed out after {timeout:g} s" if "timed_out" in record
@@ -269,7 +247,7 @@ def fmt_row(label: str, m: dict[str, Any]) -> list[str]:
                 f"{spec['accelerators']:,}" if "accelerators" in spec else "-", spec["scheduler"],
                 f"timed out (>{m['timeout_s']:g} s)", *blank]
     if "error" in m:
-        return [label, "", "", spec["scheduler"], "error: " + " ".join(m["error"]), *blank]
+        return [label, "", "", spec["scheduler"], "error: " + m["error"], *blank]
     return [
         label, f"{m['jobs']:,}", f"{m['accelerators']:,}", m["scheduler"], f"{m['total_s']:.2f}",
         f"{m['sim_s']:.2f}", f"{m['cpu_s']:.2f}", f"{m['events']:,}", f"{m['events'] / m['sim_s']:,.0f}",
@@ -301,38 +279,6 @@ def slope(xs: list[float], ys: list[float]) -> float:
     ly = [math.log(y) for y in ys]
     mx, my = statistics.fmean(lx), statistics.fmean(ly)
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum((a - mx) ** 2 for a in lx)
-
-
-def machine() -> str:
-    model = ""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next((line.split(":", 1)[1].strip() for line in out.splitlines()
-                      if line.startswith("Model name")), "")
-    except OSError:
-        pass
-    return (f"{platform.python_implementation()} {platform.python_version()}, nproc={os.cpu_count()}, "
-            f"CPU: {model or platform.processor() or 'unknown'}, {platform.system()} {platform.release()}")
-
-
-def dcsim_source() -> str:
-    """Where the dcsim under test comes from: the checkout's commit (and whether dcsim/ is modified)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("dcsim")
-    where = Path(spec.origin).resolve().parent if spec and spec.origin else None
-    if where is None:
-        return "dcsim: not importable"
-    text = f"dcsim from {where}"
-    try:
-        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(where), "status", "--porcelain", "--", "."],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        text += f" (git {commit}{', with uncommitted changes in dcsim/' if dirty else ''})"
-    except (OSError, subprocess.CalledProcessError):
-        text += " (not a git checkout)"
-    return text
 
 
 def main() -> None:

@@ -219,6 +219,8 @@ ENERGY_HEADLINE = {  # with series, weather or a facility model only
     "water_l": ("energy", "water_l"),
     "pue_time_mean": ("energy", "pue_time_mean"),
     "peak_power_kw": ("energy", "peak_power_kw"),
+    "jobs_carbon_kg": ("energy", "jobs_carbon_kg"),
+    "jobs_carbon_g_per_kwh": ("energy", "jobs_carbon_g_per_kwh"),
 }
 
 CORE_HEADLINE = {  # what every run has

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from dcsim.reporting import charts as chart_module
 from dcsim.reporting import energy_charts
 from dcsim.reporting.charts import time_unit
 from dcsim.results import RunResult
@@ -73,7 +74,9 @@ def test_chart_draws_the_budget_in_force_from_saved_results(tmp_path: Path, monk
     result.save(tmp_path / "run")
     loaded = RunResult.load(tmp_path / "run")
     drawn: list[Figure] = []
-    monkeypatch.setattr(energy_charts, "save", lambda fig, path: drawn.append(fig) or path)
+    keep = lambda fig, path: drawn.append(fig) or path  # noqa: E731
+    monkeypatch.setattr(energy_charts, "save", keep)
+    monkeypatch.setattr(chart_module, "save", keep)  # single-axis time charts end in charts.finish_time_chart
     charts = dict(energy_charts.energy_charts(loaded))
     charts["energy_power.png"](tmp_path / "energy_power.png")
     (ax,) = drawn[0].axes

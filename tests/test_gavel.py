@@ -11,6 +11,7 @@ import pytest
 import dcsim
 from dcsim.errors import DcsimError
 from dcsim.policies import build
+from dcsim.policies.scheduling.gavel import RHO_TOLERANCE
 from dcsim.scenario import scenario_from_dict
 
 
@@ -79,3 +80,35 @@ def test_gavel_needs_a_round_and_a_known_objective() -> None:
         build("scheduler", "gavel", {"round": 0.0})
     with pytest.raises(DcsimError, match="objective must be one of max_min_fairness, finish_time_fairness"):
         build("scheduler", "gavel", {"objective": "fastest"})
+
+
+def test_finish_time_fairness_minimises_the_largest_rho_exactly() -> None:
+    # One accelerator, two one-accelerator jobs at now = 1000 s. Job A arrived at 0 with 2000 s of work and
+    # has done 1000 (left 1000); job B arrives now with 2000 s. Alone on an equal share (two jobs, one
+    # accelerator) each takes twice its work: A 4000 s, B 4000 s. With shares x and 1 - x:
+    #   rho_A = (1000 + 1000 / x) / 4000,  rho_B = (2000 / (1 - x)) / 4000.
+    # Equal rhos: (1 + 1/x)(1 - x) = 2 -> x^2 + 2x - 1 = 0 -> x = sqrt(2) - 1 = 0.4142, rho = 0.8536.
+    # (Any other split raises one of them; the earlier linear stand-in gave x = 0.4.)
+    policy = build("scheduler", "gavel", {"objective": "finish_time_fairness"})
+    jobs: Any = [SimpleNamespace(demand=1, estimate=2000.0, submit=0.0, left=1000.0),
+                 SimpleNamespace(demand=1, estimate=2000.0, submit=1000.0, left=2000.0)]
+    view: Any = SimpleNamespace(now=1000.0, capacity={"a": 1}, remaining_estimate=lambda job: job.left)
+    x = policy.allocation(view, jobs, ["a"], np.array([[1.0], [1.0]]), {"a": 1})
+    share = np.sqrt(2.0) - 1.0
+    assert x[:, 0] == pytest.approx([share, 1.0 - share], abs=1e-3)
+    rho = max((1000 + 1000 / x[0, 0]) / 4000, 2000 / x[1, 0] / 4000)
+    best = (1 + np.sqrt(2.0)) / (2 * np.sqrt(2.0))
+    assert best * (1 - 1e-9) <= rho <= best * (1 + RHO_TOLERANCE)  # the bisection's stated tolerance
+
+
+def test_finish_time_fairness_puts_each_job_where_it_loses_least() -> None:
+    # Two models, each of capacity 1; job 0 runs equally fast on both, job 1 four times slower on "b".
+    # Both new, 1000 s of work each: alone on an equal share (2 jobs, 2 accelerators) = their work.
+    # Job 0 on "b" and job 1 on "a" gives both rho = 1, the least possible (rho >= 1 for a new job).
+    policy = build("scheduler", "gavel", {"objective": "finish_time_fairness"})
+    jobs: Any = [SimpleNamespace(demand=1, estimate=1000.0, submit=0.0, left=1000.0) for _ in range(2)]
+    view: Any = SimpleNamespace(now=0.0, capacity={"a": 1, "b": 1}, remaining_estimate=lambda job: job.left)
+    speed = np.array([[1.0, 1.0], [1.0, 0.25]])
+    x = policy.allocation(view, jobs, ["a", "b"], speed, {"a": 1, "b": 1})
+    rates = (x * speed).sum(axis=1)
+    assert rates == pytest.approx([1.0, 1.0], rel=RHO_TOLERANCE)

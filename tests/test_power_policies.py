@@ -229,6 +229,12 @@ def test_carbon_aware_deferral_lowers_carbon_and_meets_feasible_deadlines(tmp_pa
     assert _carbon_kg(aware, series) < _carbon_kg(base, series)
     # the jobs' own share: most of it moves from 500 to 100 g/kWh hours
     assert _carbon_kg(aware, series, above_idle=True) < 0.5 * _carbon_kg(base, series, above_idle=True)
+    # the summary's intensity of the jobs' energy is their carbon over their energy, and it falls
+    for run in (base, aware):
+        energy = run.summary["energy"]
+        assert energy["jobs_carbon_g_per_kwh"] == pytest.approx(
+            run.jobs["carbon_kg"].sum() * 1e3 / run.jobs["energy_facility_kwh"].sum(), rel=1e-12)
+    assert aware.summary["energy"]["jobs_carbon_g_per_kwh"] < base.summary["energy"]["jobs_carbon_g_per_kwh"]
     deferral = aware.summary["power"]["deferral"]
     assert deferral["deferrable_jobs"] == 30 and deferral["deferred_hours"] > 0
     assert deferral["deadlines_missed"] == 0 and deferral["not_completed"] == 0

@@ -2,14 +2,15 @@
 
 Checks that need the cluster are made here (one line naming the file and field, exit 2): a budget
 below the cluster's idle power cannot be met by any cap; idle shutdown shares the cluster's
-out-of-service books with failures and wakes nodes for training only, so it is refused beside a
-failures section or inference services.
+out-of-service books with failures, so it is refused beside a failures section. With inference
+services, a service that wants a replica and finds no room tells the node policy (which wakes a
+node), and a woken node is offered to the training queue and to the services.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import simpy
@@ -20,6 +21,7 @@ from dcsim.energy.loading import EnergyInputs, energy_inputs
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.power import CapCurve, PowerGovernor
 from dcsim.engine.power_nodes import NodePower
+from dcsim.engine.power_serving import ServingCaps
 from dcsim.engine.serving import ServingEngine
 from dcsim.engine.training import TrainingEngine
 from dcsim.errors import ScenarioError
@@ -56,10 +58,16 @@ def cap_curves(scenario: Scenario, cluster: Cluster, calibration: Calibration,
         def slowdown(cap: float, model: str = model, before: float = before) -> float:
             return model_power.cap_slowdown(model, effective(cap), uncapped[model]) / before
 
+        def serving_slowdown(cap: float, demand: float, model: str = model, limit: float | None = limit) -> float:
+            # A replica's own draw is the demand; relative to the static cap (which serving does not feel).
+            slow = model_power.cap_slowdown(model, effective(cap, limit), demand)
+            return slow if limit is None else slow / model_power.cap_slowdown(model, limit, demand)
+
         # Caps are whole watts on a few levels, asked for at every change of load: remember each answer.
         curves[model] = CapCurve(idle_w=spec.idle_w.value, busy_w=busy[model],
                                  min_cap_w=min_cap_share * spec.tdp_w.value,
-                                 draw_w=functools.cache(draw), slowdown=functools.cache(slowdown))
+                                 draw_w=functools.cache(draw), slowdown=functools.cache(slowdown),
+                                 serving_slowdown=functools.cache(serving_slowdown))
     return curves
 
 
@@ -89,6 +97,26 @@ def _shutdown_part(policy: PowerPolicyBase) -> Any:
     return None
 
 
+def _woken(training: TrainingEngine, serving: ServingEngine) -> Callable[[], None]:
+    """A node woke: the training queue gets a pass and services blocked for room decide again."""
+    def woken() -> None:
+        training.capacity_changed()
+        serving.capacity_freed()
+    return woken
+
+
+def _wire_services(serving: ServingEngine, nodes: NodePower, levels: LevelBoard, env: simpy.Environment) -> None:
+    """Services report replicas they want and have no room for; the node policy is asked at once."""
+    services = serving.services
+
+    def wants() -> list[tuple[str, int]]:
+        return [want for service in services for want in service.blocked_wants]
+
+    nodes.serving_wants = wants
+    for service in services:
+        service.on_blocked = lambda: levels.emit(env.now)
+
+
 def build_governor(scenario: Scenario, policy: PowerPolicyBase, env: simpy.Environment, cluster: Cluster,
                    calibration: Calibration, levels: LevelBoard, coefficients: PowerCoefficients,
                    training: TrainingEngine, speeds: Mapping[tuple[str, str], float],
@@ -108,15 +136,19 @@ def build_governor(scenario: Scenario, policy: PowerPolicyBase, env: simpy.Envir
         if scenario.failures is not None:
             raise ScenarioError([f"{where}: idle_shutdown cannot be combined with a failures section yet "
                                  "(both take nodes out of service)"])
-        if scenario.workload.inference is not None:
-            raise ScenarioError([f"{where}: idle_shutdown wakes nodes for training jobs only; "
-                                 "a scenario with inference services is not supported yet"])
-        nodes = NodePower(env, cluster, policy, training.waiting_jobs, training.capacity_changed, levels.emit,
+        capacity_changed = training.capacity_changed
+        if serving_engine is not None:
+            capacity_changed = _woken(training, serving_engine)
+        nodes = NodePower(env, cluster, policy, training.waiting_jobs, capacity_changed, levels.emit,
                           shutdown.off_w, shutdown.wake_w, shutdown.wake_latency_s)
+        if serving_engine is not None:
+            _wire_services(serving_engine, nodes, levels, env)
     start = scenario.energy.start
     clock = start.replace(tzinfo=None) if start is not None else RUN_CLOCK_DEFAULT
     curves = cap_curves(scenario, cluster, calibration, policy.min_cap)
     governor = PowerGovernor(env, policy, cluster, levels, coefficients, curves, training, clock, nodes)
+    if serving_engine is not None:  # replicas share the caps (engine/power_serving.py)
+        governor.serving = ServingCaps(serving_engine, curves)
     if scenario.horizon is None:
         def work_left() -> bool:
             serving = serving_engine

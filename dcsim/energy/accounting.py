@@ -226,6 +226,9 @@ def energy_section(frame: pd.DataFrame, sim_time: float, inputs: EnergyInputs, e
     if jobs is not None and "energy_facility_kwh" in jobs:
         section["jobs_facility_kwh"] = float(jobs["energy_facility_kwh"].sum())
         section["jobs_carbon_kg"] = float(jobs["carbon_kg"].sum())
+        # When the jobs' energy was used, apart from how much: what carbon-aware deferral changes.
+        section["jobs_carbon_g_per_kwh"] = (section["jobs_carbon_kg"] * 1e3 / section["jobs_facility_kwh"]
+                                            if section["jobs_facility_kwh"] > 0 else None)
     if requests is not None and "energy_facility_j" in requests:
         tokens = float(requests.loc[requests["state"] == "completed", "output_tokens"].sum())
         section["serving_facility_j_per_output_token"] = (

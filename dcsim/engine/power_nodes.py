@@ -1,5 +1,10 @@
 """Node power states for idle shutdown: on, off, waking. The policy decides; this module applies.
 
+Nodes hosting serving replicas (loading or serving) hold allocated accelerators, so they are never
+idle and never powered off; a service whose autoscaler wants a replica that no powered node has room
+for reports it (engine/service.py), and the policy wakes a node for it (the replica then pays the wake
+latency before its cold start).
+
 An off or waking node is held out of service in the cluster (Cluster.set_out_of_service), so no
 job or replica is placed on it; the recorder's linear model would count it as idle accelerators
 plus a busy host, so `adjust_w` replaces that with the node's off or wake-up power. A waking node
@@ -27,12 +32,16 @@ class NodesNow:
     nodes: Sequence[NodeState]
     cluster: Cluster
     jobs: Iterable[tuple[int, tuple[str, ...]]]
+    wants: Sequence[tuple[str, int]] = ()
 
     def free(self, accelerator: str) -> int:
         return self.cluster.free[accelerator]
 
     def waiting_jobs(self) -> Iterable[tuple[int, tuple[str, ...]]]:
         return self.jobs
+
+    def serving_wants(self) -> Sequence[tuple[str, int]]:
+        return self.wants
 
 
 class NodePower:
@@ -57,6 +66,8 @@ class NodePower:
                        for n in cluster.nodes]
         self.adjust_w = 0.0
         self.work_left: Callable[[], bool] = lambda: True
+        # Replicas inference services want and found no node for (engine/service.py blocked_wants).
+        self.serving_wants: Callable[[], Sequence[tuple[str, int]]] = lambda: ()
         self._timer_at = math.inf
         self.off_seconds = 0.0  # node-seconds powered off
         self.wakes = 0
@@ -82,7 +93,7 @@ class NodePower:
             if seen is None or seen.state != state[i] or seen.idle_since != idle_since[i]:  # else reuse it
                 states[i] = NodeState(i, node.pool, node.accelerator, node.size, state[i], idle_since[i])
         decision: NodeDecision = self.policy.nodes(NodesNow(now, tuple(states), cluster,  # type: ignore[arg-type]
-                                                            self.waiting_jobs()))
+                                                            self.waiting_jobs(), self.serving_wants()))
         for node_id in decision.power_off:
             self._power_off(node_id, now)
         for node_id in decision.wake:

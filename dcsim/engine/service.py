@@ -122,6 +122,10 @@ class ServiceRuntime:
         self._idle_ticks = 0
         self._smallest_kv = 0  # of the routable replicas
         self.scale_up_blocked = 0
+        # Idle shutdown (engine/power_nodes.py): (accelerator, tensor_parallel) of each replica the last
+        # decision wanted and found no node for, and a hook told when that happens (None: no such policy).
+        self.blocked_wants: list[tuple[str, int]] = []
+        self.on_blocked: Callable[[], None] | None = None
         self._ticking = False
         self._busy_mark = 0.0
         self._ready_mark = 0.0
@@ -276,6 +280,7 @@ class ServiceRuntime:
     def _tick(self, _event: simpy.Event) -> None:
         self._ticking = False
         if not self._has_work():
+            self.blocked_wants = []
             return  # nothing left: no decision, so the run ends at its last completion
         active = self.active()
         busy, ready_time = self._busy_and_ready()
@@ -307,6 +312,7 @@ class ServiceRuntime:
             if capable:
                 stranded = 0
         started = 0
+        self.blocked_wants = []
         if desired > len(active):
             counts = [0] * len(self.shapes)
             for replica in active:
@@ -317,6 +323,8 @@ class ServiceRuntime:
                 group = next(iter(bigger or groups), None)
                 if group is None:
                     self.scale_up_blocked += 1
+                    if self.on_blocked is not None:
+                        self._blocked(desired - len(active) - started, counts, stranded)
                     break
                 self._start_replica(group, warm=False)
                 counts[group] += 1
@@ -327,6 +335,17 @@ class ServiceRuntime:
                 self._drain(replica)
             return len(active) > desired
         return started > 0
+
+    def _blocked(self, missing: int, counts: list[int], stranded: int) -> None:
+        """Note the replicas wanted that no node has room for (the shape each would take) and say so."""
+        groups = [g for g in range(len(self.shapes)) if counts[g] < self.limits[g]]
+        bigger = [g for g in groups if self.shapes[g].kv_capacity >= stranded]
+        group = next(iter(bigger or groups), None)
+        if group is not None:
+            shape = self.shapes[group]
+            self.blocked_wants = [(shape.accelerator, shape.tensor_parallel)] * missing
+            assert self.on_blocked is not None
+            self.on_blocked()
 
     def _fits(self, group: int) -> bool:
         shape = self.shapes[group]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 import numpy as np
@@ -77,6 +77,16 @@ def time_axis(ax: Axes, ts: pd.DataFrame, scale: float, unit: str) -> None:
     end = float(ts["time_s"].max()) if len(ts) else 0.0
     ax.set_xlim(0, end / scale if end > 0 else 1)
     ax.set_xlabel(f"simulated time ({unit})")
+
+
+def finish_time_chart(fig: Figure, ax: Axes, ts: pd.DataFrame, scale: float, unit: str, ylabel: str, title: str,
+                      path: Path, title_loc: Literal["left", "center", "right"] = "left") -> Path:
+    """The ending every single-axis chart over simulated time shares: axis, labels, grid, save."""
+    time_axis(ax, ts, scale, unit)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc=title_loc)
+    ax.grid(alpha=0.3)
+    return save(fig, path)
 
 
 def model_colors(models: Sequence[str]) -> dict[str, Any]:
@@ -198,11 +208,7 @@ def _queue(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
         ax.step(times / scale, values[:, 0], where="post", color="tab:purple", lw=1.2)
         ax.fill_between(times / scale, values[:, 0], step="post", color="tab:purple", alpha=0.15)
         ax.set_ylim(bottom=0)
-    time_axis(ax, ts, scale, unit)
-    ax.set_ylabel("jobs waiting")
-    ax.set_title("Queue length")
-    ax.grid(alpha=0.3)
-    return save(fig, path)
+    return finish_time_chart(fig, ax, ts, scale, unit, "jobs waiting", "Queue length", path, title_loc="center")
 
 
 def cdf_plot(ax: Axes, series: dict[str, np.ndarray], xlabel: str, colors: Sequence[Any],
@@ -269,11 +275,7 @@ def _power(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
         ax.step(times / scale, values[:, 1] / 1e3, where="post", color="tab:gray", lw=1.0, label="IT")
         ax.set_ylim(bottom=0)
         ax.legend(**LEGEND_ABOVE)
-    time_axis(ax, ts, scale, unit)
-    ax.set_ylabel("power (kW)")
-    ax.set_title("Power draw", loc="left")
-    ax.grid(alpha=0.3)
-    return save(fig, path)
+    return finish_time_chart(fig, ax, ts, scale, unit, "power (kW)", "Power draw", path)
 
 
 def _gantt(jobs: pd.DataFrame, models: list[str], end: float, scale: float, unit: str, path: Path,

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dcsim.reporting.charts import LEGEND_ABOVE, levels, time_axis, time_unit
+from dcsim.reporting.charts import LEGEND_ABOVE, finish_time_chart, levels, time_axis, time_unit
 from dcsim.reporting.drawing import Chart, save
 from dcsim.reporting.format import esc, number, table
 from dcsim.results import RunResult
@@ -65,11 +65,7 @@ def _components(ts: pd.DataFrame, budget: pd.DataFrame | None, path: Path, scale
                 where="post", color="tab:red", ls="--", lw=1.2, label="IT power budget (caps IT power)")
     ax.set_ylim(bottom=0)
     ax.legend(**LEGEND_ABOVE)
-    time_axis(ax, ts, scale, unit)
-    ax.set_ylabel("power (kW)")
-    ax.set_title("Facility power by component", loc="left")
-    ax.grid(alpha=0.3)
-    return save(fig, path)
+    return finish_time_chart(fig, ax, ts, scale, unit, "power (kW)", "Facility power by component", path)
 
 
 def _carbon_power(ts: pd.DataFrame, path: Path, scale: float, unit: str) -> Path:
@@ -100,11 +96,7 @@ def _pue(ts: pd.DataFrame, energy: Mapping[str, Any], path: Path, scale: float, 
     top = float(values[:, 0].max()) if len(values) else 1.0
     ax.set_ylim(1.0, top + max(0.02, 0.1 * (top - 1.0)))  # room above the peak
     ax.legend(**LEGEND_ABOVE)
-    time_axis(ax, ts, scale, unit)
-    ax.set_ylabel("PUE")
-    ax.set_title("PUE over time", loc="left")
-    ax.grid(alpha=0.3)
-    return save(fig, path)
+    return finish_time_chart(fig, ax, ts, scale, unit, "PUE", "PUE over time", path)
 
 
 def energy_detail_tables(s: Mapping[str, Any]) -> str:
@@ -128,7 +120,8 @@ def energy_detail_tables(s: Mapping[str, Any]) -> str:
         rows.append(["IT power above the budget", "yes" if e.get("peak_over_budget") else "no"])
     if "jobs_carbon_kg" in e:
         rows += [["training jobs' facility energy", f"{esc(number(e.get('jobs_facility_kwh')))} kWh"],
-                 ["training jobs' carbon", f"{esc(number(e.get('jobs_carbon_kg')))} kg CO2e"]]
+                 ["training jobs' carbon", f"{esc(number(e.get('jobs_carbon_kg')))} kg CO2e"],
+                 ["carbon intensity of the jobs' energy", f"{esc(number(e.get('jobs_carbon_g_per_kwh')))} gCO2e/kWh"]]
     if e.get("serving_carbon_mg_per_output_token") is not None:
         rows += [["serving facility energy per output token",
                   f"{esc(number(e.get('serving_facility_j_per_output_token')))} J"],

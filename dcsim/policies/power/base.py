@@ -23,7 +23,10 @@ RUN_CLOCK_DEFAULT = datetime(2000, 1, 1)  # a run without energy.start begins at
 
 @dataclass(frozen=True)
 class ModelPower:
-    """One accelerator model as the budget sees it: how many train, their draw, the caps allowed."""
+    """One accelerator model as the budget sees it: how many train or serve, their draw, the caps allowed.
+
+    A cap binds training and serving accelerators alike: a serving accelerator that draws p uncapped
+    draws min(p, draw_w(cap)) under it (engine/power_serving.py)."""
 
     name: str
     busy: int  # training accelerators computing now
@@ -31,6 +34,8 @@ class ModelPower:
     uncapped_w: float  # draw of a computing accelerator with no dynamic cap (a pool's static cap included)
     min_cap_w: float  # lowest cap the governor may set
     draw_w: Callable[[float], float]  # W drawn by a computing accelerator under a cap (calibrated)
+    # Busy serving replicas' accelerators: (uncapped W per accelerator at the replica's batch, accelerators).
+    serving: tuple[tuple[float, int], ...] = ()
 
 
 class PowerView(Protocol):
@@ -40,7 +45,8 @@ class PowerView(Protocol):
     def now(self) -> float: ...
     @property
     def base_w(self) -> float:
-        """IT power now with every training accelerator at idle draw (hosts, serving, network, storage as now)."""
+        """IT power now with every training accelerator and every busy serving replica's accelerators at
+        idle draw (hosts, network, storage as now)."""
     @property
     def models(self) -> Sequence[ModelPower]: ...
 
@@ -56,7 +62,7 @@ class NodeState:
 
 
 class NodesView(Protocol):
-    """What idle shutdown sees: nodes, and the training demand that waits per accelerator model."""
+    """What idle shutdown sees: nodes, the training demand that waits, and replicas services want."""
 
     @property
     def now(self) -> float: ...
@@ -66,6 +72,9 @@ class NodesView(Protocol):
         """Free accelerators of a model on powered nodes."""
     def waiting_jobs(self) -> Iterable[tuple[int, tuple[str, ...]]]:
         """Queued jobs in queue order: (accelerators wanted, usable models fastest first)."""
+    def serving_wants(self) -> Sequence[tuple[str, int]]:
+        """Replicas that inference services want and no powered node has room for: (model, accelerators
+        on one node) each."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,8 @@ def capped_power(view: PowerView, caps: Mapping[str, float]) -> float:
         cap = caps.get(model.name)
         draw = model.uncapped_w if cap is None else model.draw_w(cap)
         total += model.busy * (max(draw, model.idle_w) - model.idle_w)
+        for serving_w, count in model.serving:  # a replica draws its own (batch-dependent) power, the cap at most
+            total += count * (max(serving_w if cap is None else min(serving_w, draw), model.idle_w) - model.idle_w)
     return total
 
 
@@ -143,7 +154,7 @@ def uniform_caps(view: PowerView, budget_w: float, levels: int = 0, steps: int =
     whole watts, rounded down (boards take power limits in watts), so the budget still holds. With
     `levels` > 0 the share is rounded down to a multiple of 1 / levels: caps, and so the running jobs'
     speeds (each change re-plans their completions), change only when the load moves a step."""
-    busy = [m for m in view.models if m.busy > 0]
+    busy = [m for m in view.models if m.busy > 0 or m.serving]
     if not busy or capped_power(view, {}) <= budget_w:
         return {}
 

@@ -89,10 +89,11 @@ class IdleShutdown(PowerPolicyBase):
             reach_left -= demand
             if reach_left <= 0:
                 break  # nothing left to place or wake: the rest of the queue changes nothing
+        kept = self._serve(view, off_nodes, wake)
         off: list[int] = []
         check_at = math.inf
         for node in nodes:
-            if node.state != "on" or node.idle_since is None:
+            if node.state != "on" or node.idle_since is None or node.id in kept:
                 continue
             due = node.idle_since + self.idle_after_s
             if due > now:
@@ -105,3 +106,28 @@ class IdleShutdown(PowerPolicyBase):
             spare[model] -= node.size
             powered[model] -= 1
         return NodeDecision(power_off=tuple(off), wake=tuple(wake), check_at=check_at)
+
+    @staticmethod
+    def _serve(view: NodesView, off_nodes: dict[str, list[int]], wake: list[int]) -> set[int]:
+        """Room for the replicas services want (each on one node): an idle powered node is kept on, else
+        a waking node is counted, else an off node wakes (appended to `wake`). Returns the nodes kept
+        on or claimed. Training takes woken nodes too; a service left without room says so again."""
+        wants = view.serving_wants()
+        claimed: set[int] = set()
+        if not wants:
+            return claimed
+        nodes = view.nodes
+        for model, size in wants:
+            fit = [n for n in nodes if n.accelerator == model and n.size >= size and n.id not in claimed]
+            node = next((n for n in fit if n.state == "on" and n.idle_since is not None), None) \
+                or next((n for n in fit if n.state == "waking"), None)
+            if node is not None:
+                claimed.add(node.id)
+                continue
+            sizes = {n.id: n.size for n in fit}
+            woken = next((i for i in off_nodes.get(model, ()) if i in sizes), None)
+            if woken is not None:  # (else it waits for room, as with every node on)
+                off_nodes[model].remove(woken)
+                wake.append(woken)
+                claimed.add(woken)
+        return claimed
