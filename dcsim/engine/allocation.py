@@ -9,6 +9,8 @@ from dcsim.policies.base import Placement
 
 def check_allocation(cluster: Cluster, placement: Placement, job: Job, accelerator: str, allocation: object) -> None:
     """Raise PolicyError unless the answer is (node, count) pairs of free accelerators summing to the demand."""
+    if type(allocation) is tuple and _plainly_valid(cluster, job.demand, accelerator, allocation):
+        return  # the common answer (a tuple of int pairs that passes every check below), checked cheaply
     name = getattr(placement, "name", type(placement).__name__)
     prefix = f"placement {name!r} for job {job.id} ({job.demand} x {accelerator})"
     try:
@@ -28,3 +30,22 @@ def check_allocation(cluster: Cluster, placement: Placement, job: Job, accelerat
         seen.add(node_id)
     if sum(count for _, count in pairs) != job.demand:
         raise PolicyError(f"{prefix}: allocates {sum(c for _, c in pairs)} accelerators, not {job.demand}")
+
+
+def _plainly_valid(cluster: Cluster, demand: int, accelerator: str, allocation: tuple[object, ...]) -> bool:
+    """True only where check_allocation would pass: int pairs on distinct nodes of the model, each
+    within the node's free count, summing to the demand. False sends it to the full check (and its
+    message)."""
+    nodes, free_on = cluster.nodes, cluster.free_on
+    total = 0
+    for pair in allocation:
+        if type(pair) is not tuple or len(pair) != 2:
+            return False
+        node_id, count = pair
+        if type(node_id) is not int or type(count) is not int or not 0 <= node_id < len(nodes) \
+                or nodes[node_id].accelerator != accelerator or not 1 <= count <= free_on[node_id]:
+            return False
+        total += count
+    if total != demand:
+        return False
+    return len(allocation) == 1 or len({pair[0] for pair in allocation}) == len(allocation)  # type: ignore[index]

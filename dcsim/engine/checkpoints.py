@@ -22,6 +22,7 @@ from typing import Protocol
 import simpy
 
 from dcsim.engine.lifecycle import Lifecycle
+from dcsim.engine.timers import call_after
 from dcsim.model import Job, JobState
 
 
@@ -60,7 +61,7 @@ class PeriodicCheckpoints:
     def _schedule(self, job: Job) -> None:
         interval = self.interval(job)
         if 0 < interval < math.inf:
-            self.env.timeout(interval).callbacks.append(partial(self._due, job, job.runs))
+            call_after(self.env, interval, partial(self._due, job, job.runs))
 
     def _due(self, job: Job, run: int, _event: simpy.Event) -> None:
         if job.runs != run or job.state is not JobState.RUNNING or job.computing_since is None:
@@ -73,7 +74,7 @@ class PeriodicCheckpoints:
         save = self.save_seconds(job)
         if self.factor != 1.0:
             self.sink.set_checkpoint_factor(job, self.factor)
-        self.env.timeout(save).callbacks.append(partial(self._written, job, run, now))
+        call_after(self.env, save, partial(self._written, job, run, now))
 
     def _written(self, job: Job, run: int, began: float, _event: simpy.Event) -> None:
         if job.runs != run or job.state is not JobState.RUNNING:

@@ -35,11 +35,19 @@ class LevelBoard:
             self.before_emit(now)
         cluster = self.cluster
         models = cluster.accelerator_models
-        capacity, free, down = cluster.capacity, cluster.free, cluster.down
         serving_busy, training_busy = self.serving_busy, self.training_busy
-        allocated = [capacity[m] - free[m] - down[m] for m in models]  # not under repair
-        serving = [serving_busy[m] for m in models]
-        busy = [training_busy[m] + serving_busy[m] for m in models]
-        occupied = [cluster.occupied_nodes[p] for p in cluster.pools]
+        if len(models) == 1 and len(cluster.pools) == 1:  # one model, one pool (Philly): no list building
+            m = models[0]
+            serving_m = serving_busy[m]
+            self.recorder.levels(now, self.training_queue, (cluster.capacity[m] - cluster.free[m] - cluster.down[m],),
+                                 (training_busy[m] + serving_m,), (cluster.occupied_nodes[cluster.pools[0]],),
+                                 (serving_m,), self.serving_extra_w, self.network_w, self.storage_w, self.capped_w,
+                                 self.nodes_adjust_w)
+            return
+        capacity, free, down = cluster.capacity, cluster.free, cluster.down
+        allocated = tuple([capacity[m] - free[m] - down[m] for m in models])  # not under repair
+        serving = tuple([serving_busy[m] for m in models])
+        busy = tuple([training_busy[m] + serving_busy[m] for m in models])
+        occupied = tuple([cluster.occupied_nodes[p] for p in cluster.pools])
         self.recorder.levels(now, self.training_queue, allocated, busy, occupied, serving, self.serving_extra_w,
                              self.network_w, self.storage_w, self.capped_w, self.nodes_adjust_w)

@@ -68,7 +68,7 @@ class Lifecycle:
         """The job leaves the queue on these accelerators; returns the seconds before it computes."""
         job.queue_time += now - job.queued_since
         resumed = job.start is not None
-        if resumed and (accelerator != job.accelerator or _nodes(allocation) != _nodes(job.allocation)):
+        if resumed and (accelerator != job.accelerator or _moved(allocation, job.allocation)):
             job.migrations += 1
         job.state = JobState.RUNNING
         job.accelerator = accelerator
@@ -207,3 +207,10 @@ class Lifecycle:
 
 def _nodes(allocation: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
     return tuple(sorted(node for node, _ in allocation))
+
+
+def _moved(allocation: tuple[tuple[int, int], ...], before: tuple[tuple[int, int], ...]) -> bool:
+    """Whether the job's set of nodes changed (one node each: compared without sorting)."""
+    if len(allocation) == 1 and len(before) == 1:
+        return allocation[0][0] != before[0][0]
+    return _nodes(allocation) != _nodes(before)

@@ -5,7 +5,9 @@ at most one scheduling pass per instant (coalesced). A job's finish event is pla
 remaining work and rate; when a rate changes the plan is versioned and the stale event ignored.
 The engine is also the read-only view policies see (SchedulerView, PreemptiveView). Scheduler
 decisions are StartJob, PreemptJob and NextPass, each validated here; the job's transitions and
-their accounting (suspend, resume, attained service) are in engine/lifecycle.py.
+their accounting (suspend, resume, attained service) are in engine/lifecycle.py, rates and finish
+plans in training_rates.py. Hot paths (long replays make hundreds of thousands of events) read simpy's
+clock as `env._now` and plan events with timers.call_after rather than Timeout objects.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import simpy
 
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.lifecycle import Lifecycle
+from dcsim.engine.timers import call_after
 from dcsim.engine.training_decisions import TrainingDecisions
 from dcsim.engine.training_ports import CheckpointTransfers, JobCheckpoints, JobTraffic
+from dcsim.engine.training_rates import TrainingRates
 from dcsim.engine.training_view import TrainingViews
 from dcsim.errors import PolicyError
 from dcsim.metrics.protocol import Recorder
@@ -35,7 +39,7 @@ PlacementSpeed = Callable[[str, str, int, int], float]
 """(model, accelerator, accelerators, nodes spanned) -> speed multiplier of a spread placement (<= 1)."""
 
 
-class TrainingEngine(TrainingViews, TrainingDecisions):
+class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
     def __init__(
         self, env: simpy.Environment, cluster: Cluster, jobs: Sequence[Job], scheduler: TrainingScheduler,
         placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder,
@@ -56,14 +60,16 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self.recorder = recorder
         self.startup = startup
         self._queue: dict[int, Job] = {}
-        self._by_estimate: list[tuple[float, float, int]] = []
-        self._running_ends: dict[str, list[tuple[float, int, int]]] = {m: [] for m in cluster.accelerator_models}
+        # Kept sorted only once a policy asks for them (training_view.py): most never do.
+        self._by_estimate: list[tuple[float, float, int]] | None = None
+        self._running_ends: dict[str, list[tuple[float, int, int]]] | None = None
         self.levels = levels if levels is not None else LevelBoard(cluster, recorder)
         self.on_release: Callable[[], None] | None = None  # called after a job returns accelerators
         self.on_queue: Callable[[], None] | None = None  # called when a job starts waiting
         self._candidates: dict[tuple[str, tuple[str, ...] | None], tuple[str, ...]] = {}
         self._pass_pending = False
         self._arrivals: list[Job] = []  # every queued job in arrival order, never shrinks
+        self._exits: list[int] = []  # ids of jobs as they leave the running set (_active), never shrinks
         self._allocation_version = 0
         self._next_arrival = 0
         self.completed = 0
@@ -103,18 +109,18 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
 
     def _schedule_next_arrival(self) -> None:
         if self._next_arrival < len(self.jobs):
-            delay = max(0.0, self.jobs[self._next_arrival].submit - self.env.now)
-            self.env.timeout(delay).callbacks.append(self._on_arrival)
+            delay = max(0.0, self.jobs[self._next_arrival].submit - self.env._now)
+            call_after(self.env, delay, self._on_arrival)
 
     def _on_arrival(self, _event: simpy.Event) -> None:
-        now = self.env.now
+        now = self.env._now
         while self._next_arrival < len(self.jobs) and self.jobs[self._next_arrival].submit <= now:
             job = self.jobs[self._next_arrival]
             release = self.release_time(job) if self.release_time is not None and job.deferrable else now
             if release > now:  # held back by a power policy (carbon-aware deferral): it waits unseen
                 self.recorder.job_submitted(job)
                 self.deferred += 1
-                self.env.timeout(release - now).callbacks.append(partial(self._on_release, job))
+                call_after(self.env, release - now, partial(self._on_release, job))
             else:
                 self._submit(job)
             self._next_arrival += 1
@@ -135,10 +141,11 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             self.recorder.job_rejected(job)
             return
         job.candidates = self._candidate_order(job)
-        self.lifecycle.enqueue(job, self.env.now)
+        self.lifecycle.enqueue(job, self.env._now)
         self._queue[job.id] = job
         self._arrivals.append(job)
-        bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
+        if self._by_estimate is not None:
+            bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
         self._request_pass()
         if self.on_queue is not None:
             self.on_queue()
@@ -160,14 +167,14 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
     def _request_pass(self) -> None:
         if not self._pass_pending:
             self._pass_pending = True
-            self.env.timeout(0).callbacks.append(self._run_pass)
+            call_after(self.env, 0, self._run_pass)
 
     def _run_pass(self, _event: simpy.Event) -> None:
         self._pass_pending = False
         round_due, self._round_due = self._round_due, False
         if not self._queue and not (round_due and self._active):  # a requested pass runs with no queue
             return
-        now = self.env.now
+        now = self.env._now
         self._passes_now = self._passes_now + 1 if now == self._pass_time else 1
         self._pass_time = now
         if self._passes_now > MAX_PASSES_AT_ONCE:  # preempting and restarting for ever at one instant
@@ -181,7 +188,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
 
     # --- running jobs ---------------------------------------------------------------------------
     def _start(self, job: Job, accelerator: str, allocation: tuple[tuple[int, int], ...]) -> None:
-        now = self.env.now
+        now = self.env._now
         self._allocation_version += 1
         first = job.start is None
         delay = self.lifecycle.start(job, now, accelerator, allocation)
@@ -195,13 +202,14 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             job.estimated_end = now + self.estimated_runtime(job, accelerator)
         else:
             job.estimated_end = now + delay + self.remaining_estimate(job) / self.speeds[(job.speed_key, accelerator)]
-        bisect.insort(self._running_ends[accelerator], (job.estimated_end, job.id, job.demand))
+        if self._running_ends is not None:
+            bisect.insort(self._running_ends[accelerator], (job.estimated_end, job.id, job.demand))
         self._active[job.id] = job
         self.recorder.job_started(job)
         if not first and self.suspension_io is not None and job.saved_at is not None:
-            self.env.timeout(delay).callbacks.append(partial(self._read_back, job, job.runs))
+            call_after(self.env, delay, partial(self._read_back, job, job.runs))
         elif delay > 0:
-            self.env.timeout(delay).callbacks.append(partial(self._on_compute_start, job, job.runs))
+            call_after(self.env, delay, partial(self._on_compute_start, job, job.runs))
         else:
             self._begin_compute(job)
 
@@ -220,8 +228,8 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self._emit_levels()
 
     def _begin_compute(self, job: Job) -> None:
-        self.lifecycle.compute(job, self.env.now)
-        job.progress_time = self.env.now
+        self.lifecycle.compute(job, self.env._now)
+        job.progress_time = self.env._now
         self.levels.training_busy[job.accelerator] += job.demand  # type: ignore[index]
         self._running[job.id] = job
         if self.checkpoints is not None:
@@ -230,54 +238,6 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             self.traffic.started(job)  # sets the rate (update_rate), which plans the finish
         else:
             self._plan_finish(job)
-
-    def _plan_finish(self, job: Job) -> None:
-        """(Re)plan the completion event from remaining work and current rate."""
-        job.plan_version += 1
-        if job.rate <= 0:
-            return  # stalled: replanned when the rate comes back
-        delay = job.remaining / job.rate
-        self.env.timeout(delay).callbacks.append(partial(self._on_finish, job, job.plan_version))
-
-    def _advance(self, job: Job) -> None:
-        """Bring the job's remaining work and its communication and I/O time up to now."""
-        now = self.env.now
-        elapsed = now - job.progress_time
-        if elapsed > 0:
-            job.remaining = max(0.0, job.remaining - job.rate * elapsed)
-            job.comm_time += job.comm_share * elapsed
-            job.io_time += job.io_share * elapsed
-        job.progress_time = now
-
-    def update_rate(self, job: Job, factor: float, comm_share: float, io_share: float) -> None:
-        """The job's network or storage share changed: its speed is now base x factor."""
-        if job.state is not JobState.RUNNING or job.compute_start is None:
-            return
-        self._advance(job)
-        job.traffic_factor = factor
-        rate = job.base_rate * factor * job.checkpoint_factor * job.power_factor
-        job.comm_share, job.io_share = comm_share, io_share
-        if rate != job.rate or job.plan_version == 0:
-            job.rate = rate
-            self._plan_finish(job)
-
-    def set_checkpoint_factor(self, job: Job, factor: float) -> None:
-        """A periodic checkpoint starts (the job keeps `factor` of its speed) or ends (factor 1)."""
-        self._advance(job)
-        job.checkpoint_factor = factor
-        job.rate = job.base_rate * job.traffic_factor * factor * job.power_factor
-        self._plan_finish(job)
-
-    def set_power_factor(self, job: Job, factor: float) -> None:
-        """A power cap changed (engine/power.py): the job keeps `factor` of its speed from now on."""
-        if job.power_factor == factor:
-            return
-        job.power_factor = factor
-        if job.computing_since is None or job.state is not JobState.RUNNING:
-            return  # starting or restoring: the factor applies once it computes
-        self._advance(job)
-        job.rate = job.base_rate * job.traffic_factor * job.checkpoint_factor * factor
-        self._plan_finish(job)
 
     def waiting_jobs(self) -> Iterator[tuple[int, tuple[str, ...]]]:
         """Queued jobs in queue order: (accelerators wanted, usable models fastest first); for idle shutdown."""
@@ -291,7 +251,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         """At the end of a run: bring running jobs' progress, time shares and lifecycle books up to now."""
         for job in self._running.values():
             self._advance(job)
-        now = self.env.now
+        now = self.env._now
         for job in chain(self._active.values(), self._suspending.values(), self._queue.values()):
             self.lifecycle.settle(job, now)
 
@@ -299,7 +259,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         """Stop a started job and send it back to the queue once its checkpoint is saved (lifecycle.py);
         its accelerators stay allocated until then. Used by PreemptJob."""
         self._take_off(job)
-        save = self.lifecycle.suspend(job, self.env.now, preempted=preempted)
+        save = self.lifecycle.suspend(job, self.env._now, preempted=preempted)
         io = self.suspension_io
         if io is not None and job.pending_save is not None \
                 and io.write(job, partial(self._on_saved, job, job.runs, job.interruptions, None)):
@@ -312,11 +272,11 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         A job already suspending loses the checkpoint it was writing and lets go at once."""
         self._interrupted.add(job.id)
         if job.state is JobState.SUSPENDING:
-            self.lifecycle.interrupt(job, self.env.now)
+            self.lifecycle.interrupt(job, self.env._now)
             self._release_suspended(job)
             return
         self._take_off(job)
-        self.lifecycle.interrupt(job, self.env.now)
+        self.lifecycle.interrupt(job, self.env._now)
         self._hold(job, hold)
 
     def _take_off(self, job: Job) -> None:
@@ -328,20 +288,22 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         accelerator = job.accelerator
         assert accelerator is not None
         del self._active[job.id]
+        self._exits.append(job.id)
         if computing:
             del self._running[job.id]
             self.levels.training_busy[accelerator] -= job.demand
             if self.traffic is not None:
                 self.traffic.stopped(job)
-        ends = self._running_ends[accelerator]
-        del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
+        if self._running_ends is not None:
+            ends = self._running_ends[accelerator]
+            del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
         self._allocation_version += 1
         self._suspending[job.id] = job
         self._releasing[accelerator] += job.demand
 
     def _hold(self, job: Job, seconds: float) -> None:
         if seconds > 0:
-            self.env.timeout(seconds).callbacks.append(partial(self._on_saved, job, job.runs, job.interruptions))
+            call_after(self.env, seconds, partial(self._on_saved, job, job.runs, job.interruptions))
         else:
             self._release_suspended(job)
 
@@ -357,7 +319,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self.cluster.release_all(job.allocation)
         self._releasing[accelerator] -= job.demand
         del self._suspending[job.id]
-        self.lifecycle.suspended(job, self.env.now)
+        self.lifecycle.suspended(job, self.env._now)
         self._allocation_version += 1
         if job.id in self._interrupted and self.requeue_front:  # a failed job keeps its place at the head
             self._queue = {job.id: job, **self._queue}
@@ -365,7 +327,8 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             self._queue[job.id] = job
         self._interrupted.discard(job.id)
         self._arrivals.append(job)
-        bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
+        if self._by_estimate is not None:
+            bisect.insort(self._by_estimate, (job.estimate, job.submit, job.id))
         if self.on_release is not None:
             self.on_release()
         if self.on_queue is not None:
@@ -377,7 +340,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         self._advance(job)
         job.plan_version += 1
         job.reason = reason
-        self.lifecycle.finish(job, self.env.now, JobState.FAILED)
+        self.lifecycle.finish(job, self.env._now, JobState.FAILED)
         self.failed += 1
         self._end(job)
 
@@ -386,7 +349,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
             return  # superseded by a later plan
         self._advance(job)
         job.remaining = 0.0
-        self.lifecycle.finish(job, self.env.now, JobState.COMPLETED)
+        self.lifecycle.finish(job, self.env._now, JobState.COMPLETED)
         self.completed += 1
         self._end(job)
 
@@ -395,14 +358,16 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
         accelerator = job.accelerator
         assert accelerator is not None
         self._allocation_version += 1
-        job.end = self.env.now
+        job.end = self.env._now
         self._running.pop(job.id, None)
-        self._active.pop(job.id, None)
+        if self._active.pop(job.id, None) is not None:
+            self._exits.append(job.id)
         if self.traffic is not None:
             self.traffic.stopped(job)
         self.cluster.release_all(job.allocation)
-        ends = self._running_ends[accelerator]
-        del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
+        if self._running_ends is not None:
+            ends = self._running_ends[accelerator]
+            del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
         self.levels.training_busy[accelerator] -= job.demand
         self.recorder.job_finished(job)
         self._emit_levels()
@@ -413,7 +378,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions):
 
     def _emit_levels(self) -> None:
         self.levels.training_queue = len(self._queue)
-        self.levels.emit(self.env.now)
+        self.levels.emit(self.env._now)
 
     emit_levels = _emit_levels  # for the failure process, after capacity left or came back
 

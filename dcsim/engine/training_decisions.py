@@ -12,10 +12,12 @@ import bisect
 import math
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import simpy
 
 from dcsim.engine.allocation import check_allocation
+from dcsim.engine.timers import call_after
 from dcsim.errors import PolicyError
 from dcsim.model import Cluster, Job
 from dcsim.policies.base import NextPass, Placement, PlacementRequest, PreemptJob, StartJob, TrainingScheduler
@@ -29,7 +31,7 @@ class TrainingDecisions:
     _queue: dict[int, Job]
     _active: dict[int, Job]
     _suspending: dict[int, Job]
-    _by_estimate: list[tuple[float, float, int]]
+    _by_estimate: list[tuple[float, float, int]] | None
     _round_version: int
     _round_due: bool
     _request_pass: Callable[[], None]
@@ -37,34 +39,44 @@ class TrainingDecisions:
     suspend: Callable[..., None]
 
     def _apply(self, decision: object) -> None:
-        scheduler = getattr(self.scheduler, "name", "?")  # for error messages only
-        if isinstance(decision, PreemptJob):
-            self._preempt(decision, scheduler)
-            return
-        if isinstance(decision, NextPass):
-            self._next_pass(decision, scheduler)
-            return
-        if not isinstance(decision, StartJob):
-            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: not a decision "
+        if type(decision) is StartJob:  # the common case first: a hot path of long replays
+            self._start_decision(decision)
+        elif isinstance(decision, PreemptJob):
+            self._preempt(decision, self._scheduler_name())
+        elif isinstance(decision, NextPass):
+            self._next_pass(decision, self._scheduler_name())
+        elif isinstance(decision, StartJob):
+            self._start_decision(decision)
+        else:
+            raise PolicyError(f"scheduler {self._scheduler_name()!r} returned {decision!r}: not a decision "
                               "(StartJob, PreemptJob or NextPass)")
+
+    def _scheduler_name(self) -> Any:
+        return getattr(self.scheduler, "name", "?")  # for error messages only
+
+    def _start_decision(self, decision: StartJob) -> None:
         job = self._queue.get(decision.job_id)
         if job is None:
-            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: job is not waiting in the queue")
+            raise PolicyError(f"scheduler {self._scheduler_name()!r} returned {decision!r}: job is not waiting in "
+                              "the queue")
         accelerator = decision.accelerator
+        cluster = self.cluster
         if accelerator not in job.candidates:
-            raise PolicyError(f"scheduler {scheduler!r} started job {job.id} on {accelerator!r}, "
+            raise PolicyError(f"scheduler {self._scheduler_name()!r} started job {job.id} on {accelerator!r}, "
                               f"which it may not use (allowed: {', '.join(job.candidates)})")
-        if self.cluster.free[accelerator] < job.demand:
-            raise PolicyError(f"scheduler {scheduler!r} started job {job.id} needing {job.demand} {accelerator} "
-                              f"but only {self.cluster.free[accelerator]} are free")
-        allocation = self.placement.place(PlacementRequest(job.id, job.demand, accelerator), self.cluster)
-        check_allocation(self.cluster, self.placement, job, accelerator, allocation)
-        self.cluster.allocate_all(allocation)
+        if cluster.free[accelerator] < job.demand:
+            raise PolicyError(f"scheduler {self._scheduler_name()!r} started job {job.id} needing {job.demand} "
+                              f"{accelerator} but only {cluster.free[accelerator]} are free")
+        allocation = self.placement.place(PlacementRequest(job.id, job.demand, accelerator), cluster)
+        check_allocation(cluster, self.placement, job, accelerator, allocation)
+        cluster.allocate_all(allocation)
         del self._queue[job.id]
-        del self._by_estimate[bisect.bisect_left(self._by_estimate, (job.estimate, job.submit, job.id))]
-        self._start(job, accelerator, tuple(allocation))
+        by_estimate = self._by_estimate
+        if by_estimate is not None:
+            del by_estimate[bisect.bisect_left(by_estimate, (job.estimate, job.submit, job.id))]
+        self._start(job, accelerator, allocation if type(allocation) is tuple else tuple(allocation))
 
-    def _preempt(self, decision: PreemptJob, scheduler: str) -> None:
+    def _preempt(self, decision: PreemptJob, scheduler: Any) -> None:
         job = self._active.get(decision.job_id)
         if job is None:
             where = "suspending" if decision.job_id in self._suspending else \
@@ -73,13 +85,14 @@ class TrainingDecisions:
                               f"({where})")
         self.suspend(job, preempted=True)
 
-    def _next_pass(self, decision: NextPass, scheduler: str) -> None:
+    def _next_pass(self, decision: NextPass, scheduler: Any) -> None:
         after = decision.after
-        if isinstance(after, bool) or not isinstance(after, int | float) or not 0 < after < math.inf:
+        if not (type(after) is float and 0 < after < math.inf) and (  # a positive float: the common case
+                isinstance(after, bool) or not isinstance(after, int | float) or not 0 < after < math.inf):
             raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: `after` must be a finite number "
                               "of seconds > 0")
         self._round_version += 1
-        self.env.timeout(after).callbacks.append(partial(self._on_round, self._round_version))
+        call_after(self.env, after, partial(self._on_round, self._round_version))
 
     def _on_round(self, version: int, _event: simpy.Event) -> None:
         if version == self._round_version:  # only the latest request stands

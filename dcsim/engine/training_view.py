@@ -24,11 +24,12 @@ class TrainingViews:
     _queue: dict[int, Job]
     _active: dict[int, Job]
     _running: dict[int, Job]
-    _by_estimate: list[tuple[float, float, int]]
+    _by_estimate: list[tuple[float, float, int]] | None
     _arrivals: list[Job]
+    _exits: list[int]
     _allocation_version: int
     _candidates: dict[tuple[str, tuple[str, ...] | None], tuple[str, ...]]
-    _running_ends: dict[str, list[tuple[float, int, int]]]
+    _running_ends: dict[str, list[tuple[float, int, int]]] | None
     _releasing: dict[str, int]
 
     def _allowed_models(self, job: Job) -> tuple[str, ...]:
@@ -38,7 +39,7 @@ class TrainingViews:
     # --- SchedulerView ----------------------------------------------------------------------------
     @property
     def now(self) -> float:
-        return self.env.now
+        return self.env._now
 
     @property
     def free(self) -> Mapping[str, int]:
@@ -49,6 +50,8 @@ class TrainingViews:
 
     def queued_by_estimate(self) -> Iterator[QueuedJobView]:
         queue = self._queue
+        if self._by_estimate is None:  # first asked: sorted now, kept sorted by the engine from then on
+            self._by_estimate = sorted((job.estimate, job.submit, job.id) for job in queue.values())
         return (queue[job_id] for _, _, job_id in self._by_estimate)
 
     @property
@@ -83,6 +86,13 @@ class TrainingViews:
         return self.startup + job.estimate / self.speeds[(job.speed_key, accelerator)]
 
     def running_by_estimated_end(self, accelerator: str) -> Iterable[tuple[float, int]]:
+        if self._running_ends is None:  # first asked: sorted now, kept sorted by the engine from then on
+            ends: dict[str, list[tuple[float, int, int]]] = {m: [] for m in self.cluster.accelerator_models}
+            for job in self._active.values():
+                ends[job.accelerator].append((job.estimated_end, job.id, job.demand))  # type: ignore[index]
+            for entries in ends.values():
+                entries.sort()
+            self._running_ends = ends
         return ((end, demand) for end, _, demand in self._running_ends[accelerator])
 
     # --- PreemptiveView -----------------------------------------------------------------------------
@@ -94,6 +104,15 @@ class TrainingViews:
         (policies/scheduling/tiresias_books.py) see which of theirs stopped without walking them all."""
         return self._active.keys()
 
+    @property
+    def exit_mark(self) -> int:
+        return len(self._exits)
+
+    def exited_since(self, mark: int) -> list[int]:
+        """Ids of the jobs that left running() since exit_mark was `mark`: books kept between passes
+        drop them without comparing their whole running set with active_ids()."""
+        return self._exits[mark:]
+
     def computing_ids(self) -> KeysView[int]:
         """Ids of the running jobs past their start-up or restore (computing), a live set."""
         return self._running.keys()
@@ -103,7 +122,7 @@ class TrainingViews:
         since = record.computing_since
         if since is None:
             return record.attained
-        return record.attained + record.demand * (self.env.now - since)
+        return record.attained + record.demand * (self.env._now - since)
 
     def remaining_estimate(self, job: JobView) -> float:
         record: Job = job  # type: ignore[assignment]
@@ -111,12 +130,12 @@ class TrainingViews:
             return record.estimate
         remaining = record.remaining
         if record.computing_since is not None:
-            remaining = max(0.0, remaining - record.rate * (self.env.now - record.progress_time))
+            remaining = max(0.0, remaining - record.rate * (self.env._now - record.progress_time))
         return max(0.0, record.estimate - (record.work - remaining))
 
     def time_since_start(self, job: JobView) -> float:
         record: Job = job  # type: ignore[assignment]
-        return self.env.now - record.last_start if record.state is JobState.RUNNING and record.last_start is not None \
+        return self.env._now - record.last_start if record.state is JobState.RUNNING and record.last_start is not None \
             else 0.0
 
     def waiting_since(self, job: JobView) -> float:

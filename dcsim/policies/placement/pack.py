@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dcsim.policies.base import Allocation, ClusterView, PlacementRequest, PolicyBase
 from dcsim.policies.registry import register
 
@@ -16,52 +18,47 @@ class Pack(PolicyBase):
     def place(self, request: PlacementRequest, view: ClusterView) -> Allocation:
         size = view.max_node_size[request.accelerator]
         remaining = request.demand
+        if 0 < remaining <= size:  # fits on one node: the first of the tightest bucket that fits (as below)
+            nodes_with_free = view.nodes_with_free
+            for free in range(remaining, size + 1):
+                bucket = nodes_with_free(request.accelerator, free)
+                if bucket:
+                    return ((bucket[0], remaining),)
         # Whole free nodes first, in bucket order: what the loop below would take one by one.
-        full = view.nodes_with_free(request.accelerator, size)
+        accelerator = request.accelerator
+        buckets = [view.nodes_with_free(accelerator, free) for free in range(size + 1)]
+        full = buckets[size] if size > 0 else ()
         whole = min(remaining // size, len(full)) if size > 0 else 0
         taken: dict[int, int] = dict.fromkeys(full[:whole], size)
         remaining -= whole * size
-        first = _FirstUntaken(view, request.accelerator, taken)
-        first.cursors[size] = whole
+        # The first node not yet taken in each free-count bucket. The view does not change while a job
+        # is placed and nodes are taken in bucket order, so one cursor per bucket only moves forward: a
+        # 2,048-node job is placed in linear time, not quadratic.
+        cursors = [0] * (size + 1)
+        if size > 0:
+            cursors[size] = whole
+        free_on = view.free_on
         while remaining > 0:
-            node = first.best_fit(min(remaining, size), size)
+            node = _first_untaken(buckets, cursors, taken, range(min(remaining, size), size + 1))  # best fit
             if node is None:  # nothing fits the chunk: take the fullest-free node left
-                node = first.most_free(size)
+                node = _first_untaken(buckets, cursors, taken, range(size, 0, -1))
                 if node is None:
                     break
-            count = min(remaining, view.free_on[node])
+            count = min(remaining, free_on[node])
             taken[node] = count
             remaining -= count
         return tuple(taken.items())
 
 
-class _FirstUntaken:
-    """The first node not yet taken in each free-count bucket. The view does not change while a job
-    is placed and nodes are taken in bucket order, so one cursor per bucket only moves forward: a
-    2,048-node job is placed in linear time, not quadratic."""
-
-    def __init__(self, view: ClusterView, accelerator: str, taken: dict[int, int]) -> None:
-        self.view, self.accelerator, self.taken = view, accelerator, taken
-        self.cursors: dict[int, int] = {}
-
-    def first(self, free: int) -> int | None:
-        bucket = self.view.nodes_with_free(self.accelerator, free)
-        index = self.cursors.get(free, 0)
-        while index < len(bucket) and bucket[index] in self.taken:
+def _first_untaken(buckets: list[Sequence[int]], cursors: list[int], taken: dict[int, int],
+                   frees: range) -> int | None:
+    """The first node not yet taken of the first bucket in `frees` that has one (cursors move past taken)."""
+    for free in frees:
+        bucket = buckets[free]
+        index = cursors[free]
+        while index < len(bucket) and bucket[index] in taken:
             index += 1
-        self.cursors[free] = index
-        return bucket[index] if index < len(bucket) else None
-
-    def best_fit(self, need: int, size: int) -> int | None:
-        for free in range(need, size + 1):
-            node = self.first(free)
-            if node is not None:
-                return node
-        return None
-
-    def most_free(self, size: int) -> int | None:
-        for free in range(size, 0, -1):
-            node = self.first(free)
-            if node is not None:
-                return node
-        return None
+        cursors[free] = index
+        if index < len(bucket):
+            return bucket[index]
+    return None

@@ -39,16 +39,15 @@ class LeastAttainedService(PolicyBase):
         self.round = round
 
     def schedule(self, view: PreemptiveView) -> Sequence[Decision]:
-        books: LasBooks | None = None
-        if self.incremental and has_live_ids(view):
-            live = cast(LiveView, view)
-            books = getattr(self, "_books", None)
-            if books is None or books.view is not view:
-                books = self._books = LasBooks(live)
-            else:
-                books.catch_up(live)
+        books: LasBooks | None = self.__dict__.get("_books")
+        if books is not None and books.view is view and self.incremental:  # the common case, cheaply
+            books.catch_up(books.view)
+        elif self.incremental and has_live_ids(view):  # a first pass, or another engine's view
+            books = self._books = LasBooks(cast(LiveView, view))
+        else:
+            books = None
         waiting = len(books.queued) > 0 if books is not None else any(True for _ in view.queued())
-        decisions = books.plan(cast(LiveView, view)) if books is not None else None
+        decisions = books.plan(books.view) if books is not None else None
         if decisions is None:
             decisions = self._full_pass(view)
             if books is not None:

@@ -43,17 +43,9 @@ class _LasCursor:
         self.before = list(accumulate(books.sums, initial=0))  # demand of the blocks before each block
 
     def _demand_before(self, b: int, i: int) -> int:
-        if b == len(self.books.blocks):
+        if not i:  # (always the case at the end, b == the number of blocks)
             return self.before[b]
         return self.before[b] + sum(self.books.demands[b][:i])
-
-    def _c_at(self, b: int, i: int) -> float:
-        blocks = self.books.blocks
-        return float(blocks[b][i][0][0]) if b < len(blocks) else math.inf
-
-    def _c_before(self, b: int, i: int) -> float:
-        blocks = self.books.blocks
-        return float(blocks[b][i - 1][0][0]) if i > 0 else float(blocks[b - 1][-1][0][0])
 
     def _furthest_fitting(self, b: int, pos: int, target: int) -> tuple[int, int]:
         """The furthest position whose demand before it is at most `target` (from (b, pos) on)."""
@@ -71,7 +63,7 @@ class _LasCursor:
 
     def advance(self, bound: Key, preempt: list[tuple[Key, JobView]]) -> None:
         books = self.books
-        blocks, lasts = books.blocks, books.lasts
+        blocks, lasts, demands, before = books.blocks, books.lasts, books.demands, self.before
         b, pos, left, buffer = self.block, self.pos, self.left, self.buffer
         eps, now = self.eps, self.now
         gap = 2 * eps
@@ -96,16 +88,21 @@ class _LasCursor:
             else:
                 b2 = bisect_left(lasts, (offset - eps,), b)
                 e2 = 0 if b2 == count else bisect_left(blocks[b2], ((offset - eps,),), pos if b2 == b else 0)
-            base = self._demand_before(b, pos)
-            if self._demand_before(b2, e2) - base > left:
+            # (the demands before positions, inlined: the hot loop of LAS replays)
+            base = before[b] + sum(demands[b][:pos]) if pos else before[b]
+            upto = before[b2] + sum(demands[b2][:e2]) if e2 else before[b2]
+            if upto - base > left:
                 b2, e2 = min((b2, e2), self._furthest_fitting(b, pos, base + left))
-            while (b2, e2) > (b, pos) and self._c_at(b2, e2) - self._c_before(b2, e2) <= gap:
+            while b2 > b or (b2 == b and e2 > pos):
+                at = blocks[b2][e2][0][0] if b2 < count else math.inf
+                if at - (blocks[b2][e2 - 1][0][0] if e2 > 0 else blocks[b2 - 1][-1][0][0]) > gap:
+                    break
                 if e2 > 0:  # do not split a cluster of near-equal keys
                     e2 -= 1
                 else:
                     b2, e2 = b2 - 1, len(blocks[b2 - 1]) - 1
-            if (b2, e2) > (b, pos):
-                left -= self._demand_before(b2, e2) - base
+            if b2 > b or (b2 == b and e2 > pos):
+                left -= (before[b2] + sum(demands[b2][:e2]) if e2 else before[b2]) - base
                 b, pos = b2, e2
                 continue
             if blocks[b][pos][0][0] > offset + eps:  # this one and all after it rank below the bound
@@ -156,6 +153,7 @@ class LasBooks:
         self.starting: dict[int, _Record] = {}  # running, not yet seen computing
         self.held = dict.fromkeys(view.free, 0)
         self.mark = view.arrival_mark
+        self.exit_mark = view.exit_mark
         for job in view.running():
             assert job.accelerator is not None
             self._add_running(job, job.accelerator)

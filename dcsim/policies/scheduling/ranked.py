@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
-from itertools import accumulate
 from typing import Any, Protocol
 
 from dcsim.policies.base import JobView, PreemptiveView
@@ -42,9 +41,18 @@ class LiveView(PreemptiveView, Protocol):
         """Ids of the running jobs that compute now (past their start-up or restore), a live set."""
         ...
 
+    @property
+    def exit_mark(self) -> int:
+        """How many times a job has left the running set so far; pass to exited_since()."""
+        ...
+
+    def exited_since(self, mark: int) -> Sequence[int]:
+        """Ids of the jobs that left the running set since exit_mark was `mark` (a job may repeat)."""
+        ...
+
 
 def has_live_ids(view: PreemptiveView) -> bool:
-    return hasattr(view, "active_ids") and hasattr(view, "computing_ids")
+    return hasattr(view, "active_ids") and hasattr(view, "computing_ids") and hasattr(view, "exited_since")
 
 
 class KeyBlocks:
@@ -112,25 +120,28 @@ class KeyBlocks:
 class _Cursor:
     """Where the walk stands in one model's running jobs, and what is left of that model's budget."""
 
-    __slots__ = ("before", "block", "books", "left", "pos")
+    __slots__ = ("block", "books", "left", "pos")
 
     def __init__(self, books: KeyBlocks, left: int) -> None:
         self.books = books
         self.block = 0
         self.pos = 0
         self.left = left
-        self.before = list(accumulate(books.sums, initial=0))  # demand of the blocks before each block
 
     def advance(self, bound: Key, preempt: list[tuple[Key, JobView]]) -> None:
         """Decide the running jobs ranked above `bound`: keep those that fit, preempt the others."""
         books = self.books
-        blocks, demands, lasts, before = books.blocks, books.demands, books.lasts, self.before
-        b, pos, left = self.block, self.pos, self.left
-        while b < len(blocks):
+        blocks = books.blocks
+        b, pos = self.block, self.pos
+        count = len(blocks)
+        if b < count and not blocks[b][pos][0] < bound:
+            return  # the next running job already ranks below the bound (what the loop would find)
+        demands, lasts, sums, left = books.demands, books.lasts, books.sums, self.left
+        while b < count:
             # Whole blocks ranked above the bound, all kept if their sum fits: one step.
             whole = bisect_left(lasts, bound, b)
             if whole > b:
-                segment = before[whole] - before[b] - (sum(demands[b][:pos]) if pos else 0)
+                segment = sum(sums[b:whole]) - (sum(demands[b][:pos]) if pos else 0)
                 if segment <= left:
                     left -= segment
                     b, pos = whole, 0
@@ -177,7 +188,7 @@ def walk(queued: KeyBlocks, cursors: Mapping[str, Cursor], free: Mapping[str, in
     starts: list[tuple[JobView, str]] = []
     every = list(cursors.values())
     only = every[0] if len(every) == 1 else None
-    if any(c.left >= smallest_queued for c in every):
+    if (only.left >= smallest_queued) if only is not None else any(c.left >= smallest_queued for c in every):
         for key, demand, job in queued:
             for model in candidates(job):
                 cursor = cursors[model]
@@ -207,6 +218,7 @@ class Books(Protocol):
     """What sync_books needs of tiresias' and las' books."""
 
     mark: int
+    exit_mark: int
 
     @property
     def known(self) -> Mapping[int, Any]: ...
@@ -222,11 +234,15 @@ def sync_books(books: Books, view: LiveView) -> bool:
     active = view.active_ids()
     known = books.known
     if len(active) != len(known):
-        for job_id in known.keys() - active:
-            books._remove_running(job_id)
+        # The jobs that left since the last pass, from the view's log: known - active without the set
+        # difference (the order of removal does not matter to the books).
+        for job_id in view.exited_since(books.exit_mark):
+            if job_id in known and job_id not in active:
+                books._remove_running(job_id)
         if len(active) != len(known):
             books._rebuild(view)
             return False
+    books.exit_mark = view.exit_mark
     mark = view.arrival_mark
     if mark != books.mark:
         for job in view.queued_since(books.mark):

@@ -51,6 +51,7 @@ class TiresiasBooks:
         self.starting: dict[int, _Running] = {}  # running below the last queue, not yet seen computing
         self.stamp = 0
         self.mark = view.arrival_mark
+        self.exit_mark = view.exit_mark
         computing = view.computing_ids()
         for job in view.running():
             model = job.accelerator
@@ -152,18 +153,25 @@ class TiresiasBooks:
         while heap and self._valid(heap[0]) is None:
             heapq.heappop(heap)
         if heap:
-            now = view.now
-            limit = heap[0][0] + 1e-8 * (1.0 + abs(now))
-            near: list[tuple[float, int, int]] = []
-            while heap and heap[0][0] <= limit:
-                entry = heapq.heappop(heap)
-                near.append(entry)
+            # Every entry within 1e-8 of the first, read in place: where an entry is later than that,
+            # so are all below it in the heap. (The same set as popping them, and the heap unchanged.)
+            limit = heap[0][0] + 1e-8 * (1.0 + abs(view.now))
+            size = len(heap)
+            stack = [0]
+            while stack:
+                i = stack.pop()
+                entry = heap[i]
+                if entry[0] > limit:
+                    continue
                 near_record = self._valid(entry)
                 if near_record is not None:
                     attained = view.attained_service(near_record.job)
                     wake = min(wake, (thresholds[near_record.key[0]] - attained) / near_record.demand)
-            for entry in near:
-                heapq.heappush(heap, entry)
+                child = 2 * i + 1
+                if child < size:
+                    stack.append(child)
+                    if child + 1 < size:
+                        stack.append(child + 1)
         return wake
 
     def plan(self, view: LiveView) -> list[Decision]:
