@@ -86,10 +86,12 @@ class PagedReplica(Replica):
             return self._decode_now if self.members else 0
         block, phase = self.block, self.phase
         blocks = self._decode_now + k // block * len(self.members)
-        start = self.iteration
-        for s in range(k % block):  # one more iteration adds a block for each t that is a multiple of B
-            blocks += phase[(-(start + s)) % block]
-        return blocks
+        # Iteration start + s adds a block for each request whose t is a multiple of B: phase[(-start - s) % B]
+        # for s < k % B, a run of indices going down from (-start) % B (wrapping at 0): one or two slices.
+        top, rest = (-self.iteration) % block, k % block
+        if rest <= top + 1:
+            return blocks + sum(phase[top + 1 - rest:top + 1])
+        return blocks + sum(phase[:top + 1]) + sum(phase[block - (rest - top - 1):])
 
     def advance(self, iterations: int) -> list[Request]:
         self._decode_now = self._decode_blocks(self.iteration + iterations)  # before anyone leaves

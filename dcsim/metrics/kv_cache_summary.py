@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from dcsim.model import Request
@@ -57,9 +58,21 @@ def request_kv_frame(requests: Iterable[Request], names: Sequence[str], paged: s
 
 
 def replica_kv_frame(replicas: Sequence[PagedReplicaRecord]) -> pd.DataFrame:
-    rows = [(t, r.id, used, cached, r.blocks, r.block) for r in replicas for t, used, cached in r.samples]
-    frame = pd.DataFrame.from_records(rows, columns=REPLICA_KV_COLUMNS)
-    return frame.astype({c: "float64" if c == "time_s" else "int64" for c in REPLICA_KV_COLUMNS})
+    """One row per sample, replica by replica (each replica's samples go through one numpy record array)."""
+    sampled = [r for r in replicas if r.samples]
+    if not sampled:
+        frame = pd.DataFrame.from_records([], columns=REPLICA_KV_COLUMNS)
+        return frame.astype({c: "float64" if c == "time_s" else "int64" for c in REPLICA_KV_COLUMNS})
+    arrays = [np.array(r.samples, dtype=[("t", "float64"), ("used", "int64"), ("cached", "int64")]) for r in sampled]
+    counts = [len(a) for a in arrays]
+
+    def each(values: list[int]) -> np.ndarray:
+        return np.repeat(np.array(values, dtype="int64"), counts)
+
+    columns = [np.concatenate([a["t"] for a in arrays]), each([r.id for r in sampled]),
+               np.concatenate([a["used"] for a in arrays]), np.concatenate([a["cached"] for a in arrays]),
+               each([r.blocks for r in sampled]), each([r.block for r in sampled])]
+    return pd.DataFrame(dict(zip(REPLICA_KV_COLUMNS, columns, strict=True)))
 
 
 def kv_cache_section(requests: pd.DataFrame, replicas: Sequence[PagedReplicaRecord],

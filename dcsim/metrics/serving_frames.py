@@ -44,6 +44,16 @@ def _dtypes(columns: list[str]) -> dict[str, str]:
     return {c: "int64" if c in _INT else "str" if c in _TEXT else "float64" for c in columns}
 
 
+def numeric_frame(rows: Sequence[tuple[float, ...]], columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
+    """DataFrame.from_records(rows, columns).astype(dtypes) for int64 and float64 columns, through one
+    numpy record array: C-level, about half the time (from_records boxes every cell in one object array
+    first; runs leave ~70,000 replica rows)."""
+    if not rows:
+        return pd.DataFrame.from_records(list(rows), columns=columns).astype(dtypes)
+    array = np.array(rows, dtype=[(c, dtypes[c]) for c in columns])
+    return pd.DataFrame({c: array[c] for c in columns})
+
+
 @dataclass(frozen=True)
 class ServiceInfo:
     name: str
@@ -76,8 +86,7 @@ def requests_frame(requests: Sequence[Request], services: Sequence[ServiceInfo])
 
 
 def replica_timeseries_frame(rows: Sequence[tuple[float, int, int, int, int, float]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(list(rows), columns=REPLICA_TS_COLUMNS)
-    return frame.astype(_dtypes(REPLICA_TS_COLUMNS))
+    return numeric_frame(rows, REPLICA_TS_COLUMNS, _dtypes(REPLICA_TS_COLUMNS))
 
 
 def _ordered_rows(timeseries: pd.DataFrame, ends: dict[int, float]) -> tuple[pd.DataFrame, np.ndarray]:
