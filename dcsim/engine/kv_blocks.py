@@ -125,7 +125,9 @@ class PagedReplica(Replica):
         """As Replica.kv_used_at, in whole blocks; also noted for record_sample, which follows it."""
         elapsed = now - self.segment_start
         if self.segment_k == 0 or not self.members or elapsed <= 0:  # (no iteration done: the stretch starts)
-            used = self.held_blocks()
+            cache = self.cache  # held_blocks() inlined: this runs at every replica event
+            used = ((self._decode_now if self.members else 0) - self.decode_shared + self.prefill_own
+                    + (cache.referenced_blocks if cache is not None else 0))
         else:
             done = self.iterations_by(elapsed)
             if done > 0 and self.stretch_duration(done) > elapsed:
@@ -139,7 +141,10 @@ class PagedReplica(Replica):
             return False
         # one more iteration adds a block for every request whose token count is a multiple of B
         grow = self.phase[(-self.iteration) % self.block]
-        return self.held_blocks() + grow > self.blocks
+        cache = self.cache  # held_blocks() inlined (members is not empty)
+        held = (self._decode_now - self.decode_shared + self.prefill_own
+                + (cache.referenced_blocks if cache is not None else 0))
+        return held + grow > self.blocks
 
     def decode_room(self, cap: int) -> int:
         """Most decode iterations k <= cap the decoding set can run before its blocks exceed capacity."""
@@ -161,8 +166,11 @@ class PagedReplica(Replica):
         """Evict cached entries so that `iterations` more decode iterations fit beside the cache."""
         cache = self.cache
         if cache is not None and cache.free_blocks:
-            growth = len(self.members) * -(-iterations // self.block)  # at most this many new blocks
-            if self.held_blocks() + growth + cache.free_blocks <= self.blocks:
+            members = len(self.members)
+            growth = members * -(-iterations // self.block)  # at most this many new blocks
+            held = ((self._decode_now if members else 0) - self.decode_shared + self.prefill_own
+                    + cache.referenced_blocks)  # held_blocks() inlined
+            if held + growth + cache.free_blocks <= self.blocks:
                 return
             over = self.held_blocks(self.iteration + iterations) + cache.free_blocks - self.blocks
             if over > 0:
@@ -188,7 +196,8 @@ class PagedReplica(Replica):
         cache = self.cache
         assert cache is not None
         memo = request.kv_memo  # the same answer until the cache or the request's need changes
-        if memo is not None and memo[0] is cache and memo[1] == cache.version and memo[2] == request.need:
+        need = request.prompt_tokens + request.generated  # request.need
+        if memo is not None and memo[0] is cache and memo[1] == cache.version and memo[2] == need:
             answer: tuple[list[Hashable], int, int, int, int] = memo[3]
             return answer
         keys, per_entry = self._keys(request)
@@ -201,7 +210,7 @@ class PagedReplica(Replica):
                 tokens = cache.blocks_of(keys[0]) * self.block
                 if tokens <= request.prompt_tokens:
                     answer = keys, found, in_host, pinned, min(tokens, request.need - 1)
-        request.kv_memo = (cache, cache.version, request.need, answer)
+        request.kv_memo = (cache, cache.version, need, answer)
         return answer
 
     def prefix_hit(self, view: RequestView) -> int:
@@ -215,7 +224,7 @@ class PagedReplica(Replica):
     def kv_cost(self, view: RequestView) -> int:
         """Tokens (whole blocks) admission takes from kv_free: all its blocks but those already pinned."""
         request = cast(Request, view)
-        blocks = -(-request.need // self.block)
+        blocks = -(-(request.prompt_tokens + request.generated) // self.block)  # request.need
         if self.cache is not None and not request.swapped:
             blocks -= self._lookup(request)[3]
         return blocks * self.block
