@@ -50,11 +50,16 @@ class PagedReplicaRecord(Protocol):
 
 
 def request_kv_frame(requests: Iterable[Request], names: Sequence[str], paged: set[int]) -> pd.DataFrame:
-    rows = [(r.id, names[r.service], r.prefill_requested, r.cached_tokens, r.computed_tokens, r.first_cached,
-             r.swaps, r.swap_time) for r in requests if r.service in paged]
-    frame = pd.DataFrame.from_records(rows, columns=REQUEST_KV_COLUMNS)
-    return frame.astype({c: "str" if c == "service" else "float64" if c == "swap_s" else "int64"
-                         for c in REQUEST_KV_COLUMNS})
+    dtypes = {c: "str" if c == "service" else "float64" if c == "swap_s" else "int64" for c in REQUEST_KV_COLUMNS}
+    chosen = [r for r in requests if r.service in paged]
+    if not chosen:
+        return pd.DataFrame.from_records([], columns=REQUEST_KV_COLUMNS).astype(dtypes)
+    columns = [[r.id for r in chosen], np.array([names[r.service] for r in chosen], dtype=object),
+               [r.prefill_requested for r in chosen], [r.cached_tokens for r in chosen],
+               [r.computed_tokens for r in chosen], [r.first_cached for r in chosen], [r.swaps for r in chosen],
+               [r.swap_time for r in chosen]]  # column by column: from_records boxes every cell first
+    return pd.DataFrame({name: np.array(values, dtype=object if dtypes[name] == "str" else dtypes[name])
+                         for name, values in zip(REQUEST_KV_COLUMNS, columns, strict=True)}).astype(dtypes)
 
 
 def replica_kv_frame(replicas: Sequence[PagedReplicaRecord]) -> pd.DataFrame:
