@@ -49,6 +49,9 @@ class PagedSpec:
 
 class PagedReplica(Replica):
     paged = True
+    __slots__ = ("_decode_now", "_sampled_used", "block", "blocks", "cache", "decode_shared",
+                 "host_hit_blocks", "phase", "prefill_own", "samples", "seconds_per_token", "swap",
+                 "swap_ins", "swap_outs", "swap_seconds", "watermark_blocks")  # see Replica
 
     def __init__(self, env: simpy.Environment, replica_id: int, service: int, service_name: str,
                  shape: ReplicaShape, node_id: int, node_name: str) -> None:
