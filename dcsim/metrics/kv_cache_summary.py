@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from dcsim.metrics.serving_frames import numeric_columns
 from dcsim.model import Request
 
 REQUEST_KV_COLUMNS = ["request_id", "service", "prefill_requested", "prefill_cached", "prefill_computed",
@@ -63,19 +64,19 @@ def request_kv_frame(requests: Iterable[Request], names: Sequence[str], paged: s
 
 
 def replica_kv_frame(replicas: Sequence[PagedReplicaRecord]) -> pd.DataFrame:
-    """One row per sample, replica by replica (each replica's samples go through one numpy record array)."""
+    """One row per sample, replica by replica (each replica's samples as numeric_columns)."""
     sampled = [r for r in replicas if r.samples]
     if not sampled:
         frame = pd.DataFrame.from_records([], columns=REPLICA_KV_COLUMNS)
         return frame.astype({c: "float64" if c == "time_s" else "int64" for c in REPLICA_KV_COLUMNS})
-    arrays = [np.array(r.samples, dtype=[("t", "float64"), ("used", "int64"), ("cached", "int64")]) for r in sampled]
-    counts = [len(a) for a in arrays]
+    arrays = [numeric_columns(r.samples, ("float64", "int64", "int64")) for r in sampled]  # time, used, cached
+    counts = [len(r.samples) for r in sampled]
 
     def each(values: list[int]) -> np.ndarray:
         return np.repeat(np.array(values, dtype="int64"), counts)
 
-    columns = [np.concatenate([a["t"] for a in arrays]), each([r.id for r in sampled]),
-               np.concatenate([a["used"] for a in arrays]), np.concatenate([a["cached"] for a in arrays]),
+    columns = [np.concatenate([a[0] for a in arrays]), each([r.id for r in sampled]),
+               np.concatenate([a[1] for a in arrays]), np.concatenate([a[2] for a in arrays]),
                each([r.blocks for r in sampled]), each([r.block for r in sampled])]
     return pd.DataFrame(dict(zip(REPLICA_KV_COLUMNS, columns, strict=True)))
 
