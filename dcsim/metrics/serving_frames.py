@@ -51,7 +51,11 @@ def numeric_columns(rows: Sequence[tuple[float, ...]], kinds: Sequence[str]) -> 
     All cells go through one float64 array (C level, no per-cell type discovery: about half the time
     of a numpy record array, a fifth of DataFrame.from_records); int columns are cast back, which is
     exact below 2**53 (checked; larger ones go the slow way)."""
-    flat = np.fromiter(chain.from_iterable(rows), dtype="float64", count=len(rows) * len(kinds))
+    try:
+        flat = np.fromiter(chain.from_iterable(rows), dtype="float64", count=len(rows) * len(kinds))
+    except (TypeError, ValueError):  # a cell that is not a number (None: NaN), or a short row: as before
+        frame = pd.DataFrame.from_records(list(rows), columns=range(len(kinds))).astype(dict(enumerate(kinds)))
+        return [frame[index].to_numpy() for index in range(len(kinds))]
     table = flat.reshape(len(rows), len(kinds))
     columns = []
     for index, kind in enumerate(kinds):
