@@ -49,6 +49,9 @@ class PagedSpec:
 
 class PagedReplica(Replica):
     paged = True
+    __slots__ = ("_decode_now", "_sampled_used", "block", "blocks", "cache", "decode_shared",
+                 "host_hit_blocks", "phase", "prefill_own", "samples", "seconds_per_token", "swap",
+                 "swap_ins", "swap_outs", "swap_seconds", "watermark_blocks")  # see Replica
 
     def __init__(self, env: simpy.Environment, replica_id: int, service: int, service_name: str,
                  shape: ReplicaShape, node_id: int, node_name: str) -> None:
@@ -86,10 +89,12 @@ class PagedReplica(Replica):
             return self._decode_now if self.members else 0
         block, phase = self.block, self.phase
         blocks = self._decode_now + k // block * len(self.members)
-        start = self.iteration
-        for s in range(k % block):  # one more iteration adds a block for each t that is a multiple of B
-            blocks += phase[(-(start + s)) % block]
-        return blocks
+        # Iteration start + s adds a block for each request whose t is a multiple of B: phase[(-start - s) % B]
+        # for s < k % B, a run of indices going down from (-start) % B (wrapping at 0): one or two slices.
+        top, rest = (-self.iteration) % block, k % block
+        if rest <= top + 1:
+            return blocks + sum(phase[top + 1 - rest:top + 1])
+        return blocks + sum(phase[:top + 1]) + sum(phase[block - (rest - top - 1):])
 
     def advance(self, iterations: int) -> list[Request]:
         self._decode_now = self._decode_blocks(self.iteration + iterations)  # before anyone leaves
@@ -123,7 +128,9 @@ class PagedReplica(Replica):
         """As Replica.kv_used_at, in whole blocks; also noted for record_sample, which follows it."""
         elapsed = now - self.segment_start
         if self.segment_k == 0 or not self.members or elapsed <= 0:  # (no iteration done: the stretch starts)
-            used = self.held_blocks()
+            cache = self.cache  # held_blocks() inlined: this runs at every replica event
+            used = ((self._decode_now if self.members else 0) - self.decode_shared + self.prefill_own
+                    + (cache.referenced_blocks if cache is not None else 0))
         else:
             done = self.iterations_by(elapsed)
             if done > 0 and self.stretch_duration(done) > elapsed:
@@ -137,7 +144,10 @@ class PagedReplica(Replica):
             return False
         # one more iteration adds a block for every request whose token count is a multiple of B
         grow = self.phase[(-self.iteration) % self.block]
-        return self.held_blocks() + grow > self.blocks
+        cache = self.cache  # held_blocks() inlined (members is not empty)
+        held = (self._decode_now - self.decode_shared + self.prefill_own
+                + (cache.referenced_blocks if cache is not None else 0))
+        return held + grow > self.blocks
 
     def decode_room(self, cap: int) -> int:
         """Most decode iterations k <= cap the decoding set can run before its blocks exceed capacity."""
@@ -159,8 +169,11 @@ class PagedReplica(Replica):
         """Evict cached entries so that `iterations` more decode iterations fit beside the cache."""
         cache = self.cache
         if cache is not None and cache.free_blocks:
-            growth = len(self.members) * -(-iterations // self.block)  # at most this many new blocks
-            if self.held_blocks() + growth + cache.free_blocks <= self.blocks:
+            members = len(self.members)
+            growth = members * -(-iterations // self.block)  # at most this many new blocks
+            held = ((self._decode_now if members else 0) - self.decode_shared + self.prefill_own
+                    + cache.referenced_blocks)  # held_blocks() inlined
+            if held + growth + cache.free_blocks <= self.blocks:
                 return
             over = self.held_blocks(self.iteration + iterations) + cache.free_blocks - self.blocks
             if over > 0:
@@ -186,7 +199,8 @@ class PagedReplica(Replica):
         cache = self.cache
         assert cache is not None
         memo = request.kv_memo  # the same answer until the cache or the request's need changes
-        if memo is not None and memo[0] is cache and memo[1] == cache.version and memo[2] == request.need:
+        need = request.prompt_tokens + request.generated  # request.need
+        if memo is not None and memo[0] is cache and memo[1] == cache.version and memo[2] == need:
             answer: tuple[list[Hashable], int, int, int, int] = memo[3]
             return answer
         keys, per_entry = self._keys(request)
@@ -199,7 +213,7 @@ class PagedReplica(Replica):
                 tokens = cache.blocks_of(keys[0]) * self.block
                 if tokens <= request.prompt_tokens:
                     answer = keys, found, in_host, pinned, min(tokens, request.need - 1)
-        request.kv_memo = (cache, cache.version, request.need, answer)
+        request.kv_memo = (cache, cache.version, need, answer)
         return answer
 
     def prefix_hit(self, view: RequestView) -> int:
@@ -213,7 +227,7 @@ class PagedReplica(Replica):
     def kv_cost(self, view: RequestView) -> int:
         """Tokens (whole blocks) admission takes from kv_free: all its blocks but those already pinned."""
         request = cast(Request, view)
-        blocks = -(-request.need // self.block)
+        blocks = -(-(request.prompt_tokens + request.generated) // self.block)  # request.need
         if self.cache is not None and not request.swapped:
             blocks -= self._lookup(request)[3]
         return blocks * self.block

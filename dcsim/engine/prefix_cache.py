@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Hashable, Sequence
-from itertools import islice
+from itertools import islice, repeat
 
 
 class PrefixCache:
@@ -88,11 +88,12 @@ class PrefixCache:
         """Unpin; an entry nobody holds becomes the most recently used evictable one."""
         self.version += 1
         refs, free = self.refs, self.free
-        if max(map(refs.__getitem__, keys), default=0) == 1:  # the usual case, one holder each: C-level loops
-            deque(map(refs.pop, keys), 0)
+        counts = list(map(refs.pop, keys, repeat(0)))  # all popped at once (C level): 0 for a key met twice
+        if counts.count(1) == len(counts):  # the usual case, one holder each: C-level loops
             free.update(dict.fromkeys(keys))
             unpinned: Sequence[Hashable] = keys
-        else:
+        else:  # some other request holds one: put the counts back, then one key at a time
+            refs.update((key, count) for key, count in zip(keys, counts, strict=True) if count)
             unpinned = []
             for key in keys:
                 count = refs[key] - 1

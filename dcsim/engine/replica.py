@@ -76,6 +76,15 @@ class Replica:
     overrides them for paged KV with prefix caching."""
 
     paged = False
+    # Slots: the engine reads these at every event, and a replica has more attributes than CPython keeps in
+    # a compact (faster) instance dict (30); "__dict__" leaves room for others.
+    __slots__ = ("__dict__", "_finishes", "accelerator", "boundary_at", "busy_since", "busy_time",
+                 "completed", "context_offset", "draining", "env", "id", "iteration", "kv_capacity",
+                 "levels_stale", "max_batch", "members", "node_id", "node_name", "output_tokens",
+                 "outstanding", "outstanding_tokens", "pending_chunks", "pending_decode", "prefilled_in",
+                 "prefilling", "ready", "reported_extra_w", "requested", "reserved_prefill", "segment_first",
+                 "segment_k", "segment_start", "service", "service_name", "shape", "speed", "stopped",
+                 "tensor_parallel", "transfer_pending", "version", "waiting")
 
     def __init__(self, env: simpy.Environment, replica_id: int, service: int, service_name: str,
                  shape: ReplicaShape, node_id: int, node_name: str) -> None:

@@ -22,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
+from dcsim.metrics.serving_frames import numeric_columns
 from dcsim.model import Request
 
 REQUEST_KV_COLUMNS = ["request_id", "service", "prefill_requested", "prefill_cached", "prefill_computed",
@@ -49,17 +51,34 @@ class PagedReplicaRecord(Protocol):
 
 
 def request_kv_frame(requests: Iterable[Request], names: Sequence[str], paged: set[int]) -> pd.DataFrame:
-    rows = [(r.id, names[r.service], r.prefill_requested, r.cached_tokens, r.computed_tokens, r.first_cached,
-             r.swaps, r.swap_time) for r in requests if r.service in paged]
-    frame = pd.DataFrame.from_records(rows, columns=REQUEST_KV_COLUMNS)
-    return frame.astype({c: "str" if c == "service" else "float64" if c == "swap_s" else "int64"
-                         for c in REQUEST_KV_COLUMNS})
+    dtypes = {c: "str" if c == "service" else "float64" if c == "swap_s" else "int64" for c in REQUEST_KV_COLUMNS}
+    chosen = [r for r in requests if r.service in paged]
+    if not chosen:
+        return pd.DataFrame.from_records([], columns=REQUEST_KV_COLUMNS).astype(dtypes)
+    columns = [[r.id for r in chosen], np.array([names[r.service] for r in chosen], dtype=object),
+               [r.prefill_requested for r in chosen], [r.cached_tokens for r in chosen],
+               [r.computed_tokens for r in chosen], [r.first_cached for r in chosen], [r.swaps for r in chosen],
+               [r.swap_time for r in chosen]]  # column by column: from_records boxes every cell first
+    return pd.DataFrame({name: np.array(values, dtype=object if dtypes[name] == "str" else dtypes[name])
+                         for name, values in zip(REQUEST_KV_COLUMNS, columns, strict=True)}).astype(dtypes)
 
 
 def replica_kv_frame(replicas: Sequence[PagedReplicaRecord]) -> pd.DataFrame:
-    rows = [(t, r.id, used, cached, r.blocks, r.block) for r in replicas for t, used, cached in r.samples]
-    frame = pd.DataFrame.from_records(rows, columns=REPLICA_KV_COLUMNS)
-    return frame.astype({c: "float64" if c == "time_s" else "int64" for c in REPLICA_KV_COLUMNS})
+    """One row per sample, replica by replica (each replica's samples as numeric_columns)."""
+    sampled = [r for r in replicas if r.samples]
+    if not sampled:
+        frame = pd.DataFrame.from_records([], columns=REPLICA_KV_COLUMNS)
+        return frame.astype({c: "float64" if c == "time_s" else "int64" for c in REPLICA_KV_COLUMNS})
+    arrays = [numeric_columns(r.samples, ("float64", "int64", "int64")) for r in sampled]  # time, used, cached
+    counts = [len(r.samples) for r in sampled]
+
+    def each(values: list[int]) -> np.ndarray:
+        return np.repeat(np.array(values, dtype="int64"), counts)
+
+    columns = [np.concatenate([a[0] for a in arrays]), each([r.id for r in sampled]),
+               np.concatenate([a[1] for a in arrays]), np.concatenate([a[2] for a in arrays]),
+               each([r.blocks for r in sampled]), each([r.block for r in sampled])]
+    return pd.DataFrame(dict(zip(REPLICA_KV_COLUMNS, columns, strict=True)))
 
 
 def kv_cache_section(requests: pd.DataFrame, replicas: Sequence[PagedReplicaRecord],

@@ -25,18 +25,24 @@ class ContinuousBatching(PolicyBase):
         self.max_prefill_tokens = max_prefill_tokens
 
     def plan(self, view: ReplicaSchedulerView) -> Iteration:
+        prefilling = view.prefilling
+        if not prefilling and not view.waiting:  # the usual plan at a decode boundary: nothing to admit
+            return DECODE_ONLY
         admitted = admit_fifo(view)
         if admitted and self.max_prefill_tokens is not None:  # cap one prefill's tokens (the first always goes)
-            total, kept = 0, 0
+            total = 0
+            lefts: list[int] = []  # prompt tokens each kept one prefills (asked once: a cache lookup)
             for request in admitted:
-                total += prefill_left(view, request)
-                if kept and total > self.max_prefill_tokens:
+                left = prefill_left(view, request)
+                total += left
+                if lefts and total > self.max_prefill_tokens:
                     break
-                kept += 1
-            admitted = admitted[:kept]
-        prefilling = view.prefilling
+                lefts.append(left)
+            admitted = admitted[:len(lefts)]
+        else:
+            lefts = [prefill_left(view, r) for r in admitted]
         if not admitted and not prefilling:
             return DECODE_ONLY
         pending = [(r.id, r.need - r.prefilled) for r in prefilling]
-        chunks = tuple(pending + [(r.id, prefill_left(view, r)) for r in admitted])
+        chunks = tuple(pending + [(r.id, left) for r, left in zip(admitted, lefts, strict=True)])
         return Iteration(admit=tuple(r.id for r in admitted), chunks=chunks, decode=False)
