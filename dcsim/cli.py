@@ -138,6 +138,10 @@ def validate(
                 energy_inputs(scenario.energy, scenario.base_dir, scenario.horizon)
             if problems:
                 raise ScenarioError(problems)
+            if scenario.policies.power.name != "none":
+                from dcsim.build.model import build_model
+
+                build_model(scenario)  # a power policy's checks need the cluster (idle power, failures)
         except DcsimError as exc:
             failed = True
             for line in str(exc).splitlines():  # the same form as every other command's errors

@@ -308,3 +308,31 @@ def test_a_failed_storage_tier_stalls_its_dataset_streams_until_repaired() -> No
 def test_storage_failures_need_a_shared_tier(tmp_path: Path) -> None:
     found = problems(write(tmp_path, tiny_scenario(failures={"storage": {"mtbf": "10h"}})))
     assert len(found) == 1 and "failures.storage" in found[0] and "storage section" in found[0]
+
+
+@pytest.mark.parametrize("power", ["none", "budget"])
+def test_a_replica_lost_while_busy_stops_drawing_power(power: str) -> None:
+    # Node failures take busy Llama-2-70B replicas down. Before the fix the lost replica's draw above idle
+    # stayed in the cluster's levels for good: at the end, with nothing busy, the accelerators showed
+    # 12.6 kW, and a 12 kW budget reported 2,459 s over it while the governor saw no need to cap.
+    data = {"name": "lost", "seed": 4, "horizon": "1h",
+            "cluster": {"node_pools": [{"name": "h", "count": 3, "accelerator": "H100", "accelerators_per_node": 8,
+                                        "host_power": {"idle": "500W", "busy": "900W"}}]},
+            "workload": {"inference": {"services": [{
+                "name": "chat", "model": "Llama-2-70B",
+                "replicas": [{"accelerator": "H100", "tensor_parallel": 8, "count": 2}],
+                "requests": {"source": "synthetic", "count": 6000, "arrival": {"process": "poisson", "rate": "2/s"},
+                             "prompt_tokens": {"distribution": "lognormal", "median": 1000, "sigma": 0.5, "max": 3000},
+                             "output_tokens": {"distribution": "lognormal", "median": 200, "sigma": 0.5,
+                                               "max": 800}}}]}},
+            "failures": {"node": {"mtbf": "20min", "causes": {"failure": {"share": 1.0, "repair": "10min"}}}},
+            "policies": {"power": "none" if power == "none" else {"name": "budget", "params": {"budget": "12kW"}}}}
+    result = dcsim.run(scenario_from_dict(data))
+    assert result.summary["failures"]["serving"]["replicas_lost"] > 0
+    ts = result.timeseries
+    # whenever no replica is busy, the accelerators draw their idle power: one figure, 24 H100 at idle
+    quiet = ts[ts["serving_busy_all"] == 0]
+    assert len(quiet) and np.allclose(quiet["power_accelerators_w"], quiet["power_accelerators_w"].min())
+    assert quiet["power_accelerators_w"].max() < 24 * 100.0
+    if power == "budget":
+        assert result.summary["power"]["over_budget_s"] == 0.0

@@ -18,7 +18,7 @@ from dcsim.scenario import scenario_from_dict
 def shares(objective: str, speed: list[list[float]], demand: list[int], capacity: dict[str, int]) -> np.ndarray:
     policy = build("scheduler", "gavel", {"objective": objective})
     jobs: Any = [SimpleNamespace(demand=d) for d in demand]
-    return policy.allocation(None, jobs, sorted(capacity), np.array(speed), capacity)
+    return policy.allocation(None, jobs, sorted(capacity), np.array(speed).reshape(len(demand), -1), capacity)
 
 
 def test_max_min_fairness_splits_the_fast_model_evenly() -> None:
@@ -112,3 +112,29 @@ def test_finish_time_fairness_puts_each_job_where_it_loses_least() -> None:
     x = policy.allocation(view, jobs, ["a", "b"], speed, {"a": 1, "b": 1})
     rates = (x * speed).sum(axis=1)
     assert rates == pytest.approx([1.0, 1.0], rel=RHO_TOLERANCE)
+
+
+@pytest.mark.parametrize("objective", ["max_min_fairness", "finish_time_fairness", "max_sum_throughput"])
+def test_no_model_left_for_any_job_gives_no_shares(objective: str) -> None:
+    # Every node of the only model off (idle shutdown) or failed: no column at all; or a job larger than
+    # what is left: a zero speed everywhere. Both are all-zero allocations, not a crash.
+    assert shares(objective, [[], []], [1, 2], {}).shape == (2, 0)
+    assert not shares(objective, [[0.0]], [16], {"a": 8}).any()
+
+
+@pytest.mark.parametrize("objective", ["max_min_fairness", "finish_time_fairness"])
+def test_gavel_waits_through_idle_shutdown_of_its_only_node(objective: str) -> None:
+    # One node that powers off between sparse jobs: rounds pass while it is off or waking.
+    data = {"name": "gavel-off", "seed": 1,
+            "cluster": {"node_pools": [{"name": "h", "count": 1, "accelerator": "H100", "accelerators_per_node": 8}]},
+            "workload": {"training": {"source": "synthetic", "jobs": 4,
+                                      "arrival": {"process": "poisson", "rate": "0.5/h"},
+                                      "accelerators": {"values": [1, 2], "weights": [1, 1]},
+                                      "duration": {"distribution": "lognormal", "median": "10min", "sigma": 0.3},
+                                      "models": {"ResNet-50": 1}, "reference_accelerator": "H100"}},
+            "policies": {"scheduler": {"name": "gavel", "params": {"objective": objective, "round": 60}},
+                         "placement": "pack",
+                         "power": {"name": "idle_shutdown", "params": {"idle_after": "5min", "wake_latency": "10min"}}}}
+    result = dcsim.run(scenario_from_dict(data))
+    assert result.summary["training"]["jobs_completed"] == 4
+    assert result.summary["power"]["wakes"] > 0  # the node was off when a job came

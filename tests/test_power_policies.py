@@ -260,6 +260,11 @@ def _cli_fails(tmp_path: Path, data: dict[str, Any], needle: str, file: Path | N
 def test_budget_below_idle_power_is_refused(tmp_path: Path) -> None:
     data = tiny_scenario(policies={"power": {"name": "budget", "budget": "1kW"}})
     _cli_fails(tmp_path, data, "policies.power.params.budget")
+    # dcsim validate says the same (the check needs the built cluster's idle power)
+    path = tmp_path / "bad.yaml"
+    done = subprocess.run([sys.executable, "-m", "dcsim", "validate", str(path)], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert done.returncode == 2 and "policies.power.params.budget" in done.stderr and "idle power" in done.stderr
 
 
 def test_demand_response_window_ending_before_it_starts_is_refused(tmp_path: Path) -> None:
@@ -288,3 +293,26 @@ def test_trace_deadlines_make_jobs_deferrable(tmp_path: Path) -> None:
     data["workload"]["training"] = {"source": "trace", "path": str(trace), "columns": {"deadline": "deadline"}}
     result = _run(data)
     assert result.summary["power"]["deferral"]["deferrable_jobs"] == 1
+
+
+def test_dated_windows_keep_their_utc_offsets() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    # 17:00+02:00 is 15:00 UTC; to 18:00 UTC that is three hours, not the one the wall times suggest.
+    policy = build("power", "demand_response", {"windows": [
+        {"start": "2022-07-01T17:00+02:00", "end": "2022-07-01T18:00Z", "budget": "1kW"}]})
+    utc_midnight = datetime(2022, 7, 1, tzinfo=UTC)
+    assert policy.budget_w(15 * 3600 - 1, utc_midnight) is None
+    assert policy.budget_w(15 * 3600, utc_midnight) == 1000.0
+    assert policy.budget_w(18 * 3600 - 1, utc_midnight) == 1000.0
+    assert policy.budget_w(18 * 3600, utc_midnight) is None
+    # A run starting at midnight in UTC-7 (energy.start with its offset): the same instants, 7 h later in run time
+    pacific = datetime(2022, 7, 1, tzinfo=timezone(timedelta(hours=-7)))
+    assert policy.budget_w(8 * 3600, pacific) == 1000.0 and policy.budget_w(7.9 * 3600, pacific) is None
+    # Without offsets a dated window is wall time at the site, as energy.start is written
+    local = build("power", "demand_response", {"windows": [
+        {"start": "2022-07-01T17:00", "end": "2022-07-01T18:00", "budget": "1kW"}]})
+    assert local.budget_w(17 * 3600, pacific) == 1000.0 and local.budget_w(16.9 * 3600, pacific) is None
+    with pytest.raises(Exception, match="both have a UTC offset or both have none"):
+        build("power", "demand_response", {"windows": [
+            {"start": "2022-07-01T17:00+02:00", "end": "2022-07-01T18:00", "budget": "1kW"}]})

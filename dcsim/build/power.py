@@ -144,7 +144,7 @@ def build_governor(scenario: Scenario, policy: PowerPolicyBase, env: simpy.Envir
         if serving_engine is not None:
             _wire_services(serving_engine, nodes, levels, env)
     start = scenario.energy.start
-    clock = start.replace(tzinfo=None) if start is not None else RUN_CLOCK_DEFAULT
+    clock = start if start is not None else RUN_CLOCK_DEFAULT  # its UTC offset kept, for dated windows
     curves = cap_curves(scenario, cluster, calibration, policy.min_cap)
     governor = PowerGovernor(env, policy, cluster, levels, coefficients, curves, training, clock, nodes)
     if serving_engine is not None:  # replicas share the caps (engine/power_serving.py)

@@ -19,6 +19,7 @@ import numpy as np
 import simpy
 
 from dcsim.engine.kv_blocks import admissible_tokens, new_replica
+from dcsim.engine.levels import LevelBoard
 from dcsim.engine.replica import Replica, ReplicaShape
 from dcsim.errors import PolicyError, ScenarioError
 from dcsim.metrics.protocol import Recorder
@@ -33,6 +34,7 @@ class ServingHost(Protocol):
 
     cluster: Cluster
     recorder: Recorder
+    levels: LevelBoard
     replicas: list[Replica]
     load_weights: Callable[[str, int, float, Callable[[], None]], None] | None
     on_capacity_change: Callable[[], None]
@@ -243,6 +245,9 @@ class ServiceRuntime:
         if replica.stopped is not None:
             return
         replica.stopped = self.env.now
+        if replica.reported_extra_w:  # a replica lost while busy (a failure) stops drawing above idle
+            self.engine.levels.serving_extra_w -= replica.reported_extra_w
+            replica.reported_extra_w = 0.0
         self.engine.recorder.replica_state(self.env.now, replica.id, 0, 0, 0, 0.0)
         self.engine.cluster.release(replica.node_id, replica.tensor_parallel)
         self.engine.on_capacity_change()

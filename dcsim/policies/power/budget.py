@@ -3,13 +3,16 @@
 Both keep IT power (accelerators, hosts, network, storage) within the budget by capping training
 accelerators (uniform_caps in base.py); the governor applies the caps and the calibrated slowdown.
 A window is daily ("17:00" to "20:00", on the run's clock) or dated ("2026-07-01T17:00"); the clock
-is energy.start where the scenario has one, else the run starts at midnight.
+is energy.start where the scenario has one, else the run starts at midnight. Daily windows are wall
+time at the site (energy.start's own offset). A dated window with a UTC offset ("...T17:00+02:00") is
+that instant; one without is wall time at the site, like energy.start (UTC when the run has no
+energy.start and the window has an offset).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from dcsim.policies.power.base import RUN_CLOCK_DEFAULT, PowerPolicyBase, parse_quantity
@@ -54,6 +57,9 @@ class Window:
         start, end = _moment(raw["start"], f"{where}.start"), _moment(raw["end"], f"{where}.end")
         if type(start) is not type(end):
             raise ValueError(f"{where}: start and end must both be times of day or both be date-times")
+        if isinstance(start, datetime) and isinstance(end, datetime) and (start.tzinfo is None) != (end.tzinfo is None):
+            raise ValueError(f"{where}: start and end must both have a UTC offset or both have none, "
+                             f"got {raw['start']} and {raw['end']}")
         if end <= start:  # type: ignore[operator]
             raise ValueError(f"{where}.end: must be after start ({raw['start']}), got {raw['end']}")
         self.daily = isinstance(start, float)
@@ -64,7 +70,12 @@ class Window:
         if not self.daily:
             start, end = self.start, self.end
             assert isinstance(start, datetime) and isinstance(end, datetime)
+            if start.tzinfo is None:  # wall time at the site, as energy.start is written
+                clock = clock.replace(tzinfo=None)
+            elif clock.tzinfo is None:  # an instant, on a run whose clock has no offset: taken as UTC
+                clock = clock.replace(tzinfo=UTC)
             return [((start - clock).total_seconds(), (end - clock).total_seconds())]
+        clock = clock.replace(tzinfo=None)  # daily windows: wall time at the site
         midnight = (clock - datetime.combine(clock.date(), time())).total_seconds()
         day = math.floor((now + midnight) / DAY)
         return [(d * DAY + self.start - midnight, d * DAY + self.end - midnight)  # type: ignore[operator]
@@ -79,9 +90,9 @@ def _moment(value: Any, where: str) -> float | datetime:
             raise ValueError(f"{where}: expected a time of day like \"17:00\", got {value!r}") from None
         return float(timedelta(hours=clock.hour, minutes=clock.minute, seconds=clock.second).total_seconds())
     if isinstance(value, datetime):
-        return value.replace(tzinfo=None)
+        return value
     try:
-        return datetime.fromisoformat(str(value)).replace(tzinfo=None)
+        return datetime.fromisoformat(str(value))
     except ValueError:
         raise ValueError(f"{where}: expected \"HH:MM\" (daily) or a date-time like \"2026-07-01T17:00\", "
                          f"got {value!r}") from None

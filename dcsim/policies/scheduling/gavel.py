@@ -159,7 +159,8 @@ class Gavel(PolicyBase):
               speed: np.ndarray) -> list[Decision]:
         """Between rounds: queued jobs onto free accelerators (fastest first), by their last solved share."""
         memo = getattr(self, "_memo", None)
-        last = dict(zip(memo[0][0], memo[1].max(axis=1), strict=True)) if memo is not None else {}
+        last = (dict(zip(memo[0][0], memo[1].max(axis=1), strict=True))
+                if memo is not None and memo[1].size else {})
         free = dict(view.free)
         running = {job.id for job in view.running()}
         decisions: list[Decision] = []
@@ -177,7 +178,10 @@ class Gavel(PolicyBase):
 
     def allocation(self, view: PreemptiveView, jobs: list[JobView], models: list[str], speed: np.ndarray,
                    capacity: dict[str, int]) -> np.ndarray:
-        """X[j, k] from the program of the objective (all zeros if HiGHS finds none)."""
+        """X[j, k] from the program of the objective (all zeros if HiGHS finds none, or no job can run on
+        any model left: every node of a model off, failed or too small for the jobs)."""
+        if not (speed > 0).any():
+            return np.zeros(speed.shape)
         program = SharePrograms(speed, np.array([job.demand for job in jobs], dtype=float),
                                 np.array([capacity[m] for m in models], dtype=float))
         if self.objective == "max_sum_throughput":
@@ -198,7 +202,7 @@ class Gavel(PolicyBase):
         waited = np.array([view.now - job.submit for job in jobs], dtype=float)
         alone = np.ones(n)
         for i in usable:
-            alone[i] = jobs[i].estimate / program.best[i] * max(1.0, n * jobs[i].demand / total)
+            alone[i] = max(jobs[i].estimate / program.best[i] * max(1.0, n * jobs[i].demand / total), 1e-9)
 
         def floors(r: float) -> np.ndarray:
             slack = np.maximum(r * alone - waited, 1e-12)
