@@ -127,11 +127,8 @@ def test_without_a_binding_cap_serving_is_untouched(tmp_path: Path) -> None:
     assert capped.summary["power"]["capped_accelerator_hours"] == 0
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), share=st.floats(0.0, 1.0))
-def test_budget_holds_with_training_and_serving_together(seed: int, share: float) -> None:
-    """Training jobs and an inference service share the H100 pool; any budget from the all-at-lowest-cap
-    floor up to the uncapped peak holds at every instant, and every job and request completes."""
+def _training_and_chat(seed: int) -> dict[str, Any]:
+    """25 training jobs and a 300-request chat service on the tiny scenario's H100 pool."""
     data = tiny_scenario(seed=seed)
     data["workload"]["training"]["jobs"] = 25
     data["workload"]["inference"] = {"services": [{
@@ -139,6 +136,15 @@ def test_budget_holds_with_training_and_serving_together(seed: int, share: float
         "requests": {"source": "synthetic", "count": 300, "arrival": {"process": "poisson", "rate": "1/s"},
                      "prompt_tokens": {"distribution": "lognormal", "median": 400, "sigma": 0.8, "max": 3000},
                      "output_tokens": {"distribution": "lognormal", "median": 150, "sigma": 0.8, "max": 800}}}]}
+    return data
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), share=st.floats(0.0, 1.0))
+def test_budget_holds_with_training_and_serving_together(seed: int, share: float) -> None:
+    """Training jobs and an inference service share the H100 pool; any budget from the all-at-lowest-cap
+    floor up to the uncapped peak holds at every instant, and every job and request completes."""
+    data = _training_and_chat(seed)
     catalog = load_catalog()
     floor = 16 * 0.33 * catalog.accelerator("H100").tdp_w.value + 8 * 0.33 * catalog.accelerator("TPU-v4").tdp_w.value
     floor += 2 * 900 + 2 * 200
@@ -156,13 +162,7 @@ def test_budget_holds_with_training_and_serving_together(seed: int, share: float
 def test_at_the_lowest_caps_replicas_and_jobs_both_slow() -> None:
     """A budget at the all-at-lowest-cap floor caps the H100s that train and those that serve alike:
     requests take longer than uncapped, and so does the training workload."""
-    data = tiny_scenario(seed=7)
-    data["workload"]["training"]["jobs"] = 25
-    data["workload"]["inference"] = {"services": [{
-        "name": "chat", "model": MODEL, "replicas": [{"accelerator": "H100", "tensor_parallel": TP, "count": 1}],
-        "requests": {"source": "synthetic", "count": 300, "arrival": {"process": "poisson", "rate": "1/s"},
-                     "prompt_tokens": {"distribution": "lognormal", "median": 400, "sigma": 0.8, "max": 3000},
-                     "output_tokens": {"distribution": "lognormal", "median": 150, "sigma": 0.8, "max": 800}}}]}
+    data = _training_and_chat(7)
     catalog = load_catalog()
     floor = 16 * 0.33 * 700 + 8 * 0.33 * catalog.accelerator("TPU-v4").tdp_w.value + 2 * 900 + 2 * 200
     free = _run(data)
