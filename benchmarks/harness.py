@@ -29,15 +29,28 @@ def machine() -> str:
             f"CPU: {model or platform.processor() or 'unknown'}, {platform.system()} {platform.release()}")
 
 
+def precompile(package: Path) -> str:
+    """Compile the package's bytecode ahead when this interpreter would not write it (PYTHONDONTWRITEBYTECODE,
+    as on the project's shared machine), so that timed runs import cached bytecode the way an installed
+    package does instead of compiling ~130 modules inside the timed region (about 0.2 s a run)."""
+    if not sys.dont_write_bytecode:
+        return ""
+    import compileall
+
+    compileall.compile_dir(str(package), quiet=1)
+    return ", bytecode compiled ahead (PYTHONDONTWRITEBYTECODE is set)"
+
+
 def dcsim_source() -> str:
-    """Where the dcsim under test comes from: the checkout's commit (and whether dcsim/ is modified)."""
+    """Where the dcsim under test comes from: the checkout's commit (and whether dcsim/ is modified), and
+    whether its bytecode had to be compiled ahead (see precompile)."""
     import importlib.util
 
     spec = importlib.util.find_spec("dcsim")
     where = Path(spec.origin).resolve().parent if spec and spec.origin else None
     if where is None:
         return "dcsim: not importable"
-    text = f"dcsim from {where}"
+    text = f"dcsim from {where}{precompile(where)}"
     try:
         commit = subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, check=True).stdout.strip()

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import simpy
 
+from dcsim.engine.timers import call_after
+
 if TYPE_CHECKING:  # the fabric loads numba and the topology networkx: only runs with a network import them
     from dcsim.engine.fabric import Fabric
     from dcsim.model.topology import Topology
@@ -49,7 +51,7 @@ class KVTransfers:
         now = self.env.now
         finish = partial(self._done, request, source[0], target[0], size, now, on_done)
         if source[1] == target[1]:
-            self.env.timeout(self.latency + size / self.local_bandwidth).callbacks.append(finish)
+            call_after(self.env, self.latency + size / self.local_bandwidth, finish)
         elif self.fabric is not None and self.topology is not None:
             links = self.topology.path(source[2], target[2])
             self.fabric.transfer([links], [size], lambda: finish(None),
@@ -58,7 +60,7 @@ class KVTransfers:
             start = max(now, self._nic_free_at.get(source[1], 0.0))
             end = start + size / self.bandwidth
             self._nic_free_at[source[1]] = end
-            self.env.timeout(end + self.latency - now).callbacks.append(finish)
+            call_after(self.env, end + self.latency - now, finish)
 
     def _done(self, request: int, source: int, target: int, size: float, start: float,
               on_done: Callable[[], None], _event: simpy.Event | None) -> None:

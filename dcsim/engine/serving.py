@@ -21,6 +21,7 @@ from dcsim.engine.levels import LevelBoard
 from dcsim.engine.replica import Replica
 from dcsim.engine.service import ServiceRuntime
 from dcsim.engine.serving_failures import ReplicaLosses
+from dcsim.engine.timers import call_after
 from dcsim.errors import PolicyError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Request, RequestState
@@ -62,7 +63,7 @@ class ServingEngine:
     def _schedule_next_arrival(self) -> None:
         if self._next_arrival < len(self.requests):
             delay = max(0.0, self.requests[self._next_arrival].arrival - self.env.now)
-            self.env.timeout(delay).callbacks.append(self._on_arrival)
+            call_after(self.env, delay, self._on_arrival)
 
     def _on_arrival(self, _event: simpy.Event) -> None:
         now = self.env.now
@@ -103,7 +104,7 @@ class ServingEngine:
         env = self.env
         version = replica.version = replica.version + 1
         replica.boundary_at = when
-        env.timeout(max(0.0, when - env.now)).callbacks.append(partial(self._on_boundary, replica, version))
+        call_after(env, max(0.0, when - env.now), partial(self._on_boundary, replica, version))  # a Timeout's order
 
     def _on_boundary(self, replica: Replica, version: int, _event: simpy.Event) -> None:
         if version != replica.version:
