@@ -86,8 +86,10 @@ def _inference(run: RunFrames) -> Contribution | None:
         return None
     recorder = model.recorder
     infos = [ServiceInfo(s.name, s.slo.ttft, s.slo.tpot) for s in inference.services]
-    frames = {"requests": recorder.requests_frame(infos), "replicas": recorder.replicas_frame(run.end_time),
-              "replica_timeseries": recorder.replica_timeseries_frame()}
+    replica_timeseries = recorder.replica_timeseries_frame()  # built once: the replicas frame reads it too
+    frames = {"requests": recorder.requests_frame(infos),
+              "replicas": recorder.replicas_frame(run.end_time, replica_timeseries),
+              "replica_timeseries": replica_timeseries}
     services = {}
     runtimes = model.serving.engine.services[:len(inference.services)]  # decode pools follow (disaggregation)
     for service, runtime in zip(inference.services, runtimes, strict=True):

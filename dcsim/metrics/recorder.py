@@ -23,6 +23,8 @@ Frames (columns are part of the metrics contract, documented in README "Outputs"
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -143,8 +145,11 @@ class FrameRecorder:
     def requests_frame(self, services: Sequence[ServiceInfo]) -> pd.DataFrame:
         return requests_frame(self._requests, services)
 
-    def replicas_frame(self, end_time: float) -> pd.DataFrame:
-        return replicas_frame(self._replicas, self._replica_rows, end_time)
+    def replicas_frame(self, end_time: float, timeseries: pd.DataFrame | None = None) -> pd.DataFrame:
+        """One row per replica; `timeseries`: replica_timeseries_frame() when the caller has built it already."""
+        if timeseries is None:
+            timeseries = replica_timeseries_frame(self._replica_rows)
+        return replicas_frame(self._replicas, timeseries, end_time)
 
     def replica_timeseries_frame(self) -> pd.DataFrame:
         return replica_timeseries_frame(self._replica_rows)
@@ -181,11 +186,18 @@ class FrameRecorder:
             times.append(end_time)
             rows.append(rows[-1])
         models = self.accelerator_models
-        data: dict[str, object] = {"time_s": np.asarray(times, dtype=float),
-                                   "queue_length": np.asarray([r[0] for r in rows], dtype=np.int64)}
-        allocated = np.asarray([r[1] for r in rows], dtype=np.int64).reshape(len(rows), len(models))
-        busy = np.asarray([r[2] for r in rows], dtype=np.int64).reshape(len(rows), len(models))
-        serving = np.asarray([r[4] for r in rows], dtype=np.int64).reshape(len(rows), len(models))
+        count = len(rows)
+
+        def scalars(index: int, dtype: type) -> np.ndarray:  # one field of every row, read at C level
+            return np.fromiter(map(itemgetter(index), rows), dtype=dtype, count=count)
+
+        def per_model(index: int, width: int, dtype: type = np.int64) -> np.ndarray:  # a tuple field, per model or pool
+            flat: np.ndarray = np.fromiter(chain.from_iterable(map(itemgetter(index), rows)), dtype=dtype,
+                                           count=count * width)
+            return flat.reshape(count, width)
+
+        data: dict[str, object] = {"time_s": np.asarray(times, dtype=float), "queue_length": scalars(0, np.int64)}
+        allocated, busy, serving = per_model(1, len(models)), per_model(2, len(models)), per_model(4, len(models))
         data["allocated_all"] = allocated.sum(axis=1)
         data["busy_all"] = busy.sum(axis=1)
         data["serving_busy_all"] = serving.sum(axis=1)
@@ -193,23 +205,23 @@ class FrameRecorder:
             data[f"allocated_{model}"] = allocated[:, i]
             data[f"busy_{model}"] = busy[:, i]
         power = self.power
-        occupied = np.asarray([r[3] for r in rows], dtype=float).reshape(len(rows), len(power.host_delta_w))
+        occupied = per_model(3, len(power.host_delta_w), float)
         # Column by column in a fixed order (not a BLAS product) so results are identical on any machine.
         # Serving replicas draw by batch size (serving_extra_w, above idle); training accelerators a fixed delta.
-        accelerator_w = np.full(len(rows), power.accelerators_idle_w)
+        accelerator_w = np.full(count, power.accelerators_idle_w)
         for i, delta in enumerate(power.accelerator_delta_w):
             accelerator_w += (busy[:, i] - serving[:, i]) * delta
-        accelerator_w += np.asarray([r[5] for r in rows], dtype=float)
-        host_w = np.full(len(rows), power.hosts_idle_w)
+        accelerator_w += scalars(5, float)
+        host_w = np.full(count, power.hosts_idle_w)
         for i, delta in enumerate(power.host_delta_w):
             host_w += occupied[:, i] * delta
         data["power_accelerators_w"] = accelerator_w
         data["power_hosts_w"] = host_w
         if self.power_adjusted:  # caps lower busy draw; powered-off and waking nodes replace their host's
-            accelerator_w += np.asarray([r[8] for r in rows], dtype=float)
-            host_w += np.asarray([r[9] for r in rows], dtype=float)
-        network_w = np.asarray([r[6] for r in rows], dtype=float)
-        storage_w = np.asarray([r[7] for r in rows], dtype=float)
+            accelerator_w += scalars(8, float)
+            host_w += scalars(9, float)
+        network_w = scalars(6, float)
+        storage_w = scalars(7, float)
         data["power_network_w"] = network_w
         data["power_storage_w"] = storage_w
         it_w = accelerator_w + host_w + network_w + storage_w

@@ -182,10 +182,9 @@ def replica_occupancy(timeseries: pd.DataFrame, ends: dict[int, float],
     return _per_replica(ids, share * held)
 
 
-def replicas_frame(replicas: Sequence[ReplicaRecord], rows: Sequence[tuple[float, int, int, int, int, float]],
-                   end_time: float) -> pd.DataFrame:
+def replicas_frame(replicas: Sequence[ReplicaRecord], timeseries: pd.DataFrame, end_time: float) -> pd.DataFrame:
+    """One row per replica; `timeseries` is replica_timeseries_frame of the run's replica rows."""
     ends = {r.id: r.stopped if r.stopped is not None else end_time for r in replicas}
-    timeseries = replica_timeseries_frame(rows)
     energy = replica_energy(timeseries, ends)
     capacity = {r.id: (r.max_batch, r.kv_capacity) for r in replicas}
     occupied = replica_occupancy(timeseries, ends, capacity)
