@@ -26,6 +26,6 @@ class Rotation:
 
     def least(self, replicas: Sequence[ReplicaView], load: Callable[[ReplicaView], float]) -> int:
         """Id of the replica with the least `load`; ties rotate (see the module docstring)."""
-        loads = [load(replica) for replica in replicas]  # once each: a load can take a cache lookup
+        loads = list(map(load, replicas))  # once each: a load can take a cache lookup
         best = min(loads)
         return self.rotate([replica.id for replica, value in zip(replicas, loads, strict=True) if value == best])
