@@ -324,3 +324,95 @@ def test_prefix_cache_bulk_paths_match_the_entry_by_entry_rules() -> None:
     cache.release([5, 6])  # two holders: entry by entry
     assert list(cache.free) == [1, 2] and cache.refs[5] == cache.refs[6] == 1
     assert (cache.referenced_blocks, cache.free_blocks) == (8, 8)
+
+
+class ReferenceLRU:
+    """The prefix cache's rules written the plain way (one OrderedDict, entry by entry), to check the
+    release groups that let eviction skip the deleted slots of `free` (engine/prefix_cache.py)."""
+
+    def __init__(self, host_blocks: int) -> None:
+        from collections import OrderedDict
+
+        self.refs: dict[int, int] = {}
+        self.free: OrderedDict[int, int] = OrderedDict()  # key -> blocks
+        self.host: OrderedDict[int, int] = OrderedDict()
+        self.host_capacity = host_blocks
+
+    def release(self, keys: list[int]) -> None:
+        for key in keys:
+            self.refs[key] -= 1
+            if not self.refs[key]:
+                del self.refs[key]
+                self.free[key] = self.blocks[key]
+
+    def evict(self, blocks: int) -> int:
+        freed = 0
+        while freed < blocks and self.free:
+            key, size = self.free.popitem(last=False)
+            freed += size
+            if self.host_capacity >= size:
+                self.host[key] = size
+                while sum(self.host.values()) > self.host_capacity:
+                    self.host.popitem(last=False)
+        return freed
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_prefix_cache_eviction_order_matches_a_plain_lru(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    mixed = seed % 2 == 1  # odd seeds: entries of two sizes (session histories beside hash blocks)
+    host = [0, 6][seed % 3 == 0]
+    cache, ref = PrefixCache(host_blocks=host), ReferenceLRU(host)
+    ref.blocks = {}
+    held: list[list[int]] = []  # what each "request" pins
+    for _ in range(3000):
+        action = rng.integers(0, 5)
+        if action == 0:  # a new request pins fresh entries (or an unpinned one, made evictable at once)
+            keys = [int(k) for k in rng.choice(200, size=rng.integers(1, 6), replace=False)]
+            keys = [k for k in keys if not cache.on_accelerator(k)]
+            size = int(rng.integers(1, 4)) if mixed else 2
+            if not keys:
+                continue
+            if rng.random() < 0.2:
+                assert cache.add(keys[0], size, pinned=False)
+                ref.blocks[keys[0]] = size
+                ref.host.pop(keys[0], None)
+                ref.free[keys[0]] = size
+                continue
+            for key in keys:
+                assert cache.add(key, size, pinned=True)
+                ref.blocks[key] = size
+                ref.host.pop(key, None)
+                ref.refs[key] = 1
+            held.append(keys)
+        elif action == 1 and ref.free:  # a request reuses unpinned entries
+            keys = [k for k in ref.free if rng.random() < 0.3][:5]
+            if keys:
+                cache.acquire(keys, len(keys))
+                for key in keys:
+                    del ref.free[key]
+                    ref.refs[key] = 1
+                held.append(keys)
+        elif action == 2 and held:  # a request ends
+            keys = held.pop(int(rng.integers(0, len(held))))
+            cache.release(keys)
+            ref.release(keys)
+        elif action == 3:
+            blocks = int(rng.integers(1, 12))
+            assert cache.evict(blocks) == ref.evict(blocks)
+        assert list(cache.free) == list(ref.free)
+        assert list(cache.host) == list(ref.host)
+    assert cache.free_blocks == sum(ref.free.values())
+
+
+def test_prefix_cache_release_groups_are_rebuilt_when_mostly_stale() -> None:
+    cache = PrefixCache()
+    for key in "abcd":
+        cache.add(key, 1, pinned=False)
+    for turn in range(300):  # the same entries pinned and released again and again, never evicted
+        key = "abc"[turn % 3]
+        cache.acquire([key], 1)
+        cache.release([key])
+    assert len(cache._released) <= 2 * len(cache.free) + 64  # stale groups were dropped
+    assert list(cache.free) == ["d", "a", "b", "c"]  # the last turns release a, b, c; d never moved
+    assert cache.evict(3) == 3 and list(cache.free) == ["c"]
