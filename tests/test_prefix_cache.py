@@ -327,8 +327,8 @@ def test_prefix_cache_bulk_paths_match_the_entry_by_entry_rules() -> None:
 
 
 class ReferenceLRU:
-    """The prefix cache's rules written the plain way (one OrderedDict, entry by entry), to check the
-    release groups that let eviction skip the deleted slots of `free` (engine/prefix_cache.py)."""
+    """The prefix cache's rules written the plain way (one OrderedDict, entry by entry), to check the bulk
+    and C-level paths of engine/prefix_cache.py against."""
 
     def __init__(self, host_blocks: int) -> None:
         from collections import OrderedDict
@@ -404,15 +404,3 @@ def test_prefix_cache_eviction_order_matches_a_plain_lru(seed: int) -> None:
         assert list(cache.host) == list(ref.host)
     assert cache.free_blocks == sum(ref.free.values())
 
-
-def test_prefix_cache_release_groups_are_rebuilt_when_mostly_stale() -> None:
-    cache = PrefixCache()
-    for key in "abcd":
-        cache.add(key, 1, pinned=False)
-    for turn in range(300):  # the same entries pinned and released again and again, never evicted
-        key = "abc"[turn % 3]
-        cache.acquire([key], 1)
-        cache.release([key])
-    assert len(cache._released) <= 2 * len(cache.free) + 64  # stale groups were dropped
-    assert list(cache.free) == ["d", "a", "b", "c"]  # the last turns release a, b, c; d never moved
-    assert cache.evict(3) == 3 and list(cache.free) == ["c"]

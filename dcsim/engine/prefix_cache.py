@@ -9,14 +9,12 @@ on the accelerator, then continuing in host memory (those are copied back over t
 
 Bookkeeping is per entry and runs in CPython's C loops where it can (a request has ~30 entries, and
 every dict operation per entry costs ~0.1 us): pinned entries live in `refs` (entry -> holders),
-unpinned ones only in `free` (a plain dict whose insertion order is recency: an entry leaves it when
-pinned and comes back at the end), so a release moves entries from one to the other in two C-level
-calls. Eviction does not scan `free` from its start (the slots of entries deleted there stay in the
-dict until it is resized, and every scan would pass them again): each release is also queued as one
-group (its stamp, its keys) in `_released`, oldest first, and `free` maps an entry to the stamp of
-the release that freed it last, so the oldest live entries are the keys of the oldest groups whose
-stamp still matches, read group by group at C level. Entries of the common size (`unit` blocks: one
-trace hash block) store no size, only the others (session histories) do, in `size`.
+unpinned ones only in the LRU `free` (a plain dict: insertion order is recency, since an entry leaves
+it when pinned and comes back at the end), so a release moves entries from one to the other in two
+C-level calls and an eviction takes the oldest with one scan and one C-level loop (the scan also
+passes slots of deleted entries, which CPython drops whenever the dict grows, so it stays short);
+entries of the common size (`unit` blocks: one trace hash block) store no size, only the others
+(session histories) do, in `size`.
 
 Counts are in KV blocks; this module never decides whether something fits (the replica's ledger does).
 """
@@ -25,16 +23,13 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Hashable, Sequence
-from itertools import compress, groupby, repeat
-from operator import eq, itemgetter
+from itertools import islice, repeat
 
 
 class PrefixCache:
     def __init__(self, host_blocks: int = 0) -> None:
         self.refs: dict[Hashable, int] = {}  # pinned accelerator entries -> requests holding them (>= 1)
-        self.free: dict[Hashable, int] = {}  # accelerator entries held by nobody -> stamp of their release; LRU first
-        self._released: deque[tuple[int, Sequence[Hashable]]] = deque()  # (stamp, keys) per release, oldest first
-        self._stamp = 0
+        self.free: dict[Hashable, None] = {}  # accelerator entries held by nobody, LRU first (insertion order)
         self.host: OrderedDict[Hashable, None] = OrderedDict()  # host-tier entries, LRU first
         self.unit = 0  # blocks of an entry not in `size` (set by the first add_pinned)
         self.size: dict[Hashable, int] = {}  # blocks of entries whose size is not `unit`
@@ -92,9 +87,10 @@ class PrefixCache:
     def release(self, keys: Sequence[Hashable]) -> None:
         """Unpin; an entry nobody holds becomes the most recently used evictable one."""
         self.version += 1
-        refs = self.refs
+        refs, free = self.refs, self.free
         counts = list(map(refs.pop, keys, repeat(0)))  # all popped at once (C level): 0 for a key met twice
         if counts.count(1) == len(counts):  # the usual case, one holder each: C-level loops
+            free.update(dict.fromkeys(keys))
             unpinned: Sequence[Hashable] = keys
         else:  # some other request holds one: put the counts back, then one key at a time
             refs.update((key, count) for key, count in zip(keys, counts, strict=True) if count)
@@ -105,8 +101,8 @@ class PrefixCache:
                     refs[key] = count
                 else:
                     del refs[key]
+                    free[key] = None
                     unpinned.append(key)
-        self._make_free(unpinned)
         size = self.size
         freed = sum(map(size.get, unpinned, [self.unit] * len(unpinned))) if size else len(unpinned) * self.unit
         self.referenced_blocks -= freed
@@ -153,53 +149,9 @@ class PrefixCache:
             self.refs[key] = 1
             self.referenced_blocks += blocks
         else:
-            self._make_free([key])
+            self.free[key] = None
             self.free_blocks += blocks
         return True
-
-    def _make_free(self, keys: Sequence[Hashable]) -> None:
-        """Entries not in `free` become its most recently used ones, in order (one release group; the
-        caller never changes `keys` afterwards)."""
-        if not keys:
-            return
-        self._stamp = stamp = self._stamp + 1
-        self.free.update(dict.fromkeys(keys, stamp))
-        released = self._released
-        released.append((stamp, keys))
-        if len(released) > 2 * len(self.free) + 64:  # mostly groups whose entries were pinned again since
-            self._regroup()
-
-    def _regroup(self) -> None:
-        """Rebuild the release groups from `free` alone (its order is the LRU order): stale groups go."""
-        self._released = deque((stamp, [key for key, _ in group])
-                               for stamp, group in groupby(self.free.items(), key=itemgetter(1)))
-
-    def _oldest(self, blocks: int) -> tuple[list[Hashable], int]:
-        """The least recently used unpinned entries holding at least `blocks` blocks (all if fewer), oldest
-        first, and their blocks; the groups they came from are used up (or cut) here."""
-        free, size, unit, released = self.free, self.size, self.unit, self._released
-        victims: list[Hashable] = []
-        freed = 0
-        while freed < blocks and released:
-            stamp, keys = released[0]
-            stamps = list(map(free.get, keys))
-            live = keys if stamps.count(stamp) == len(keys) else list(compress(keys, map(eq, stamps, repeat(stamp))))
-            if not size and unit:  # every entry has `unit` blocks: just enough of them
-                taken = live[:-(-(blocks - freed) // unit)]
-                freed += len(taken) * unit
-            else:
-                taken = []
-                for key in live:
-                    if freed >= blocks:
-                        break
-                    taken.append(key)
-                    freed += size.get(key, unit)
-            victims.extend(taken)
-            if len(taken) < len(live):
-                released[0] = (stamp, live[len(taken):])
-            else:
-                released.popleft()
-        return victims, freed
 
     def drop(self, key: Hashable) -> None:
         """Forget an unpinned accelerator entry (it is being replaced)."""
@@ -211,7 +163,16 @@ class PrefixCache:
         """Evict least recently used unpinned entries until at least `blocks` blocks are freed; blocks freed."""
         self.version += 1
         free, size, unit = self.free, self.size, self.unit
-        victims, freed = self._oldest(blocks)
+        if not size and unit:  # every entry has `unit` blocks: just enough of the oldest
+            victims = list(islice(free, -(-blocks // unit)))
+            freed = len(victims) * unit
+        else:
+            victims, freed = [], 0
+            for key in free:
+                if freed >= blocks:
+                    break
+                victims.append(key)
+                freed += size.get(key, unit)
         deque(map(free.pop, victims), 0)
         if not self.host_capacity:
             if size:
