@@ -110,7 +110,7 @@ def test_prefix_cache_lru_order_and_host_tier() -> None:
     cache.release(["b"])  # b becomes the most recently used
     assert cache.evict(2) == 2
     assert list(cache.free) == ["b"] and list(cache.host) == ["a", "c"]
-    assert cache.lookup(["a", "b", "c"]) == (3, 2, 0)  # a and c in host memory, b on the accelerator
+    assert cache.lookup(["a", "b", "c"]) == (3, 2, 0, 0)  # a and c in host memory, b on the accelerator
     cache.add("d", 1, pinned=True)
     assert cache.evict(5) == 1  # only b is unpinned; it pushes a (oldest) out of the 2-block host tier
     assert list(cache.host) == ["c", "b"] and cache.host_evicted == 1 and list(cache.refs) == ["d"]

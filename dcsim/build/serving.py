@@ -26,6 +26,7 @@ from dcsim.calibration.precision import Precision
 from dcsim.catalog import ModelSpec, load_catalog
 from dcsim.engine.disaggregation import DecodePoolRuntime, Disaggregation
 from dcsim.engine.kv_blocks import PagedSpec
+from dcsim.engine.kv_store import SharedKVStore
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.replica import ReplicaShape
 from dcsim.engine.rng import stream
@@ -54,9 +55,9 @@ class Serving:
 
 
 def replica_shapes(scenario: Scenario, index: int, cluster: Cluster, calibration: Calibration,
-                   busy_w: dict[str, float], pool: str = "") -> list[ReplicaShape]:
+                   busy_w: dict[str, float], pool: str = "", store: SharedKVStore | None = None) -> list[ReplicaShape]:
     """One shape per replica group of service `index` (of its `pool` when disaggregated); impossible
-    shapes fail with the field's path."""
+    shapes fail with the field's path. `store`: the service's shared KV store (shared_store), if any."""
     assert scenario.workload.inference is not None
     service = scenario.workload.inference.services[index]
     where = f"{scenario.source}: workload.inference.services.{index}"
@@ -102,7 +103,7 @@ def replica_shapes(scenario: Scenario, index: int, cluster: Cluster, calibration
             max_batch=service.max_batch, timing=timing, cold_start=weights / service.weights_load_bandwidth,
             idle_w=idle, busy_w=_busy_power(calibration, accelerator, tp, busy_w[accelerator], idle),
             speed=SPEED_BATCH / decode, weight_bytes=weights, weights_from=service.weights_from, pool=pool,
-            paged=paged_spec(service.paged_kv, per_token, pool)))
+            paged=paged_spec(service.paged_kv, per_token, pool, store)))
     return shapes
 
 
@@ -123,7 +124,25 @@ def service_pools(service: Service) -> tuple[str, ...]:
     return ("prefill", "decode", "mixed") if service.mixed is not None else ("prefill", "decode")
 
 
-def paged_spec(paged: PagedKV | None, kv_bytes_per_token: float, pool: str = "") -> PagedSpec | None:
+def shared_store(service: Service, where: str) -> SharedKVStore | None:
+    """The service's shared KV store (paged_kv.shared_store), sized in the service's KV blocks; None without one."""
+    paged = service.paged_kv
+    if paged is None or paged.shared_store is None:
+        return None
+    path = f"{where}.paged_kv.shared_store"
+    if not paged.prefix_caching:
+        raise ScenarioError([f"{path}: a shared store holds prefix-cache blocks; it needs prefix_caching: true"])
+    precision = Precision(service.weight_precision, service.kv_precision)
+    block_bytes = kv_bytes_per_token(service_model(service, where)) * precision.kv_scale * paged.block_size
+    blocks = int(paged.shared_store.capacity // block_bytes)
+    if blocks < 1:
+        raise ScenarioError([f"{path}.capacity: {paged.shared_store.capacity:.0f} bytes hold no KV block "
+                             f"({block_bytes:.0f} bytes of {paged.block_size} tokens); expected at least that"])
+    return SharedKVStore(blocks, paged.shared_store.bandwidth)
+
+
+def paged_spec(paged: PagedKV | None, kv_bytes_per_token: float, pool: str = "",
+               store: SharedKVStore | None = None) -> PagedSpec | None:
     """The engine's paged-KV settings of a service (None: token-granular KV, as without paged_kv).
 
     A decode pool's replicas count blocks but keep no prefix cache: their requests arrive prefilled
@@ -135,7 +154,7 @@ def paged_spec(paged: PagedKV | None, kv_bytes_per_token: float, pool: str = "")
     return PagedSpec(block_size=paged.block_size, watermark=paged.watermark, swap=paged.preemption == "swap",
                      host_link=paged.host_link, prefix_caching=caching,
                      host_cache_bytes=(paged.host_cache or 0.0) if caching else 0.0,
-                     kv_bytes_per_token=kv_bytes_per_token)
+                     kv_bytes_per_token=kv_bytes_per_token, store=store if caching else None)
 
 
 def service_model(service: Service, where: str) -> ModelSpec:
@@ -172,7 +191,8 @@ def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster
     services: list[ServiceRuntime] = []
     decoders: dict[int, DecodePoolRuntime] = {}
     for index, service in enumerate(inference.services):
-        pools = {pool: replica_shapes(scenario, index, cluster, calibration, busy_w, pool)
+        store = shared_store(service, f"{scenario.source}: workload.inference.services.{index}")
+        pools = {pool: replica_shapes(scenario, index, cluster, calibration, busy_w, pool, store)
                  for pool in service_pools(service)}
 
         def streams(name: str, prefix: str = f"inference.{service.name}") -> Any:
@@ -222,6 +242,7 @@ def service_problems(scenario: Scenario) -> list[str]:
     free = {node.id: node.size for node in cluster.nodes}
     for index, service in enumerate(inference.services):
         try:
+            shared_store(service, f"{scenario.source}: workload.inference.services.{index}")
             placed = [(shape, group) for pool in service_pools(service) for shape, group in
                       zip(replica_shapes(scenario, index, cluster, calibration, busy_w, pool),
                           pool_groups(service, pool), strict=True)]

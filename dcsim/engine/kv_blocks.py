@@ -30,6 +30,7 @@ from typing import cast
 
 import simpy
 
+from dcsim.engine.kv_store import SharedKVStore
 from dcsim.engine.prefix_cache import PrefixCache
 from dcsim.engine.replica import Replica, ReplicaShape
 from dcsim.model import Request
@@ -45,13 +46,14 @@ class PagedSpec:
     prefix_caching: bool = True
     host_cache_bytes: float = 0.0
     kv_bytes_per_token: float = 0.0
+    store: SharedKVStore | None = None  # the service's shared KV store (engine/kv_store.py), one object for all
 
 
 class PagedReplica(Replica):
     paged = True
-    __slots__ = ("_decode_now", "_sampled_used", "block", "blocks", "cache", "decode_shared",
-                 "host_hit_blocks", "phase", "prefill_own", "samples", "seconds_per_token", "swap",
-                 "swap_ins", "swap_outs", "swap_seconds", "watermark_blocks")  # see Replica
+    __slots__ = ("_decode_now", "_sampled_used", "block", "blocks", "cache", "decode_shared",  # see Replica
+                 "host_hit_blocks", "phase", "prefill_own", "samples", "seconds_per_token", "store_hit_blocks",
+                 "store_seconds_per_token", "swap", "swap_ins", "swap_outs", "swap_seconds", "watermark_blocks")
 
     def __init__(self, env: simpy.Environment, replica_id: int, service: int, service_name: str,
                  shape: ReplicaShape, node_id: int, node_name: str) -> None:
@@ -65,7 +67,12 @@ class PagedReplica(Replica):
         self.swap = spec.swap
         self.seconds_per_token = spec.kv_bytes_per_token / spec.host_link
         host_blocks = int(spec.host_cache_bytes // (spec.kv_bytes_per_token * block)) if spec.host_cache_bytes else 0
-        self.cache = PrefixCache(host_blocks) if spec.prefix_caching else None
+        self.cache = PrefixCache(host_blocks, spec.store) if spec.prefix_caching else None
+        store = spec.store if self.cache is not None else None
+        if store is not None:
+            store.caches.append(self.cache)  # type: ignore[arg-type]
+        self.store_seconds_per_token = spec.kv_bytes_per_token / store.bandwidth if store is not None else 0.0
+        self.store_hit_blocks = 0
         self.phase = [0] * block  # decoding requests by (tokens - iteration) mod B
         self._decode_now = 0  # blocks of the decoding requests at the current iteration
         self._sampled_used = 0
@@ -194,25 +201,26 @@ class PagedReplica(Replica):
             return keys, request.prefix_block // self.block
         return [("session", request.key)], 0
 
-    def _lookup(self, request: Request) -> tuple[list[Hashable], int, int, int, int]:
-        """(keys, entries found, of them in host memory, pinned blocks among them, tokens reusable)."""
+    def _lookup(self, request: Request) -> tuple[list[Hashable], int, int, int, int, int]:
+        """(keys, entries found, of them in host memory, pinned blocks among them, tokens reusable, of the
+        entries found those only in the shared store)."""
         cache = self.cache
         assert cache is not None
         memo = request.kv_memo  # the same answer until the cache or the request's need changes
         need = request.prompt_tokens + request.generated  # request.need
         if memo is not None and memo[0] is cache and memo[1] == cache.version and memo[2] == need:
-            answer: tuple[list[Hashable], int, int, int, int] = memo[3]
+            answer: tuple[list[Hashable], int, int, int, int, int] = memo[3]
             return answer
         keys, per_entry = self._keys(request)
-        found, in_host, pinned = cache.lookup(keys)
-        answer = keys, 0, 0, 0, 0
+        found, in_host, pinned, in_store = cache.lookup(keys)
+        answer = keys, 0, 0, 0, 0, 0
         if found:
             if per_entry:
-                answer = keys, found, in_host, pinned, min(found * per_entry * self.block, request.need - 1)
+                answer = keys, found, in_host, pinned, min(found * per_entry * self.block, request.need - 1), in_store
             else:  # a session entry: the history; a prompt shorter than it does not continue it
                 tokens = cache.blocks_of(keys[0]) * self.block
                 if tokens <= request.prompt_tokens:
-                    answer = keys, found, in_host, pinned, min(tokens, request.need - 1)
+                    answer = keys, found, in_host, pinned, min(tokens, request.need - 1), 0
         request.kv_memo = (cache, cache.version, need, answer)
         return answer
 
@@ -249,7 +257,7 @@ class PagedReplica(Replica):
             request.prefilled = tokens
             request.prefill_requested += 1
         elif self.cache is not None:
-            keys, found, in_host, _, tokens = self._lookup(request)
+            keys, found, in_host, _, tokens, in_store = self._lookup(request)
             if found:
                 shared = self.cache.acquire(keys, found)
                 request.kv_refs = keys[:found]
@@ -258,6 +266,10 @@ class PagedReplica(Replica):
                     moved = shared if request.prefix is None else in_host * (request.prefix_block // self.block)
                     self.host_hit_blocks += moved
                     self.transfer_pending += moved * self.block * self.seconds_per_token
+                if in_store:  # hash entries only (engine/kv_store.py)
+                    moved = in_store * (request.prefix_block // self.block)
+                    self.store_hit_blocks += moved
+                    self.transfer_pending += moved * self.block * self.store_seconds_per_token
                 blocks -= shared
             request.prefilled = tokens
             request.cached_tokens += tokens
@@ -286,6 +298,9 @@ class PagedReplica(Replica):
             if added:
                 request.kv_refs = refs + keys[len(refs):len(refs) + added]
         request.kv_shared += added * per_entry
+        store = self.cache.store
+        if store is not None:  # write-through: every replica of the service may now reuse the prompt's blocks
+            store.write(keys, per_entry)
 
     def can_join(self, request: Request) -> bool:
         """As admission: its context's whole blocks plus a token per decoding request and itself fit in

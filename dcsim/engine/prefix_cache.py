@@ -5,7 +5,8 @@ tokens of the prompt), or a session's whole history (engine/kv_blocks.py decides
 by a running request are pinned; the others wait in least-recently-used order and are evicted oldest
 first when the accelerator needs room, into the host tier when there is one (itself LRU, bounded by
 its capacity), otherwise dropped. A request reuses the longest run of leading entries it finds: first
-on the accelerator, then continuing in host memory (those are copied back over the host link).
+on the accelerator, then continuing in host memory (those are copied back over the host link), then in
+the service's shared store when it has one (engine/kv_store.py; copied in at the store's bandwidth).
 
 Bookkeeping is per entry and runs in CPython's C loops where it can (a request has ~30 entries, and
 every dict operation per entry costs ~0.1 us): pinned entries live in `refs` (entry -> holders),
@@ -25,9 +26,12 @@ from collections import OrderedDict, deque
 from collections.abc import Hashable, Sequence
 from itertools import islice, repeat
 
+from dcsim.engine.kv_store import SharedKVStore
+
 
 class PrefixCache:
-    def __init__(self, host_blocks: int = 0) -> None:
+    def __init__(self, host_blocks: int = 0, store: SharedKVStore | None = None) -> None:
+        self.store = store  # shared by the service's replicas; it bumps `version` when it changes
         self.refs: dict[Hashable, int] = {}  # pinned accelerator entries -> requests holding them (>= 1)
         self.free: dict[Hashable, None] = {}  # accelerator entries held by nobody, LRU first (insertion order)
         self.host: OrderedDict[Hashable, None] = OrderedDict()  # host-tier entries, LRU first
@@ -47,26 +51,32 @@ class PrefixCache:
     def on_accelerator(self, key: Hashable) -> bool:
         return key in self.refs or key in self.free
 
-    def lookup(self, keys: Sequence[Hashable]) -> tuple[int, int, int]:
-        """Leading entries found, on the accelerator or in host memory: (how many, how many of them in
-        host memory, blocks of those some request already pins). Reads only: LRU order is untouched."""
+    def lookup(self, keys: Sequence[Hashable]) -> tuple[int, int, int, int]:
+        """Leading entries found, on the accelerator, in host memory or in the shared store: (how many, how
+        many of them in host memory, blocks of those some request already pins, how many only in the
+        store). Reads only: LRU order is untouched."""
         refs, free, host, size, unit = self.refs, self.free, self.host, self.size, self.unit
-        found = in_host = pinned = 0
+        stored = self.store.entries if self.store is not None else None
+        found = in_host = pinned = in_store = 0
         for key in keys:
             if key in refs:
                 pinned += size.get(key, unit)
             elif key not in free:
-                if key not in host:
+                if key in host:
+                    in_host += 1
+                elif stored is not None and key in stored:
+                    in_store += 1
+                else:
                     break
-                in_host += 1
             found += 1
-        return found, in_host, pinned
+        return found, in_host, pinned, in_store
 
     def acquire(self, keys: Sequence[Hashable], found: int) -> int:
-        """Pin the first `found` entries (host ones move to the accelerator); their blocks."""
+        """Pin the first `found` entries (host ones move to the accelerator, store ones are copied); their blocks."""
         self.version += 1
         refs, free, size, unit = self.refs, self.free, self.size, self.unit
         blocks = 0
+        from_store: list[Hashable] = []
         for key in keys[:found]:
             blocks_of = size.get(key, unit)
             count = refs.get(key)
@@ -76,12 +86,17 @@ class PrefixCache:
                 if key in free:
                     del free[key]
                     self.free_blocks -= blocks_of
-                else:  # in host memory: copied back
+                elif key in self.host:  # in host memory: copied back
                     del self.host[key]
                     self.host_used -= blocks_of
+                else:  # in the shared store: copied in (the store keeps its copy)
+                    from_store.append(key)
                 refs[key] = 1
                 self.referenced_blocks += blocks_of
             blocks += blocks_of
+        if from_store:
+            assert self.store is not None
+            self.store.read(from_store)
         return blocks
 
     def release(self, keys: Sequence[Hashable]) -> None:

@@ -14,7 +14,9 @@ Frames:
 Summary (`inference.kv_cache`, and per service): token_hit_rate = cached / requested prefill tokens,
 request_hit_rate = share of admitted requests that found part of their prompt cached at first
 admission, prefill tokens requested / cached / computed, swaps out and in and their seconds,
-evictions, blocks read back from the host tier, peak occupancy.
+evictions, blocks read back from the host tier, peak occupancy; with a shared store
+(paged_kv.shared_store), also store_blocks_read (blocks replicas copied in from it), store_entries_written,
+store_evictions and store_peak_blocks (of the stores of the replicas counted).
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ class PagedReplicaRecord(Protocol):
     swap_ins: int
     swap_seconds: float
     host_hit_blocks: int
+    store_hit_blocks: int
     samples: list[tuple[float, int, int]]
+    cache: Any  # engine/prefix_cache.PrefixCache or None; its `store` is the service's shared store
 
     @property
     def evictions(self) -> int: ...
@@ -102,7 +106,19 @@ def kv_cache_section(requests: pd.DataFrame, replicas: Sequence[PagedReplicaReco
         "evictions": sum(r.evictions for r in replicas),
         "host_tier_blocks_read": sum(r.host_hit_blocks for r in replicas),
         "peak_occupancy": peak,
-    }
+    } | store_section(replicas)
+
+
+def store_section(replicas: Sequence[PagedReplicaRecord]) -> dict[str, Any]:
+    """The shared stores' figures (empty without one, so runs without a store keep their outputs)."""
+    stores = list({id(r.cache.store): r.cache.store for r in replicas
+                   if r.cache is not None and r.cache.store is not None}.values())
+    if not stores:
+        return {}
+    return {"store_blocks_read": sum(r.store_hit_blocks for r in replicas),
+            "store_entries_written": sum(store.written for store in stores),
+            "store_evictions": sum(store.evicted for store in stores),
+            "store_peak_blocks": sum(store.peak for store in stores)}
 
 
 def kv_cache_results(requests: Sequence[Request], names: Sequence[str], paged: set[int],

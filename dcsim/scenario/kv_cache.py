@@ -5,7 +5,8 @@ requests, exactly as before this option existed. Given, the cache is counted in 
 `block_size` tokens (vLLM's default 16), admission keeps `watermark` of the blocks free for running
 requests to grow into, a preempted request is recomputed or swapped to host memory over `host_link`,
 and with `prefix_caching` finished and running requests leave their prompt blocks behind for later
-requests with the same prefix (least recently used blocks are evicted first).
+requests with the same prefix (least recently used blocks are evicted first). `shared_store` adds a
+store of prefix blocks that all the service's replicas write and read (Mooncake's; engine/kv_store.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from pydantic import Field
 
 from dcsim.scenario.base import Strict
 from dcsim.scenario.units_types import Bandwidth, Bytes
+
+
+class SharedStore(Strict):
+    capacity: Bytes = Field(description="bytes of KV the store holds for the whole service (e.g. '2 TB')")
+    bandwidth: Bandwidth = Field(25e9, description="bytes/s at which a replica copies entries in from the store; "
+                                                   "25 GB/s is a 200 Gb/s NIC")
 
 
 class PagedKV(Strict):
@@ -31,6 +38,8 @@ class PagedKV(Strict):
                                                    "prefix (prefix hashes from the trace, else the session key)")
     host_cache: Bytes | None = Field(None, description="second prefix-cache tier in host memory per replica; blocks "
                                                        "evicted from the accelerator go there; default: none")
+    shared_store: SharedStore | None = Field(None, description="prefix blocks shared by all the service's replicas "
+                                                               "(written when a prefill ends); default: none")
 
 
 def block_size_problem(trace_block: int | None, paged: PagedKV | None) -> str | None:

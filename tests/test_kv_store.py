@@ -1,0 +1,106 @@
+"""The shared KV store (paged_kv.shared_store, engine/kv_store.py): a prefix computed on one replica is
+reused on another, at the cost of copying it in at the store's bandwidth; LRU within its capacity;
+bad settings fail in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dcsim.engine.kv_store import SharedKVStore
+from dcsim.errors import DcsimError
+from tests.test_prefix_cache import jsonl, per_token, run, scenario, timing
+
+BANDWIDTH = 10e9  # bytes/s
+
+
+def two_replicas(tmp_path: Path, store: dict[str, Any] | None) -> dict[str, Any]:
+    # 64-token hash blocks over 16-token KV blocks; round robin puts A on replica 0 and B on replica 1.
+    rows = [{"t": 0, "in": 256, "out": 2, "h": [1, 2, 3, 4]},
+            {"t": 50_000, "in": 256, "out": 2, "h": [1, 2, 3, "x"]}]
+    requests = {"source": "trace", "path": jsonl(tmp_path, rows), "block_size": 64, "time_unit": "ms",
+                "columns": {"arrival": "t", "prompt_tokens": "in", "output_tokens": "out", "prefix_hashes": "h"}}
+    paged: dict[str, Any] = {"block_size": 16}
+    if store is not None:
+        paged["shared_store"] = store
+    data = scenario(requests, paged)
+    data["workload"]["inference"]["services"][0]["replicas"][0]["count"] = 2
+    data["policies"] = {"balancer": "round_robin"}
+    return data
+
+
+def test_a_prefix_from_another_replica_is_copied_in_from_the_store(tmp_path: Path) -> None:
+    alone = run(two_replicas(tmp_path, None))
+    shared = run(two_replicas(tmp_path, {"capacity": "1 TB", "bandwidth": f"{BANDWIDTH:.0f} B/s"}))
+    assert alone.requests["replica"].tolist() == shared.requests["replica"].tolist() == [0, 1]
+    k = timing()
+    first, second = shared.requests["ttft_s"].tolist()
+    full = k.prefill_fixed + k.prefill_token * 256 + k.prefill_token_sq * 256**2
+    assert first == pytest.approx(full, rel=1e-12) and alone.requests["ttft_s"].tolist()[1] == pytest.approx(full)
+    cached = 192  # three 64-token entries: 12 KV blocks copied in at the store's bandwidth
+    copy = 12 * 16 * per_token() / BANDWIDTH
+    assert second == pytest.approx(full - (k.prefill_token * cached + k.prefill_token_sq * cached**2) + copy,
+                                   rel=1e-9)
+    assert shared.request_kv["prefill_cached"].tolist() == [0, 192]
+    section = shared.summary["inference"]["kv_cache"]
+    assert section["store_blocks_read"] == 12 and section["store_entries_written"] == 5  # 1, 2, 3, 4 and x
+    assert section["store_evictions"] == 0 and section["store_peak_blocks"] == 20
+    assert "store_blocks_read" not in alone.summary["inference"]["kv_cache"]
+
+
+def test_a_full_store_drops_its_least_recently_used_entries(tmp_path: Path) -> None:
+    shared = run(two_replicas(tmp_path, {"capacity": f"{8 * 16 * per_token():.0f} B"}))  # 2 entries of 4 blocks
+    # A writes 1..4: only 3 and 4 stay, so B finds nothing it can continue from its first block. B then writes
+    # 1, 2, 3 (refreshed) and x: 4, 1 and 2 go, leaving 3 and x.
+    assert shared.request_kv["prefill_cached"].tolist() == [0, 0]
+    assert shared.summary["inference"]["kv_cache"]["store_evictions"] == 2 + 3
+
+
+def test_store_lru_order_and_reads_refresh() -> None:
+    class Cache:
+        version = 0
+
+    store = SharedKVStore(3, 1e9)
+    cache = Cache()
+    store.caches.append(cache)
+    store.write(["a", "b", "c"], 1)
+    store.read(["a"])  # a is now the most recently used
+    store.write(["d"], 1)
+    assert list(store.entries) == ["c", "a", "d"] and store.evicted == 1 and store.peak == 3
+    assert cache.version == 3  # every change tells the replicas' caches, so memoised lookups are redone
+    store.write(["e", "f"], 2)  # written in order, then the oldest go until the store fits: e too
+    assert list(store.entries) == ["f"] and store.used == 2 and store.evicted == 5
+    store.write(["g"], 4)  # an entry larger than the store is not kept (and nothing is evicted for it)
+    assert list(store.entries) == ["f"] and cache.version == 4
+    with pytest.raises(ValueError, match="capacity >= 1 block"):
+        SharedKVStore(0, 1e9)
+
+
+@pytest.mark.parametrize(("store", "paged", "message"), [
+    ({"capacity": "1 KB"}, {}, r"paged_kv\.shared_store\.capacity: 1000 bytes hold no KV block"),
+    ({"capacity": "1 TB"}, {"prefix_caching": False}, r"shared_store: .* needs prefix_caching: true"),
+    ({"capacity": "-1 TB"}, {}, r"capacity"),
+])
+def test_bad_stores_fail_in_one_line(tmp_path: Path, store: dict[str, Any], paged: dict[str, Any],
+                                     message: str) -> None:
+    data = two_replicas(tmp_path, store)
+    data["workload"]["inference"]["services"][0]["paged_kv"].update(paged)
+    with pytest.raises(DcsimError, match=message):
+        run(data)
+
+
+def test_validate_and_run_exit_2_and_write_nothing(tmp_path: Path) -> None:
+    data = two_replicas(tmp_path, {"capacity": "1 KB"})
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    for command in (["validate", str(path)], ["run", str(path), "-o", str(tmp_path / "out")]):
+        done = subprocess.run([sys.executable, "-m", "dcsim", *command], capture_output=True, text=True, check=False)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert "bad.yaml" in lines[0] and "shared_store.capacity" in lines[0]
+    assert not (tmp_path / "out").exists()
