@@ -14,6 +14,8 @@ Configurations
 - mooncake:prefix: the same with paged_kv (16-token blocks, prefix caching, recompute).
 - mooncake:prefix-swap: paged_kv with swap preemption and a 200 GB host tier per replica.
 - mooncake:aware: paged_kv with the prefix_aware balancer (instead of least_outstanding_requests).
+- mooncake:store: paged_kv with a 2 TB shared KV store (paged_kv.shared_store, 25 GB/s per replica),
+  least_outstanding_requests: prefixes computed on one replica are reused on the others.
 - mooncake:disagg: a Mooncake-style deployment of the same 12 replicas: a prefill pool of 9 with
   prefix caching and a decode pool of 3 (paged KV without a prefix cache; the trace's prompts are
   long and its outputs short), each KV cache moved over the prefill node's NIC (default kv_transfer).
@@ -45,7 +47,7 @@ from bench_training import dcsim_source, machine  # the sibling benchmark's help
 ROOT = Path(__file__).resolve().parent.parent
 MOONCAKE = ROOT.parent / "shared" / "data" / "mooncake-synthetic" / "synthetic_trace.jsonl"
 CONFIGS = ["azure:conv", "mooncake:plain", "mooncake:paged", "mooncake:prefix", "mooncake:prefix-swap",
-           "mooncake:aware", "mooncake:disagg"]
+           "mooncake:aware", "mooncake:store", "mooncake:disagg"]
 
 
 def mooncake_copies(times: int, folder: Path) -> Path:
@@ -81,6 +83,8 @@ def mooncake_scenario(variant: str, times: int, folder: Path) -> Any:
         service["paged_kv"]["prefix_caching"] = False
     if variant == "prefix-swap":
         service["paged_kv"].update({"preemption": "swap", "host_cache": "200 GB"})
+    if variant == "store":
+        service["paged_kv"]["shared_store"] = {"capacity": "2 TB", "bandwidth": "25 GB/s"}
     balancer = "prefix_aware" if variant == "aware" else "least_outstanding_requests"
     data = {"name": f"bench-mooncake-{variant}", "seed": 1,
             "cluster": {"node_pools": [{"name": "h100", "count": 12, "accelerator": "H100",
