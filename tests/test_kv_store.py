@@ -14,7 +14,7 @@ import yaml
 
 from dcsim.engine.kv_store import SharedKVStore
 from dcsim.errors import DcsimError
-from tests.test_prefix_cache import jsonl, per_token, run, scenario, timing
+from tests.test_prefix_cache import check_conservation, jsonl, mooncake_or_skip, per_token, run, scenario, timing
 
 BANDWIDTH = 10e9  # bytes/s
 
@@ -47,6 +47,11 @@ def test_a_prefix_from_another_replica_is_copied_in_from_the_store(tmp_path: Pat
     assert second == pytest.approx(full - (k.prefill_token * cached + k.prefill_token_sq * cached**2) + copy,
                                    rel=1e-9)
     assert shared.request_kv["prefill_cached"].tolist() == [0, 192]
+    # The ledger of replica 1, which had never written an entry when B pinned three from the store: its
+    # blocks are counted (B holds 16 blocks while it runs) and all are back once it ends.
+    kv = shared.replica_kv[shared.replica_kv["replica_id"] == 1]
+    assert kv["used_blocks"].max() == 16 and kv["used_blocks"].min() >= 0 and kv["used_blocks"].iloc[-1] == 0
+    assert kv["cached_blocks"].iloc[-1] == 16
     section = shared.summary["inference"]["kv_cache"]
     assert section["store_blocks_read"] == 12 and section["store_entries_written"] == 5  # 1, 2, 3, 4 and x
     assert section["store_evictions"] == 0 and section["store_peak_blocks"] == 20
@@ -104,3 +109,21 @@ def test_validate_and_run_exit_2_and_write_nothing(tmp_path: Path) -> None:
         assert done.returncode == 2 and len(lines) == 1, done.stderr
         assert "bad.yaml" in lines[0] and "shared_store.capacity" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("preemption", ["recompute", "swap"])
+def test_mooncake_with_a_store_conserves_tokens_and_blocks(preemption: str) -> None:
+    requests = {"source": "trace", "path": str(mooncake_or_skip()), "format": "mooncake", "limit": 400,
+                "rate_scale": 4}
+    paged = {"preemption": preemption, "watermark": 0, "host_cache": "20 GB",
+             "shared_store": {"capacity": "60 GB", "bandwidth": "50 GB/s"}}  # small enough to evict
+    data = scenario(requests, paged, kv_tokens=60_000, model="Llama-3.1-8B", tp=1, max_batch=64)
+    data["workload"]["inference"]["services"][0]["replicas"][0]["count"] = 3
+    result = run(data)
+    check_conservation(result)
+    section = result.summary["inference"]["kv_cache"]
+    assert section["store_blocks_read"] > 0 and section["store_evictions"] > 0
+    blocks = result.replica_kv
+    assert (blocks["used_blocks"] >= 0).all() and (blocks["cached_blocks"] >= 0).all()
+    last = blocks.groupby("replica_id")["used_blocks"].last()
+    assert (last == 0).all()  # every request ended: nothing is held

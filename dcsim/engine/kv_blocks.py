@@ -259,7 +259,7 @@ class PagedReplica(Replica):
         elif self.cache is not None:
             keys, found, in_host, _, tokens, in_store = self._lookup(request)
             if found:
-                shared = self.cache.acquire(keys, found)
+                shared = self.cache.acquire(keys, found, request.prefix_block // self.block)  # (0: a session entry)
                 request.kv_refs = keys[:found]
                 request.kv_shared = shared
                 if in_host:

@@ -71,9 +71,12 @@ class PrefixCache:
             found += 1
         return found, in_host, pinned, in_store
 
-    def acquire(self, keys: Sequence[Hashable], found: int) -> int:
-        """Pin the first `found` entries (host ones move to the accelerator, store ones are copied); their blocks."""
+    def acquire(self, keys: Sequence[Hashable], found: int, unit: int = 0) -> int:
+        """Pin the first `found` entries (host ones move to the accelerator, store ones are copied); their blocks.
+        `unit`: blocks of a hash entry, which a replica that never wrote one learns here (from the store)."""
         self.version += 1
+        if not self.unit:
+            self.unit = unit
         refs, free, size, unit = self.refs, self.free, self.size, self.unit
         blocks = 0
         from_store: list[Hashable] = []
