@@ -45,7 +45,8 @@ _EXPECTED = {
     "rate": 'a rate like "20/h", "3/min", "0.5/s" or events per second as a number',
     "flops": 'a throughput like "989TFLOPS" or FLOP/s as a number',
 }
-_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-zµ/]*)\s*$")
+# A number, then an optional unit: what parse reads (rates aside).
+NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-zµ/]*)\s*$")
 
 
 def expected(kind: Kind) -> str:
@@ -66,7 +67,7 @@ def parse(value: object, kind: Kind) -> float:
         raise UnitError(f"expected {_EXPECTED[kind]}, got {excerpt(value)}")
     if kind == "rate":
         return _parse_rate(value)
-    match = _NUMBER_UNIT.match(value)
+    match = NUMBER_UNIT.match(value)
     if match is None:
         raise UnitError(f"expected {_EXPECTED[kind]}, got {excerpt(value)}")
     number, unit = float(match.group(1)), match.group(2)

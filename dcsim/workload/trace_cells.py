@@ -26,11 +26,12 @@ def parse_seconds(values: pd.Series, unit: str = "s") -> np.ndarray:
     pending = np.flatnonzero(np.isnan(numeric) & np.array([text != "" for text in texts], dtype=bool))
     if len(pending):
         parsed: dict[str, float] = {}
+        looks = units.NUMBER_UNIT.match  # a cell that is not a number with a unit (a date) fails without a raise
         for index in pending.tolist():
             text = texts[index]
             if text not in parsed:
                 try:
-                    parsed[text] = units.parse(text, "duration")
+                    parsed[text] = units.parse(text, "duration") if looks(text) else float("nan")
                 except UnitError:
                     parsed[text] = float("nan")
             numeric[index] = parsed[text]
