@@ -51,7 +51,7 @@ class Simulation:
             steps += 1
             if progress is not None and steps % every == 0:
                 progress(self._fraction(total))
-        self.events = steps
+        self.events = steps + self.training.inline_passes  # a pass run inline is still an event
         self.training.settle()
         # Without a horizon the run ends at its last change of state; a trailing autoscaler check that
         # found nothing to do does not lengthen it.

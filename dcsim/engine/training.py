@@ -13,6 +13,7 @@ clock as `env._now` and plan events with timers.call_after rather than Timeout o
 from __future__ import annotations
 
 import bisect
+from heapq import heappop
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import chain
@@ -68,6 +69,8 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
         self.on_queue: Callable[[], None] | None = None  # called when a job starts waiting
         self._candidates: dict[tuple[str, tuple[str, ...] | None], tuple[str, ...]] = {}
         self._pass_pending = False
+        self._pass_call: object = None  # the queued event of the pending pass (timers.call_after)
+        self.inline_passes = 0  # passes run right after the pass that requested them (_run_pass)
         self._arrivals: list[Job] = []  # every queued job in arrival order, never shrinks
         self._exits: list[int] = []  # ids of jobs as they leave the running set (_active), never shrinks
         self._allocation_version = 0
@@ -167,13 +170,37 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
     def _request_pass(self) -> None:
         if not self._pass_pending:
             self._pass_pending = True
-            call_after(self.env, 0, self._run_pass)
+            self._pass_call = call_after(self.env, 0, self._run_pass)
 
     def _run_pass(self, _event: simpy.Event) -> None:
-        self._pass_pending = False
+        """One pass, and the passes its own decisions request while nothing else is due at this instant.
+
+        A preemption that costs nothing frees its accelerators while the pass is applied, which requests
+        another pass at this instant. Where that request is the head of the event queue, simpy would
+        run it next: it runs here instead, in the same order and counted as an event all the same
+        (`inline_passes`). The level row is then reported once, after the last of them (rows at one
+        instant overwrite each other), unless a power policy settles its state at every row."""
+        queue = self.env._queue
+        changed = False
+        while True:
+            self._pass_pending = False
+            if self._pass_body():
+                if self.levels.before_emit is not None:
+                    self._emit_levels()
+                else:
+                    changed = True
+            if not self._pass_pending or queue[0][3] is not self._pass_call:
+                break
+            heappop(queue)  # the pass just requested is due next: run it now
+            self.inline_passes += 1
+        if changed:
+            self._emit_levels()
+
+    def _pass_body(self) -> bool:
+        """Ask the scheduler and apply its decisions; True if it returned any."""
         round_due, self._round_due = self._round_due, False
         if not self._queue and not (round_due and self._active):  # a requested pass runs with no queue
-            return
+            return False
         now = self.env._now
         self._passes_now = self._passes_now + 1 if now == self._pass_time else 1
         self._pass_time = now
@@ -183,8 +210,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
         decisions = self.scheduler.schedule(self)
         for decision in decisions:
             self._apply(decision)
-        if decisions:
-            self._emit_levels()
+        return bool(decisions)
 
     # --- running jobs ---------------------------------------------------------------------------
     def _start(self, job: Job, accelerator: str, allocation: tuple[tuple[int, int], ...]) -> None:
