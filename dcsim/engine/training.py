@@ -127,8 +127,8 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
             else:
                 self._submit(job)
             self._next_arrival += 1
-        self._emit_levels()
         self._schedule_next_arrival()
+        self._emit_or_pass()  # after the next arrival is queued, as simpy would run the pass
 
     def _on_release(self, job: Job, _event: simpy.Event) -> None:
         self._submit(job, recorded=True)
@@ -180,8 +180,12 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
         run it next: it runs here instead, in the same order and counted as an event all the same
         (`inline_passes`). The level row is then reported once, after the last of them (rows at one
         instant overwrite each other), unless a power policy settles its state at every row."""
+        self._pass_chain(False)
+
+    def _pass_chain(self, changed: bool) -> None:
+        """The pass due now and the follow-ups it brings about (see _run_pass); one level row at the end
+        if `changed` or a pass decided anything."""
         queue = self.env._queue
-        changed = False
         while True:
             self._pass_pending = False
             if self._pass_body():
@@ -194,6 +198,19 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
             heappop(queue)  # the pass just requested is due next: run it now
             self.inline_passes += 1
         if changed:
+            self._emit_levels()
+
+    def _emit_or_pass(self) -> None:
+        """At the end of an arrival or a completion: report the level row, or, where the pass it requested
+        is due next (nothing else before it at this instant), run that pass now and report one row after
+        it. The same order as simpy's and the same last row at this instant, as long as no hook sees
+        or changes the levels in between (power policies, autoscalers)."""
+        if self._pass_pending and self.env._queue[0][3] is self._pass_call and self.levels.before_emit is None \
+                and self.on_release is None and self.on_queue is None:
+            heappop(self.env._queue)
+            self.inline_passes += 1
+            self._pass_chain(True)
+        else:
             self._emit_levels()
 
     def _pass_body(self) -> bool:
@@ -377,10 +394,11 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
         job.remaining = 0.0
         self.lifecycle.finish(job, self.env._now, JobState.COMPLETED)
         self.completed += 1
-        self._end(job)
+        self._end(job, event=True)
 
-    def _end(self, job: Job) -> None:
-        """Return a job's accelerators (it completed or failed)."""
+    def _end(self, job: Job, event: bool = False) -> None:
+        """Return a job's accelerators (it completed or failed). `event`: called by the completion's own
+        event, which may run the pass it requests at once (_emit_or_pass)."""
         accelerator = job.accelerator
         assert accelerator is not None
         self._allocation_version += 1
@@ -396,6 +414,11 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
             del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
         self.levels.training_busy[accelerator] -= job.demand
         self.recorder.job_finished(job)
+        if event and self.on_release is None:
+            if self._queue:
+                self._request_pass()
+            self._emit_or_pass()
+            return
         self._emit_levels()
         if self.on_release is not None:
             self.on_release()
