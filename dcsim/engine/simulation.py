@@ -8,11 +8,13 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Callable
+from heapq import heappop
 from typing import Protocol
 
 import simpy
 
 from dcsim.engine.serving import ServingEngine
+from dcsim.engine.timers import TimedCall
 from dcsim.engine.training import TrainingEngine
 
 ProgressCallback = Callable[[float], None]
@@ -59,11 +61,19 @@ class Simulation:
         limit = self.horizon if self.horizon is not None else math.inf
         total = len(self.training.jobs) + (len(self.serving.requests) if self.serving is not None else 0)
         steps = 0
-        while True:
-            when = env.peek()
+        queue = env._queue
+        while queue:
+            when, _, _, event = queue[0]
             if when == math.inf or when > limit:
                 break
-            env.step()
+            if type(event) is TimedCall:  # the engines' own timed calls: Environment.step's work, inlined
+                heappop(queue)
+                env._now = when
+                callbacks, event.callbacks = event.callbacks, None
+                for callback in callbacks:
+                    callback(event)
+            else:
+                env.step()
             steps += 1
             if progress is not None and steps % every == 0:
                 progress(self._fraction(total))

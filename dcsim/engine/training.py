@@ -13,9 +13,9 @@ clock as `env._now` and plan events with timers.call_after rather than Timeout o
 from __future__ import annotations
 
 import bisect
-from heapq import heappop
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
+from heapq import heappop
 from itertools import chain
 
 import simpy
