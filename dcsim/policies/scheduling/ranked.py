@@ -57,14 +57,16 @@ def has_live_ids(view: PreemptiveView) -> bool:
 
 class KeyBlocks:
     """Entries sorted by key in blocks of at most 2 x BLOCK, each block with its last key, its
-    entries' demands (a plain list, summed by slices) and their total."""
+    entries' demands (a plain list, summed by slices), their total and their smallest (the walk
+    passes over a block of queued jobs none of which fits)."""
 
-    __slots__ = ("blocks", "count", "demands", "lasts", "sums")
+    __slots__ = ("blocks", "count", "demands", "lasts", "mins", "sums")
 
     def __init__(self) -> None:
         self.blocks: list[list[Entry]] = []
         self.demands: list[list[int]] = []
         self.sums: list[int] = []
+        self.mins: list[int] = []
         self.lasts: list[Key] = []
         self.count = 0
 
@@ -78,6 +80,7 @@ class KeyBlocks:
             blocks.append([(key, demand, job)])
             self.demands.append([demand])
             self.sums.append(demand)
+            self.mins.append(demand)
             self.lasts.append(key)
             return
         i = bisect_left(self.lasts, key)
@@ -88,12 +91,15 @@ class KeyBlocks:
         block.insert(j, (key, demand, job))
         demands.insert(j, demand)
         self.sums[i] += demand
+        if demand < self.mins[i]:
+            self.mins[i] = demand
         if j == len(block) - 1:
             self.lasts[i] = key
         if len(block) > 2 * BLOCK:
             blocks[i:i + 1] = [block[:BLOCK], block[BLOCK:]]
             self.demands[i:i + 1] = [demands[:BLOCK], demands[BLOCK:]]
             self.sums[i:i + 1] = [sum(self.demands[i]), sum(self.demands[i + 1])]
+            self.mins[i:i + 1] = [min(self.demands[i]), min(self.demands[i + 1])]
             self.lasts[i:i + 1] = [blocks[i][-1][0], blocks[i + 1][-1][0]]
 
     def remove(self, key: Key, demand: int) -> None:
@@ -105,12 +111,15 @@ class KeyBlocks:
         del block[j]
         self.count -= 1
         if block:
-            del self.demands[i][j]
+            demands = self.demands[i]
+            del demands[j]
             self.sums[i] -= demand
+            if demand == self.mins[i]:
+                self.mins[i] = min(demands)
             if j == len(block):
                 self.lasts[i] = block[-1][0]
         else:
-            del self.blocks[i], self.demands[i], self.sums[i], self.lasts[i]
+            del self.blocks[i], self.demands[i], self.sums[i], self.mins[i], self.lasts[i]
 
     def __iter__(self) -> Iterator[Entry]:
         for block in self.blocks:
@@ -191,7 +200,7 @@ def walk(queued: KeyBlocks, cursors: Mapping[str, Cursor], free: Mapping[str, in
     every = list(cursors.values())
     only = every[0] if len(every) == 1 else None
     if (only.left >= smallest_queued) if only is not None else any(c.left >= smallest_queued for c in every):
-        for key, demand, job in queued:
+        for key, demand, job in _fitting(queued, every, only):
             for model in candidates(job):
                 cursor = cursors[model]
                 if cursor.left < demand:
@@ -216,6 +225,20 @@ def walk(queued: KeyBlocks, cursors: Mapping[str, Cursor], free: Mapping[str, in
     if len(every) > 1:
         preempt.sort(key=lambda entry: entry[0])
     return preempt, starts
+
+
+def _fitting(queued: KeyBlocks, every: list[Cursor], only: Cursor | None) -> Iterator[Entry]:
+    """Queued entries in key order, less whole blocks whose smallest demand exceeds what every model
+    has left: each of their jobs would be passed over (what is left only shrinks), and the walk's
+    stopping test, which reads only what is left, would not stop inside them."""
+    mins = queued.mins
+    for index, block in enumerate(queued.blocks):
+        if only is not None:
+            if mins[index] > only.left:
+                continue
+        elif all(mins[index] > cursor.left for cursor in every):
+            continue
+        yield from block
 
 
 class Books(Protocol):
