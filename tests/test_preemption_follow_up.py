@@ -82,4 +82,6 @@ def test_key_blocks_keep_each_blocks_smallest_demand(operations: list[tuple[bool
             reference[value] = (key, demand)
         elif not add and value in reference:
             books.remove(*reference.pop(value))
+    assert all(known in (0, min(demands)) for known, demands in zip(books.mins, books.demands, strict=True))
+    assert [books.smallest(i) for i in range(len(books.blocks))] == [min(demands) for demands in books.demands]
     assert books.mins == [min(demands) for demands in books.demands]

@@ -58,7 +58,7 @@ def has_live_ids(view: PreemptiveView) -> bool:
 class KeyBlocks:
     """Entries sorted by key in blocks of at most 2 x BLOCK, each block with its last key, its
     entries' demands (a plain list, summed by slices), their total and their smallest (the walk
-    passes over a block of queued jobs none of which fits)."""
+    passes over a block of queued jobs none of which fits; 0 while unknown, see smallest())."""
 
     __slots__ = ("blocks", "count", "demands", "lasts", "mins", "sums")
 
@@ -115,11 +115,17 @@ class KeyBlocks:
             del demands[j]
             self.sums[i] -= demand
             if demand == self.mins[i]:
-                self.mins[i] = min(demands)
+                self.mins[i] = 0  # unknown until smallest() asks (running jobs' blocks never do)
             if j == len(block):
                 self.lasts[i] = block[-1][0]
         else:
             del self.blocks[i], self.demands[i], self.sums[i], self.mins[i], self.lasts[i]
+
+    def smallest(self, i: int) -> int:
+        """The smallest demand in block i (the walk inlines this)."""
+        if not self.mins[i]:
+            self.mins[i] = min(self.demands[i])
+        return self.mins[i]
 
     def __iter__(self) -> Iterator[Entry]:
         for block in self.blocks:
@@ -233,10 +239,11 @@ def _fitting(queued: KeyBlocks, every: list[Cursor], only: Cursor | None) -> Ite
     stopping test, which reads only what is left, would not stop inside them."""
     mins = queued.mins
     for index, block in enumerate(queued.blocks):
+        smallest = mins[index] or queued.smallest(index)
         if only is not None:
-            if mins[index] > only.left:
+            if smallest > only.left:
                 continue
-        elif all(mins[index] > cursor.left for cursor in every):
+        elif all(smallest > cursor.left for cursor in every):
             continue
         yield from block
 
