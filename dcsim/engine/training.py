@@ -1,7 +1,8 @@
 """Training jobs on the cluster: arrivals, scheduling passes, placement, fluid progress, completion.
 
 Events happen only where state changes: an arrival, the end of a job's start-up, a completion, and
-at most one scheduling pass per instant (coalesced). A job's finish event is planned from its
+scheduling passes, requested by changes and coalesced per instant (training_passes.py, which also
+runs a pass due next at once). A job's finish event is planned from its
 remaining work and rate; when a rate changes the plan is versioned and the stale event ignored.
 The engine is also the read-only view policies see (SchedulerView, PreemptiveView). Scheduler
 decisions are StartJob, PreemptJob and NextPass, each validated here; the job's transitions and
@@ -15,7 +16,6 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
-from heapq import heappop
 from itertools import chain
 
 import simpy
@@ -24,10 +24,10 @@ from dcsim.engine.levels import LevelBoard
 from dcsim.engine.lifecycle import Lifecycle
 from dcsim.engine.timers import call_after
 from dcsim.engine.training_decisions import TrainingDecisions
+from dcsim.engine.training_passes import TrainingPasses
 from dcsim.engine.training_ports import CheckpointTransfers, JobCheckpoints, JobTraffic
 from dcsim.engine.training_rates import TrainingRates
 from dcsim.engine.training_view import TrainingViews
-from dcsim.errors import PolicyError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Job, JobState
 from dcsim.policies.base import (
@@ -35,14 +35,11 @@ from dcsim.policies.base import (
     TrainingScheduler,
 )
 
-MAX_PASSES_AT_ONCE = 10_000
 PlacementSpeed = Callable[[str, str, int, int], float]
 """(model, accelerator, accelerators, nodes spanned) -> speed multiplier of a spread placement (<= 1)."""
 
 
-class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
-    inline_passes_allowed = True  # run a pass due next at once (_run_pass); tests turn it off to compare
-
+class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates, TrainingPasses):
     def __init__(
         self, env: simpy.Environment, cluster: Cluster, jobs: Sequence[Job], scheduler: TrainingScheduler,
         placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder,
@@ -167,69 +164,6 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
             return (f"needs {job.demand} accelerators; the largest connected partition of the network has {largest} "
                     "of any model it may use")
         return f"needs {job.demand} accelerators; the cluster has at most {largest} of any model it may use"
-
-    # --- scheduling pass ------------------------------------------------------------------------
-    def _request_pass(self) -> None:
-        if not self._pass_pending:
-            self._pass_pending = True
-            self._pass_call = call_after(self.env, 0, self._run_pass)
-
-    def _run_pass(self, _event: simpy.Event) -> None:
-        """One pass, and the passes its own decisions request while nothing else is due at this instant.
-
-        A preemption that costs nothing frees its accelerators while the pass is applied, which requests
-        another pass at this instant. Where that request is the head of the event queue, simpy would
-        run it next: it runs here instead, in the same order and counted as an event all the same
-        (`inline_passes`). The level row is then reported once, after the last of them (rows at one
-        instant overwrite each other), unless a power policy settles its state at every row."""
-        self._pass_chain(False)
-
-    def _pass_chain(self, changed: bool) -> None:
-        """The pass due now and the follow-ups it brings about (see _run_pass); one level row at the end
-        if `changed` or a pass decided anything."""
-        queue = self.env._queue
-        while True:
-            self._pass_pending = False
-            if self._pass_body():
-                if self.levels.before_emit is not None:
-                    self._emit_levels()
-                else:
-                    changed = True
-            if not self._pass_pending or queue[0][3] is not self._pass_call or not self.inline_passes_allowed:
-                break
-            heappop(queue)  # the pass just requested is due next: run it now
-            self.inline_passes += 1
-        if changed:
-            self._emit_levels()
-
-    def _emit_or_pass(self) -> None:
-        """At the end of an arrival or a completion: report the level row, or, where the pass it requested
-        is due next (nothing else before it at this instant), run that pass now and report one row after
-        it. The same order as simpy's and the same last row at this instant, as long as no hook sees
-        or changes the levels in between (power policies, autoscalers)."""
-        if self._pass_pending and self.env._queue[0][3] is self._pass_call and self.levels.before_emit is None \
-                and self.on_release is None and self.on_queue is None and self.inline_passes_allowed:
-            heappop(self.env._queue)
-            self.inline_passes += 1
-            self._pass_chain(True)
-        else:
-            self._emit_levels()
-
-    def _pass_body(self) -> bool:
-        """Ask the scheduler and apply its decisions; True if it returned any."""
-        round_due, self._round_due = self._round_due, False
-        if not self._queue and not (round_due and self._active):  # a requested pass runs with no queue
-            return False
-        now = self.env._now
-        self._passes_now = self._passes_now + 1 if now == self._pass_time else 1
-        self._pass_time = now
-        if self._passes_now > MAX_PASSES_AT_ONCE:  # preempting and restarting for ever at one instant
-            raise PolicyError(f"scheduler {getattr(self.scheduler, 'name', '?')!r} made {MAX_PASSES_AT_ONCE} "
-                              f"passes at t = {now} s without time moving on (its decisions do not settle)")
-        decisions = self.scheduler.schedule(self)
-        for decision in decisions:
-            self._apply(decision)
-        return bool(decisions)
 
     # --- running jobs ---------------------------------------------------------------------------
     def _start(self, job: Job, accelerator: str, allocation: tuple[tuple[int, int], ...]) -> None:
