@@ -17,7 +17,7 @@ import simpy
 from simpy.events import NORMAL
 
 
-class _Call:
+class TimedCall:
     __slots__ = ("callbacks",)
     _ok = True  # what Environment.step checks after the callbacks (a timeout always succeeds)
     _value = None
@@ -26,8 +26,11 @@ class _Call:
         self.callbacks: list[Callable[[Any], None]] | None = [callback]
 
 
-def call_after(env: simpy.Environment, delay: float, callback: Callable[[Any], None]) -> None:
-    """Run `callback(event)` `delay` seconds from now, ordered as a Timeout created now would be."""
+def call_after(env: simpy.Environment, delay: float, callback: Callable[[Any], None]) -> TimedCall:
+    """Run `callback(event)` `delay` seconds from now, ordered as a Timeout created now would be; returns
+    the queued stand-in (the engine recognises its own next pass at the head of the queue by it)."""
     if delay < 0:
         raise ValueError(f"negative delay {delay}")
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), _Call(callback)))  # type: ignore[misc]
+    call = TimedCall(callback)
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), call))  # type: ignore[misc]
+    return call

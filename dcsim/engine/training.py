@@ -1,7 +1,8 @@
 """Training jobs on the cluster: arrivals, scheduling passes, placement, fluid progress, completion.
 
 Events happen only where state changes: an arrival, the end of a job's start-up, a completion, and
-at most one scheduling pass per instant (coalesced). A job's finish event is planned from its
+scheduling passes, requested by changes and coalesced per instant (training_passes.py, which also
+runs a pass due next at once). A job's finish event is planned from its
 remaining work and rate; when a rate changes the plan is versioned and the stale event ignored.
 The engine is also the read-only view policies see (SchedulerView, PreemptiveView). Scheduler
 decisions are StartJob, PreemptJob and NextPass, each validated here; the job's transitions and
@@ -23,10 +24,10 @@ from dcsim.engine.levels import LevelBoard
 from dcsim.engine.lifecycle import Lifecycle
 from dcsim.engine.timers import call_after
 from dcsim.engine.training_decisions import TrainingDecisions
+from dcsim.engine.training_passes import TrainingPasses
 from dcsim.engine.training_ports import CheckpointTransfers, JobCheckpoints, JobTraffic
 from dcsim.engine.training_rates import TrainingRates
 from dcsim.engine.training_view import TrainingViews
-from dcsim.errors import PolicyError
 from dcsim.metrics.protocol import Recorder
 from dcsim.model import Cluster, Job, JobState
 from dcsim.policies.base import (
@@ -34,12 +35,11 @@ from dcsim.policies.base import (
     TrainingScheduler,
 )
 
-MAX_PASSES_AT_ONCE = 10_000
 PlacementSpeed = Callable[[str, str, int, int], float]
 """(model, accelerator, accelerators, nodes spanned) -> speed multiplier of a spread placement (<= 1)."""
 
 
-class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
+class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates, TrainingPasses):
     def __init__(
         self, env: simpy.Environment, cluster: Cluster, jobs: Sequence[Job], scheduler: TrainingScheduler,
         placement: Placement, speeds: Mapping[tuple[str, str], float], recorder: Recorder,
@@ -68,6 +68,8 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
         self.on_queue: Callable[[], None] | None = None  # called when a job starts waiting
         self._candidates: dict[tuple[str, tuple[str, ...] | None], tuple[str, ...]] = {}
         self._pass_pending = False
+        self._pass_call: object = None  # the queued event of the pending pass (timers.call_after)
+        self.inline_passes = 0  # passes run right after the pass that requested them (_run_pass)
         self._arrivals: list[Job] = []  # every queued job in arrival order, never shrinks
         self._exits: list[int] = []  # ids of jobs as they leave the running set (_active), never shrinks
         self._allocation_version = 0
@@ -124,8 +126,8 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
             else:
                 self._submit(job)
             self._next_arrival += 1
-        self._emit_levels()
         self._schedule_next_arrival()
+        self._emit_or_pass()  # after the next arrival is queued, as simpy would run the pass
 
     def _on_release(self, job: Job, _event: simpy.Event) -> None:
         self._submit(job, recorded=True)
@@ -162,29 +164,6 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
             return (f"needs {job.demand} accelerators; the largest connected partition of the network has {largest} "
                     "of any model it may use")
         return f"needs {job.demand} accelerators; the cluster has at most {largest} of any model it may use"
-
-    # --- scheduling pass ------------------------------------------------------------------------
-    def _request_pass(self) -> None:
-        if not self._pass_pending:
-            self._pass_pending = True
-            call_after(self.env, 0, self._run_pass)
-
-    def _run_pass(self, _event: simpy.Event) -> None:
-        self._pass_pending = False
-        round_due, self._round_due = self._round_due, False
-        if not self._queue and not (round_due and self._active):  # a requested pass runs with no queue
-            return
-        now = self.env._now
-        self._passes_now = self._passes_now + 1 if now == self._pass_time else 1
-        self._pass_time = now
-        if self._passes_now > MAX_PASSES_AT_ONCE:  # preempting and restarting for ever at one instant
-            raise PolicyError(f"scheduler {getattr(self.scheduler, 'name', '?')!r} made {MAX_PASSES_AT_ONCE} "
-                              f"passes at t = {now} s without time moving on (its decisions do not settle)")
-        decisions = self.scheduler.schedule(self)
-        for decision in decisions:
-            self._apply(decision)
-        if decisions:
-            self._emit_levels()
 
     # --- running jobs ---------------------------------------------------------------------------
     def _start(self, job: Job, accelerator: str, allocation: tuple[tuple[int, int], ...]) -> None:
@@ -351,10 +330,11 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
         job.remaining = 0.0
         self.lifecycle.finish(job, self.env._now, JobState.COMPLETED)
         self.completed += 1
-        self._end(job)
+        self._end(job, event=True)
 
-    def _end(self, job: Job) -> None:
-        """Return a job's accelerators (it completed or failed)."""
+    def _end(self, job: Job, event: bool = False) -> None:
+        """Return a job's accelerators (it completed or failed). `event`: called by the completion's own
+        event, which may run the pass it requests at once (_emit_or_pass)."""
         accelerator = job.accelerator
         assert accelerator is not None
         self._allocation_version += 1
@@ -370,6 +350,11 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates):
             del ends[bisect.bisect_left(ends, (job.estimated_end, job.id, job.demand))]
         self.levels.training_busy[accelerator] -= job.demand
         self.recorder.job_finished(job)
+        if event and self.on_release is None:
+            if self._queue:
+                self._request_pass()
+            self._emit_or_pass()
+            return
         self._emit_levels()
         if self.on_release is not None:
             self.on_release()

@@ -42,9 +42,9 @@ class TrainingDecisions:
         if type(decision) is StartJob:  # the common case first: a hot path of long replays
             self._start_decision(decision)
         elif isinstance(decision, PreemptJob):
-            self._preempt(decision, self._scheduler_name())
+            self._preempt(decision)
         elif isinstance(decision, NextPass):
-            self._next_pass(decision, self._scheduler_name())
+            self._next_pass(decision)
         elif isinstance(decision, StartJob):
             self._start_decision(decision)
         else:
@@ -76,21 +76,21 @@ class TrainingDecisions:
             del by_estimate[bisect.bisect_left(by_estimate, (job.estimate, job.submit, job.id))]
         self._start(job, accelerator, allocation if type(allocation) is tuple else tuple(allocation))
 
-    def _preempt(self, decision: PreemptJob, scheduler: Any) -> None:
+    def _preempt(self, decision: PreemptJob) -> None:
         job = self._active.get(decision.job_id)
         if job is None:
             where = "suspending" if decision.job_id in self._suspending else \
                 "waiting in the queue" if decision.job_id in self._queue else "not started or already ended"
-            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: job {decision.job_id} is not running "
-                              f"({where})")
+            raise PolicyError(f"scheduler {self._scheduler_name()!r} returned {decision!r}: job {decision.job_id} is "
+                              f"not running ({where})")
         self.suspend(job, preempted=True)
 
-    def _next_pass(self, decision: NextPass, scheduler: Any) -> None:
+    def _next_pass(self, decision: NextPass) -> None:
         after = decision.after
         if not (type(after) is float and 0 < after < math.inf) and (  # a positive float: the common case
                 isinstance(after, bool) or not isinstance(after, int | float) or not 0 < after < math.inf):
-            raise PolicyError(f"scheduler {scheduler!r} returned {decision!r}: `after` must be a finite number "
-                              "of seconds > 0")
+            raise PolicyError(f"scheduler {self._scheduler_name()!r} returned {decision!r}: `after` must be a finite "
+                              "number of seconds > 0")
         self._round_version += 1
         call_after(self.env, after, partial(self._on_round, self._round_version))
 

@@ -40,14 +40,17 @@ class LeastAttainedService(PolicyBase):
 
     def schedule(self, view: PreemptiveView) -> Sequence[Decision]:
         books: LasBooks | None = self.__dict__.get("_books")
+        follow = None
         if books is not None and books.view is view and self.incremental:  # the common case, cheaply
-            books.catch_up(books.view)
+            follow = books.follow_up(books.view)
+            if not books.catch_up(books.view):
+                follow = None
         elif self.incremental and has_live_ids(view):  # a first pass, or another engine's view
             books = self._books = LasBooks(cast(LiveView, view))
         else:
             books = None
         waiting = len(books.queued) > 0 if books is not None else any(True for _ in view.queued())
-        decisions = books.plan(books.view) if books is not None else None
+        decisions = books.plan(books.view, follow) if books is not None else None
         if decisions is None:
             decisions = self._full_pass(view)
             if books is not None:

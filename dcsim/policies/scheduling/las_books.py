@@ -21,7 +21,16 @@ from collections.abc import Callable, Sequence
 from itertools import accumulate
 
 from dcsim.policies.base import Decision, JobView, PreemptiveView, PreemptJob, StartJob
-from dcsim.policies.scheduling.ranked import Cursor, Key, KeyBlocks, LiveView, sync_books, walk
+from dcsim.policies.scheduling.ranked import (
+    Cursor,
+    FollowUp,
+    Key,
+    KeyBlocks,
+    LiveView,
+    follow_up,
+    sync_books,
+    walk,
+)
 
 Exact = Callable[[JobView], float]
 
@@ -152,6 +161,7 @@ class LasBooks:
         self.known: dict[int, _Record] = {}
         self.starting: dict[int, _Record] = {}  # running, not yet seen computing
         self.held = dict.fromkeys(view.free, 0)
+        self.follow: FollowUp | None = None  # left by a pass that preempted, for the next (ranked.FollowUp)
         self.mark = view.arrival_mark
         self.exit_mark = view.exit_mark
         for job in view.running():
@@ -202,24 +212,41 @@ class LasBooks:
             record.ckey = (view.attained_service(job) / job.demand - now, job.submit, job.id)
             self.computing[record.model].insert(record.ckey, record.demand, job)
 
-    def catch_up(self, view: LiveView) -> None:
-        """Bring the books up to the view: jobs that stopped, entered the queue or began computing."""
+    def catch_up(self, view: LiveView) -> bool:
+        """Bring the books up to the view: jobs that stopped, entered the queue or began computing.
+        False: they were rebuilt from the view instead."""
         if not sync_books(self, view):
-            return
+            return False
         self._see_computing(view)
+        return True
 
-    def plan(self, view: LiveView) -> list[Decision] | None:
-        """plan(view, jobs in LAS order) from the books, or None while a running job is still starting."""
+    def follow_up(self, view: LiveView) -> list[tuple[JobView, str]] | None:
+        """The starts of this pass if it is the follow-up of the last one (ranked.FollowUp), else None;
+        call before catch_up."""
+        follow, self.follow = self.follow, None
+        return follow.starts(view) if follow is not None else None
+
+    def plan(self, view: LiveView, follow: list[tuple[JobView, str]] | None = None) -> list[Decision] | None:
+        """plan(view, jobs in LAS order) from the books, or None while a running job is still starting.
+        `follow`: the starts follow_up found (the walk is not needed)."""
         if self.starting:
             return None
-        free, releasing, held = view.free, view.releasing, self.held
-        now = view.now
-        eps = 4e-8 * (1.0 + abs(now))
-        exact = self._exact(view)
-        cursors: dict[str, Cursor] = {m: _LasCursor(self.computing[m], free[m] + releasing[m] + held[m], now, eps,
-                                                    exact) for m in free}
-        smallest = min(self.queued_demands) if self.queued_demands else math.inf
-        preempt, starts = walk(self.queued, cursors, free, view.candidate_accelerators, smallest)
+        if follow is not None:
+            preempt: list[tuple[Key, JobView]] = []
+            starts = follow
+        else:
+            free, releasing, held = view.free, view.releasing, self.held
+            now = view.now
+            eps = 4e-8 * (1.0 + abs(now))
+            exact = self._exact(view)
+            cursors: dict[str, Cursor] = {m: _LasCursor(self.computing[m], free[m] + releasing[m] + held[m], now,
+                                                        eps, exact) for m in free}
+            smallest = min(self.queued_demands) if self.queued_demands else math.inf
+            waiting: list[tuple[JobView, str]] = []
+            mark, exit_mark = self.mark, self.exit_mark
+            preempt, starts = walk(self.queued, cursors, free, view.candidate_accelerators, smallest, waiting)
+            if preempt:
+                self.follow = follow_up(view, preempt, starts, waiting, mark, exit_mark)
         decisions: list[Decision] = [PreemptJob(job.id) for _, job in preempt]
         decisions += [StartJob(job.id, model) for job, model in starts]
         for _, job in preempt:

@@ -57,14 +57,16 @@ def has_live_ids(view: PreemptiveView) -> bool:
 
 class KeyBlocks:
     """Entries sorted by key in blocks of at most 2 x BLOCK, each block with its last key, its
-    entries' demands (a plain list, summed by slices) and their total."""
+    entries' demands (a plain list, summed by slices), their total and their smallest (the walk
+    passes over a block of queued jobs none of which fits; 0 while unknown, see smallest())."""
 
-    __slots__ = ("blocks", "count", "demands", "lasts", "sums")
+    __slots__ = ("blocks", "count", "demands", "lasts", "mins", "sums")
 
     def __init__(self) -> None:
         self.blocks: list[list[Entry]] = []
         self.demands: list[list[int]] = []
         self.sums: list[int] = []
+        self.mins: list[int] = []
         self.lasts: list[Key] = []
         self.count = 0
 
@@ -78,6 +80,7 @@ class KeyBlocks:
             blocks.append([(key, demand, job)])
             self.demands.append([demand])
             self.sums.append(demand)
+            self.mins.append(demand)
             self.lasts.append(key)
             return
         i = bisect_left(self.lasts, key)
@@ -88,12 +91,15 @@ class KeyBlocks:
         block.insert(j, (key, demand, job))
         demands.insert(j, demand)
         self.sums[i] += demand
+        if demand < self.mins[i]:
+            self.mins[i] = demand
         if j == len(block) - 1:
             self.lasts[i] = key
         if len(block) > 2 * BLOCK:
             blocks[i:i + 1] = [block[:BLOCK], block[BLOCK:]]
             self.demands[i:i + 1] = [demands[:BLOCK], demands[BLOCK:]]
             self.sums[i:i + 1] = [sum(self.demands[i]), sum(self.demands[i + 1])]
+            self.mins[i:i + 1] = [min(self.demands[i]), min(self.demands[i + 1])]
             self.lasts[i:i + 1] = [blocks[i][-1][0], blocks[i + 1][-1][0]]
 
     def remove(self, key: Key, demand: int) -> None:
@@ -105,12 +111,21 @@ class KeyBlocks:
         del block[j]
         self.count -= 1
         if block:
-            del self.demands[i][j]
+            demands = self.demands[i]
+            del demands[j]
             self.sums[i] -= demand
+            if demand == self.mins[i]:
+                self.mins[i] = 0  # unknown until smallest() asks (running jobs' blocks never do)
             if j == len(block):
                 self.lasts[i] = block[-1][0]
         else:
-            del self.blocks[i], self.demands[i], self.sums[i], self.lasts[i]
+            del self.blocks[i], self.demands[i], self.sums[i], self.mins[i], self.lasts[i]
+
+    def smallest(self, i: int) -> int:
+        """The smallest demand in block i (the walk inlines this)."""
+        if not self.mins[i]:
+            self.mins[i] = min(self.demands[i])
+        return self.mins[i]
 
     def __iter__(self) -> Iterator[Entry]:
         for block in self.blocks:
@@ -177,19 +192,21 @@ def cursors_for(running: Mapping[str, KeyBlocks], budget: Mapping[str, int]) -> 
 
 def walk(queued: KeyBlocks, cursors: Mapping[str, Cursor], free: Mapping[str, int],
          candidates: Callable[[JobView], Sequence[str]], smallest_queued: float,
+         waiting: list[tuple[JobView, str]] | None = None,
          ) -> tuple[list[tuple[Key, JobView]], list[tuple[JobView, str]]]:
     """The fates plan() would give: (running jobs to preempt in rank order, (queued job, model) to start now).
 
     `cursors`: per model, its running jobs and its budget (free + releasing + held by running jobs);
     `smallest_queued`: the smallest demand of any queued job (the walk of the queue stops once no
-    model has that much left)."""
+    model has that much left); `waiting`, if given, receives the queued jobs that have a place in the
+    budget but not yet free accelerators, in rank order (see FollowUp)."""
     free_now = dict(free)
     preempt: list[tuple[Key, JobView]] = []
     starts: list[tuple[JobView, str]] = []
     every = list(cursors.values())
     only = every[0] if len(every) == 1 else None
     if (only.left >= smallest_queued) if only is not None else any(c.left >= smallest_queued for c in every):
-        for key, demand, job in queued:
+        for key, demand, job in _fitting(queued, every, only):
             for model in candidates(job):
                 cursor = cursors[model]
                 if cursor.left < demand:
@@ -200,6 +217,8 @@ def walk(queued: KeyBlocks, cursors: Mapping[str, Cursor], free: Mapping[str, in
                     if free_now[model] >= demand:
                         free_now[model] -= demand
                         starts.append((job, model))
+                    elif waiting is not None:
+                        waiting.append((job, model))
                     break
             # Once no model has room for the smallest queued job, the rest of the queue changes nothing.
             if only is not None:
@@ -212,6 +231,21 @@ def walk(queued: KeyBlocks, cursors: Mapping[str, Cursor], free: Mapping[str, in
     if len(every) > 1:
         preempt.sort(key=lambda entry: entry[0])
     return preempt, starts
+
+
+def _fitting(queued: KeyBlocks, every: list[Cursor], only: Cursor | None) -> Iterator[Entry]:
+    """Queued entries in key order, less whole blocks whose smallest demand exceeds what every model
+    has left: each of their jobs would be passed over (what is left only shrinks), and the walk's
+    stopping test, which reads only what is left, would not stop inside them."""
+    mins = queued.mins
+    for index, block in enumerate(queued.blocks):
+        smallest = mins[index] or queued.smallest(index)
+        if only is not None:
+            if smallest > only.left:
+                continue
+        elif all(smallest > cursor.left for cursor in every):
+            continue
+        yield from block
 
 
 class Books(Protocol):
@@ -249,3 +283,52 @@ def sync_books(books: Books, view: LiveView) -> bool:
             books._add_queued(view, job)
         books.mark = mark
     return True
+
+
+class FollowUp:
+    """What a pass that preempted knows of the pass its preemptions bring about at the same instant.
+
+    On one accelerator model, where the preempted jobs' accelerators are free at once and nothing
+    else changed (no time passed, no other job arrived, stopped or moved), the next pass ranks the
+    same jobs by the same keys against the same budget: every running job fits where it did, each
+    preempted job (queued now) still misses its place, and the queued jobs that had a place but no free
+    accelerators (`waiting`, in rank order) start wherever they fit in what is free now, greedily as
+    the walk does. `starts` gives those decisions without the walk, or None where anything else
+    changed (then the books catch up and walk as usual). tests/test_preemption_speed.py compares."""
+
+    __slots__ = ("exit_mark", "free", "mark", "model", "now", "preempted", "releasing", "waiting")
+
+    def __init__(self, view: LiveView, preempted: list[int], started: int, released: int,
+                 waiting: list[tuple[JobView, str]], mark: int, exit_mark: int) -> None:
+        (model,) = view.free
+        self.model, self.now, self.preempted, self.waiting = model, view.now, preempted, waiting
+        self.free = view.free[model] - started + released  # once the pass's decisions are applied
+        self.releasing = view.releasing[model]
+        self.mark, self.exit_mark = mark, exit_mark
+
+    def starts(self, view: LiveView) -> list[tuple[JobView, str]] | None:
+        """The next pass's starts if it is this pass's follow-up (call before the books catch up)."""
+        preempted, model = self.preempted, self.model
+        if view.now != self.now or view.free.get(model) != self.free or len(view.free) != 1 \
+                or view.releasing[model] != self.releasing \
+                or view.exit_mark - self.exit_mark != len(preempted) \
+                or view.arrival_mark - self.mark != len(preempted) \
+                or list(view.exited_since(self.exit_mark)) != preempted \
+                or [job.id for job in view.queued_since(self.mark)] != preempted:
+            return None
+        free = self.free
+        starts: list[tuple[JobView, str]] = []
+        for job, job_model in self.waiting:
+            if free >= job.demand:
+                free -= job.demand
+                starts.append((job, job_model))
+        return starts
+
+
+def follow_up(view: LiveView, preempt: list[tuple[Key, JobView]], starts: list[tuple[JobView, str]],
+              waiting: list[tuple[JobView, str]], mark: int, exit_mark: int) -> FollowUp | None:
+    """The FollowUp of a pass on one model that preempted (None otherwise)."""
+    if not preempt or len(view.free) != 1:
+        return None
+    return FollowUp(view, [job.id for _, job in preempt], sum(job.demand for job, _ in starts),
+                    sum(job.demand for _, job in preempt), waiting, mark, exit_mark)

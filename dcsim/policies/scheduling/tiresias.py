@@ -55,8 +55,11 @@ class Tiresias(PolicyBase):
     def schedule(self, view: PreemptiveView) -> Sequence[Decision]:
         books: TiresiasBooks | None = self.__dict__.get("_books")
         if books is not None and books.view is view and self.incremental and self.promote_knob == 0:
-            books.catch_up(books.view)  # the view seen before: it has live ids (the common case, cheaply)
-            return self._pass_from_books(books)
+            # The view seen before: it has live ids (the common case, cheaply).
+            follow = books.follow_up(books.view)
+            if not books.catch_up(books.view):
+                follow = None
+            return self._pass_from_books(books, follow)
         if self.incremental and self.promote_knob == 0 and has_live_ids(view):
             return self._schedule_from_books(view)
         return self._schedule_full(view)
@@ -67,14 +70,15 @@ class Tiresias(PolicyBase):
         if books is None or books.view is not view:
             books = self._books = TiresiasBooks(live, self.thresholds)
         else:
+            books.follow = None
             books.catch_up(live)  # (schedule takes this case itself)
         return self._pass_from_books(books)
 
     @staticmethod
-    def _pass_from_books(books: TiresiasBooks) -> list[Decision]:
+    def _pass_from_books(books: TiresiasBooks, follow: list[tuple[JobView, str]] | None = None) -> list[Decision]:
         view = books.view
         wake = books.wake(view) if books.queued.count else math.inf
-        decisions = books.plan(view)
+        decisions = books.plan(view, follow)
         if wake < math.inf:
             decisions.append(NextPass(max(wake, 1e-6)))
         return decisions

@@ -21,7 +21,16 @@ from bisect import bisect_right
 from collections.abc import Sequence
 
 from dcsim.policies.base import Decision, JobView, PreemptiveView, PreemptJob, StartJob
-from dcsim.policies.scheduling.ranked import Key, KeyBlocks, LiveView, cursors_for, sync_books, walk
+from dcsim.policies.scheduling.ranked import (
+    FollowUp,
+    Key,
+    KeyBlocks,
+    LiveView,
+    cursors_for,
+    follow_up,
+    sync_books,
+    walk,
+)
 
 
 class _Running:
@@ -50,6 +59,7 @@ class TiresiasBooks:
         self.crossings: list[tuple[float, int, int]] = []  # (about when attained reaches the next threshold, stamp, id)
         self.starting: dict[int, _Running] = {}  # running below the last queue, not yet seen computing
         self.stamp = 0
+        self.follow: FollowUp | None = None  # left by a pass that preempted, for the next (ranked.FollowUp)
         self.mark = view.arrival_mark
         self.exit_mark = view.exit_mark
         computing = view.computing_ids()
@@ -115,10 +125,11 @@ class TiresiasBooks:
         return record if record is not None and record.stamp == entry[1] else None
 
     # --- a pass -----------------------------------------------------------------------------------
-    def catch_up(self, view: LiveView) -> None:
-        """Bring the books up to the view: exits, queue entries, compute starts, threshold crossings."""
+    def catch_up(self, view: LiveView) -> bool:
+        """Bring the books up to the view: exits, queue entries, compute starts, threshold crossings.
+        False: they were rebuilt from the view instead."""
         if not sync_books(self, view):
-            return
+            return False
         if self.starting:
             computing = view.computing_ids()
             for job_id in [j for j in self.starting if j in computing]:
@@ -141,6 +152,13 @@ class TiresiasBooks:
                 later.append((record.key, record, attained))
             for _, record, attained in later:
                 self._push_crossing(view, record, attained)
+        return True
+
+    def follow_up(self, view: LiveView) -> list[tuple[JobView, str]] | None:
+        """The starts of this pass if it is the follow-up of the last one (ranked.FollowUp), else None;
+        call before catch_up."""
+        follow, self.follow = self.follow, None
+        return follow.starts(view) if follow is not None else None
 
     def wake(self, view: PreemptiveView) -> float:
         """Seconds until the next running job below the last queue crosses a threshold (as the full pass)."""
@@ -174,13 +192,22 @@ class TiresiasBooks:
                         stack.append(child + 1)
         return wake
 
-    def plan(self, view: LiveView) -> list[Decision]:
-        """plan(view, jobs in Tiresias order), from the books; the books then apply the decisions."""
-        free, releasing, held = view.free, view.releasing, self.held
-        budget = {m: free[m] + releasing[m] + held[m] for m in free}
-        smallest = min(self.queued_demands) if self.queued_demands else math.inf
-        preempt, starts = walk(self.queued, cursors_for(self.running, budget), free, view.candidate_accelerators,
-                               smallest)
+    def plan(self, view: LiveView, follow: list[tuple[JobView, str]] | None = None) -> list[Decision]:
+        """plan(view, jobs in Tiresias order), from the books; the books then apply the decisions.
+        `follow`: the starts follow_up found (the walk is not needed)."""
+        if follow is not None:
+            preempt: list[tuple[Key, JobView]] = []
+            starts = follow
+        else:
+            free, releasing, held = view.free, view.releasing, self.held
+            budget = {m: free[m] + releasing[m] + held[m] for m in free}
+            smallest = min(self.queued_demands) if self.queued_demands else math.inf
+            waiting: list[tuple[JobView, str]] = []
+            mark, exit_mark = self.mark, self.exit_mark
+            preempt, starts = walk(self.queued, cursors_for(self.running, budget), free,
+                                   view.candidate_accelerators, smallest, waiting)
+            if preempt:
+                self.follow = follow_up(view, preempt, starts, waiting, mark, exit_mark)
         decisions: list[Decision] = [PreemptJob(job.id) for _, job in preempt]
         decisions += [StartJob(job.id, model) for job, model in starts]
         for _, job in preempt:
