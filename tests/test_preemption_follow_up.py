@@ -11,12 +11,10 @@ from typing import Any
 import pandas as pd
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 import dcsim
 from dcsim.engine.training import TrainingEngine
 from dcsim.policies.scheduling import ranked
-from dcsim.policies.scheduling.ranked import KeyBlocks
 from tests.test_preemption_speed import POLICIES, SETTINGS, run, same, workloads
 
 OVERLOAD = {"rows": [(float(10 * (i // 6)), 20.0 + (i * 37) % 90 + (i % 7) / 3, [1, 1, 2, 3, 1, 4][i % 6], "V100")
@@ -70,18 +68,3 @@ def test_follow_ups_and_inline_passes_change_nothing(tmp_path: Path, policy: dic
     same(fast, plain)
     same_levels(fast, plain)
 
-
-@SETTINGS
-@given(st.lists(st.tuples(st.booleans(), st.integers(0, 400), st.integers(1, 8)), max_size=400))
-def test_key_blocks_keep_each_blocks_smallest_demand(operations: list[tuple[bool, int, int]]) -> None:
-    books, reference = KeyBlocks(), {}
-    for add, value, demand in operations:
-        key = (value % 37 / 3, float(value % 5), value)
-        if add and value not in reference:
-            books.insert(key, demand, None)  # type: ignore[arg-type]
-            reference[value] = (key, demand)
-        elif not add and value in reference:
-            books.remove(*reference.pop(value))
-    assert all(known in (0, min(demands)) for known, demands in zip(books.mins, books.demands, strict=True))
-    assert [books.smallest(i) for i in range(len(books.blocks))] == [min(demands) for demands in books.demands]
-    assert books.mins == [min(demands) for demands in books.demands]

@@ -118,6 +118,10 @@ def test_key_blocks_keep_entries_sorted_with_their_demand_sums(operations: list[
     assert len(books) == len(expected)
     assert sum(books.sums) == sum(d for _, d in expected)
     assert all(sum(d) == s for d, s in zip(books.demands, books.sums, strict=True))
+    # each block's smallest demand (the walk passes over blocks none of whose jobs fits)
+    assert all(known in (0, min(demands)) for known, demands in zip(books.mins, books.demands, strict=True))
+    assert [books.smallest(i) for i in range(len(books.blocks))] == [min(demands) for demands in books.demands]
+    assert books.mins == [min(demands) for demands in books.demands]
     assert all(block and block[-1][0] == last for block, last in zip(books.blocks, books.lasts, strict=True))
     assert all(len(block) <= 64 for block in books.blocks)
     assert math.isfinite(len(books.blocks))
