@@ -66,7 +66,7 @@ def replica_shapes(scenario: Scenario, index: int, cluster: Cluster, calibration
     model = service_model(service, where)
     precision = Precision(service.weight_precision, service.kv_precision)
     weights = weight_bytes(model) * precision.weight_scale
-    per_token = kv_bytes_per_token(model) * precision.kv_scale
+    per_token = service_kv_bytes_per_token(service, model)
     shapes = []
     for group_index, group in enumerate(groups):
         path = f"{where}.{pool + '.' if pool else ''}replicas.{group_index}"
@@ -132,8 +132,7 @@ def shared_store(service: Service, where: str) -> SharedKVStore | None:
     path = f"{where}.paged_kv.shared_store"
     if not paged.prefix_caching:
         raise ScenarioError([f"{path}: a shared store holds prefix-cache blocks; it needs prefix_caching: true"])
-    precision = Precision(service.weight_precision, service.kv_precision)
-    block_bytes = kv_bytes_per_token(service_model(service, where)) * precision.kv_scale * paged.block_size
+    block_bytes = service_kv_bytes_per_token(service, service_model(service, where)) * paged.block_size
     blocks = int(paged.shared_store.capacity // block_bytes)
     if blocks < 1:
         raise ScenarioError([f"{path}.capacity: {paged.shared_store.capacity:.0f} bytes hold no KV block "
@@ -155,6 +154,11 @@ def paged_spec(paged: PagedKV | None, kv_bytes_per_token: float, pool: str = "",
                      host_link=paged.host_link, prefix_caching=caching,
                      host_cache_bytes=(paged.host_cache or 0.0) if caching else 0.0,
                      kv_bytes_per_token=kv_bytes_per_token, store=store if caching else None)
+
+
+def service_kv_bytes_per_token(service: Service, model: ModelSpec) -> float:
+    """KV-cache bytes per token of the service's model at its KV precision."""
+    return kv_bytes_per_token(model) * Precision(service.weight_precision, service.kv_precision).kv_scale
 
 
 def service_model(service: Service, where: str) -> ModelSpec:
