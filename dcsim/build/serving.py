@@ -9,6 +9,7 @@ or a transfer from the service's storage tier (`weights_from`) sharing the netwo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -140,6 +141,17 @@ def shared_store(service: Service, where: str) -> SharedKVStore | None:
     return SharedKVStore(blocks, paged.shared_store.bandwidth)
 
 
+def check_swap_space(service: Service, where: str) -> None:
+    """paged_kv.swap_space must hold at least one KV block (else every swap would be refused)."""
+    paged = service.paged_kv
+    if paged is None or paged.swap_space is None:
+        return
+    block_bytes = service_kv_bytes_per_token(service, service_model(service, where)) * paged.block_size
+    if paged.swap_space < block_bytes:
+        raise ScenarioError([f"{where}.paged_kv.swap_space: {paged.swap_space:.0f} bytes hold no KV block "
+                             f"({block_bytes:.0f} bytes of {paged.block_size} tokens); expected at least that"])
+
+
 def paged_spec(paged: PagedKV | None, kv_bytes_per_token: float, pool: str = "",
                store: SharedKVStore | None = None) -> PagedSpec | None:
     """The engine's paged-KV settings of a service (None: token-granular KV, as without paged_kv).
@@ -153,6 +165,7 @@ def paged_spec(paged: PagedKV | None, kv_bytes_per_token: float, pool: str = "",
     return PagedSpec(block_size=paged.block_size, watermark=paged.watermark, swap=paged.preemption == "swap",
                      host_link=paged.host_link, prefix_caching=caching,
                      host_cache_bytes=(paged.host_cache or 0.0) if caching else 0.0,
+                     swap_space_bytes=paged.swap_space if paged.swap_space is not None else math.inf,
                      kv_bytes_per_token=kv_bytes_per_token, store=store if caching else None)
 
 
@@ -196,6 +209,7 @@ def build_serving(scenario: Scenario, seed: int, env: simpy.Environment, cluster
     decoders: dict[int, DecodePoolRuntime] = {}
     for index, service in enumerate(inference.services):
         store = shared_store(service, f"{scenario.source}: workload.inference.services.{index}")
+        check_swap_space(service, f"{scenario.source}: workload.inference.services.{index}")
         pools = {pool: replica_shapes(scenario, index, cluster, calibration, busy_w, pool, store)
                  for pool in service_pools(service)}
 
@@ -247,6 +261,7 @@ def service_problems(scenario: Scenario) -> list[str]:
     for index, service in enumerate(inference.services):
         try:
             shared_store(service, f"{scenario.source}: workload.inference.services.{index}")
+            check_swap_space(service, f"{scenario.source}: workload.inference.services.{index}")
             placed = [(shape, group) for pool in service_pools(service) for shape, group in
                       zip(replica_shapes(scenario, index, cluster, calibration, busy_w, pool),
                           pool_groups(service, pool), strict=True)]

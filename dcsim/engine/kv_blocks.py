@@ -16,6 +16,9 @@ that does not fit preempts the newest decoding request, which is recomputed (its
 still be cached) or swapped: its KV (t tokens x the model's KV bytes per token) is copied to host
 memory over the host link, and back when it is admitted again; both copies delay that replica's
 iteration by bytes / bandwidth (the copy is not overlapped with compute: an upper bound on its cost).
+With a bounded swap space (whole blocks of host memory per replica), a request whose KV does not fit
+in what is left is recomputed instead, and counted (vLLM's v0 scheduler stops the whole engine with
+an error there; a simulator of capacity should show the cost of recomputing, not stop).
 Prefix entries: with trace hashes, one entry per full hash block of the prompt, added when its prefill
 ends (so running requests share them); without hashes, one entry per session key holding the
 session's history (prompt + output), added when the request ends, for the session's next turn.
@@ -45,6 +48,7 @@ class PagedSpec:
     host_link: float = 25e9  # bytes/s between host and accelerator memory
     prefix_caching: bool = True
     host_cache_bytes: float = 0.0
+    swap_space_bytes: float = math.inf  # host memory for swapped KV; a preemption that does not fit recomputes
     kv_bytes_per_token: float = 0.0
     store: SharedKVStore | None = None  # the service's shared KV store (engine/kv_store.py), one object for all
 
@@ -53,7 +57,8 @@ class PagedReplica(Replica):
     paged = True
     __slots__ = ("_decode_now", "_sampled_used", "block", "blocks", "cache", "decode_shared",  # see Replica
                  "host_hit_blocks", "phase", "prefill_own", "samples", "seconds_per_token", "store_hit_blocks",
-                 "store_seconds_per_token", "swap", "swap_ins", "swap_outs", "swap_seconds", "watermark_blocks")
+                 "store_seconds_per_token", "swap", "swap_blocks_free", "swap_blocks_peak", "swap_capacity_blocks",
+                 "swap_ins", "swap_outs", "swap_refused", "swap_seconds", "watermark_blocks")
 
     def __init__(self, env: simpy.Environment, replica_id: int, service: int, service_name: str,
                  shape: ReplicaShape, node_id: int, node_name: str) -> None:
@@ -65,6 +70,12 @@ class PagedReplica(Replica):
         self.kv_capacity = self.blocks * block  # whole blocks only
         self.watermark_blocks = math.floor(spec.watermark * self.blocks)
         self.swap = spec.swap
+        # None: unbounded (the default); else blocks of swapped KV the replica's host memory holds
+        self.swap_capacity_blocks = (None if spec.swap_space_bytes == math.inf
+                                     else int(spec.swap_space_bytes // (spec.kv_bytes_per_token * block)))
+        self.swap_blocks_free = self.swap_capacity_blocks
+        self.swap_blocks_peak = 0  # most blocks swapped out at once (counted only under a bound)
+        self.swap_refused = 0  # preemptions recomputed because their KV did not fit in swap_space
         self.seconds_per_token = spec.kv_bytes_per_token / spec.host_link
         host_blocks = int(spec.host_cache_bytes // (spec.kv_bytes_per_token * block)) if spec.host_cache_bytes else 0
         self.cache = PrefixCache(host_blocks, spec.store) if spec.prefix_caching else None
@@ -256,6 +267,8 @@ class PagedReplica(Replica):
             self.swap_ins += 1
             request.prefilled = tokens
             request.prefill_requested += 1
+            if self.swap_blocks_free is not None:
+                self.swap_blocks_free += -(-tokens // self.block)
         elif self.cache is not None:
             keys, found, in_host, _, tokens, in_store = self._lookup(request)
             if found:
@@ -354,6 +367,14 @@ class PagedReplica(Replica):
         self._unpin(request)
         if self.swap:
             tokens = request.prompt_tokens + request.generated - 1
+            if self.swap_blocks_free is not None:  # bounded swap space: recompute what does not fit
+                blocks = -(-tokens // self.block)
+                if blocks > self.swap_blocks_free:
+                    self.swap_refused += 1
+                    return request
+                self.swap_blocks_free -= blocks
+                assert self.swap_capacity_blocks is not None
+                self.swap_blocks_peak = max(self.swap_blocks_peak, self.swap_capacity_blocks - self.swap_blocks_free)
             seconds = tokens * self.seconds_per_token
             self.transfer_pending += seconds
             request.swap_time += seconds

@@ -47,6 +47,9 @@ class PagedReplicaRecord(Protocol):
     swap_seconds: float
     host_hit_blocks: int
     store_hit_blocks: int
+    swap_capacity_blocks: int | None
+    swap_refused: int
+    swap_blocks_peak: int
     samples: list[tuple[float, int, int]]
     cache: Any  # engine/prefix_cache.PrefixCache or None; its `store` is the service's shared store
 
@@ -106,7 +109,7 @@ def kv_cache_section(requests: pd.DataFrame, replicas: Sequence[PagedReplicaReco
         "evictions": sum(r.evictions for r in replicas),
         "host_tier_blocks_read": sum(r.host_hit_blocks for r in replicas),
         "peak_occupancy": peak,
-    } | store_section(replicas)
+    } | store_section(replicas) | swap_space_section(replicas)
 
 
 def store_section(replicas: Sequence[PagedReplicaRecord]) -> dict[str, Any]:
@@ -119,6 +122,16 @@ def store_section(replicas: Sequence[PagedReplicaRecord]) -> dict[str, Any]:
             "store_entries_written": sum(store.written for store in stores),
             "store_evictions": sum(store.evicted for store in stores),
             "store_peak_blocks": sum(store.peak for store in stores)}
+
+
+def swap_space_section(replicas: Sequence[PagedReplicaRecord]) -> dict[str, Any]:
+    """Bounded swap space (paged_kv.swap_space): preemptions it turned into recomputes, and its peak use per
+    replica (empty when unbounded, so runs without the bound keep their outputs)."""
+    bounded = [r for r in replicas if r.swap_capacity_blocks is not None]
+    if not bounded:
+        return {}
+    return {"swaps_refused": sum(r.swap_refused for r in bounded),
+            "swap_space_peak_blocks": max(r.swap_blocks_peak for r in bounded)}
 
 
 def kv_cache_results(requests: Sequence[Request], names: Sequence[str], paged: set[int],

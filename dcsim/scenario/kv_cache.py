@@ -3,7 +3,8 @@
 Absent (`paged_kv:` not given), a replica counts its KV cache in tokens and recomputes preempted
 requests, exactly as before this option existed. Given, the cache is counted in blocks of
 `block_size` tokens (vLLM's default 16), admission keeps `watermark` of the blocks free for running
-requests to grow into, a preempted request is recomputed or swapped to host memory over `host_link`,
+requests to grow into, a preempted request is recomputed or swapped to host memory over `host_link`
+(within `swap_space` when given),
 and with `prefix_caching` finished and running requests leave their prompt blocks behind for later
 requests with the same prefix (least recently used blocks are evicted first). `shared_store` adds a
 store of prefix blocks that all the service's replicas write and read (Mooncake's; engine/kv_store.py).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dcsim.scenario.base import Strict
 from dcsim.scenario.units_types import Bandwidth, Bytes
@@ -36,10 +37,20 @@ class PagedKV(Strict):
                                                    "host cache tier); 25 GB/s is PCIe 4.0 x16 in practice")
     prefix_caching: bool = Field(True, description="keep KV blocks of earlier requests for later ones with the same "
                                                    "prefix (prefix hashes from the trace, else the session key)")
+    swap_space: Bytes | None = Field(None, description="host memory per replica for swapped requests' KV (vLLM's "
+                                                       "swap_space); a preemption whose KV does not fit there is "
+                                                       "recomputed instead; default: unbounded")
     host_cache: Bytes | None = Field(None, description="second prefix-cache tier in host memory per replica; blocks "
                                                        "evicted from the accelerator go there; default: none")
     shared_store: SharedStore | None = Field(None, description="prefix blocks shared by all the service's replicas "
                                                                "(written when a prefill ends); default: none")
+
+
+    @model_validator(mode="after")
+    def _swap_space_needs_swap(self) -> PagedKV:
+        if self.swap_space is not None and self.preemption != "swap":
+            raise ValueError("swap_space bounds host memory for swapped KV; it needs preemption: swap")
+        return self
 
 
 def block_size_problem(trace_block: int | None, paged: PagedKV | None) -> str | None:
