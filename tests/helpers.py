@@ -163,3 +163,19 @@ def scenario_problems(path: Path, overrides: list[str] | None = None) -> list[st
     with pytest.raises(ScenarioError) as info:
         load_scenario(path, overrides or [])
     return info.value.problems
+
+
+def assert_cli_refuses(tmp_path: Path, data: object, *expected: str) -> None:
+    """`dcsim validate` and `dcsim run` of the scenario `data` both exit 2 with one line naming the file and
+    each of `expected`, and the run writes nothing."""
+    import subprocess
+    import sys
+
+    path = write_yaml(tmp_path, data, "bad.yaml")
+    out = tmp_path / "out"
+    for command in (["validate", str(path)], ["run", str(path), "-o", str(out)]):
+        done = subprocess.run([sys.executable, "-m", "dcsim", *command], capture_output=True, text=True, check=False)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert "bad.yaml" in lines[0] and all(part in lines[0] for part in expected), lines[0]
+    assert not out.exists()

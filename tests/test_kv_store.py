@@ -4,16 +4,14 @@ bad settings fail in one line."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from dcsim.engine.kv_store import SharedKVStore
 from dcsim.errors import DcsimError
+from tests.helpers import assert_cli_refuses
 from tests.test_prefix_cache import check_conservation, jsonl, mooncake_or_skip, per_token, run, scenario, timing
 
 BANDWIDTH = 10e9  # bytes/s
@@ -101,14 +99,7 @@ def test_bad_stores_fail_in_one_line(tmp_path: Path, store: dict[str, Any], page
 
 def test_validate_and_run_exit_2_and_write_nothing(tmp_path: Path) -> None:
     data = two_replicas(tmp_path, {"capacity": "1 KB"})
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(data))
-    for command in (["validate", str(path)], ["run", str(path), "-o", str(tmp_path / "out")]):
-        done = subprocess.run([sys.executable, "-m", "dcsim", *command], capture_output=True, text=True, check=False)
-        lines = done.stderr.strip().splitlines()
-        assert done.returncode == 2 and len(lines) == 1, done.stderr
-        assert "bad.yaml" in lines[0] and "shared_store.capacity" in lines[0]
-    assert not (tmp_path / "out").exists()
+    assert_cli_refuses(tmp_path, data, "shared_store.capacity")
 
 
 @pytest.mark.parametrize("preemption", ["recompute", "swap"])

@@ -3,13 +3,10 @@ bound; one that does not fit is recomputed, exactly as under `preemption: recomp
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 import dcsim
 from dcsim.calibration.inference import kv_bytes_per_token
@@ -17,6 +14,7 @@ from dcsim.catalog import load_catalog
 from dcsim.errors import DcsimError
 from dcsim.results import RunResult
 from dcsim.scenario import scenario_from_dict
+from tests.helpers import assert_cli_refuses
 
 MODEL = "Llama-2-70B"
 BLOCK = 16
@@ -104,11 +102,4 @@ def test_bad_swap_space_fails_in_one_line(tmp_path: Path, paged: dict[str, Any],
 
 def test_validate_and_run_exit_2_and_write_nothing(tmp_path: Path) -> None:
     data = scenario(tmp_path, "swap", 1000)
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(data))
-    for command in (["validate", str(path)], ["run", str(path), "-o", str(tmp_path / "out")]):
-        done = subprocess.run([sys.executable, "-m", "dcsim", *command], capture_output=True, text=True, check=False)
-        lines = done.stderr.strip().splitlines()
-        assert done.returncode == 2 and len(lines) == 1, done.stderr
-        assert "bad.yaml" in lines[0] and "paged_kv.swap_space" in lines[0]
-    assert not (tmp_path / "out").exists()
+    assert_cli_refuses(tmp_path, data, "paged_kv.swap_space")

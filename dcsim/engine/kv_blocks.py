@@ -16,9 +16,8 @@ that does not fit preempts the newest decoding request, which is recomputed (its
 still be cached) or swapped: its KV (t tokens x the model's KV bytes per token) is copied to host
 memory over the host link, and back when it is admitted again; both copies delay that replica's
 iteration by bytes / bandwidth (the copy is not overlapped with compute: an upper bound on its cost).
-With a bounded swap space (whole blocks of host memory per replica), a request whose KV does not fit
-in what is left is recomputed instead, and counted (vLLM's v0 scheduler stops the whole engine with
-an error there; a simulator of capacity should show the cost of recomputing, not stop).
+With a bounded swap space (whole blocks per replica), a request whose KV does not fit in what is left
+is recomputed instead, and counted (vLLM stops with an error there; docs/inference.md says why not).
 Prefix entries: with trace hashes, one entry per full hash block of the prompt, added when its prefill
 ends (so running requests share them); without hashes, one entry per session key holding the
 session's history (prompt + output), added when the request ends, for the session's next turn.
