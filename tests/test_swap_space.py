@@ -12,6 +12,7 @@ import dcsim
 from dcsim.calibration.inference import kv_bytes_per_token
 from dcsim.catalog import load_catalog
 from dcsim.errors import DcsimError
+from dcsim.reporting.kv_cache_report import kv_cache_tables
 from dcsim.results import RunResult
 from dcsim.scenario import scenario_from_dict
 from tests.helpers import assert_cli_refuses
@@ -67,6 +68,9 @@ def test_a_swap_that_does_not_fit_is_recomputed(tmp_path: Path) -> None:
     section = bounded.summary["inference"]["kv_cache"]
     assert (section["swaps_out"], section["swaps_in"], section["swaps_refused"]) == (0, 0, 1)
     assert section["swap_space_peak_blocks"] == 0
+    html = kv_cache_tables(bounded.summary)
+    assert "swaps recomputed (swap space full)</td><td>1<" in html
+    assert "swaps recomputed" not in kv_cache_tables(recompute.summary)
 
 
 def test_session_turns_never_hold_more_swapped_blocks_than_the_bound(tmp_path: Path) -> None:

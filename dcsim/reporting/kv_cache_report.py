@@ -29,6 +29,9 @@ _ROWS = (("token hit rate", "token_hit_rate", percent), ("request hit rate", "re
          ("swaps out / in", None, None), ("swap time (s)", "swap_s", number), ("evictions", "evictions", number),
          ("blocks read from the host tier", "host_tier_blocks_read", number),
          ("peak occupancy", "peak_occupancy", percent))
+_OPTIONAL_ROWS = (("swaps recomputed (swap space full)", "swaps_refused", number),  # only with swap_space
+                  ("blocks read from the shared store", "store_blocks_read", number),  # only with a store
+                  ("entries written to the shared store", "store_entries_written", number))
 
 
 def kv_cache_tables(s: Mapping[str, Any]) -> str:
@@ -40,7 +43,7 @@ def kv_cache_tables(s: Mapping[str, Any]) -> str:
     services: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     names = list(services) if len(services) > 1 else []
     rows = []
-    for label, key, show in _ROWS:
+    for label, key, show in (*_ROWS, *((label, key, show) for label, key, show in _OPTIONAL_ROWS if key in kv)):
         cells = [kv, *(services[name] for name in names)]
         if key is None:
             rows.append([esc(label), *(esc(f"{number(c.get('swaps_out'))} / {number(c.get('swaps_in'))}")
