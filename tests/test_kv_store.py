@@ -58,10 +58,10 @@ def test_a_prefix_from_another_replica_is_copied_in_from_the_store(tmp_path: Pat
 
 def test_a_full_store_drops_its_least_recently_used_entries(tmp_path: Path) -> None:
     shared = run(two_replicas(tmp_path, {"capacity": f"{8 * 16 * per_token():.0f} B"}))  # 2 entries of 4 blocks
-    # A writes 1..4: only 3 and 4 stay, so B finds nothing it can continue from its first block. B then writes
-    # 1, 2, 3 (refreshed) and x: 4, 1 and 2 go, leaving 3 and x.
-    assert shared.request_kv["prefill_cached"].tolist() == [0, 0]
-    assert shared.summary["inference"]["kv_cache"]["store_evictions"] == 2 + 3
+    # A writes 1..4 last one first (4, 3, 2, 1): 4 and 3 go, the head 1, 2 stays, so B (on the other replica)
+    # reuses 128 tokens. B then writes x, 3 (new) and refreshes 2, 1: x and 3 go, leaving 2, 1 again.
+    assert shared.request_kv["prefill_cached"].tolist() == [0, 128]
+    assert shared.summary["inference"]["kv_cache"]["store_evictions"] == 2 + 2
 
 
 def test_store_lru_order_and_reads_refresh() -> None:
@@ -74,12 +74,13 @@ def test_store_lru_order_and_reads_refresh() -> None:
     store.write(["a", "b", "c"], 1)
     store.read(["a"])  # a is now the most recently used
     store.write(["d"], 1)
-    assert list(store.entries) == ["c", "a", "d"] and store.evicted == 1 and store.peak == 3
+    # a prompt's entries are written last one first (c is the oldest), so its head outlives its end
+    assert list(store.entries) == ["b", "a", "d"] and store.evicted == 1 and store.peak == 3
     assert cache.version == 3  # every change tells the replicas' caches, so memoised lookups are redone
-    store.write(["e", "f"], 2)  # written in order, then the oldest go until the store fits: e too
-    assert list(store.entries) == ["f"] and store.used == 2 and store.evicted == 5
+    store.write(["e", "f"], 2)  # f, then e; then the oldest go until the store fits: f too
+    assert list(store.entries) == ["e"] and store.used == 2 and store.evicted == 5
     store.write(["g"], 4)  # an entry larger than the store is not kept (and nothing is evicted for it)
-    assert list(store.entries) == ["f"] and cache.version == 4
+    assert list(store.entries) == ["e"] and cache.version == 4
     with pytest.raises(ValueError, match="capacity >= 1 block"):
         SharedKVStore(0, 1e9)
 

@@ -322,7 +322,7 @@ def test_prefix_cache_bulk_paths_match_the_entry_by_entry_rules() -> None:
     cache.acquire([5, 6], 2)  # 5 and 6 now have two holders
     cache.release([1, 2])  # one holder each: the bulk path
     cache.release([5, 6])  # two holders: entry by entry
-    assert list(cache.free) == [1, 2] and cache.refs[5] == cache.refs[6] == 1
+    assert list(cache.free) == [2, 1] and cache.refs[5] == cache.refs[6] == 1  # a prefix's end is evicted first
     assert (cache.referenced_blocks, cache.free_blocks) == (8, 8)
 
 
@@ -339,7 +339,7 @@ class ReferenceLRU:
         self.host_capacity = host_blocks
 
     def release(self, keys: list[int]) -> None:
-        for key in keys:
+        for key in reversed(keys):  # the end of a prefix is queued first: evicted before its head
             self.refs[key] -= 1
             if not self.refs[key]:
                 del self.refs[key]

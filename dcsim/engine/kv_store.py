@@ -9,7 +9,9 @@ prefix-hash entries per service, bounded by its capacity in KV blocks:
   accelerator and host tiers; entries found only in the store are copied into the replica at the
   store's `bandwidth` (bytes/s per replica, a NIC's worth), which delays that prefill iteration, as a
   host-tier copy does. The copy is not a flow on the scenario's fabric (not modelled).
-Reading an entry makes it the most recently used; writing one that is there refreshes it.
+Reading an entry makes it the most recently used; writing one that is there refreshes it. Of the entries
+of one prompt, written or read together, the end of the prefix is the oldest (evicted first), as in the
+replicas' own caches (engine/prefix_cache.py).
 Session-keyed entries (traces without prefix hashes) stay on their replica: the store holds hash blocks.
 """
 
@@ -46,7 +48,7 @@ class SharedKVStore:
         if blocks > self.capacity or not keys:
             return
         entries = self.entries
-        for key in keys:
+        for key in reversed(keys):  # the prompt's last block first: the oldest of them, evicted first
             if key in entries:
                 entries.move_to_end(key)
             else:
@@ -62,7 +64,7 @@ class SharedKVStore:
 
     def read(self, keys: Sequence[Hashable]) -> None:
         """Entries a replica copies in: the most recently used now."""
-        for key in keys:
+        for key in reversed(keys):
             self.entries.move_to_end(key)
         self._changed()
 

@@ -3,7 +3,8 @@
 An entry is a run of KV blocks that later requests may reuse: one trace prefix hash (block_size
 tokens of the prompt), or a session's whole history (engine/kv_blocks.py decides which). Entries held
 by a running request are pinned; the others wait in least-recently-used order and are evicted oldest
-first when the accelerator needs room, into the host tier when there is one (itself LRU, bounded by
+first when the accelerator needs room (of entries freed together, the end of the prefix first, as vLLM
+and SGLang do, so that a shared head outlives its tails), into the host tier when there is one (itself LRU, bounded by
 its capacity), otherwise dropped. A request reuses the longest run of leading entries it finds: first
 on the accelerator, then continuing in host memory (those are copied back over the host link), then in
 the service's shared store when it has one (engine/kv_store.py; copied in at the store's bandwidth).
@@ -103,9 +104,12 @@ class PrefixCache:
         return blocks
 
     def release(self, keys: Sequence[Hashable]) -> None:
-        """Unpin; an entry nobody holds becomes the most recently used evictable one."""
+        """Unpin; an entry nobody holds becomes the most recently used evictable one. `keys` run from the
+        prompt's start; they are queued last one first, so of entries freed together the end of the
+        longest prefix is evicted first (vLLM's rule: a shared head outlives the tails behind it)."""
         self.version += 1
         refs, free = self.refs, self.free
+        keys = keys[::-1]
         counts = list(map(refs.pop, keys, repeat(0)))  # all popped at once (C level): 0 for a key met twice
         if counts.count(1) == len(counts):  # the usual case, one holder each: C-level loops
             free.update(dict.fromkeys(keys))
