@@ -365,6 +365,7 @@ def test_prefix_cache_eviction_order_matches_a_plain_lru(seed: int) -> None:
     cache, ref = PrefixCache(host_blocks=host), ReferenceLRU(host)
     ref.blocks = {}
     held: list[list[int]] = []  # what each "request" pins
+    shared_releases = 0
     for _ in range(3000):
         action = rng.integers(0, 5)
         if action == 0:  # a new request pins fresh entries (or an unpinned one, made evictable at once)
@@ -395,12 +396,25 @@ def test_prefix_cache_eviction_order_matches_a_plain_lru(seed: int) -> None:
                 held.append(keys)
         elif action == 2 and held:  # a request ends
             keys = held.pop(int(rng.integers(0, len(held))))
+            shared_releases += any(ref.refs[k] > 1 for k in keys)
             cache.release(keys)
             ref.release(keys)
         elif action == 3:
             blocks = int(rng.integers(1, 12))
             assert cache.evict(blocks) == ref.evict(blocks)
+        elif action == 4 and ref.refs:  # a request shares entries others pin (and some unpinned ones)
+            keys = [k for k in ref.refs if rng.random() < 0.3][:4] + [k for k in ref.free if rng.random() < 0.1][:2]
+            if keys:
+                cache.acquire(keys, len(keys))
+                for key in keys:
+                    if key in ref.free:
+                        del ref.free[key]
+                    ref.refs[key] = ref.refs.get(key, 0) + 1
+                held.append(keys)
         assert list(cache.free) == list(ref.free)
         assert list(cache.host) == list(ref.host)
-    assert cache.free_blocks == sum(ref.free.values())
+        assert cache.refs == ref.refs
+        assert cache.referenced_blocks == sum(ref.blocks[k] for k in ref.refs)
+        assert cache.free_blocks == sum(ref.free.values())
+    assert shared_releases > 0  # the release path for entries other requests still hold was exercised
 

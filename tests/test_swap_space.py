@@ -94,7 +94,8 @@ def test_session_turns_never_hold_more_swapped_blocks_than_the_bound(tmp_path: P
 
 @pytest.mark.parametrize(("paged", "message"), [
     ({"swap_space": "1 KB"}, r"paged_kv\.swap_space: 1000 bytes hold no KV block"),
-    ({"swap_space": "4 GB", "preemption": "recompute"}, r"swap_space .* needs preemption: swap"),
+    ({"swap_space": "4 GB", "preemption": "recompute"},
+     r"paged_kv\.swap_space: .* needs preemption: swap, got recompute"),
     ({"swap_space": "-4 GB"}, r"swap_space"),
 ])
 def test_bad_swap_space_fails_in_one_line(tmp_path: Path, paged: dict[str, Any], message: str) -> None:

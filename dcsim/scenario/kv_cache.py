@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from dcsim.scenario.base import Strict
 from dcsim.scenario.units_types import Bandwidth, Bytes
@@ -38,20 +38,22 @@ class PagedKV(Strict):
     prefix_caching: bool = Field(True, description="keep KV blocks of earlier requests for later ones with the same "
                                                    "prefix (prefix hashes from the trace, else the session key)")
     swap_space: Bytes | None = Field(None, description="host memory per replica for swapped requests' KV (vLLM's "
-                                                       "swap_space); a preemption whose KV does not fit there is "
-                                                       "recomputed instead; default: unbounded")
+                                                       "--swap-space is per GPU: multiply it by tensor_parallel); "
+                                                       "a preemption whose KV does not fit is recomputed instead; "
+                                                       "needs preemption: swap; default: unbounded")
     host_cache: Bytes | None = Field(None, description="second prefix-cache tier in host memory per replica; blocks "
                                                        "evicted from the accelerator go there; default: none")
     shared_store: SharedStore | None = Field(None, description="prefix blocks shared by all the service's replicas "
                                                                "(written when a prefill ends); default: none")
 
 
-    @model_validator(mode="after")
-    def _swap_space_needs_swap(self) -> PagedKV:
-        if self.swap_space is not None and self.preemption != "swap":
-            raise ValueError("swap_space bounds host memory for swapped KV; it needs preemption: swap")
-        return self
-
+    @field_validator("swap_space")
+    @classmethod
+    def _swap_space_needs_swap(cls, value: float | None, info: ValidationInfo) -> float | None:
+        preemption = info.data.get("preemption", "swap")  # (absent only when preemption itself failed)
+        if value is not None and preemption != "swap":
+            raise ValueError(f"bounds host memory for swapped KV; needs preemption: swap, got {preemption}")
+        return value
 
 def block_size_problem(trace_block: int | None, paged: PagedKV | None) -> str | None:
     """Why the trace's prefix-hash block size cannot map onto the service's KV blocks (None if it can)."""
