@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import simpy
 
+from dcsim.engine import timers
 from dcsim.engine.allocation import check_allocation
-from dcsim.engine.timers import call_after
+from dcsim.engine.timers import StaleCalls, call_after
 from dcsim.errors import PolicyError
 from dcsim.model import Cluster, Job, Node
 from dcsim.policies.base import PlacementRequest
@@ -39,6 +40,27 @@ def test_timed_calls_run_in_the_order_timeouts_created_at_the_same_moments_would
     assert _fire_order(plain_calls=True) == _fire_order(plain_calls=False) == [1, 4, 3, 6, 0, 2, 5]
     with pytest.raises(ValueError):
         call_after(simpy.Environment(), -1.0, lambda _e: None)
+
+
+def test_cancelled_calls_do_not_run_and_rebuilding_the_heap_keeps_the_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(timers, "COMPACT_AFTER", 3)
+    env = simpy.Environment()
+    stale = StaleCalls(env)
+    stale.limit = 50.0
+    order: list[int] = []
+    calls = [call_after(env, float(i % 7 * 10), partial(_append, order, i)) for i in range(20)]
+    env.timeout(25.0).callbacks.append(partial(_append, order, 100))
+    cancelled = {1, 2, 5, 6, 8, 9, 12, 13, 15, 16, 18}  # more than half the heap: rebuilt without them
+    for i in sorted(cancelled):
+        stale.cancel(calls[i])
+    stale.cancel(calls[1])  # twice: no effect
+    assert len(env._queue) == 10  # type: ignore[attr-defined]
+    assert stale.dropped_until == 50.0  # the latest dropped call within the limit (call 5 at 50 s; 6 is past it)
+    env.run()
+    kept = sorted((i % 7 * 10, i) for i in range(20) if i not in cancelled)
+    assert order == [i for t, i in kept if t < 25] + [100] + [i for t, i in kept if t > 25]
+    stale.cancel(calls[0])  # a call that ran already: no effect
+    assert stale.count == 0
 
 
 def _cluster() -> Cluster:

@@ -17,7 +17,7 @@ from typing import Any
 import simpy
 
 from dcsim.engine.allocation import check_allocation
-from dcsim.engine.timers import call_after
+from dcsim.engine.timers import StaleCalls, TimedCall, call_after
 from dcsim.errors import PolicyError
 from dcsim.model import Cluster, Job
 from dcsim.policies.base import NextPass, Placement, PlacementRequest, PreemptJob, StartJob, TrainingScheduler
@@ -33,6 +33,8 @@ class TrainingDecisions:
     _suspending: dict[int, Job]
     _by_estimate: list[tuple[float, float, int]] | None
     _round_version: int
+    _round_call: TimedCall | None
+    stale: StaleCalls
     _round_due: bool
     _request_pass: Callable[[], None]
     _start: Callable[[Job, str, tuple[tuple[int, int], ...]], None]
@@ -92,10 +94,13 @@ class TrainingDecisions:
             raise PolicyError(f"scheduler {self._scheduler_name()!r} returned {decision!r}: `after` must be a finite "
                               "number of seconds > 0")
         self._round_version += 1
-        call_after(self.env, after, partial(self._on_round, self._round_version))
+        if self._round_call is not None:  # only the latest request stands
+            self.stale.cancel(self._round_call)
+        self._round_call = call_after(self.env, after, partial(self._on_round, self._round_version))
 
     def _on_round(self, version: int, _event: simpy.Event) -> None:
-        if version == self._round_version:  # only the latest request stands
+        if version == self._round_version:  # only the latest request stands (earlier ones are cancelled)
+            self._round_call = None
             self._round_due = True
             self._request_pass()
 
