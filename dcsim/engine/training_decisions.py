@@ -4,6 +4,8 @@ A mixin of TrainingEngine, apart so the engine module keeps to events and transi
 is checked before it acts (a PolicyError names the policy and the decision): a start must name a
 waiting job and an accelerator model it may use with enough free, and the placement's answer must be
 free accelerators of that model; a preemption must name a running job; a next pass a finite delay.
+Built-in schedulers in policies.base.TRUSTED_SCHEDULERS skip the decision objects and their checks
+(training_passes.py applies their planned pass through _start_job, suspend and _plan_round).
 """
 
 from __future__ import annotations
@@ -69,6 +71,11 @@ class TrainingDecisions:
         if cluster.free[accelerator] < job.demand:
             raise PolicyError(f"scheduler {self._scheduler_name()!r} started job {job.id} needing {job.demand} "
                               f"{accelerator} but only {cluster.free[accelerator]} are free")
+        self._start_job(job, accelerator)
+
+    def _start_job(self, job: Job, accelerator: str) -> None:
+        """Start a queued job on `accelerator`, where it fits in what is free (checked or trusted)."""
+        cluster = self.cluster
         allocation = self.placement.place(PlacementRequest(job.id, job.demand, accelerator), cluster)
         check_allocation(cluster, self.placement, job, accelerator, allocation)
         cluster.allocate_all(allocation)
@@ -93,6 +100,10 @@ class TrainingDecisions:
                 isinstance(after, bool) or not isinstance(after, int | float) or not 0 < after < math.inf):
             raise PolicyError(f"scheduler {self._scheduler_name()!r} returned {decision!r}: `after` must be a finite "
                               "number of seconds > 0")
+        self._plan_round(after)
+
+    def _plan_round(self, after: float) -> None:
+        """A pass `after` seconds from now (NextPass); it replaces the one asked for before."""
         self._round_version += 1
         if self._round_call is not None:  # only the latest request stands
             self.stale.cancel(self._round_call)

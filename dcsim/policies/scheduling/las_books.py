@@ -20,7 +20,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from itertools import accumulate
 
-from dcsim.policies.base import Decision, JobView, PreemptiveView, PreemptJob, StartJob
+from dcsim.policies.base import JobView, PreemptiveView
 from dcsim.policies.scheduling.ranked import (
     Cursor,
     FollowUp,
@@ -226,13 +226,14 @@ class LasBooks:
         follow, self.follow = self.follow, None
         return follow.starts(view) if follow is not None else None
 
-    def plan(self, view: LiveView, follow: list[tuple[JobView, str]] | None = None) -> list[Decision] | None:
-        """plan(view, jobs in LAS order) from the books, or None while a running job is still starting.
+    def plan(self, view: LiveView, follow: list[tuple[JobView, str]] | None = None,
+             ) -> tuple[list[JobView], list[tuple[JobView, str]]] | None:
+        """plan_jobs(view, jobs in LAS order) from the books, or None while a running job is still starting.
         `follow`: the starts follow_up found (the walk is not needed)."""
         if self.starting:
             return None
         if follow is not None:
-            preempt: list[tuple[Key, JobView]] = []
+            preempted: list[JobView] = []
             starts = follow
         else:
             free, releasing, held = view.free, view.releasing, self.held
@@ -245,29 +246,16 @@ class LasBooks:
             waiting: list[tuple[JobView, str]] = []
             mark, exit_mark = self.mark, self.exit_mark
             preempt, starts = walk(self.queued, cursors, free, view.candidate_accelerators, smallest, waiting)
+            preempted = [job for _, job in preempt]
             if preempt:
                 self.follow = follow_up(view, preempt, starts, waiting, mark, exit_mark)
-        decisions: list[Decision] = [PreemptJob(job.id) for _, job in preempt]
-        decisions += [StartJob(job.id, model) for job, model in starts]
-        for _, job in preempt:
+        self.apply(preempted, starts)
+        return preempted, starts
+
+    def apply(self, preempt: Sequence[JobView], starts: Sequence[tuple[JobView, str]]) -> None:
+        """Follow the decisions of a pass (the engine applies each or stops the run)."""
+        for job in preempt:
             self._remove_running(job.id)
         for job, model in starts:
             self._remove_queued(job)
             self._add_running(job, model)
-        return decisions
-
-    def apply(self, decisions: Sequence[Decision]) -> None:
-        """Follow the decisions of a pass (the engine applies each or stops the run)."""
-        for decision in decisions:
-            if isinstance(decision, PreemptJob):
-                self._remove_running(decision.job_id)
-            elif isinstance(decision, StartJob):
-                record_job = self._queued_job(decision.job_id)
-                self._remove_queued(record_job)
-                self._add_running(record_job, decision.accelerator)
-
-    def _queued_job(self, job_id: int) -> JobView:
-        key = self.queued_keys[job_id]
-        blocks = self.queued.blocks
-        block = blocks[bisect_left(self.queued.lasts, key)]
-        return block[bisect_left(block, (key,))][2]
