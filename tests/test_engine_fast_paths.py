@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import simpy
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dcsim.engine import timers
 from dcsim.engine.allocation import check_allocation
@@ -106,3 +108,37 @@ def test_pack_takes_the_tightest_single_node_else_splits_fullest_first() -> None
     # Nothing holds 5: the fullest-free node first (n0: 3), then the tightest that fits the rest (n2: 2).
     assert pack.place(PlacementRequest(1, 5, "V100"), cluster) == ((0, 3), (2, 2))
     assert pack.place(PlacementRequest(1, 4, "K80"), cluster) == ((3, 4),)
+
+
+def _pack_by_scanning(demand: int, cluster: Cluster, accelerator: str) -> tuple[tuple[int, int], ...]:
+    """Pack's rule spelled out node by node: whole free nodes, then best fit, else the fullest-free node."""
+    size = cluster.max_node_size[accelerator]
+    order = [node for free in range(size + 1) for node in cluster.nodes_with_free(accelerator, free)]
+    taken: dict[int, int] = {}
+    remaining = demand
+    if remaining <= size:
+        fits = [n for n in order if cluster.free_on[n] >= remaining]
+        if fits:
+            return ((fits[0], remaining),)
+    while remaining > 0:
+        left = [n for n in order if n not in taken and cluster.free_on[n] > 0]
+        chunk = min(remaining, size)
+        fits = [n for n in left if cluster.free_on[n] >= chunk]
+        if fits:
+            node = fits[0]
+        elif left:
+            node = max(left, key=lambda n: (cluster.free_on[n], -order.index(n)))
+        else:
+            break
+        taken[node] = min(remaining, cluster.free_on[node])
+        remaining -= taken[node]
+    return tuple(taken.items())
+
+
+@given(st.lists(st.integers(0, 8), min_size=1, max_size=40), st.integers(1, 200))
+def test_pack_places_as_its_rule_node_by_node(used: list[int], demand: int) -> None:
+    nodes = [Node(id=i, name=f"n{i}", pool="p", accelerator="V100", size=8, host_idle_w=0, host_busy_w=0)
+             for i in range(len(used))]
+    cluster = Cluster(nodes, {})
+    cluster.allocate_all([(i, count) for i, count in enumerate(used) if count])
+    assert Pack().place(PlacementRequest(0, demand, "V100"), cluster) == _pack_by_scanning(demand, cluster, "V100")

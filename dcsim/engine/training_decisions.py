@@ -3,7 +3,8 @@
 A mixin of TrainingEngine, apart so the engine module keeps to events and transitions. Each decision
 is checked before it acts (a PolicyError names the policy and the decision): a start must name a
 waiting job and an accelerator model it may use with enough free, and the placement's answer must be
-free accelerators of that model; a preemption must name a running job; a next pass a finite delay.
+free accelerators of that model (unless it is a built-in in policies.base.TRUSTED_PLACEMENTS); a
+preemption must name a running job; a next pass a finite delay.
 Built-in schedulers in policies.base.TRUSTED_SCHEDULERS skip the decision objects and their checks
 (training_passes.py applies their planned pass through _start_job, suspend and _plan_round).
 """
@@ -22,7 +23,15 @@ from dcsim.engine.allocation import check_allocation
 from dcsim.engine.timers import StaleCalls, TimedCall, call_after
 from dcsim.errors import PolicyError
 from dcsim.model import Cluster, Job
-from dcsim.policies.base import NextPass, Placement, PlacementRequest, PreemptJob, StartJob, TrainingScheduler
+from dcsim.policies.base import (
+    TRUSTED_PLACEMENTS,
+    NextPass,
+    Placement,
+    PlacementRequest,
+    PreemptJob,
+    StartJob,
+    TrainingScheduler,
+)
 
 
 class TrainingDecisions:
@@ -75,9 +84,10 @@ class TrainingDecisions:
 
     def _start_job(self, job: Job, accelerator: str) -> None:
         """Start a queued job on `accelerator`, where it fits in what is free (checked or trusted)."""
-        cluster = self.cluster
-        allocation = self.placement.place(PlacementRequest(job.id, job.demand, accelerator), cluster)
-        check_allocation(cluster, self.placement, job, accelerator, allocation)
+        cluster, placement = self.cluster, self.placement
+        allocation = placement.place(PlacementRequest(job.id, job.demand, accelerator), cluster)
+        if type(placement) not in TRUSTED_PLACEMENTS:
+            check_allocation(cluster, placement, job, accelerator, allocation)
         cluster.allocate_all(allocation)
         del self._queue[job.id]
         by_estimate = self._by_estimate

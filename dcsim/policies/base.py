@@ -174,6 +174,18 @@ def trusted_scheduler(cls: _Class) -> _Class:
     return cls
 
 
+TRUSTED_PLACEMENTS: set[type] = set()
+"""Built-in placement classes whose answers the engine takes without checking them: given a model with
+at least the demand free (the engine checks that first), they return distinct nodes of that model,
+each within its free count, summing to the demand. Exact classes, as TRUSTED_SCHEDULERS."""
+
+
+def trusted_placement(cls: _Class) -> _Class:
+    """Class decorator for built-in placements (see TRUSTED_PLACEMENTS)."""
+    TRUSTED_PLACEMENTS.add(cls)
+    return cls
+
+
 def decisions_of(planned: PlannedPass) -> list[Decision]:
     """A planned pass as the Decision list `schedule` returns: preemptions, starts, then the next pass."""
     preempt, starts, after = planned
