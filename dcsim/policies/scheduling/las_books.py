@@ -72,8 +72,12 @@ class _LasCursor:
 
     def advance(self, bound: Key, preempt: list[tuple[Key, JobView]]) -> None:
         books = self.books
-        blocks, lasts, demands, before = books.blocks, books.lasts, books.demands, self.before
-        b, pos, left, buffer = self.block, self.pos, self.left, self.buffer
+        blocks = books.blocks
+        b, buffer = self.block, self.buffer
+        if not buffer and b < len(blocks) and blocks[b][self.pos][0][0] > bound[0] - self.now + self.eps:
+            return  # the next running job surely ranks below the bound: nothing to decide (as the loop finds)
+        lasts, demands, before = books.lasts, books.demands, self.before
+        pos, left = self.pos, self.left
         eps, now = self.eps, self.now
         gap = 2 * eps
         offset = bound[0] - now  # a c below offset - eps ranks surely above the bound, above offset + eps surely below
