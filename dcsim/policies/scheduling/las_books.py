@@ -117,7 +117,10 @@ class _LasCursor:
             if b2 > b or (b2 == b and e2 > pos):
                 left -= (before[b2] + sum(demands[b2][:e2]) if e2 else before[b2]) - base
                 b, pos = b2, e2
-                continue
+                # A second look from here would end here too (the same bisects, the same budget target,
+                # the same cluster): go on with what lies here.
+                if b >= count:
+                    break
             if blocks[b][pos][0][0] > offset + eps:  # this one and all after it rank below the bound
                 break
             cluster: list[tuple[Key, int, JobView]] = []
