@@ -19,6 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dcsim
+from dcsim.engine.training import TrainingEngine
+from dcsim.policies.base import TRUSTED_SCHEDULERS
 from dcsim.policies.scheduling.las import LeastAttainedService
 from dcsim.policies.scheduling.ranked import KeyBlocks
 from dcsim.policies.scheduling.tiresias import Tiresias
@@ -140,3 +142,25 @@ def test_las_near_ties_are_ranked_by_the_exact_keys(tmp_path: Path, demand: int,
     load = {"rows": rows, "k80": False, "v100_nodes": 1, "startup": 0.0, "costs": None}
     policy = {"name": "las", "params": {"round": round_s}}
     same(run(tmp_path, load, policy, incremental=True), run(tmp_path, load, policy, incremental=False))
+
+
+def test_trusted_passes_decide_as_checked_decisions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Built-in tiresias and las apply their planned passes without Decision objects and checks
+    # (policies.base.TRUSTED_SCHEDULERS): the same run as through schedule() and the engine's checks.
+    rows = [(float(10 * (i // 6)), 20.0 + (i * 37) % 90 + (i % 7) / 3, [1, 1, 2, 3, 1, 4][i % 6], "V100|K80")
+            for i in range(60)]
+    load = {"rows": rows, "k80": True, "v100_nodes": 1, "startup": 2.0, "costs": None}
+    for policy in POLICIES:
+        trusted = run(tmp_path, load, policy, incremental=True)
+        monkeypatch.setattr(TrainingEngine, "trusted_passes_allowed", False)
+        same(trusted, run(tmp_path, load, policy, incremental=True))
+        same(trusted, run(tmp_path, load, policy, incremental=False))
+        monkeypatch.undo()
+
+
+def test_only_exact_built_in_schedulers_are_trusted() -> None:
+    class Derived(LeastAttainedService):
+        pass
+
+    assert {LeastAttainedService, Tiresias} <= TRUSTED_SCHEDULERS
+    assert Derived not in TRUSTED_SCHEDULERS  # a subclass may override schedule(): its decisions are checked

@@ -14,7 +14,7 @@ from typing import Protocol
 import simpy
 
 from dcsim.engine.serving import ServingEngine
-from dcsim.engine.timers import TimedCall
+from dcsim.engine.timers import CANCELLED, TimedCall
 from dcsim.engine.training import TrainingEngine
 
 ProgressCallback = Callable[[float], None]
@@ -62,6 +62,8 @@ class Simulation:
         total = len(self.training.jobs) + (len(self.serving.requests) if self.serving is not None else 0)
         steps = 0
         queue = env._queue
+        stale = self.training.stale
+        stale.limit = limit
         while queue:
             when, _, _, event = queue[0]
             if when == math.inf or when > limit:
@@ -69,7 +71,10 @@ class Simulation:
             if type(event) is TimedCall:  # the engines' own timed calls: Environment.step's work, inlined
                 heappop(queue)
                 env._now = when
-                callbacks, event.callbacks = event.callbacks, None
+                callbacks = event.callbacks
+                if callbacks is CANCELLED:  # made void by a later plan (timers.StaleCalls): not an event
+                    continue
+                event.callbacks = None
                 for callback in callbacks:
                     callback(event)
             else:
@@ -77,6 +82,8 @@ class Simulation:
             steps += 1
             if progress is not None and steps % every == 0:
                 progress(self._fraction(total))
+        if stale.dropped_until > env._now:  # a cancelled call dropped from the heap was due last
+            env._now = stale.dropped_until
         self.events = steps + self.training.inline_passes  # a pass run inline is still an event
         self.training.settle()
         # Without a horizon the run ends at its last change of state; a trailing autoscaler check that

@@ -22,7 +22,7 @@ import simpy
 
 from dcsim.engine.levels import LevelBoard
 from dcsim.engine.lifecycle import Lifecycle
-from dcsim.engine.timers import call_after
+from dcsim.engine.timers import StaleCalls, TimedCall, call_after
 from dcsim.engine.training_decisions import TrainingDecisions
 from dcsim.engine.training_passes import TrainingPasses
 from dcsim.engine.training_ports import CheckpointTransfers, JobCheckpoints, JobTraffic
@@ -48,6 +48,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates, TrainingPa
         lifecycle: Lifecycle | None = None, quotas: Mapping[str, int] | None = None,
     ) -> None:
         self.env = env
+        self.stale = StaleCalls(env)  # cancels finish and round events that later plans made void
         self.lifecycle = lifecycle if lifecycle is not None else Lifecycle(startup, segment=recorder.job_segment)
         self.traffic = traffic
         self.largest_gang = dict(largest_gang or cluster.capacity)  # per model: the most one job may get
@@ -82,6 +83,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates, TrainingPa
         self._suspending: dict[int, Job] = {}
         self._releasing: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
         self._round_version = 0
+        self._round_call: TimedCall | None = None  # the queued round of the latest NextPass
         self._round_due = False
         self._pass_time, self._passes_now = -1.0, 0
         self.quotas: Mapping[str, int] = dict(quotas or {})  # guaranteed accelerators per tenant (view)
@@ -263,7 +265,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates, TrainingPa
         computing = job.computing_since is not None
         if computing:
             self._advance(job)
-        job.plan_version += 1  # the planned finish is void
+        self._void_finish(job)  # the planned finish is void
         accelerator = job.accelerator
         assert accelerator is not None
         del self._active[job.id]
@@ -317,7 +319,7 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates, TrainingPa
     def fail(self, job: Job, reason: str) -> None:
         """Stop a running job for good (e.g. its checkpoint did not fit); it keeps the reason."""
         self._advance(job)
-        job.plan_version += 1
+        self._void_finish(job)
         job.reason = reason
         self.lifecycle.finish(job, self.env._now, JobState.FAILED)
         self.failed += 1
@@ -325,7 +327,8 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates, TrainingPa
 
     def _on_finish(self, job: Job, version: int, _event: simpy.Event) -> None:
         if version != job.plan_version:
-            return  # superseded by a later plan
+            return  # superseded by a later plan (cancelled calls do not run: kept as a guard)
+        job.finish_call = None
         self._advance(job)
         job.remaining = 0.0
         self.lifecycle.finish(job, self.env._now, JobState.COMPLETED)

@@ -3,7 +3,10 @@
 A mixin of TrainingEngine, apart so the engine module keeps to events and transitions. Each decision
 is checked before it acts (a PolicyError names the policy and the decision): a start must name a
 waiting job and an accelerator model it may use with enough free, and the placement's answer must be
-free accelerators of that model; a preemption must name a running job; a next pass a finite delay.
+free accelerators of that model (unless it is a built-in in policies.base.TRUSTED_PLACEMENTS); a
+preemption must name a running job; a next pass a finite delay.
+Built-in schedulers in policies.base.TRUSTED_SCHEDULERS skip the decision objects and their checks
+(training_passes.py applies their planned pass through _start_job, suspend and _plan_round).
 """
 
 from __future__ import annotations
@@ -17,10 +20,18 @@ from typing import Any
 import simpy
 
 from dcsim.engine.allocation import check_allocation
-from dcsim.engine.timers import call_after
+from dcsim.engine.timers import StaleCalls, TimedCall, call_after
 from dcsim.errors import PolicyError
 from dcsim.model import Cluster, Job
-from dcsim.policies.base import NextPass, Placement, PlacementRequest, PreemptJob, StartJob, TrainingScheduler
+from dcsim.policies.base import (
+    TRUSTED_PLACEMENTS,
+    NextPass,
+    Placement,
+    PlacementRequest,
+    PreemptJob,
+    StartJob,
+    TrainingScheduler,
+)
 
 
 class TrainingDecisions:
@@ -33,6 +44,8 @@ class TrainingDecisions:
     _suspending: dict[int, Job]
     _by_estimate: list[tuple[float, float, int]] | None
     _round_version: int
+    _round_call: TimedCall | None
+    stale: StaleCalls
     _round_due: bool
     _request_pass: Callable[[], None]
     _start: Callable[[Job, str, tuple[tuple[int, int], ...]], None]
@@ -67,8 +80,14 @@ class TrainingDecisions:
         if cluster.free[accelerator] < job.demand:
             raise PolicyError(f"scheduler {self._scheduler_name()!r} started job {job.id} needing {job.demand} "
                               f"{accelerator} but only {cluster.free[accelerator]} are free")
-        allocation = self.placement.place(PlacementRequest(job.id, job.demand, accelerator), cluster)
-        check_allocation(cluster, self.placement, job, accelerator, allocation)
+        self._start_job(job, accelerator)
+
+    def _start_job(self, job: Job, accelerator: str) -> None:
+        """Start a queued job on `accelerator`, where it fits in what is free (checked or trusted)."""
+        cluster, placement = self.cluster, self.placement
+        allocation = placement.place(PlacementRequest(job.id, job.demand, accelerator), cluster)
+        if type(placement) not in TRUSTED_PLACEMENTS:
+            check_allocation(cluster, placement, job, accelerator, allocation)
         cluster.allocate_all(allocation)
         del self._queue[job.id]
         by_estimate = self._by_estimate
@@ -91,11 +110,18 @@ class TrainingDecisions:
                 isinstance(after, bool) or not isinstance(after, int | float) or not 0 < after < math.inf):
             raise PolicyError(f"scheduler {self._scheduler_name()!r} returned {decision!r}: `after` must be a finite "
                               "number of seconds > 0")
+        self._plan_round(after)
+
+    def _plan_round(self, after: float) -> None:
+        """A pass `after` seconds from now (NextPass); it replaces the one asked for before."""
         self._round_version += 1
-        call_after(self.env, after, partial(self._on_round, self._round_version))
+        if self._round_call is not None:  # only the latest request stands
+            self.stale.cancel(self._round_call)
+        self._round_call = call_after(self.env, after, partial(self._on_round, self._round_version))
 
     def _on_round(self, version: int, _event: simpy.Event) -> None:
-        if version == self._round_version:  # only the latest request stands
+        if version == self._round_version:  # only the latest request stands (earlier ones are cancelled)
+            self._round_call = None
             self._round_due = True
             self._request_pass()
 

@@ -13,21 +13,30 @@ from functools import partial
 
 import simpy
 
-from dcsim.engine.timers import call_after
+from dcsim.engine.timers import StaleCalls, call_after
 from dcsim.model import Job, JobState
 
 
 class TrainingRates:
     env: simpy.Environment
+    stale: StaleCalls
     _on_finish: Callable[[Job, int, simpy.Event], None]
 
     def _plan_finish(self, job: Job) -> None:
         """(Re)plan the completion event from remaining work and current rate."""
-        job.plan_version += 1
+        self._void_finish(job)
         if job.rate <= 0:
             return  # stalled: replanned when the rate comes back
         delay = job.remaining / job.rate
-        call_after(self.env, delay, partial(self._on_finish, job, job.plan_version))
+        job.finish_call = call_after(self.env, delay, partial(self._on_finish, job, job.plan_version))
+
+    def _void_finish(self, job: Job) -> None:
+        """The planned finish no longer stands: a new version, and its queued event cancelled."""
+        job.plan_version += 1
+        call = job.finish_call
+        if call is not None:
+            job.finish_call = None
+            self.stale.cancel(call)  # type: ignore[arg-type]
 
     def _advance(self, job: Job) -> None:
         """Bring the job's remaining work and its communication and I/O time up to now."""

@@ -74,10 +74,17 @@ class Cluster:
 
     def allocate_all(self, allocation: Sequence[tuple[int, int]]) -> None:
         """Take a job's (node, count) pairs; many nodes at once re-sort each bucket once, not per node."""
+        if len(allocation) == 1:  # one node (most jobs)
+            node, count = allocation[0]
+            self._move(node, -count)
+            return
         self._move_all([(node, -count) for node, count in allocation])
 
     def release_all(self, allocation: Sequence[tuple[int, int]]) -> None:
-        self._move_all(list(allocation))
+        if len(allocation) == 1:
+            self._move(*allocation[0])
+        else:
+            self._move_all(list(allocation))
         if self._owed:  # few nodes owe accelerators to repairs: look only at those
             nodes = dict(allocation)
             for node_id in [node for node in self._owed if node in nodes]:
@@ -107,13 +114,20 @@ class Cluster:
 
     def _move(self, node_id: int, delta: int) -> None:
         node = self.nodes[node_id]
-        before = self.free_on[node_id]
+        free_on = self.free_on
+        before = free_on[node_id]
         after = before + delta
         buckets = self._buckets[node.accelerator]
         old = buckets[before]
         del old[bisect.bisect_left(old, node_id)]
         bisect.insort(buckets[after], node_id)
-        self._count(node, before, after)
+        # _count, inlined: a hot path of long replays
+        free_on[node_id] = after
+        self.free[node.accelerator] += delta
+        if before == node.size:
+            self.occupied_nodes[node.pool] += 1
+        elif after == node.size:
+            self.occupied_nodes[node.pool] -= 1
 
     def _count(self, node: Node, before: int, after: int) -> None:
         """The node now has `after` free instead of `before`: per-node, per-model and per-pool counts."""

@@ -42,6 +42,7 @@ class Job:
     rate: float = 0.0  # reference seconds of work per second, now
     base_rate: float = 0.0  # the rate on an idle network and storage
     plan_version: int = 0
+    finish_call: object = None  # the queued finish event of the current plan (engine/timers.py), to cancel
     estimated_end: float = 0.0
     reason: str = ""
     candidates: tuple[str, ...] = ()  # allowed models present in the cluster, fastest first (set on submit)

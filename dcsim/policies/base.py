@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 
 class QueuedJobView(Protocol):
@@ -154,6 +154,46 @@ class NextPass:
 
 
 Decision = StartJob | PreemptJob | NextPass
+
+PlannedPass = tuple[list[JobView], list[tuple[JobView, str]], float | None]
+"""A pass as built-in schedulers plan it (`plan_pass`): the running jobs to preempt, the queued jobs to
+start with their accelerator model, and the delay of the next pass (NextPass) or None, each in order."""
+
+TRUSTED_SCHEDULERS: set[type] = set()
+"""Built-in scheduler classes whose `plan_pass` the training engine applies without building and
+checking Decision objects (a long replay makes hundreds of thousands): they make only decisions the
+checks would pass. Exact classes: a subclass, or any plug-in, goes through `schedule` and the checks."""
+
+
+_Class = TypeVar("_Class", bound=type)
+
+
+def trusted_scheduler(cls: _Class) -> _Class:
+    """Class decorator for built-in schedulers with a `plan_pass(view) -> PlannedPass` (see above)."""
+    TRUSTED_SCHEDULERS.add(cls)
+    return cls
+
+
+TRUSTED_PLACEMENTS: set[type] = set()
+"""Built-in placement classes whose answers the engine takes without checking them: given a model with
+at least the demand free (the engine checks that first), they return distinct nodes of that model,
+each within its free count, summing to the demand. Exact classes, as TRUSTED_SCHEDULERS."""
+
+
+def trusted_placement(cls: _Class) -> _Class:
+    """Class decorator for built-in placements (see TRUSTED_PLACEMENTS)."""
+    TRUSTED_PLACEMENTS.add(cls)
+    return cls
+
+
+def decisions_of(planned: PlannedPass) -> list[Decision]:
+    """A planned pass as the Decision list `schedule` returns: preemptions, starts, then the next pass."""
+    preempt, starts, after = planned
+    decisions: list[Decision] = [PreemptJob(job.id) for job in preempt]
+    decisions += [StartJob(job.id, model) for job, model in starts]
+    if after is not None:
+        decisions.append(NextPass(after))
+    return decisions
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from dcsim.policies.base import Allocation, ClusterView, PlacementRequest, PolicyBase
+from dcsim.policies.base import Allocation, ClusterView, PlacementRequest, PolicyBase, trusted_placement
 from dcsim.policies.registry import register
 
 
 @register("placement", "pack")
+@trusted_placement
 class Pack(PolicyBase):
     """Use as few nodes as possible; among nodes that fit, the one with the fewest free (best fit)."""
 
@@ -33,32 +32,30 @@ class Pack(PolicyBase):
         remaining -= whole * size
         # The first node not yet taken in each free-count bucket. The view does not change while a job
         # is placed and nodes are taken in bucket order, so one cursor per bucket only moves forward: a
-        # 2,048-node job is placed in linear time, not quadratic.
+        # 2,048-node job is placed in linear time, not quadratic. (A node is in one bucket only: the
+        # nodes taken from a bucket are the ones before its cursor.)
         cursors = [0] * (size + 1)
         if size > 0:
             cursors[size] = whole
+        ends = [len(bucket) for bucket in buckets]
         free_on = view.free_on
         while remaining > 0:
-            node = _first_untaken(buckets, cursors, taken, range(min(remaining, size), size + 1))  # best fit
-            if node is None:  # nothing fits the chunk: take the fullest-free node left
-                node = _first_untaken(buckets, cursors, taken, range(size, 0, -1))
-                if node is None:
+            free = _first_open(cursors, ends, range(min(remaining, size), size + 1))  # best fit
+            if free < 0:  # nothing fits the chunk: take the fullest-free node left
+                free = _first_open(cursors, ends, range(size, 0, -1))
+                if free < 0:
                     break
+            node = buckets[free][cursors[free]]
+            cursors[free] += 1
             count = min(remaining, free_on[node])
             taken[node] = count
             remaining -= count
         return tuple(taken.items())
 
 
-def _first_untaken(buckets: list[Sequence[int]], cursors: list[int], taken: dict[int, int],
-                   frees: range) -> int | None:
-    """The first node not yet taken of the first bucket in `frees` that has one (cursors move past taken)."""
+def _first_open(cursors: list[int], ends: list[int], frees: range) -> int:
+    """The first free count in `frees` whose bucket has a node not yet taken, or -1."""
     for free in frees:
-        bucket = buckets[free]
-        index = cursors[free]
-        while index < len(bucket) and bucket[index] in taken:
-            index += 1
-        cursors[free] = index
-        if index < len(bucket):
-            return bucket[index]
-    return None
+        if cursors[free] < ends[free]:
+            return free
+    return -1

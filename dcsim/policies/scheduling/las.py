@@ -20,14 +20,23 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import cast
 
-from dcsim.policies.base import Decision, NextPass, PolicyBase, PreemptiveView
+from dcsim.policies.base import (
+    Decision,
+    JobView,
+    PlannedPass,
+    PolicyBase,
+    PreemptiveView,
+    decisions_of,
+    trusted_scheduler,
+)
 from dcsim.policies.registry import register
 from dcsim.policies.scheduling.las_books import LasBooks
-from dcsim.policies.scheduling.preemptive import all_jobs, check_round, plan, round_boundary
+from dcsim.policies.scheduling.preemptive import all_jobs, check_round, plan_jobs, round_boundary
 from dcsim.policies.scheduling.ranked import LiveView, has_live_ids
 
 
 @register("scheduler", "las")
+@trusted_scheduler
 class LeastAttainedService(PolicyBase):
     """Preemptive least attained service first; `round` > 0 re-decides every round (seconds)."""
 
@@ -39,6 +48,10 @@ class LeastAttainedService(PolicyBase):
         self.round = round
 
     def schedule(self, view: PreemptiveView) -> Sequence[Decision]:
+        return decisions_of(self.plan_pass(view))
+
+    def plan_pass(self, view: PreemptiveView) -> PlannedPass:
+        """The pass as jobs (policies.base.PlannedPass): what `schedule` returns, before it is Decisions."""
         books: LasBooks | None = self.__dict__.get("_books")
         follow = None
         if books is not None and books.view is view and self.incremental:  # the common case, cheaply
@@ -50,18 +63,18 @@ class LeastAttainedService(PolicyBase):
         else:
             books = None
         waiting = len(books.queued) > 0 if books is not None else any(True for _ in view.queued())
-        decisions = books.plan(books.view, follow) if books is not None else None
-        if decisions is None:
-            decisions = self._full_pass(view)
+        planned = books.plan(books.view, follow) if books is not None else None
+        if planned is None:
+            planned = self._full_pass(view)
             if books is not None:
-                books.apply(decisions)
-        if self.round > 0 and waiting:  # rounds matter only while jobs wait
-            decisions.append(NextPass(round_boundary(view.now, self.round)))
-        return decisions
+                books.apply(*planned)
+        # Rounds matter only while jobs wait.
+        after = round_boundary(view.now, self.round) if self.round > 0 and waiting else None
+        return planned[0], planned[1], after
 
     @staticmethod
-    def _full_pass(view: PreemptiveView) -> list[Decision]:
+    def _full_pass(view: PreemptiveView) -> tuple[list[JobView], list[tuple[JobView, str]]]:
         attained = view.attained_service
         keyed = [((attained(job) / job.demand, job.submit, job.id), job) for job in all_jobs(view)]
         keyed.sort(key=itemgetter(0))
-        return plan(view, [job for _, job in keyed])
+        return plan_jobs(view, [job for _, job in keyed])

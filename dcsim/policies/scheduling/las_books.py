@@ -20,7 +20,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from itertools import accumulate
 
-from dcsim.policies.base import Decision, JobView, PreemptiveView, PreemptJob, StartJob
+from dcsim.policies.base import JobView, PreemptiveView
 from dcsim.policies.scheduling.ranked import (
     Cursor,
     FollowUp,
@@ -72,8 +72,12 @@ class _LasCursor:
 
     def advance(self, bound: Key, preempt: list[tuple[Key, JobView]]) -> None:
         books = self.books
-        blocks, lasts, demands, before = books.blocks, books.lasts, books.demands, self.before
-        b, pos, left, buffer = self.block, self.pos, self.left, self.buffer
+        blocks = books.blocks
+        b, buffer = self.block, self.buffer
+        if not buffer and b < len(blocks) and blocks[b][self.pos][0][0] > bound[0] - self.now + self.eps:
+            return  # the next running job surely ranks below the bound: nothing to decide (as the loop finds)
+        lasts, demands, before = books.lasts, books.demands, self.before
+        pos, left = self.pos, self.left
         eps, now = self.eps, self.now
         gap = 2 * eps
         offset = bound[0] - now  # a c below offset - eps ranks surely above the bound, above offset + eps surely below
@@ -113,7 +117,10 @@ class _LasCursor:
             if b2 > b or (b2 == b and e2 > pos):
                 left -= (before[b2] + sum(demands[b2][:e2]) if e2 else before[b2]) - base
                 b, pos = b2, e2
-                continue
+                # A second look from here would end here too (the same bisects, the same budget target,
+                # the same cluster): go on with what lies here.
+                if b >= count:
+                    break
             if blocks[b][pos][0][0] > offset + eps:  # this one and all after it rank below the bound
                 break
             cluster: list[tuple[Key, int, JobView]] = []
@@ -226,13 +233,14 @@ class LasBooks:
         follow, self.follow = self.follow, None
         return follow.starts(view) if follow is not None else None
 
-    def plan(self, view: LiveView, follow: list[tuple[JobView, str]] | None = None) -> list[Decision] | None:
-        """plan(view, jobs in LAS order) from the books, or None while a running job is still starting.
+    def plan(self, view: LiveView, follow: list[tuple[JobView, str]] | None = None,
+             ) -> tuple[list[JobView], list[tuple[JobView, str]]] | None:
+        """plan_jobs(view, jobs in LAS order) from the books, or None while a running job is still starting.
         `follow`: the starts follow_up found (the walk is not needed)."""
         if self.starting:
             return None
         if follow is not None:
-            preempt: list[tuple[Key, JobView]] = []
+            preempted: list[JobView] = []
             starts = follow
         else:
             free, releasing, held = view.free, view.releasing, self.held
@@ -245,29 +253,16 @@ class LasBooks:
             waiting: list[tuple[JobView, str]] = []
             mark, exit_mark = self.mark, self.exit_mark
             preempt, starts = walk(self.queued, cursors, free, view.candidate_accelerators, smallest, waiting)
+            preempted = [job for _, job in preempt]
             if preempt:
                 self.follow = follow_up(view, preempt, starts, waiting, mark, exit_mark)
-        decisions: list[Decision] = [PreemptJob(job.id) for _, job in preempt]
-        decisions += [StartJob(job.id, model) for job, model in starts]
-        for _, job in preempt:
+        self.apply(preempted, starts)
+        return preempted, starts
+
+    def apply(self, preempt: Sequence[JobView], starts: Sequence[tuple[JobView, str]]) -> None:
+        """Follow the decisions of a pass (the engine applies each or stops the run)."""
+        for job in preempt:
             self._remove_running(job.id)
         for job, model in starts:
             self._remove_queued(job)
             self._add_running(job, model)
-        return decisions
-
-    def apply(self, decisions: Sequence[Decision]) -> None:
-        """Follow the decisions of a pass (the engine applies each or stops the run)."""
-        for decision in decisions:
-            if isinstance(decision, PreemptJob):
-                self._remove_running(decision.job_id)
-            elif isinstance(decision, StartJob):
-                record_job = self._queued_job(decision.job_id)
-                self._remove_queued(record_job)
-                self._add_running(record_job, decision.accelerator)
-
-    def _queued_job(self, job_id: int) -> JobView:
-        key = self.queued_keys[job_id]
-        blocks = self.queued.blocks
-        block = blocks[bisect_left(self.queued.lasts, key)]
-        return block[bisect_left(block, (key,))][2]

@@ -24,10 +24,16 @@ def budget(view: PreemptiveView) -> dict[str, int]:
 
 def plan(view: PreemptiveView, ordered: Iterable[JobView]) -> list[Decision]:
     """Preempt running jobs that do not fit below higher-priority ones; start queued jobs that fit now."""
+    preempt, starts = plan_jobs(view, ordered)
+    return [*(PreemptJob(job.id) for job in preempt), *(StartJob(job.id, model) for job, model in starts)]
+
+
+def plan_jobs(view: PreemptiveView, ordered: Iterable[JobView]) -> tuple[list[JobView], list[tuple[JobView, str]]]:
+    """plan's decisions as jobs: (running jobs to preempt, (queued job, model) to start), each in order."""
     left = budget(view)
     free = dict(view.free)
-    preempt: list[Decision] = []
-    starts: list[Decision] = []
+    preempt: list[JobView] = []
+    starts: list[tuple[JobView, str]] = []
     running = {job.id for job in view.running()}
     for job in ordered:
         if job.id in running:
@@ -36,16 +42,16 @@ def plan(view: PreemptiveView, ordered: Iterable[JobView]) -> list[Decision]:
             if left[model] >= job.demand:
                 left[model] -= job.demand
             else:
-                preempt.append(PreemptJob(job.id))
+                preempt.append(job)
             continue
         for model in view.candidate_accelerators(job):
             if left[model] >= job.demand:
                 left[model] -= job.demand
                 if free[model] >= job.demand:
                     free[model] -= job.demand
-                    starts.append(StartJob(job.id, model))
+                    starts.append((job, model))
                 break
-    return preempt + starts
+    return preempt, starts
 
 
 def all_jobs(view: PreemptiveView) -> list[JobView]:

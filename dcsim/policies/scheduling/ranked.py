@@ -205,8 +205,11 @@ def walk(queued: KeyBlocks, cursors: Mapping[str, Cursor], free: Mapping[str, in
     starts: list[tuple[JobView, str]] = []
     every = list(cursors.values())
     only = every[0] if len(every) == 1 else None
-    if (only.left >= smallest_queued) if only is not None else any(c.left >= smallest_queued for c in every):
-        for key, demand, job in _fitting(queued, every, only):
+    if only is not None:
+        (model,) = cursors
+        _walk_one(queued, model, only, free_now[model], candidates, smallest_queued, preempt, starts, waiting)
+    elif any(c.left >= smallest_queued for c in every):
+        for key, demand, job in _fitting(queued, every):
             for model in candidates(job):
                 cursor = cursors[model]
                 if cursor.left < demand:
@@ -221,10 +224,7 @@ def walk(queued: KeyBlocks, cursors: Mapping[str, Cursor], free: Mapping[str, in
                         waiting.append((job, model))
                     break
             # Once no model has room for the smallest queued job, the rest of the queue changes nothing.
-            if only is not None:
-                if only.left < smallest_queued:
-                    break
-            elif all(c.left < smallest_queued for c in every):
+            if all(c.left < smallest_queued for c in every):
                 break
     for cursor in every:
         cursor.advance(LAST, preempt)
@@ -233,17 +233,40 @@ def walk(queued: KeyBlocks, cursors: Mapping[str, Cursor], free: Mapping[str, in
     return preempt, starts
 
 
-def _fitting(queued: KeyBlocks, every: list[Cursor], only: Cursor | None) -> Iterator[Entry]:
+def _walk_one(queued: KeyBlocks, model: str, cursor: Cursor, free: int, candidates: Callable[[JobView], Sequence[str]],
+              smallest_queued: float, preempt: list[tuple[Key, JobView]], starts: list[tuple[JobView, str]],
+              waiting: list[tuple[JobView, str]] | None) -> None:
+    """walk's loop over the queue where the cluster has one accelerator model (Philly): the same steps
+    with _fitting's block skipping inlined, and a job's models read only where it fits what is left."""
+    if cursor.left < smallest_queued:
+        return
+    mins = queued.mins
+    for index, block in enumerate(queued.blocks):
+        smallest = mins[index] or queued.smallest(index)
+        if smallest > cursor.left:
+            continue  # none of these fits (as _fitting)
+        for key, demand, job in block:
+            if cursor.left >= demand and model in candidates(job):
+                cursor.advance(key, preempt)
+                if cursor.left >= demand:
+                    cursor.left -= demand
+                    if free >= demand:
+                        free -= demand
+                        starts.append((job, model))
+                    elif waiting is not None:
+                        waiting.append((job, model))
+            if cursor.left < smallest_queued:
+                return
+
+
+def _fitting(queued: KeyBlocks, every: list[Cursor]) -> Iterator[Entry]:
     """Queued entries in key order, less whole blocks whose smallest demand exceeds what every model
     has left: each of their jobs would be passed over (what is left only shrinks), and the walk's
     stopping test, which reads only what is left, would not stop inside them."""
     mins = queued.mins
     for index, block in enumerate(queued.blocks):
         smallest = mins[index] or queued.smallest(index)
-        if only is not None:
-            if smallest > only.left:
-                continue
-        elif all(smallest > cursor.left for cursor in every):
+        if all(smallest > cursor.left for cursor in every):
             continue
         yield from block
 

@@ -24,14 +24,23 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import cast
 
-from dcsim.policies.base import Decision, JobView, NextPass, PolicyBase, PreemptiveView
+from dcsim.policies.base import (
+    Decision,
+    JobView,
+    PlannedPass,
+    PolicyBase,
+    PreemptiveView,
+    decisions_of,
+    trusted_scheduler,
+)
 from dcsim.policies.registry import register
-from dcsim.policies.scheduling.preemptive import plan
+from dcsim.policies.scheduling.preemptive import plan_jobs
 from dcsim.policies.scheduling.ranked import LiveView, has_live_ids
 from dcsim.policies.scheduling.tiresias_books import TiresiasBooks
 
 
 @register("scheduler", "tiresias")
+@trusted_scheduler
 class Tiresias(PolicyBase):
     """Discretised 2D-LAS in priority queues by attained accelerator-seconds, FIFO within a queue (NSDI'19)."""
 
@@ -53,6 +62,10 @@ class Tiresias(PolicyBase):
         self.promote_knob = promote_knob
 
     def schedule(self, view: PreemptiveView) -> Sequence[Decision]:
+        return decisions_of(self.plan_pass(view))
+
+    def plan_pass(self, view: PreemptiveView) -> PlannedPass:
+        """The pass as jobs (policies.base.PlannedPass): what `schedule` returns, before it is Decisions."""
         books: TiresiasBooks | None = self.__dict__.get("_books")
         if books is not None and books.view is view and self.incremental and self.promote_knob == 0:
             # The view seen before: it has live ids (the common case, cheaply).
@@ -64,26 +77,24 @@ class Tiresias(PolicyBase):
             return self._schedule_from_books(view)
         return self._schedule_full(view)
 
-    def _schedule_from_books(self, view: PreemptiveView) -> Sequence[Decision]:
+    def _schedule_from_books(self, view: PreemptiveView) -> PlannedPass:
         live = cast(LiveView, view)  # has_live_ids(view) checked
         books: TiresiasBooks | None = getattr(self, "_books", None)
         if books is None or books.view is not view:
             books = self._books = TiresiasBooks(live, self.thresholds)
         else:
             books.follow = None
-            books.catch_up(live)  # (schedule takes this case itself)
+            books.catch_up(live)  # (plan_pass takes this case itself)
         return self._pass_from_books(books)
 
     @staticmethod
-    def _pass_from_books(books: TiresiasBooks, follow: list[tuple[JobView, str]] | None = None) -> list[Decision]:
+    def _pass_from_books(books: TiresiasBooks, follow: list[tuple[JobView, str]] | None = None) -> PlannedPass:
         view = books.view
         wake = books.wake(view) if books.queued.count else math.inf
-        decisions = books.plan(view, follow)
-        if wake < math.inf:
-            decisions.append(NextPass(max(wake, 1e-6)))
-        return decisions
+        preempt, starts = books.plan(view, follow)
+        return preempt, starts, max(wake, 1e-6) if wake < math.inf else None
 
-    def _schedule_full(self, view: PreemptiveView) -> Sequence[Decision]:
+    def _schedule_full(self, view: PreemptiveView) -> PlannedPass:
         # The hot loop of long replays: one pass over present jobs, lookups kept local.
         thresholds, knob, now = self.thresholds, self.promote_knob, view.now
         attained_of, since = view.attained_service, view.waiting_since
@@ -109,7 +120,6 @@ class Tiresias(PolicyBase):
                     wake = min(wake, due - now)
             keyed.append(((queue, job.submit, job.id), job))
         keyed.sort(key=itemgetter(0))
-        decisions = plan(view, [job for _, job in keyed])
-        if wake < math.inf and waiting:  # demotions and promotions matter only while jobs wait
-            decisions.append(NextPass(max(wake, 1e-6)))
-        return decisions
+        preempt, starts = plan_jobs(view, [job for _, job in keyed])
+        # Demotions and promotions matter only while jobs wait.
+        return preempt, starts, max(wake, 1e-6) if wake < math.inf and waiting else None

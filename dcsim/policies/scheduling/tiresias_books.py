@@ -20,7 +20,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Sequence
 
-from dcsim.policies.base import Decision, JobView, PreemptiveView, PreemptJob, StartJob
+from dcsim.policies.base import JobView, PreemptiveView
 from dcsim.policies.scheduling.ranked import (
     FollowUp,
     Key,
@@ -192,11 +192,12 @@ class TiresiasBooks:
                         stack.append(child + 1)
         return wake
 
-    def plan(self, view: LiveView, follow: list[tuple[JobView, str]] | None = None) -> list[Decision]:
-        """plan(view, jobs in Tiresias order), from the books; the books then apply the decisions.
+    def plan(self, view: LiveView, follow: list[tuple[JobView, str]] | None = None,
+             ) -> tuple[list[JobView], list[tuple[JobView, str]]]:
+        """plan_jobs(view, jobs in Tiresias order), from the books; the books then apply the decisions.
         `follow`: the starts follow_up found (the walk is not needed)."""
         if follow is not None:
-            preempt: list[tuple[Key, JobView]] = []
+            preempted: list[JobView] = []
             starts = follow
         else:
             free, releasing, held = view.free, view.releasing, self.held
@@ -206,12 +207,11 @@ class TiresiasBooks:
             mark, exit_mark = self.mark, self.exit_mark
             preempt, starts = walk(self.queued, cursors_for(self.running, budget), free,
                                    view.candidate_accelerators, smallest, waiting)
+            preempted = [job for _, job in preempt]
             if preempt:
                 self.follow = follow_up(view, preempt, starts, waiting, mark, exit_mark)
-        decisions: list[Decision] = [PreemptJob(job.id) for _, job in preempt]
-        decisions += [StartJob(job.id, model) for job, model in starts]
-        for _, job in preempt:
+        for job in preempted:
             self._remove_running(job.id)
         for job, model in starts:
             self._add_running(job, self._remove_queued(job), model)
-        return decisions
+        return preempted, starts
