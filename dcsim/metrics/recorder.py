@@ -208,15 +208,9 @@ class FrameRecorder:
         segments = self._segments
         if not segments:
             return pd.DataFrame.from_records(segments, columns=SEGMENT_COLUMNS).astype(SEGMENT_DTYPES)
-        count = len(segments)
-
-        def column(index: int, dtype: type) -> np.ndarray:
-            if dtype is object:
-                return np.array(list(map(itemgetter(index), segments)), dtype=object)
-            return np.fromiter(map(itemgetter(index), segments), dtype=dtype, count=count)
-
         kinds = (np.int64, object, np.float64, np.float64, object, np.int64)
-        data = {name: column(i, kind) for i, (name, kind) in enumerate(zip(SEGMENT_COLUMNS, kinds, strict=True))}
+        data = {name: _field(segments, i, kind)
+                for i, (name, kind) in enumerate(zip(SEGMENT_COLUMNS, kinds, strict=True))}
         return pd.DataFrame(data).astype(SEGMENT_DTYPES)
 
     def timeseries_frame(self, end_time: float) -> pd.DataFrame:
@@ -228,15 +222,12 @@ class FrameRecorder:
         models = self.accelerator_models
         count = len(rows)
 
-        def scalars(index: int, dtype: type) -> np.ndarray:  # one field of every row, read at C level
-            return np.fromiter(map(itemgetter(index), rows), dtype=dtype, count=count)
-
         def per_model(index: int, width: int, dtype: type = np.int64) -> np.ndarray:  # a tuple field, per model or pool
             flat: np.ndarray = np.fromiter(chain.from_iterable(map(itemgetter(index), rows)), dtype=dtype,
                                            count=count * width)
             return flat.reshape(count, width)
 
-        data: dict[str, object] = {"time_s": np.asarray(times, dtype=float), "queue_length": scalars(0, np.int64)}
+        data: dict[str, object] = {"time_s": np.asarray(times, dtype=float), "queue_length": _field(rows, 0, np.int64)}
         allocated, busy, serving = per_model(1, len(models)), per_model(2, len(models)), per_model(4, len(models))
         data["allocated_all"] = allocated.sum(axis=1)
         data["busy_all"] = busy.sum(axis=1)
@@ -251,17 +242,17 @@ class FrameRecorder:
         accelerator_w = np.full(count, power.accelerators_idle_w)
         for i, delta in enumerate(power.accelerator_delta_w):
             accelerator_w += (busy[:, i] - serving[:, i]) * delta
-        accelerator_w += scalars(5, float)
+        accelerator_w += _field(rows, 5, float)
         host_w = np.full(count, power.hosts_idle_w)
         for i, delta in enumerate(power.host_delta_w):
             host_w += occupied[:, i] * delta
         data["power_accelerators_w"] = accelerator_w
         data["power_hosts_w"] = host_w
         if self.power_adjusted:  # caps lower busy draw; powered-off and waking nodes replace their host's
-            accelerator_w += scalars(8, float)
-            host_w += scalars(9, float)
-        network_w = scalars(6, float)
-        storage_w = scalars(7, float)
+            accelerator_w += _field(rows, 8, float)
+            host_w += _field(rows, 9, float)
+        network_w = _field(rows, 6, float)
+        storage_w = _field(rows, 7, float)
         data["power_network_w"] = network_w
         data["power_storage_w"] = storage_w
         it_w = accelerator_w + host_w + network_w + storage_w
@@ -269,3 +260,9 @@ class FrameRecorder:
         data["power_facility_w"] = it_w * self.pue
         return pd.DataFrame(data)
 
+
+def _field(rows: Sequence[tuple[Any, ...]], index: int, dtype: type) -> np.ndarray:
+    """One field of every row as a column: numbers read at C level, text as an object array."""
+    if dtype is object:
+        return np.array(list(map(itemgetter(index), rows)), dtype=object)
+    return np.fromiter(map(itemgetter(index), rows), dtype=dtype, count=len(rows))
