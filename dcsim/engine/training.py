@@ -82,7 +82,6 @@ class TrainingEngine(TrainingViews, TrainingDecisions, TrainingRates, TrainingPa
         self._active: dict[int, Job] = {}  # holding accelerators and not suspending: starting or computing
         self._suspending: dict[int, Job] = {}
         self._releasing: dict[str, int] = dict.fromkeys(cluster.accelerator_models, 0)
-        self._round_version = 0
         self._round_call: TimedCall | None = None  # the queued round of the latest NextPass
         self._round_due = False
         self._pass_time, self._passes_now = -1.0, 0

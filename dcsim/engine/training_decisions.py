@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import simpy
@@ -43,7 +42,6 @@ class TrainingDecisions:
     _active: dict[int, Job]
     _suspending: dict[int, Job]
     _by_estimate: list[tuple[float, float, int]] | None
-    _round_version: int
     _round_call: TimedCall | None
     stale: StaleCalls
     _round_due: bool
@@ -114,14 +112,12 @@ class TrainingDecisions:
 
     def _plan_round(self, after: float) -> None:
         """A pass `after` seconds from now (NextPass); it replaces the one asked for before."""
-        self._round_version += 1
-        if self._round_call is not None:  # only the latest request stands
+        if self._round_call is not None:  # only the latest request stands: the earlier one never runs
             self.stale.cancel(self._round_call)
-        self._round_call = call_after(self.env, after, partial(self._on_round, self._round_version))
+        self._round_call = call_after(self.env, after, self._on_round)
 
-    def _on_round(self, version: int, _event: simpy.Event) -> None:
-        if version == self._round_version:  # only the latest request stands (earlier ones are cancelled)
-            self._round_call = None
-            self._round_due = True
-            self._request_pass()
+    def _on_round(self, _event: simpy.Event) -> None:
+        self._round_call = None
+        self._round_due = True
+        self._request_pass()
 
