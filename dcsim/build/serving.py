@@ -133,23 +133,27 @@ def shared_store(service: Service, where: str) -> SharedKVStore | None:
     path = f"{where}.paged_kv.shared_store"
     if not paged.prefix_caching:
         raise ScenarioError([f"{path}: a shared store holds prefix-cache blocks; it needs prefix_caching: true"])
-    block_bytes = service_kv_bytes_per_token(service, service_model(service, where)) * paged.block_size
-    blocks = int(paged.shared_store.capacity // block_bytes)
-    if blocks < 1:
-        raise ScenarioError([f"{path}.capacity: {paged.shared_store.capacity:.0f} bytes hold no KV block "
-                             f"({block_bytes:.0f} bytes of {paged.block_size} tokens); expected at least that"])
+    capacity = paged.shared_store.capacity
+    blocks = int(capacity // _kv_block_bytes(service, where, f"{path}.capacity", capacity))
     return SharedKVStore(blocks, paged.shared_store.bandwidth)
 
 
 def check_swap_space(service: Service, where: str) -> None:
     """paged_kv.swap_space must hold at least one KV block (else every swap would be refused)."""
     paged = service.paged_kv
-    if paged is None or paged.swap_space is None:
-        return
-    block_bytes = service_kv_bytes_per_token(service, service_model(service, where)) * paged.block_size
-    if paged.swap_space < block_bytes:
-        raise ScenarioError([f"{where}.paged_kv.swap_space: {paged.swap_space:.0f} bytes hold no KV block "
-                             f"({block_bytes:.0f} bytes of {paged.block_size} tokens); expected at least that"])
+    if paged is not None and paged.swap_space is not None:
+        _kv_block_bytes(service, where, f"{where}.paged_kv.swap_space", paged.swap_space)
+
+
+def _kv_block_bytes(service: Service, where: str, field: str, room: float) -> float:
+    """Bytes of one of the service's KV blocks; a ScenarioError naming `field` if `room` bytes hold none."""
+    assert service.paged_kv is not None
+    block_size = service.paged_kv.block_size
+    block_bytes = service_kv_bytes_per_token(service, service_model(service, where)) * block_size
+    if room < block_bytes:
+        raise ScenarioError([f"{field}: {room:.0f} bytes hold no KV block ({block_bytes:.0f} bytes of {block_size} "
+                             "tokens); expected at least that"])
+    return block_bytes
 
 
 def paged_spec(paged: PagedKV | None, kv_bytes_per_token: float, pool: str = "",
